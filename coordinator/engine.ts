@@ -1,0 +1,36 @@
+/**
+ * Runs a tile plan through a compute function and folds every result into a
+ * Reduction. Used by the embedded pool and by in-process runs alike.
+ */
+import { Reduction, type ModelShape } from '../shared/reduce.js';
+import type { Tile, TileResult } from '../shared/tile.js';
+
+export type ComputeTile = (tile: Tile) => Promise<TileResult>;
+
+export interface RunTilesOptions {
+  /** Tiles in flight at once. */
+  readonly concurrency: number;
+  readonly onTile?: (done: number, tile: Tile) => void;
+}
+
+export async function runTiles(
+  f: ModelShape,
+  g: ModelShape,
+  tiles: readonly Tile[],
+  compute: ComputeTile,
+  { concurrency, onTile }: RunTilesOptions,
+): Promise<Reduction> {
+  const reduction = new Reduction(f, g);
+  let next = 0;
+  let done = 0;
+  const lane = async (): Promise<void> => {
+    while (next < tiles.length) {
+      const tile = tiles[next++]!;
+      reduction.merge(tile, await compute(tile));
+      done++;
+      onTile?.(done, tile);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, tiles.length)) }, lane));
+  return reduction;
+}

@@ -1,0 +1,126 @@
+/** `neurocorr score F G`: load, standardize, run the tiles, report. */
+import { loadActivationSet } from '../shared/activations.js';
+import { InputError, UsageError } from '../shared/errors.js';
+import { checkOutputPath, writeAtomic } from '../shared/files.js';
+import { matchesCsv } from '../shared/matches.js';
+import type { ConvMode, Model } from '../shared/model.js';
+import type { ConstantMode, MatchMode } from '../shared/reduce.js';
+import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
+import type { RawModel } from '../shared/raw.js';
+import { buildModel } from '../shared/standardize.js';
+import type { Tile } from '../shared/tile.js';
+import type { KernelChoice } from '../worker/loader.js';
+import { runEmbedded } from './embedded.js';
+import { createProgress, type Progress } from './progress.js';
+
+export interface ScoreOptions {
+  readonly match: MatchMode;
+  readonly constant: ConstantMode;
+  readonly conv: ConvMode;
+  /** Layer names kept in both models / in F only / in G only (partial mode). */
+  readonly layers: readonly string[] | null;
+  readonly layersF: readonly string[] | null;
+  readonly layersG: readonly string[] | null;
+  readonly sample: { readonly n: number; readonly seed: number } | null;
+  readonly probes: number | null;
+  readonly kernel: KernelChoice;
+  readonly threads?: number;
+  readonly tile?: number;
+  readonly out: string | null;
+  readonly matches: string | null;
+  readonly progress: boolean;
+  readonly log: (line: string) => void;
+  /** Test hook: reorders the tile plan. */
+  readonly order?: (tiles: Tile[]) => Tile[];
+}
+
+export interface ModelPair {
+  readonly f: Model;
+  readonly g: Model;
+  readonly partial: PartialInfo | null;
+}
+
+function selection(raw: RawModel, both: readonly string[] | null, own: readonly string[] | null): string[] | null {
+  if (both === null && own === null) return null;
+  const names = new Set(raw.layers.map((l) => l.name));
+  return [...(both ?? []), ...(own ?? [])].filter((name) => names.has(name));
+}
+
+function checkLayerNames(f: RawModel, g: RawModel, options: ScoreOptions): void {
+  const has = (raw: RawModel, name: string) => raw.layers.some((l) => l.name === name);
+  const missing = (names: readonly string[] | null, models: RawModel[]) => (names ?? []).filter((n) => !models.some((raw) => has(raw, n)));
+  const bad = [...missing(options.layers, [f, g]), ...missing(options.layersF, [f]), ...missing(options.layersG, [g])];
+  if (bad.length > 0) {
+    const list = (raw: RawModel) => raw.layers.map((l) => l.name).join(', ');
+    throw new UsageError(`--layers names ${bad.join(', ')}, which no model has. F layers: ${list(f)}. G layers: ${list(g)}`);
+  }
+}
+
+/** Loads both activation sets and standardizes them with the run's options. */
+export function loadPair(fPath: string, gPath: string, options: ScoreOptions): ModelPair {
+  const rawF = loadActivationSet(fPath);
+  const rawG = loadActivationSet(gPath);
+  const mF = rawF.layers[0]!.shape[0]!;
+  const mG = rawG.layers[0]!.shape[0]!;
+  if (mF !== mG) {
+    throw new InputError('E_INPUT_MISMATCH', gPath, `has ${mG} probes but ${fPath} has ${mF}`, 'run both models on the same probe set (same M)');
+  }
+  if (rawF.fingerprint !== null && rawG.fingerprint !== null && rawF.fingerprint !== rawG.fingerprint) {
+    throw new InputError('E_INPUT_MISMATCH', gPath, `probe fingerprint ${rawG.fingerprint} differs from ${fPath}'s ${rawF.fingerprint}`, 'run both models on the same probe set');
+  }
+  checkLayerNames(rawF, rawG, options);
+  const common = { conv: options.conv, probes: options.probes, sample: options.sample };
+  const f = buildModel(rawF, { ...common, layers: selection(rawF, options.layers, options.layersF) });
+  const g = buildModel(rawG, { ...common, layers: selection(rawG, options.layers, options.layersG) });
+  if (f.m !== g.m) {
+    throw new InputError('E_INPUT_MISMATCH', gPath, `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (--conv channels multiplies probes by spatial positions)`, 'select layers with the same spatial size in both models, or use --conv units');
+  }
+  const isPartial = options.layers !== null || options.layersF !== null || options.layersG !== null || options.sample !== null || options.probes !== null;
+  const partial: PartialInfo | null = isPartial
+    ? { layers: [...(options.layers ?? []), ...(options.layersF ?? []), ...(options.layersG ?? [])], sample: options.sample, probes: options.probes }
+    : null;
+  return { f, g, partial };
+}
+
+export async function score(fPath: string, gPath: string, options: ScoreOptions): Promise<Scored> {
+  if (options.out !== null) checkOutputPath(options.out, '--out');
+  if (options.matches !== null) checkOutputPath(options.matches, '--matches');
+  const started = performance.now();
+  const { f, g, partial } = loadPair(fPath, gPath, options);
+
+  let progress: Progress | null = null;
+  const run = await runEmbedded(f, g, {
+    kernel: options.kernel,
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    ...(options.tile !== undefined ? { block: options.tile } : {}),
+    ...(options.order ? { order: options.order } : {}),
+    onStart: ({ kernel, tiles }) => {
+      for (const note of kernel.notes) options.log(`kernel: ${note}`);
+      progress = createProgress({ total: tiles, pairsPerUnit: (f.n * g.n) / tiles, label: 'tiles', enabled: options.progress });
+    },
+    onTile: (done) => progress?.update(done),
+  });
+  (progress as Progress | null)?.finish();
+
+  const seconds = (performance.now() - started) / 1000;
+  const scored = buildReport(f, g, run.reduction, {
+    match: options.match,
+    constantMode: options.constant,
+    conv: options.conv,
+    partial,
+    kernel: run.kernel.name,
+    threads: run.threads,
+    block: run.block,
+    tiles: run.tiles,
+    seconds,
+  });
+  if (options.out !== null) writeAtomic(options.out, [`${JSON.stringify(scored.report, null, 2)}\n`]);
+  if (options.matches !== null) {
+    const sides = [
+      { label: 'F' as const, self: f, other: g, state: run.reduction.forward, scores: scored.forward },
+      { label: 'G' as const, self: g, other: f, state: run.reduction.backward, scores: scored.backward },
+    ];
+    writeAtomic(options.matches, matchesCsv(sides, options.match));
+  }
+  return scored;
+}

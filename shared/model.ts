@@ -1,0 +1,53 @@
+/** A standardized model: the form every kernel and the reduction consume. */
+
+export type ConvMode = 'units' | 'channels';
+
+export interface LayerInfo {
+  readonly name: string;
+  readonly depth: number;
+  /** File (or file#tensor) the layer came from. */
+  readonly source: string;
+  /** Per-probe shape, as stored (without the leading M). */
+  readonly shape: readonly number[];
+  /** First global neuron index of the layer. */
+  readonly start: number;
+  /** Neurons in the layer (after sampling). */
+  readonly count: number;
+  /** Neurons in the layer before sampling. */
+  readonly total: number;
+  /** Constant neurons among `count`. */
+  readonly constant: number;
+}
+
+export interface Model {
+  readonly path: string;
+  /** Probes used (M, or K with --probes). */
+  readonly probes: number;
+  /** Samples per neuron: the length of each z vector (probes, or probes*H*W with --conv channels). */
+  readonly m: number;
+  readonly n: number;
+  readonly layers: readonly LayerInfo[];
+  /** Neuron-major standardized activations, n*m float32, backed by a SharedArrayBuffer. */
+  readonly z: Float32Array;
+  /** 1 where the neuron is constant (its z row is all zero). */
+  readonly constant: Uint8Array;
+  /** Original global index of each neuron when sampled; null when every neuron is kept. */
+  readonly ids: Uint32Array | null;
+  readonly fingerprint: string | null;
+}
+
+/** Index of the layer holding global neuron `i` (binary search over layer starts). */
+export function layerIndexOf(layers: readonly LayerInfo[], i: number): number {
+  let lo = 0;
+  let hi = layers.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (layers[mid]!.start <= i) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+export function originalId(model: Model, i: number): number {
+  return model.ids === null ? i : model.ids[i]!;
+}

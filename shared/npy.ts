@@ -1,0 +1,163 @@
+/**
+ * NumPy .npy reading and writing (format versions 1-3), float32/float64,
+ * little-endian, C order only. Pure bytes <-> arrays; no file system access.
+ * Also home of the typed-array helpers that safetensors.ts shares.
+ */
+
+import { InputError, InternalError } from './errors.js';
+
+export type FloatDtype = 'f4' | 'f8';
+export type FloatArray = Float32Array | Float64Array;
+
+export interface NdArray {
+  shape: number[];
+  dtype: FloatDtype;
+  data: FloatArray;
+}
+
+export const ITEMSIZE: Readonly<Record<FloatDtype, number>> = { f4: 4, f8: 8 };
+
+export function shapeSize(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+// Typed arrays use host byte order; both formats store little-endian.
+const HOST_IS_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function assertLittleEndianHost(): void {
+  if (!HOST_IS_LE) throw new InternalError('neurocorr needs a little-endian host');
+}
+
+/**
+ * `count` items of `dtype` at `bytes[offset...]`. A view (no copy) when the
+ * absolute byte offset is a multiple of the item size, as typed arrays require;
+ * otherwise a copy.
+ */
+export function floatArrayAt(bytes: Uint8Array, offset: number, count: number, dtype: FloatDtype): FloatArray {
+  assertLittleEndianHost();
+  const start = bytes.byteOffset + offset;
+  const aligned = start % ITEMSIZE[dtype] === 0;
+  // Not bytes.slice(): on a Buffer that is a view, not a copy.
+  const buffer = aligned ? bytes.buffer : new Uint8Array(bytes.subarray(offset, offset + count * ITEMSIZE[dtype])).buffer;
+  const at = aligned ? start : 0;
+  return dtype === 'f4' ? new Float32Array(buffer, at, count) : new Float64Array(buffer, at, count);
+}
+
+/** The raw (little-endian) bytes of `data`, for the encoders. */
+export function bytesOf(data: FloatArray): Uint8Array {
+  assertLittleEndianHost();
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export function dtypeOf(data: FloatArray): FloatDtype {
+  return data.BYTES_PER_ELEMENT === 4 ? 'f4' : 'f8';
+}
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+const SAVE_FIX = 'save the array with numpy: np.save(path, np.ascontiguousarray(a, dtype=np.float32))';
+const RESAVE_FIX = 'the file is incomplete or corrupt; re-export it with np.save(path, a)';
+const DTYPES = new Map<string, FloatDtype>([
+  ['<f4', 'f4'],
+  ['=f4', 'f4'],
+  ['<f8', 'f8'],
+  ['=f8', 'f8'],
+]);
+
+export function parseNpy(bytes: Uint8Array, file: string): NdArray {
+  const { header, dataStart } = readPreamble(bytes, file);
+  const { dtype, shape } = parseHeader(header, file);
+  const expected = shapeSize(shape) * ITEMSIZE[dtype];
+  const actual = bytes.length - dataStart;
+  if (actual < expected) {
+    const problem = `file is truncated: header says shape ${formatShape(shape)} ${dtype} (${expected} bytes) but file holds only ${actual} bytes of data`;
+    throw new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
+  }
+  if (actual > expected) {
+    const problem = `header says shape ${formatShape(shape)} ${dtype} (${expected} bytes) but file holds ${actual} bytes of data`;
+    throw new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
+  }
+  return { shape, dtype, data: floatArrayAt(bytes, dataStart, shapeSize(shape), dtype) };
+}
+
+function readPreamble(bytes: Uint8Array, file: string): { header: string; dataStart: number } {
+  if (!MAGIC.every((b, i) => i >= bytes.length || bytes[i] === b)) {
+    throw new InputError('E_INPUT_FORMAT', file, 'not a .npy file (no \\x93NUMPY magic)', SAVE_FIX);
+  }
+  const truncated = (what: string): InputError =>
+    new InputError('E_INPUT_TRUNCATED', file, `file is truncated: ${bytes.length} bytes, shorter than ${what}`, RESAVE_FIX);
+  if (bytes.length < 10) throw truncated('the .npy preamble');
+  const major = bytes[6];
+  if (major !== 1 && major !== 2 && major !== 3) {
+    throw new InputError('E_INPUT_FORMAT', file, `unsupported .npy format version ${major}`, SAVE_FIX);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerStart = major === 1 ? 10 : 12;
+  if (bytes.length < headerStart) throw truncated('the .npy preamble');
+  const dataStart = headerStart + (major === 1 ? view.getUint16(8, true) : view.getUint32(8, true));
+  if (bytes.length < dataStart) throw truncated(`the ${dataStart - headerStart}-byte header it declares`);
+  const decoder = new TextDecoder(major === 3 ? 'utf-8' : 'latin1');
+  return { header: decoder.decode(bytes.subarray(headerStart, dataStart)), dataStart };
+}
+
+function parseHeader(raw: string, file: string): { dtype: FloatDtype; shape: number[] } {
+  const header = raw.trim();
+  const descr = /['"]descr['"]\s*:\s*(['"])(.*?)\1/.exec(header)?.[2];
+  const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (/['"]descr['"]\s*:\s*\[/.test(header)) {
+    const problem = 'array has a structured (record) dtype; only float32 and float64 are supported';
+    throw new InputError('E_INPUT_DTYPE', file, problem, 'save one plain float32 array per layer');
+  }
+  const shape = shapeText === undefined ? undefined : parseShape(shapeText);
+  if (!header.startsWith('{') || !header.endsWith('}') || descr === undefined || fortran === undefined || !shape) {
+    throw new InputError('E_INPUT_FORMAT', file, `unparsable .npy header ${JSON.stringify(header.slice(0, 200))}`, SAVE_FIX);
+  }
+  const dtype = parseDescr(descr, file);
+  if (fortran === 'True') {
+    const problem = 'array is stored in Fortran (column-major) order; only C order is supported';
+    throw new InputError('E_INPUT_FORMAT', file, problem, 'save a C-ordered copy: np.save(path, np.ascontiguousarray(a))');
+  }
+  return { dtype, shape };
+}
+
+/** "5, 3" / "5," / "" -> numbers; undefined if any dim is not a non-negative integer. */
+function parseShape(text: string): number[] | undefined {
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.at(-1) === '') parts.pop();
+  // Python 2 era files write longs as `3L`.
+  if (!parts.every((p) => /^\d+L?$/.test(p))) return undefined;
+  const dims = parts.map((p) => Number.parseInt(p, 10));
+  return dims.every(Number.isSafeInteger) ? dims : undefined;
+}
+
+function parseDescr(descr: string, file: string): FloatDtype {
+  const dtype = DTYPES.get(descr);
+  if (dtype) return dtype;
+  if (descr === '>f4' || descr === '>f8') {
+    const fix = `convert to little-endian: np.save(path, a.astype('<${descr.slice(1)}'))`;
+    throw new InputError('E_INPUT_DTYPE', file, `array is big-endian ('${descr}'); only little-endian is supported`, fix);
+  }
+  const problem = `unsupported dtype '${descr}'; only float32 ('<f4') and float64 ('<f8') are supported`;
+  throw new InputError('E_INPUT_DTYPE', file, problem, "convert to float32: np.save(path, a.astype('<f4'))");
+}
+
+/** A version 1 .npy: little-endian, C order, data starting at a multiple of 64 bytes. */
+export function encodeNpy(data: FloatArray, shape: readonly number[]): Uint8Array {
+  if (shapeSize(shape) !== data.length) {
+    throw new InternalError(`encodeNpy: shape ${formatShape(shape)} needs ${shapeSize(shape)} values, got ${data.length}`);
+  }
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
+  const dict = `{'descr': '<${dtypeOf(data)}', 'fortran_order': False, 'shape': (${dims}), }`;
+  const headerLen = Math.ceil((10 + dict.length + 1) / 64) * 64 - 10;
+  const out = new Uint8Array(10 + headerLen + data.byteLength);
+  out.set(MAGIC);
+  out[6] = 1;
+  new DataView(out.buffer).setUint16(8, headerLen, true);
+  out.set(new TextEncoder().encode(`${dict.padEnd(headerLen - 1)}\n`), 10);
+  out.set(bytesOf(data), 10 + headerLen);
+  return out;
+}

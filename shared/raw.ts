@@ -1,0 +1,29 @@
+/**
+ * An activation set as read from disk, before standardization: one entry per
+ * layer, probe-major ([M, ...], C order), in model (depth) order.
+ */
+
+export type Layout = 'nchw' | 'nhwc';
+
+export interface RawLayer {
+  /** Layer name (file stem, tensor name, or the name layers.json gives). */
+  readonly name: string;
+  /** Depth from layers.json / metadata; null means "use the layer's position". */
+  readonly depth: number | null;
+  /** Where the data came from, for error messages: a path, or `file.safetensors#tensor`. */
+  readonly source: string;
+  /** Full shape, probes first: [M, ...]. Rank >= 1, every dim > 0. */
+  readonly shape: readonly number[];
+  /** Values in C order, native (little-endian) float32 or float64. */
+  readonly data: Float32Array | Float64Array;
+  /** Where the channel axis is for `--conv channels` on rank >= 3 layers. */
+  readonly layout: Layout;
+}
+
+export interface RawModel {
+  /** The path the user gave. */
+  readonly path: string;
+  readonly layers: readonly RawLayer[];
+  /** Probe-set fingerprint if the set declares one, else null. */
+  readonly fingerprint: string | null;
+}

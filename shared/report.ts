@@ -1,0 +1,154 @@
+/** The score report: what `score --json` prints and `--out` writes. */
+import type { ConvMode, Model } from './model.js';
+import {
+  MATCH_MODES,
+  meanOver,
+  neuronScores,
+  scoresFor,
+  type ConstantMode,
+  type DirectionScores,
+  type MatchMode,
+  type NeuronScores,
+  type Reduction,
+} from './reduce.js';
+
+export interface LayerRow {
+  readonly model: 'F' | 'G';
+  readonly name: string;
+  readonly depth: number;
+  readonly source: string;
+  readonly shape: readonly number[];
+  readonly neurons: number;
+  readonly constant: number;
+  /** Mean S of the layer's neurons, per match mode (null when every neuron is excluded). */
+  readonly mean: Record<MatchMode, number | null>;
+  /** Depth of each neuron's partner -> count, per match mode. */
+  readonly matchDepths: Record<MatchMode, Record<string, number>>;
+}
+
+export interface PartialInfo {
+  readonly layers: readonly string[] | null;
+  readonly sample: { readonly n: number; readonly seed: number } | null;
+  readonly probes: number | null;
+}
+
+export interface Report {
+  readonly version: 1;
+  readonly models: { readonly F: string; readonly G: string };
+  readonly scores: Record<MatchMode, DirectionScores>;
+  readonly match: MatchMode;
+  readonly constantMode: ConstantMode;
+  readonly conv: ConvMode;
+  readonly probes: number;
+  /** Samples per neuron vector: probes, or probes x spatial positions with --conv channels. */
+  readonly samples: number;
+  readonly neurons: readonly [number, number];
+  readonly constant: readonly [number, number];
+  readonly layers: readonly LayerRow[];
+  readonly partial: boolean;
+  readonly partialDetail: PartialInfo | null;
+  readonly precision: { readonly accumulate: string; readonly bestRhoBound: number };
+  readonly kernel: string;
+  readonly threads: number;
+  readonly block: number;
+  readonly tiles: number;
+  readonly pairs: number;
+  readonly seconds: number;
+  readonly pairsPerSecond: number;
+}
+
+export interface RunInfo {
+  readonly match: MatchMode;
+  readonly constantMode: ConstantMode;
+  readonly conv: ConvMode;
+  readonly partial: PartialInfo | null;
+  readonly kernel: string;
+  readonly threads: number;
+  readonly block: number;
+  readonly tiles: number;
+  readonly seconds: number;
+}
+
+export interface Scored {
+  readonly report: Report;
+  readonly forward: NeuronScores;
+  readonly backward: NeuronScores;
+}
+
+/**
+ * Bound on |best rho - float64 best rho|: float32 rounding of z (about 2^-24
+ * per entry) plus float32 accumulation. Validated at 1e-5 for m <= 4096 by the
+ * tests; past that we state the worst-case m * 2^-24.
+ */
+export function bestRhoBound(m: number, kernel: string): number {
+  if (kernel === 'reference') return 1e-6;
+  return m <= 4096 ? 1e-5 : m * 2 ** -24;
+}
+
+export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunInfo): Scored {
+  const forward = neuronScores(reduction.forward, f, g);
+  const backward = neuronScores(reduction.backward, g, f);
+  const pairs = f.n * g.n;
+  const report: Report = {
+    version: 1,
+    models: { F: f.path, G: g.path },
+    scores: scoresFor(forward, backward, f, g, run.constantMode),
+    match: run.match,
+    constantMode: run.constantMode,
+    conv: run.conv,
+    probes: f.probes,
+    samples: f.m,
+    neurons: [f.n, g.n],
+    constant: [countConstant(f), countConstant(g)],
+    layers: [...layerRows('F', f, g, forward, run.constantMode), ...layerRows('G', g, f, backward, run.constantMode)],
+    partial: run.partial !== null,
+    partialDetail: run.partial,
+    precision: { accumulate: run.kernel === 'reference' ? 'float64' : 'float32', bestRhoBound: bestRhoBound(f.m, run.kernel) },
+    kernel: run.kernel,
+    threads: run.threads,
+    block: run.block,
+    tiles: run.tiles,
+    pairs,
+    seconds: run.seconds,
+    pairsPerSecond: run.seconds > 0 ? pairs / run.seconds : 0,
+  };
+  return { report, forward, backward };
+}
+
+const countConstant = (model: Model): number => model.layers.reduce((sum, l) => sum + l.constant, 0);
+
+function layerRows(label: 'F' | 'G', self: Model, other: Model, scores: NeuronScores, constantMode: ConstantMode): LayerRow[] {
+  return self.layers.map((layer) => {
+    const end = layer.start + layer.count;
+    const mean = {} as Record<MatchMode, number | null>;
+    const matchDepths = {} as Record<MatchMode, Record<string, number>>;
+    for (const mode of MATCH_MODES) {
+      const value = meanOver(scores[mode], self.constant, constantMode, layer.start, end);
+      mean[mode] = Number.isNaN(value) ? null : value;
+      const partnerLayers = mode === 'paper' ? scores.paperLayer : scores.penalizedLayer;
+      const histogram: Record<string, number> = {};
+      for (let i = layer.start; i < end; i++) {
+        const depth = String(other.layers[partnerLayers[i]!]!.depth);
+        histogram[depth] = (histogram[depth] ?? 0) + 1;
+      }
+      matchDepths[mode] = histogram;
+    }
+    return { model: label, name: layer.name, depth: layer.depth, source: layer.source, shape: layer.shape, neurons: layer.count, constant: layer.constant, mean, matchDepths };
+  });
+}
+
+const fmt = (x: number): string => x.toFixed(4);
+
+export function humanSummary(report: Report): string {
+  const s = report.scores;
+  const lines = [
+    `neurocorr: ${report.models.F} (F) vs ${report.models.G} (G)${report.partial ? '  [PARTIAL]' : ''}`,
+    `  probes ${report.probes}${report.samples !== report.probes ? ` (${report.samples} samples per neuron)` : ''}, neurons ${report.neurons[0]} x ${report.neurons[1]}, constant ${report.constant[0]} / ${report.constant[1]}${report.constantMode === 'exclude' ? ' (excluded)' : ''}`,
+    `               forward   backward  symmetric`,
+    ...MATCH_MODES.map((mode) => `  ${(mode + (mode === report.match ? '*' : '')).padEnd(11)}  ${fmt(s[mode].forward)}    ${fmt(s[mode].backward)}    ${fmt(s[mode].symmetric)}`),
+    `  score (${report.match}, symmetric): ${fmt(s[report.match].symmetric)}`,
+    `  kernel ${report.kernel}, ${report.threads} thread(s), ${report.tiles} tiles of <=${report.block} neurons, ${report.seconds.toFixed(2)} s, ${report.pairsPerSecond.toExponential(2)} pairs/s`,
+  ];
+  if (report.partial) lines.push('  partial mode: this is an approximation of the exact score (see partialDetail in --json)');
+  return lines.join('\n');
+}

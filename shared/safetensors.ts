@@ -1,0 +1,146 @@
+/**
+ * .safetensors reading and writing, F32/F64 only. Layout: u64 little-endian
+ * header length N, N bytes of UTF-8 JSON, then the data; each tensor's
+ * data_offsets are relative to the first byte after the header.
+ */
+
+import { InputError, InternalError } from './errors.js';
+import {
+  type FloatArray,
+  type FloatDtype,
+  ITEMSIZE,
+  bytesOf,
+  dtypeOf,
+  floatArrayAt,
+  formatShape,
+  shapeSize,
+} from './npy.js';
+
+export interface SafetensorsTensor {
+  name: string;
+  shape: number[];
+  dtype: FloatDtype;
+  data: FloatArray;
+}
+
+export interface SafetensorsFile {
+  tensors: SafetensorsTensor[];
+  metadata: Record<string, string>;
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const DTYPES = new Map<string, FloatDtype>([
+  ['F32', 'f4'],
+  ['F64', 'f8'],
+]);
+const NAMES: Readonly<Record<FloatDtype, string>> = { f4: 'F32', f8: 'F64' };
+const RESAVE_FIX = 'the file is incomplete or corrupt; re-export it with safetensors save_file()';
+const METADATA = '__metadata__';
+
+export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+  const truncated = (problem: string): InputError => new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
+  if (bytes.length < 8) throw truncated(`file is truncated: ${bytes.length} bytes, too short for the 8-byte header length`);
+  const claimed = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (claimed > BigInt(bytes.length - 8)) {
+    throw truncated(`header claims ${claimed} bytes but file has only ${bytes.length - 8} after the length prefix`);
+  }
+  const dataStart = 8 + Number(claimed);
+  const header = parseHeaderJson(bytes.subarray(8, dataStart), file);
+  const dataLen = bytes.length - dataStart;
+  const tensors = Object.entries(header)
+    .filter(([name]) => name !== METADATA)
+    .map(([name, entry]) => {
+      const { dtype, shape, begin } = parseEntry(name, entry, dataLen, file);
+      return { name, shape, dtype, data: floatArrayAt(bytes, dataStart + begin, shapeSize(shape), dtype) };
+    });
+  return { tensors, metadata: parseMetadata(header[METADATA], file) };
+}
+
+function parseHeaderJson(bytes: Uint8Array, file: string): Record<string, unknown> {
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (err) {
+    const problem = `header is not valid UTF-8 JSON (${err instanceof Error ? err.message : String(err)})`;
+    throw new InputError('E_INPUT_FORMAT', file, problem, RESAVE_FIX, { cause: err });
+  }
+  if (!isRecord(header)) throw new InputError('E_INPUT_FORMAT', file, 'header is not a JSON object', RESAVE_FIX);
+  return header;
+}
+
+const isDim = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function parseEntry(
+  name: string,
+  entry: unknown,
+  dataLen: number,
+  file: string,
+): { dtype: FloatDtype; shape: number[]; begin: number } {
+  const dtypeName = isRecord(entry) ? entry['dtype'] : undefined;
+  const shape = isRecord(entry) ? entry['shape'] : undefined;
+  const offsets = isRecord(entry) ? entry['data_offsets'] : undefined;
+  const [begin, end] = Array.isArray(offsets) && offsets.length === 2 ? offsets : [];
+  if (typeof dtypeName !== 'string' || !Array.isArray(shape) || !shape.every(isDim) || !isDim(begin) || !isDim(end)) {
+    const problem = `tensor "${name}" has a malformed header entry ${JSON.stringify(entry)}`;
+    throw new InputError('E_INPUT_FORMAT', file, problem, RESAVE_FIX);
+  }
+  const dtype = DTYPES.get(dtypeName);
+  if (!dtype) {
+    const problem = `tensor "${name}" has dtype ${dtypeName}; only F32 and F64 are supported`;
+    const fix = 'convert to float32 before saving (F16/BF16 included), e.g. save_file({k: v.float() for k, v in tensors.items()}, path)';
+    throw new InputError('E_INPUT_DTYPE', file, problem, fix);
+  }
+  if (end < begin || end > dataLen) {
+    const problem = `file is truncated: tensor "${name}" has data_offsets [${begin}, ${end}] but the data section holds ${dataLen} bytes`;
+    throw new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
+  }
+  const expected = shapeSize(shape) * ITEMSIZE[dtype];
+  if (end - begin !== expected) {
+    const problem = `tensor "${name}": header says shape ${formatShape(shape)} ${dtypeName} (${expected} bytes) but its data_offsets span ${end - begin} bytes`;
+    throw new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
+  }
+  return { dtype, shape, begin };
+}
+
+function parseMetadata(raw: unknown, file: string): Record<string, string> {
+  if (raw === undefined) return {};
+  if (!isStringRecord(raw)) throw new InputError('E_INPUT_FORMAT', file, '__metadata__ must map strings to strings', RESAVE_FIX);
+  return raw;
+}
+
+function isStringRecord(v: unknown): v is Record<string, string> {
+  return isRecord(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+export interface TensorToEncode {
+  name: string;
+  shape: readonly number[];
+  data: FloatArray;
+}
+
+/** Tensors stored back to back in the given order; header padded to 8 bytes. */
+export function encodeSafetensors(tensors: readonly TensorToEncode[], metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = metadata ? { [METADATA]: metadata } : {};
+  let offset = 0;
+  for (const { name, shape, data } of tensors) {
+    if (shapeSize(shape) !== data.length) {
+      throw new InternalError(`encodeSafetensors: "${name}" shape ${formatShape(shape)} needs ${shapeSize(shape)} values, got ${data.length}`);
+    }
+    header[name] = { dtype: NAMES[dtypeOf(data)], shape, data_offsets: [offset, offset + data.byteLength] };
+    offset += data.byteLength;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerLen = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + headerLen + offset).fill(0x20, 8, 8 + headerLen);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
+  out.set(json, 8);
+  offset = 8 + headerLen;
+  for (const { data } of tensors) {
+    out.set(bytesOf(data), offset);
+    offset += data.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+/**
+ * Blocks and tiles. A block is a contiguous neuron range inside one layer, so
+ * the depth penalty is constant across a tile.
+ */
+import type { LayerInfo } from './model.js';
+
+export interface Block {
+  /** Index into the model's layers. */
+  readonly layer: number;
+  /** First global neuron index. */
+  readonly start: number;
+  readonly count: number;
+}
+
+export interface Tile {
+  readonly id: number;
+  readonly f: Block;
+  readonly g: Block;
+}
+
+/** A tile's best matches. Args are global neuron indices of the other model. */
+export interface TileResult {
+  /** Best |rho| of each F neuron of the tile over the G block. */
+  readonly rowBest: Float64Array;
+  readonly rowArg: Uint32Array;
+  /** Best |rho| of each G neuron of the tile over the F block. */
+  readonly colBest: Float64Array;
+  readonly colArg: Uint32Array;
+}
+
+export function splitBlocks(layers: readonly LayerInfo[], blockSize: number): Block[] {
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`block size must be a positive integer, got ${blockSize}`);
+  const blocks: Block[] = [];
+  layers.forEach((layer, index) => {
+    for (let offset = 0; offset < layer.count; offset += blockSize) {
+      blocks.push({ layer: index, start: layer.start + offset, count: Math.min(blockSize, layer.count - offset) });
+    }
+  });
+  return blocks;
+}
+
+/**
+ * Tiles in F-major order: one F block stays hot while every G block streams
+ * past it. Ids are positions in this order, so a plan is reproducible.
+ */
+export function planTiles(fBlocks: readonly Block[], gBlocks: readonly Block[]): Tile[] {
+  const tiles: Tile[] = [];
+  for (const f of fBlocks) for (const g of gBlocks) tiles.push({ id: tiles.length, f, g });
+  return tiles;
+}
+
+/**
+ * A tile result lives in one ArrayBuffer (rowBest, colBest as float64, then
+ * rowArg, colArg as uint32) so it moves between threads, and later over the
+ * wire, as a single buffer.
+ */
+export function tileResultBytes(nf: number, ng: number): number {
+  return (nf + ng) * 12;
+}
+
+export function tileResultView(buffer: ArrayBuffer, nf: number, ng: number, byteOffset = 0): TileResult {
+  if (buffer.byteLength - byteOffset < tileResultBytes(nf, ng)) {
+    throw new RangeError(`tile result buffer holds ${buffer.byteLength - byteOffset} bytes, ${nf}x${ng} needs ${tileResultBytes(nf, ng)}`);
+  }
+  const argsAt = byteOffset + (nf + ng) * 8;
+  return {
+    rowBest: new Float64Array(buffer, byteOffset, nf),
+    colBest: new Float64Array(buffer, byteOffset + nf * 8, ng),
+    rowArg: new Uint32Array(buffer, argsAt, nf),
+    colArg: new Uint32Array(buffer, argsAt + nf * 4, ng),
+  };
+}
+
+export function allocTileResult(nf: number, ng: number): TileResult {
+  return tileResultView(new ArrayBuffer(tileResultBytes(nf, ng)), nf, ng);
+}

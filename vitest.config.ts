@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests import the compiled code in dist/ (built by `pretest`), because the
+// embedded pool runs compiled worker files in its threads.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});

@@ -1,0 +1,44 @@
+/**
+ * Piscina thread entry for embedded runs. Both models' z arrays arrive once,
+ * as SharedArrayBuffer views in workerData; a task names two blocks, and the
+ * thread reads them in place.
+ */
+import { move, workerData } from 'piscina';
+import type { Kernel } from './kernel.js';
+import { loadKernel, type KernelChoice } from './loader.js';
+
+export interface PoolData {
+  readonly kernel: KernelChoice;
+  readonly fz: Float32Array;
+  readonly gz: Float32Array;
+  readonly m: number;
+}
+
+export type PoolTask =
+  | { readonly kind: 'describe' }
+  | { readonly kind: 'tile'; readonly fStart: number; readonly fCount: number; readonly gStart: number; readonly gCount: number };
+
+export interface KernelDescription {
+  readonly name: string;
+  readonly notes: readonly string[];
+}
+
+const data = workerData as PoolData;
+const loaded = await loadKernel(data.kernel);
+const kernel: Kernel = loaded.kernel;
+
+export default async function run(task: PoolTask): Promise<KernelDescription | ArrayBuffer> {
+  if (task.kind === 'describe') return { name: kernel.name, notes: loaded.notes };
+  const { fStart, fCount, gStart, gCount } = task;
+  const { m } = data;
+  const result = await kernel.computeTile({
+    f: data.fz.subarray(fStart * m, (fStart + fCount) * m),
+    g: data.gz.subarray(gStart * m, (gStart + gCount) * m),
+    fCount,
+    gCount,
+    m,
+    fStart,
+    gStart,
+  });
+  return move(result.rowBest.buffer as ArrayBuffer) as unknown as ArrayBuffer;
+}
