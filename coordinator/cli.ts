@@ -50,7 +50,9 @@ function buildProgram(io: Io): Command {
     .argument('<G>', 'activation set of model G')
     .addOption(new Option('--match <mode>', 'match mode for the headline score and --matches').choices(['paper', 'penalized']).default('paper'))
     .addOption(new Option('--constant <mode>', 'constant neurons count in the means, or are dropped').choices(['include', 'exclude']).default('include'))
-    .addOption(new Option('--conv <mode>', 'conv layers: one neuron per unit (C*H*W), or per channel (samples M*H*W)').choices(['units', 'channels']).default('units'))
+    .addOption(
+      new Option('--conv <mode>', 'conv layers: one neuron per unit (C*H*W), or per channel (samples M*H*W)').choices(['units', 'channels']).default('units'),
+    )
     .option('--layers <names>', 'partial: keep only these layers (comma-separated) in both models', listOption('--layers'))
     .option('--layers-f <names>', 'partial: keep only these layers of F', listOption('--layers-f'))
     .option('--layers-g <names>', 'partial: keep only these layers of G', listOption('--layers-g'))

@@ -43,7 +43,13 @@ export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions):
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const { Piscina } = await import('piscina');
   const workerData: PoolData = { kernel: options.kernel, fz: f.z, gz: g.z, m: f.m };
-  const pool = new Piscina<PoolTask, KernelDescription | ArrayBuffer>({ filename: WORKER, workerData, minThreads: threads, maxThreads: threads, idleTimeout: 1000 });
+  const pool = new Piscina<PoolTask, KernelDescription | ArrayBuffer>({
+    filename: WORKER,
+    workerData,
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: 1000,
+  });
   try {
     const kernel = (await pool.run({ kind: 'describe' })) as KernelDescription;
     const block = options.block ?? defaultBlockSize(kernel.name, f.m);

@@ -66,14 +66,24 @@ export function loadPair(fPath: string, gPath: string, options: ScoreOptions): M
     throw new InputError('E_INPUT_MISMATCH', gPath, `has ${mG} probes but ${fPath} has ${mF}`, 'run both models on the same probe set (same M)');
   }
   if (rawF.fingerprint !== null && rawG.fingerprint !== null && rawF.fingerprint !== rawG.fingerprint) {
-    throw new InputError('E_INPUT_MISMATCH', gPath, `probe fingerprint ${rawG.fingerprint} differs from ${fPath}'s ${rawF.fingerprint}`, 'run both models on the same probe set');
+    throw new InputError(
+      'E_INPUT_MISMATCH',
+      gPath,
+      `probe fingerprint ${rawG.fingerprint} differs from ${fPath}'s ${rawF.fingerprint}`,
+      'run both models on the same probe set',
+    );
   }
   checkLayerNames(rawF, rawG, options);
   const common = { conv: options.conv, probes: options.probes, sample: options.sample };
   const f = buildModel(rawF, { ...common, layers: selection(rawF, options.layers, options.layersF) });
   const g = buildModel(rawG, { ...common, layers: selection(rawG, options.layers, options.layersG) });
   if (f.m !== g.m) {
-    throw new InputError('E_INPUT_MISMATCH', gPath, `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (--conv channels multiplies probes by spatial positions)`, 'select layers with the same spatial size in both models, or use --conv units');
+    throw new InputError(
+      'E_INPUT_MISMATCH',
+      gPath,
+      `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (--conv channels multiplies probes by spatial positions)`,
+      'select layers with the same spatial size in both models, or use --conv units',
+    );
   }
   const isPartial = options.layers !== null || options.layersF !== null || options.layersG !== null || options.sample !== null || options.probes !== null;
   const partial: PartialInfo | null = isPartial

@@ -44,7 +44,13 @@ export function loadActivationSet(path: string): RawModel {
   let model: RawModel;
   if (stat.isDirectory()) model = loadNpyDir(path);
   else if (path.toLowerCase().endsWith('.safetensors')) model = loadSafetensors(path);
-  else throw new InputError('E_INPUT_FORMAT', path, 'not a directory of .npy files or a .safetensors file', PATH_FIX + ' (put a single .npy file in a directory of its own)');
+  else
+    throw new InputError(
+      'E_INPUT_FORMAT',
+      path,
+      'not a directory of .npy files or a .safetensors file',
+      PATH_FIX + ' (put a single .npy file in a directory of its own)',
+    );
   validateLayers(model.layers);
   return model;
 }
@@ -60,8 +66,7 @@ function fsCall<T>(file: string, fix: string, fn: () => T): T {
   }
 }
 
-const readBytes = (file: string): Uint8Array =>
-  fsCall(file, 'check that the file exists and is readable', () => readFileSync(file));
+const readBytes = (file: string): Uint8Array => fsCall(file, 'check that the file exists and is readable', () => readFileSync(file));
 
 interface LayerSpec {
   file: string;
@@ -118,7 +123,7 @@ function readLayerMap(file: string, available: readonly string[]): { fingerprint
 function layerSpec(entry: unknown, at: string, available: readonly string[], fail: (p: string) => InputError): LayerSpec {
   if (!isRecord(entry)) throw fail(`${at} must be an object like {"file": "conv1.npy"}`);
   rejectUnknownKeys(entry, ['file', 'name', 'depth', 'layout'], at, fail);
-  const { file, name, depth, layout } = { file: entry['file'], name: entry['name'], depth: entry['depth'], layout: entry['layout'] };
+  const { file, name, depth, layout } = entry;
   if (typeof file !== 'string') throw fail(`${at}.file must be a string naming a .npy file in the directory`);
   const label = `${at} (${typeof name === 'string' ? `"${name}", ` : ''}file "${file}")`;
   if (!available.includes(file)) throw fail(`${label} names a file that is not in the directory; available: ${available.join(', ')}`);
@@ -132,12 +137,7 @@ function layerSpec(entry: unknown, at: string, available: readonly string[], fai
   return { file, name: name ?? stem(file), depth: depth ?? null, layout: layout ?? 'nchw' };
 }
 
-function rejectUnknownKeys(
-  obj: Record<string, unknown>,
-  known: readonly string[],
-  at: string,
-  fail: (p: string) => InputError,
-): void {
+function rejectUnknownKeys(obj: Record<string, unknown>, known: readonly string[], at: string, fail: (p: string) => InputError): void {
   const unknown = Object.keys(obj).find((k) => !known.includes(k));
   if (unknown !== undefined) throw fail(`unknown key "${unknown}" in ${at} (known: ${known.join(', ')})`);
 }

@@ -74,7 +74,9 @@ export class Reduction {
 
   merge(tile: Tile, result: TileResult): void {
     if (result.rowBest.length !== tile.f.count || result.colBest.length !== tile.g.count) {
-      throw new InternalError(`tile ${tile.id}: result has ${result.rowBest.length}x${result.colBest.length} entries, expected ${tile.f.count}x${tile.g.count}`);
+      throw new InternalError(
+        `tile ${tile.id}: result has ${result.rowBest.length}x${result.colBest.length} entries, expected ${tile.f.count}x${tile.g.count}`,
+      );
     }
     const divisor = 1 + Math.abs(this.f.layers[tile.f.layer]!.depth - this.g.layers[tile.g.layer]!.depth);
     this.forward.merge(tile.f.start, result.rowBest, result.rowArg, divisor);

@@ -133,7 +133,17 @@ function layerRows(label: 'F' | 'G', self: Model, other: Model, scores: NeuronSc
       }
       matchDepths[mode] = histogram;
     }
-    return { model: label, name: layer.name, depth: layer.depth, source: layer.source, shape: layer.shape, neurons: layer.count, constant: layer.constant, mean, matchDepths };
+    return {
+      model: label,
+      name: layer.name,
+      depth: layer.depth,
+      source: layer.source,
+      shape: layer.shape,
+      neurons: layer.count,
+      constant: layer.constant,
+      mean,
+      matchDepths,
+    };
   });
 }
 
@@ -145,7 +155,9 @@ export function humanSummary(report: Report): string {
     `neurocorr: ${report.models.F} (F) vs ${report.models.G} (G)${report.partial ? '  [PARTIAL]' : ''}`,
     `  probes ${report.probes}${report.samples !== report.probes ? ` (${report.samples} samples per neuron)` : ''}, neurons ${report.neurons[0]} x ${report.neurons[1]}, constant ${report.constant[0]} / ${report.constant[1]}${report.constantMode === 'exclude' ? ' (excluded)' : ''}`,
     `               forward   backward  symmetric`,
-    ...MATCH_MODES.map((mode) => `  ${(mode + (mode === report.match ? '*' : '')).padEnd(11)}  ${fmt(s[mode].forward)}    ${fmt(s[mode].backward)}    ${fmt(s[mode].symmetric)}`),
+    ...MATCH_MODES.map(
+      (mode) => `  ${(mode + (mode === report.match ? '*' : '')).padEnd(11)}  ${fmt(s[mode].forward)}    ${fmt(s[mode].backward)}    ${fmt(s[mode].symmetric)}`,
+    ),
     `  score (${report.match}, symmetric): ${fmt(s[report.match].symmetric)}`,
     `  kernel ${report.kernel}, ${report.threads} thread(s), ${report.tiles} tiles of <=${report.block} neurons, ${report.seconds.toFixed(2)} s, ${report.pairsPerSecond.toExponential(2)} pairs/s`,
   ];

@@ -5,16 +5,7 @@
  */
 
 import { InputError, InternalError } from './errors.js';
-import {
-  type FloatArray,
-  type FloatDtype,
-  ITEMSIZE,
-  bytesOf,
-  dtypeOf,
-  floatArrayAt,
-  formatShape,
-  shapeSize,
-} from './npy.js';
+import { type FloatArray, type FloatDtype, ITEMSIZE, bytesOf, dtypeOf, floatArrayAt, formatShape, shapeSize } from './npy.js';
 
 export interface SafetensorsTensor {
   name: string;
@@ -73,12 +64,7 @@ function parseHeaderJson(bytes: Uint8Array, file: string): Record<string, unknow
 
 const isDim = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
-function parseEntry(
-  name: string,
-  entry: unknown,
-  dataLen: number,
-  file: string,
-): { dtype: FloatDtype; shape: number[]; begin: number } {
+function parseEntry(name: string, entry: unknown, dataLen: number, file: string): { dtype: FloatDtype; shape: number[]; begin: number } {
   const dtypeName = isRecord(entry) ? entry['dtype'] : undefined;
   const shape = isRecord(entry) ? entry['shape'] : undefined;
   const offsets = isRecord(entry) ? entry['data_offsets'] : undefined;
@@ -90,7 +76,7 @@ function parseEntry(
   const dtype = DTYPES.get(dtypeName);
   if (!dtype) {
     const problem = `tensor "${name}" has dtype ${dtypeName}; only F32 and F64 are supported`;
-    const fix = 'convert to float32 before saving (F16/BF16 included), e.g. save_file({k: v.float() for k, v in tensors.items()}, path)';
+    const fix = 'F16/BF16 (and other dtypes) must be converted to float32 before saving, e.g. save_file({k: v.float() for k, v in tensors.items()}, path)';
     throw new InputError('E_INPUT_DTYPE', file, problem, fix);
   }
   if (end < begin || end > dataLen) {

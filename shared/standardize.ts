@@ -105,7 +105,15 @@ export function buildModel(raw: RawModel, options: BuildOptions): Model {
     if (sel >= 0) {
       const pick = picks[sel]!;
       const count = pick?.length ?? total;
-      const constantCount = standardizeLayer(layer, geometries[sel]!, probes, pick, z.subarray(start * m, (start + count) * m), constant.subarray(start, start + count), tolerance);
+      const constantCount = standardizeLayer(
+        layer,
+        geometries[sel]!,
+        probes,
+        pick,
+        z.subarray(start * m, (start + count) * m),
+        constant.subarray(start, start + count),
+        tolerance,
+      );
       if (ids !== null) {
         for (let j = 0; j < count; j++) ids[start + j] = originalStart + (pick === null ? j : pick[j]!);
       }

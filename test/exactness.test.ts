@@ -37,12 +37,29 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'mixed layers with constants and ties', m: 16, f: { layers: [[7], [2, 3, 3], [1]], constants: 0.1, duplicates: 0.15 }, g: { layers: [[5], [4], [3, 2, 2]], constants: 0.1, duplicates: 0.2 } },
+  {
+    name: 'mixed layers with constants and ties',
+    m: 16,
+    f: { layers: [[7], [2, 3, 3], [1]], constants: 0.1, duplicates: 0.15 },
+    g: { layers: [[5], [4], [3, 2, 2]], constants: 0.1, duplicates: 0.2 },
+  },
   { name: 'M = 2 (every |rho| ties)', m: 2, f: { layers: [[4], [3]] }, g: { layers: [[5], [2]], constants: 0.2 } },
   { name: 'one-layer models, one-neuron layer', m: 9, f: { layers: [[9]] }, g: { layers: [[1]] } },
   { name: 'conv-shaped layers', m: 8, f: { layers: [[3, 4, 4]], duplicates: 0.1 }, g: { layers: [[2, 4, 4], [6]], constants: 0.05 } },
   { name: 'float64 input', m: 12, f: { layers: [[6], [5]], dtype: 'f8', duplicates: 0.2 }, g: { layers: [[7]], dtype: 'f8', constants: 0.1 } },
-  { name: 'conv channels mode', m: 6, conv: 'channels', f: { layers: [[4, 3, 3], [2, 3, 3]], duplicates: 0.2 }, g: { layers: [[5, 3, 3]], constants: 0.2 } },
+  {
+    name: 'conv channels mode',
+    m: 6,
+    conv: 'channels',
+    f: {
+      layers: [
+        [4, 3, 3],
+        [2, 3, 3],
+      ],
+      duplicates: 0.2,
+    },
+    g: { layers: [[5, 3, 3]], constants: 0.2 },
+  },
 ];
 
 function makeCase(c: Case, seed: number) {
@@ -52,7 +69,12 @@ function makeCase(c: Case, seed: number) {
   return { f, g, fDir: writeNpyDir(f), gDir: writeNpyDir(g) };
 }
 
-async function run(fDir: string, gDir: string, kernel: KernelChoice, extra: Partial<ScoreOptions> & { threads?: number; tile?: number; order?: (t: Tile[]) => Tile[] } = {}) {
+async function run(
+  fDir: string,
+  gDir: string,
+  kernel: KernelChoice,
+  extra: Partial<ScoreOptions> & { threads?: number; tile?: number; order?: (t: Tile[]) => Tile[] } = {},
+) {
   const options = { ...baseOptions, kernel, ...extra };
   const { f, g } = loadPair(fDir, gDir, options);
   const result = await runEmbedded(f, g, {

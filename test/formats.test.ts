@@ -4,10 +4,10 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { loadActivationSet } from '../shared/activations.js';
-import { type ErrorCode, InputError } from '../shared/errors.js';
-import { encodeNpy, parseNpy } from '../shared/npy.js';
-import { encodeSafetensors, parseSafetensors } from '../shared/safetensors.js';
+import { loadActivationSet } from '../dist/shared/activations.js';
+import { type ErrorCode, InputError } from '../dist/shared/errors.js';
+import { encodeNpy, parseNpy } from '../dist/shared/npy.js';
+import { encodeSafetensors, parseSafetensors } from '../dist/shared/safetensors.js';
 
 const root = mkdtempSync(`${tmpdir()}/nc-`);
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -34,7 +34,13 @@ function ramp(n: number, f8 = false): Float32Array | Float64Array {
 }
 
 function npy(shape: number[], f8 = false): Uint8Array {
-  return encodeNpy(ramp(shape.reduce((a, b) => a * b, 1), f8), shape);
+  return encodeNpy(
+    ramp(
+      shape.reduce((a, b) => a * b, 1),
+      f8,
+    ),
+    shape,
+  );
 }
 
 /** A hand-made .npy with an arbitrary header dict; no padding unless the dict has it. */
@@ -51,8 +57,7 @@ function rawNpy(dict: string, payload: Uint8Array, major = 1): Uint8Array {
   return out;
 }
 
-const f4Dict = (shape: string, descr = '<f4', fortran = 'False'): string =>
-  `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
+const f4Dict = (shape: string, descr = '<f4', fortran = 'False'): string => `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
 
 /** A hand-made .safetensors with an arbitrary header object. */
 function rawSafetensors(header: unknown, payload: Uint8Array, claimedLength?: number): Uint8Array {
@@ -180,7 +185,12 @@ describe('npy', () => {
       ['structured', rawNpy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (15,), }", payload), 'E_INPUT_DTYPE', /structured/],
       ['fortran order', rawNpy(f4Dict('(5, 3)', '<f4', 'True'), payload), 'E_INPUT_FORMAT', /Fortran.*ascontiguousarray/],
       ['short data', npy([5, 3]).subarray(0, 128 + 40), 'E_INPUT_TRUNCATED', /truncated.*60 bytes.*only 40 bytes/],
-      ['long data', rawNpy(f4Dict('(5, 3)'), bytes(ramp(16))), 'E_INPUT_TRUNCATED', /header says shape \[5, 3\] f4 \(60 bytes\) but file holds 64 bytes of data/],
+      [
+        'long data',
+        rawNpy(f4Dict('(5, 3)'), bytes(ramp(16))),
+        'E_INPUT_TRUNCATED',
+        /header says shape \[5, 3\] f4 \(60 bytes\) but file holds 64 bytes of data/,
+      ],
       ['cut inside the header', npy([5, 3]).subarray(0, 50), 'E_INPUT_TRUNCATED', /truncated.*118-byte header/],
       ['cut inside the preamble', npy([5, 3]).subarray(0, 7), 'E_INPUT_TRUNCATED', /truncated/],
       ['empty file', new Uint8Array(0), 'E_INPUT_TRUNCATED', /truncated/],
@@ -198,7 +208,13 @@ describe('safetensors', () => {
     const b = ramp(72, true);
     const file = writeFile(
       'm.safetensors',
-      encodeSafetensors([{ name: 'a', shape: [5, 3], data: a }, { name: 'b', shape: [4, 2, 3, 3], data: b }], { k: 'v' }),
+      encodeSafetensors(
+        [
+          { name: 'a', shape: [5, 3], data: a },
+          { name: 'b', shape: [4, 2, 3, 3], data: b },
+        ],
+        { k: 'v' },
+      ),
     );
     const parsed = parseStFile(file);
     expect(parsed.metadata).toEqual({ k: 'v' });
@@ -213,25 +229,35 @@ describe('safetensors', () => {
   it('views aligned tensors and copies misaligned ones', () => {
     const f4 = new Float32Array([1, 2, 3]);
     const f8 = new Float64Array([4, 5]);
-    // Header of odd length: f4 starts at an odd file offset; f8 after 12 bytes of f4.
-    let header: Record<string, unknown> = {
+    // Header of odd length, so x starts at an odd file offset; y starts 12 bytes after x.
+    const makeHeader = (pad: string) => ({
+      __metadata__: { pad },
       x: { dtype: 'F32', shape: [3], data_offsets: [0, 12] },
       y: { dtype: 'F64', shape: [2], data_offsets: [12, 28] },
-    };
-    if (JSON.stringify(header).length % 2 === 0) header = { ...header, __metadata__: { p: '' } };
+    });
+    const header = JSON.stringify(makeHeader('')).length % 2 === 1 ? makeHeader('') : makeHeader(' ');
     const payload = new Uint8Array(28);
     payload.set(bytes(f4), 0);
     payload.set(bytes(f8), 12);
     const input = rawSafetensors(header, payload);
     const misaligned = parseSafetensors(input, 'x.safetensors');
     expect(misaligned.tensors.map((t) => t.data.buffer === input.buffer)).toEqual([false, false]);
-    expect(misaligned.tensors.map((t) => Array.from(t.data))).toEqual([[1, 2, 3], [4, 5]]);
+    expect(misaligned.tensors.map((t) => Array.from(t.data))).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ]);
 
-    const padded = encodeSafetensors([{ name: 'x', shape: [3], data: f4 }, { name: 'y', shape: [2], data: f8 }]);
+    const padded = encodeSafetensors([
+      { name: 'x', shape: [3], data: f4 },
+      { name: 'y', shape: [2], data: f8 },
+    ]);
     const aligned = parseSafetensors(padded, 'x.safetensors');
     // x lands on an 8-byte boundary; y 12 bytes later (4- but not 8-aligned).
     expect(aligned.tensors.map((t) => t.data.buffer === padded.buffer)).toEqual([true, false]);
-    expect(aligned.tensors.map((t) => Array.from(t.data))).toEqual([[1, 2, 3], [4, 5]]);
+    expect(aligned.tensors.map((t) => Array.from(t.data))).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ]);
   });
 
   describe('errors', () => {
@@ -246,7 +272,12 @@ describe('safetensors', () => {
       ['F16', rawSafetensors({ t: { ...good.t, dtype: 'F16' } }, payload), 'E_INPUT_DTYPE', /dtype F16.*F16\/BF16.*float32/],
       ['BF16', rawSafetensors({ t: { ...good.t, dtype: 'BF16' } }, payload), 'E_INPUT_DTYPE', /BF16/],
       ['offsets past the end', rawSafetensors({ t: { ...good.t, data_offsets: [0, 48] } }, payload), 'E_INPUT_TRUNCATED', /truncated.*\[0, 48\].*24 bytes/],
-      ['header lies about size', rawSafetensors({ t: { ...good.t, shape: [2, 2] } }, payload), 'E_INPUT_TRUNCATED', /header says shape \[2, 2\] F32 \(16 bytes\) but its data_offsets span 24 bytes/],
+      [
+        'header lies about size',
+        rawSafetensors({ t: { ...good.t, shape: [2, 2] } }, payload),
+        'E_INPUT_TRUNCATED',
+        /header says shape \[2, 2\] F32 \(16 bytes\) but its data_offsets span 24 bytes/,
+      ],
       ['bad metadata', rawSafetensors({ ...good, __metadata__: { n: 1 } }, payload), 'E_INPUT_FORMAT', /__metadata__/],
     ];
     it.each(cases)('%s', (_label, contents, code, pattern) => {
@@ -314,7 +345,11 @@ describe('loadActivationSet', () => {
       ['probes not a string', { probes: 3 }, /probes/],
       ['entry not an object', { layers: ['a.npy'] }, /layers\[0\] must be an object/],
       ['file not a string', { layers: [{ file: 1 }] }, /layers\[0\]\.file/],
-      ['missing layer', { layers: [{ file: 'a.npy' }, { file: 'fc9.npy', name: 'fc9' }] }, /layers\[1\] \("fc9", file "fc9\.npy"\).*not in the directory; available: a\.npy, b\.npy/],
+      [
+        'missing layer',
+        { layers: [{ file: 'a.npy' }, { file: 'fc9.npy', name: 'fc9' }] },
+        /layers\[1\] \("fc9", file "fc9\.npy"\).*not in the directory; available: a\.npy, b\.npy/,
+      ],
       ['empty name', { layers: [{ file: 'a.npy', name: '' }] }, /name must be a non-empty string/],
       ['negative depth', { layers: [{ file: 'a.npy', depth: -1 }] }, /depth must be a non-negative integer, got -1/],
       ['fractional depth', { layers: [{ file: 'a.npy', depth: 1.5 }] }, /depth must be a non-negative integer/],
@@ -333,7 +368,11 @@ describe('loadActivationSet', () => {
   });
 
   it('refuses empty layers', () => {
-    for (const [name, contents] of [['zero.npy', npy([4, 0])], ['none.npy', npy([0])], ['scalar.npy', npy([])]] as const) {
+    for (const [name, contents] of [
+      ['zero.npy', npy([4, 0])],
+      ['none.npy', npy([0])],
+      ['scalar.npy', npy([])],
+    ] as const) {
       const dir = makeDir({ 'a.npy': layer(4), [name]: contents });
       const file = join(dir, name);
       expectInputError(() => loadActivationSet(dir), 'E_INPUT_SHAPE', file, /is empty.*Fix: remove it/);

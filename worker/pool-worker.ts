@@ -15,8 +15,7 @@ export interface PoolData {
 }
 
 export type PoolTask =
-  | { readonly kind: 'describe' }
-  | { readonly kind: 'tile'; readonly fStart: number; readonly fCount: number; readonly gStart: number; readonly gCount: number };
+  { readonly kind: 'describe' } | { readonly kind: 'tile'; readonly fStart: number; readonly fCount: number; readonly gStart: number; readonly gCount: number };
 
 export interface KernelDescription {
   readonly name: string;

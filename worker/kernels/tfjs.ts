@@ -4,10 +4,11 @@
  * need libtensorflow), then the wasm backend, then the plain cpu backend.
  * NEUROCORR_TFJS_BACKEND=gpu|node|wasm|cpu forces one.
  */
+import type * as TfCore from '@tensorflow/tfjs-core';
 import { allocTileResult, type TileResult } from '../../shared/tile.js';
 import type { Kernel, TileInput } from '../kernel.js';
 
-type Tf = typeof import('@tensorflow/tfjs-core');
+type Tf = typeof TfCore;
 
 interface BackendStep {
   readonly id: string;
