@@ -9,8 +9,14 @@ import type { Reduction } from '../shared/reduce.js';
 import { defaultBlockSize } from '../shared/blocking.js';
 import { planTiles, splitBlocks, tileResultView, type Tile } from '../shared/tile.js';
 import type { KernelChoice } from '../worker/loader.js';
+import { KernelUnavailableError } from '../shared/errors.js';
 import type { KernelDescription, PoolData, PoolTask } from '../worker/pool-worker.js';
 import { runTiles } from './engine.js';
+
+export interface LoadedKernelInfo {
+  readonly name: string;
+  readonly notes: readonly string[];
+}
 
 export interface EmbeddedOptions {
   readonly kernel: KernelChoice;
@@ -20,13 +26,13 @@ export interface EmbeddedOptions {
   readonly block?: number;
   /** Reorders the plan before it runs (tests use it to shuffle arrival order). */
   readonly order?: (tiles: Tile[]) => Tile[];
-  readonly onStart?: (info: { kernel: KernelDescription; tiles: number; block: number; threads: number }) => void;
+  readonly onStart?: (info: { kernel: LoadedKernelInfo; tiles: number; block: number; threads: number }) => void;
   readonly onTile?: (done: number, tile: Tile) => void;
 }
 
 export interface EmbeddedResult {
   readonly reduction: Reduction;
-  readonly kernel: KernelDescription;
+  readonly kernel: LoadedKernelInfo;
   readonly tiles: number;
   readonly block: number;
   readonly threads: number;
@@ -51,7 +57,9 @@ export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions):
     idleTimeout: 1000,
   });
   try {
-    const kernel = (await pool.run({ kind: 'describe' })) as KernelDescription;
+    const described = (await pool.run({ kind: 'describe' })) as KernelDescription;
+    if ('error' in described) throw new KernelUnavailableError(described.error);
+    const kernel = described;
     const block = options.block ?? defaultBlockSize(kernel.name, f.m);
     const plan = planTiles(splitBlocks(f.layers, block), splitBlocks(g.layers, block));
     const tiles = options.order ? options.order(plan) : plan;

@@ -17,16 +17,18 @@ export interface PoolData {
 export type PoolTask =
   { readonly kind: 'describe' } | { readonly kind: 'tile'; readonly fStart: number; readonly fCount: number; readonly gStart: number; readonly gCount: number };
 
-export interface KernelDescription {
-  readonly name: string;
-  readonly notes: readonly string[];
-}
+export type KernelDescription = { readonly name: string; readonly notes: readonly string[] } | { readonly error: string };
 
 const data = workerData as PoolData;
-const loaded = await loadKernel(data.kernel);
-const kernel: Kernel = loaded.kernel;
+// A load failure is reported through 'describe': errors crossing the thread boundary lose their type.
+const loaded = await loadKernel(data.kernel).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
 
 export default async function run(task: PoolTask): Promise<KernelDescription | ArrayBuffer> {
+  if (loaded instanceof Error) {
+    if (task.kind === 'describe') return { error: loaded.message };
+    throw loaded;
+  }
+  const kernel: Kernel = loaded.kernel;
   if (task.kind === 'describe') return { name: kernel.name, notes: loaded.notes };
   const { fStart, fCount, gStart, gCount } = task;
   const { m } = data;
