@@ -81,7 +81,15 @@ describe('input formats end to end', () => {
 
   it('layers.json depths drive the depth penalty', () => {
     const dir = writeNpyDir(F);
-    writeFileSync(join(dir, 'layers.json'), JSON.stringify({ layers: [{ file: 'layer00.npy', name: 'stem', depth: 0 }, { file: 'layer01.npy', depth: 3 }] }));
+    writeFileSync(
+      join(dir, 'layers.json'),
+      JSON.stringify({
+        layers: [
+          { file: 'layer00.npy', name: 'stem', depth: 0 },
+          { file: 'layer01.npy', depth: 3 },
+        ],
+      }),
+    );
     const r = neurocorr(['score', dir, gDir, '--json', '--kernel', 'reference']);
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
