@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import SummaryReporter from './test/helpers/summary-reporter.js';
 
 // Tests import the compiled code in dist/ (built by `pretest`), because the
 // embedded pool runs compiled worker files in its threads.
@@ -9,5 +10,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: 2,
+    reporters: ['default', new SummaryReporter()],
   },
 });

@@ -185,3 +185,31 @@ describe('hand-worked 3-neuron example', () => {
     }
   });
 });
+
+describe('many random models', () => {
+  // Random layer counts, shapes (dense, conv-shaped, single neurons), M and tile sizes.
+  const randomCase = (seed: number): Case & { tile: number } => {
+    const r = rng(seed);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
+    const shape = () => pick([[1], [Math.ceil(r() * 9)], [Math.ceil(r() * 3), 2, Math.ceil(r() * 3)], [2, 2, 2], [1, 1, 1]]);
+    const layers = () => Array.from({ length: 1 + Math.floor(r() * 4) }, shape);
+    const side = () => ({ layers: layers(), constants: r() * 0.2, duplicates: r() * 0.3, dtype: pick(['f4', 'f8'] as const) });
+    return { name: `seed ${seed}`, m: pick([2, 3, 5, 16, 33]), f: side(), g: side(), tile: pick([1, 2, 3, 5, 8, 100]) };
+  };
+  const kernels = KERNELS.slice(0, 2);
+  it.each(Array.from({ length: 12 }, (_, i) => [i] as const))('random model %i on reference and tfjs', async (i) => {
+    const c = randomCase(7000 + i);
+    const { f, g, fDir, gDir } = makeCase(c, 9000 + i);
+    const expected = bruteForce(bruteLayers(f), bruteLayers(g));
+    for (const { choice, backend } of kernels) {
+      if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
+      const got = await run(fDir, gDir, choice, { tile: c.tile, threads: 2 });
+      for (const dir of ['forward', 'backward', 'symmetric'] as const) {
+        expect(got.report.scores.paper[dir], `${choice} paper ${dir}`).toBeCloseTo(expected[dir].paper, 6);
+        expect(got.report.scores.penalized[dir], `${choice} penalized ${dir}`).toBeCloseTo(expected[dir].penalized, 6);
+      }
+      got.reduction.forward.best.forEach((b, k) => expect(Math.abs(b - expected.bestF[k]!)).toBeLessThan(1e-5));
+      got.reduction.backward.best.forEach((b, k) => expect(Math.abs(b - expected.bestG[k]!)).toBeLessThan(1e-5));
+    }
+  });
+});
