@@ -60,7 +60,7 @@ export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions):
     const described = (await pool.run({ kind: 'describe' })) as KernelDescription;
     if ('error' in described) throw new KernelUnavailableError(described.error);
     const kernel = described;
-    const block = options.block ?? defaultBlockSize(kernel.name, f.m);
+    const block = options.block ?? defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
     const plan = planTiles(splitBlocks(f.layers, block), splitBlocks(g.layers, block));
     const tiles = options.order ? options.order(plan) : plan;
     options.onStart?.({ kernel, tiles: tiles.length, block, threads });

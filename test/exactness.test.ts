@@ -98,6 +98,7 @@ async function run(
 }
 
 const KERNELS: { label: string; choice: KernelChoice; backend?: string }[] = [
+  { label: 'native', choice: 'native' },
   { label: 'reference', choice: 'reference' },
   { label: 'tfjs on wasm', choice: 'tfjs', backend: 'wasm' },
   { label: 'tfjs on cpu', choice: 'tfjs', backend: 'cpu' },
@@ -174,7 +175,7 @@ describe('hand-worked 3-neuron example', () => {
       ],
       dtype: 'f8' as const,
     };
-    for (const kernel of ['reference', 'tfjs'] as const) {
+    for (const kernel of ['native', 'reference', 'tfjs'] as const) {
       const { report } = await run(writeNpyDir(f), writeNpyDir(g), kernel);
       expect(report.scores.paper.forward).toBeCloseTo(0.5, 6);
       expect(report.scores.paper.backward).toBeCloseTo(0.65, 6);
@@ -196,8 +197,8 @@ describe('many random models', () => {
     const side = () => ({ layers: layers(), constants: r() * 0.2, duplicates: r() * 0.3, dtype: pick(['f4', 'f8'] as const) });
     return { name: `seed ${seed}`, m: pick([2, 3, 5, 16, 33]), f: side(), g: side(), tile: pick([1, 2, 3, 5, 8, 100]) };
   };
-  const kernels = KERNELS.slice(0, 2);
-  it.each(Array.from({ length: 12 }, (_, i) => [i] as const))('random model %i on reference and tfjs', async (i) => {
+  const kernels = KERNELS.slice(0, 3);
+  it.each(Array.from({ length: 12 }, (_, i) => [i] as const))('random model %i on native, reference and tfjs', async (i) => {
     const c = randomCase(7000 + i);
     const { f, g, fDir, gDir } = makeCase(c, 9000 + i);
     const expected = bruteForce(bruteLayers(f), bruteLayers(g));

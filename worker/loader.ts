@@ -3,9 +3,9 @@
  * Every step that fails records why; a kernel asked for by name that cannot
  * load is an error, never a silent fallback.
  */
-import { createRequire } from 'node:module';
 import { KernelUnavailableError } from '../shared/errors.js';
 import type { Kernel } from './kernel.js';
+import { nativeKernel } from './kernels/native.js';
 import { referenceKernel } from './kernels/reference.js';
 import { loadTfjsKernel } from './kernels/tfjs.js';
 
@@ -20,28 +20,15 @@ export interface LoadedKernel {
 
 type Step = (notes: string[]) => Kernel | Promise<Kernel>;
 
-const require = createRequire(import.meta.url);
-
-function loadNative(): Kernel {
-  // The native addon arrives with its own module; until it is built this step reports why it is absent.
-  const addon = require('../build/Release/neurocorr.node') as unknown;
-  void addon;
-  throw new Error('native addon found but no binding is wired');
-}
-
 const STEPS: Record<Exclude<KernelChoice, 'auto'>, Step> = {
-  native: () => loadNative(),
+  native: () => nativeKernel(),
   tfjs: (notes) => loadTfjsKernel(notes),
   reference: () => referenceKernel,
 };
 
 const CHAIN: readonly Exclude<KernelChoice, 'auto'>[] = ['native', 'tfjs', 'reference'];
 
-const describe = (err: unknown): string => {
-  const code = (err as { code?: unknown }).code;
-  if (code === 'MODULE_NOT_FOUND') return 'addon not built (run npm ci / npm rebuild)';
-  return err instanceof Error ? err.message.split('\n')[0]! : String(err);
-};
+const describe = (err: unknown): string => (err instanceof Error ? err.message.split('\n')[0]! : String(err));
 
 export async function loadKernel(choice: KernelChoice): Promise<LoadedKernel> {
   const notes: string[] = [];

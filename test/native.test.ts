@@ -1,0 +1,126 @@
+/** The native addon: every SIMD variant gives the same bits, and it is safe in many threads at once. */
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { loadAddon, nativeChunk } from '../dist/worker/kernels/native.js';
+import { computeTileReference } from '../dist/worker/kernels/reference.js';
+import { DEFAULT_CACHES } from '../dist/worker/caches.js';
+import { rng } from './helpers/models.js';
+
+const addon = loadAddon();
+const isas = addon.info().isas;
+
+function randomRows(n: number, m: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n * m);
+  for (let i = 0; i < out.length; i++) out[i] = r() * 2 - 1;
+  // Exact duplicates and a zero row (a constant neuron), for ties.
+  if (n > 4) {
+    out.copyWithin(3 * m, 0, m);
+    out.fill(0, m, 2 * m);
+  }
+  return out;
+}
+
+function tile(isa: string, f: Float32Array, g: Float32Array, nf: number, ng: number, m: number, chunk: number): Uint8Array {
+  const out = new ArrayBuffer((nf + ng) * 12);
+  expect(addon.computeTile(f, g, nf, ng, m, 100, 7, chunk, isa as 'auto', out)).toBe(isa);
+  return new Uint8Array(out);
+}
+
+describe('native addon', () => {
+  it('reports its ISAs and cache sizes', () => {
+    const info = addon.info();
+    expect(info.isas).toContain('scalar');
+    expect(info.isas).toContain(info.best);
+    expect(nativeChunk(64, DEFAULT_CACHES)).toBe(1024);
+  });
+
+  it.each([
+    [1, 1, 1],
+    [5, 3, 2],
+    [13, 33, 5],
+    [100, 77, 64],
+    [37, 250, 3],
+    [24, 64, 300],
+  ])('%i x %i at m = %i: every ISA and G chunk gives the bits of the scalar path, and matches the reference', (nf, ng, m) => {
+    const f = randomRows(nf, m, nf * 31 + m);
+    const g = randomRows(ng, m, ng * 17 + m);
+    const scalar = tile('scalar', f, g, nf, ng, m, 1 << 20);
+    for (const isa of isas) {
+      for (const chunk of [1, 16, 32, 33, 96, 1 << 20])
+        expect(Buffer.from(tile(isa, f, g, nf, ng, m, chunk)).equals(Buffer.from(scalar)), `${isa} chunk ${chunk}`).toBe(true);
+    }
+    const ref = computeTileReference({ f, g, fCount: nf, gCount: ng, m, fStart: 100, gStart: 7 });
+    const got = new Float64Array(scalar.buffer, 0, nf + ng);
+    const want = [...ref.rowBest, ...ref.colBest];
+    got.forEach((v, k) => expect(Math.abs(v - want[k]!)).toBeLessThan(1e-5));
+  });
+
+  it('rejects buffers that do not match the sizes', () => {
+    const f = new Float32Array(4);
+    expect(() => addon.computeTile(f, f, 2, 2, 4, 0, 0, 32, 'auto', new ArrayBuffer(48))).toThrow(RangeError);
+    expect(() => addon.computeTile(f, f, 1, 1, 4, 0, 0, 32, 'mmx' as 'auto', new ArrayBuffer(24))).toThrow(/isa/);
+  });
+
+  it('loads and computes in several worker threads at once', async () => {
+    const m = 48;
+    const n = 200;
+    const f = randomRows(n, m, 1);
+    const g = randomRows(n, m, 2);
+    const expected = Buffer.from(tile(addon.info().best, f, g, n, n, m, 64));
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const addon = require(workerData.path);
+      const out = new ArrayBuffer((workerData.n * 2) * 12);
+      for (let rep = 0; rep < 20; rep++) addon.computeTile(workerData.f, workerData.g, workerData.n, workerData.n, workerData.m, 100, 7, 64, 'auto', out);
+      parentPort.postMessage(Buffer.from(out));
+    `;
+    const path = new URL('../worker/native/build/Release/neurocorr.node', import.meta.url).pathname;
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => {
+        const worker = new Worker(source, { eval: true, workerData: { path, f, g, n, m } });
+        return new Promise<Uint8Array>((resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        }).finally(() => worker.terminate());
+      }),
+    );
+    for (const r of results) expect(Buffer.from(r).equals(expected)).toBe(true);
+  });
+});
+
+describe('native pool path', () => {
+  it('every ISA gives the same score, bit for bit, through the pool', async () => {
+    const { runEmbedded } = await import('../dist/coordinator/embedded.js');
+    const { loadPair } = await import('../dist/coordinator/score.js');
+    const { genModel, latents, writeNpyDir } = await import('./helpers/models.js');
+    const latent = latents(1, 24, 3);
+    const fDir = writeNpyDir(genModel(1, { m: 24, layers: [[40], [3, 4, 4]], latent, duplicates: 0.2, constants: 0.05 }));
+    const gDir = writeNpyDir(genModel(2, { m: 24, layers: [[70]], latent, duplicates: 0.2 }));
+    const options = {
+      match: 'paper',
+      constant: 'include',
+      conv: 'units',
+      layers: null,
+      layersF: null,
+      layersG: null,
+      sample: null,
+      probes: null,
+      kernel: 'native',
+      out: null,
+      matches: null,
+      progress: false,
+      log: () => undefined,
+    } as const;
+    const states: string[] = [];
+    for (const isa of isas) {
+      process.env['NEUROCORR_NATIVE_ISA'] = isa;
+      const { f, g } = loadPair(fDir, gDir, options);
+      const { reduction, kernel } = await runEmbedded(f, g, { kernel: 'native', threads: 2, block: 13 });
+      expect(kernel.name).toBe(`native-${isa}`);
+      states.push(JSON.stringify([reduction.forward, reduction.backward].flatMap((s) => [s.best, s.arg, s.pen, s.penArg].map((a) => Array.from(a)))));
+    }
+    delete process.env['NEUROCORR_NATIVE_ISA'];
+    expect(new Set(states).size).toBe(1);
+  });
+});
