@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Model } from '../shared/model.js';
 import type { Reduction } from '../shared/reduce.js';
 import { defaultBlockSize } from '../shared/blocking.js';
-import { planTiles, splitBlocks, tileResultView, type Tile } from '../shared/tile.js';
+import { planTiles, splitBlocks, tileResultView, type Tile, type TileResult } from '../shared/tile.js';
 import type { KernelChoice } from '../worker/loader.js';
 import { KernelUnavailableError } from '../shared/errors.js';
 import type { KernelDescription, PoolData, PoolTask } from '../worker/pool-worker.js';
@@ -44,33 +44,62 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
-export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions): Promise<EmbeddedResult> {
-  const threads = options.threads ?? defaultThreads();
+/** A warm (or warming) pool holding both models' z buffers. */
+export interface EmbeddedPool {
+  readonly threads: number;
+  /** Resolves once every thread has tried to load its kernel. */
+  readonly kernel: Promise<LoadedKernelInfo>;
+  run(tile: Tile): Promise<TileResult>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * Starts the threads at once, so they load their kernel while the caller is
+ * still filling `fz` and `gz` (they are shared, not copied).
+ */
+export async function startPool(fz: Float32Array, gz: Float32Array, m: number, kernel: KernelChoice, threads = defaultThreads()): Promise<EmbeddedPool> {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const { Piscina } = await import('piscina');
-  const workerData: PoolData = { kernel: options.kernel, fz: f.z, gz: g.z, m: f.m };
+  const workerData: PoolData = { kernel, fz, gz, m };
+  // Two tasks queued per thread, so a thread never waits on the main thread for its next tile.
   const pool = new Piscina<PoolTask, KernelDescription | ArrayBuffer>({
     filename: WORKER,
     workerData,
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 1000,
+    concurrentTasksPerWorker: 2,
+    atomics: 'disabled',
   });
+  const described = pool.run({ kind: 'describe' }).then((d) => {
+    const description = d as KernelDescription;
+    if ('error' in description) throw new KernelUnavailableError(description.error);
+    return description;
+  });
+  described.catch(() => undefined);
+  return {
+    threads,
+    kernel: described,
+    async run(tile) {
+      const task: PoolTask = { kind: 'tile', fStart: tile.f.start, fCount: tile.f.count, gStart: tile.g.start, gCount: tile.g.count };
+      return tileResultView((await pool.run(task)) as ArrayBuffer, tile.f.count, tile.g.count);
+    },
+    destroy: () => pool.destroy(),
+  };
+}
+
+/** Runs every tile of f x g on the pool (started here unless given) and destroys it. */
+export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions, started?: EmbeddedPool): Promise<EmbeddedResult> {
+  const pool = started ?? (await startPool(f.z, g.z, f.m, options.kernel, options.threads));
   try {
-    const described = (await pool.run({ kind: 'describe' })) as KernelDescription;
-    if ('error' in described) throw new KernelUnavailableError(described.error);
-    const kernel = described;
+    const kernel = await pool.kernel;
+    const threads = pool.threads;
     const block = options.block ?? defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
     const plan = planTiles(splitBlocks(f.layers, block), splitBlocks(g.layers, block));
     const tiles = options.order ? options.order(plan) : plan;
     options.onStart?.({ kernel, tiles: tiles.length, block, threads });
-    const compute = async (tile: Tile) => {
-      const task: PoolTask = { kind: 'tile', fStart: tile.f.start, fCount: tile.f.count, gStart: tile.g.start, gCount: tile.g.count };
-      const buffer = (await pool.run(task)) as ArrayBuffer;
-      return tileResultView(buffer, tile.f.count, tile.g.count);
-    };
     const onTile = options.onTile;
-    const reduction = await runTiles(f, g, tiles, compute, { concurrency: threads * 2, ...(onTile ? { onTile } : {}) });
+    const reduction = await runTiles(f, g, tiles, (tile) => pool.run(tile), { concurrency: threads * 2, ...(onTile ? { onTile } : {}) });
     return { reduction, kernel, tiles: tiles.length, block, threads };
   } finally {
     await pool.destroy();

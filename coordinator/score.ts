@@ -7,10 +7,11 @@ import type { ConvMode, Model } from '../shared/model.js';
 import type { ConstantMode, MatchMode } from '../shared/reduce.js';
 import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
 import type { RawModel } from '../shared/raw.js';
-import { buildModel } from '../shared/standardize.js';
+import { planModel, type ModelPlan } from '../shared/standardize.js';
 import type { Tile } from '../shared/tile.js';
 import type { KernelChoice } from '../worker/loader.js';
-import { runEmbedded } from './embedded.js';
+import { runEmbedded, startPool } from './embedded.js';
+import { hugePageAllocate, nativeLoops } from './native-assist.js';
 import { createProgress, type Progress } from './progress.js';
 
 export interface ScoreOptions {
@@ -40,6 +41,12 @@ export interface ModelPair {
   readonly partial: PartialInfo | null;
 }
 
+export interface PlannedPair {
+  readonly f: ModelPlan;
+  readonly g: ModelPlan;
+  readonly partial: PartialInfo | null;
+}
+
 function selection(raw: RawModel, both: readonly string[] | null, own: readonly string[] | null): string[] | null {
   if (both === null && own === null) return null;
   const names = new Set(raw.layers.map((l) => l.name));
@@ -56,8 +63,8 @@ function checkLayerNames(f: RawModel, g: RawModel, options: ScoreOptions): void 
   }
 }
 
-/** Loads both activation sets and standardizes them with the run's options. */
-export function loadPair(fPath: string, gPath: string, options: ScoreOptions): ModelPair {
+/** Opens both activation sets (headers only) and plans both models: every check that needs no values. */
+export function planPair(fPath: string, gPath: string, options: ScoreOptions): PlannedPair {
   const rawF = loadActivationSet(fPath);
   const rawG = loadActivationSet(gPath);
   const mF = rawF.layers[0]!.shape[0]!;
@@ -74,9 +81,10 @@ export function loadPair(fPath: string, gPath: string, options: ScoreOptions): M
     );
   }
   checkLayerNames(rawF, rawG, options);
-  const common = { conv: options.conv, probes: options.probes, sample: options.sample };
-  const f = buildModel(rawF, { ...common, layers: selection(rawF, options.layers, options.layersF) });
-  const g = buildModel(rawG, { ...common, layers: selection(rawG, options.layers, options.layersG) });
+  const loops = nativeLoops();
+  const common = { conv: options.conv, probes: options.probes, sample: options.sample, ...(loops ? { loops } : {}) };
+  const f = planModel(rawF, { ...common, layers: selection(rawF, options.layers, options.layersF) });
+  const g = planModel(rawG, { ...common, layers: selection(rawG, options.layers, options.layersG) });
   if (f.m !== g.m) {
     throw new InputError(
       'E_INPUT_MISMATCH',
@@ -92,24 +100,51 @@ export function loadPair(fPath: string, gPath: string, options: ScoreOptions): M
   return { f, g, partial };
 }
 
+const allocateZ = (plan: ModelPlan): Float32Array => new Float32Array(hugePageAllocate(plan.n * plan.m * 4));
+
+/** Loads and standardizes both activation sets with the run's options. */
+export function loadPair(fPath: string, gPath: string, options: ScoreOptions): ModelPair {
+  const { f, g, partial } = planPair(fPath, gPath, options);
+  return { f: f.build(allocateZ(f)), g: g.build(allocateZ(g)), partial };
+}
+
 export async function score(fPath: string, gPath: string, options: ScoreOptions): Promise<Scored> {
   if (options.out !== null) checkOutputPath(options.out, '--out');
   if (options.matches !== null) checkOutputPath(options.matches, '--matches');
   const started = performance.now();
-  const { f, g, partial } = loadPair(fPath, gPath, options);
+  const plans = planPair(fPath, gPath, options);
+  const zF = allocateZ(plans.f);
+  const zG = allocateZ(plans.g);
+  // The threads boot and load their kernel while this thread standardizes.
+  const pool = await startPool(zF, zG, plans.f.m, options.kernel, options.threads);
+  let f: Model;
+  let g: Model;
+  try {
+    f = plans.f.build(zF);
+    g = plans.g.build(zG);
+  } catch (err) {
+    await pool.destroy();
+    throw err;
+  }
+  const { partial } = plans;
 
   let progress: Progress | null = null;
-  const run = await runEmbedded(f, g, {
-    kernel: options.kernel,
-    ...(options.threads !== undefined ? { threads: options.threads } : {}),
-    ...(options.tile !== undefined ? { block: options.tile } : {}),
-    ...(options.order ? { order: options.order } : {}),
-    onStart: ({ kernel, tiles }) => {
-      for (const note of kernel.notes) options.log(`kernel: ${note}`);
-      progress = createProgress({ total: tiles, pairsPerUnit: (f.n * g.n) / tiles, label: 'tiles', enabled: options.progress });
+  const run = await runEmbedded(
+    f,
+    g,
+    {
+      kernel: options.kernel,
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.tile !== undefined ? { block: options.tile } : {}),
+      ...(options.order ? { order: options.order } : {}),
+      onStart: ({ kernel, tiles }) => {
+        for (const note of kernel.notes) options.log(`kernel: ${note}`);
+        progress = createProgress({ total: tiles, pairsPerUnit: (f.n * g.n) / tiles, label: 'tiles', enabled: options.progress });
+      },
+      onTile: (done) => progress?.update(done),
     },
-    onTile: (done) => progress?.update(done),
-  });
+    pool,
+  );
   (progress as Progress | null)?.finish();
 
   const seconds = (performance.now() - started) / 1000;

@@ -29,9 +29,10 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { InputError } from './errors.js';
-import { formatShape, parseNpy } from './npy.js';
+import { formatShape, npyHeaderLength, parseNpyHeader } from './npy.js';
+import { probeReader, readHead } from './layer-file.js';
 import type { Layout, RawLayer, RawModel } from './raw.js';
-import { isRecord, parseSafetensors } from './safetensors.js';
+import { isRecord, parseSafetensorsHeader, safetensorsHeaderLength } from './safetensors.js';
 
 const PATH_FIX = 'check the path; expected a directory of .npy files or a .safetensors file';
 const LAYER_MAP_FIX =
@@ -66,7 +67,18 @@ function fsCall<T>(file: string, fix: string, fn: () => T): T {
   }
 }
 
-const readBytes = (file: string): Uint8Array => fsCall(file, 'check that the file exists and is readable', () => readFileSync(file));
+const READABLE_FIX = 'check that the file exists and is readable';
+const readBytes = (file: string): Uint8Array => fsCall(file, READABLE_FIX, () => readFileSync(file));
+
+/** Enough of a file's start to parse its header: a first guess, then what the header declares. */
+function readHeader(file: string, declared: (prefix: Uint8Array) => number | null): { head: Uint8Array; size: number } {
+  const first = fsCall(file, READABLE_FIX, () => readHead(file, 64 * 1024));
+  const need = declared(first.head);
+  if (need === null || need <= first.head.length || need > first.size) return first;
+  return fsCall(file, READABLE_FIX, () => readHead(file, need));
+}
+
+const perProbe = (shape: readonly number[]): number => shape.slice(1).reduce((a, b) => a * b, 1);
 
 interface LayerSpec {
   file: string;
@@ -90,8 +102,9 @@ function loadNpyDir(dir: string): RawModel {
   const map = existsSync(mapFile) ? readLayerMap(mapFile, files) : { fingerprint: null, specs: files.map(defaultSpec) };
   const layers = map.specs.map(({ file, name, depth, layout }): RawLayer => {
     const source = join(dir, file);
-    const { shape, data } = parseNpy(readBytes(source), source);
-    return { name, depth, source, shape, data, layout };
+    const { head, size } = readHeader(source, npyHeaderLength);
+    const { shape, dtype, dataOffset } = parseNpyHeader(head, size, source);
+    return { name, depth, source, shape, dtype, read: probeReader(source, dataOffset, dtype, perProbe(shape)), layout };
   });
   return { path: dir, layers, fingerprint: map.fingerprint };
 }
@@ -149,7 +162,8 @@ function firstDuplicate(values: readonly string[]): string | undefined {
 }
 
 function loadSafetensors(file: string): RawModel {
-  const { tensors, metadata } = parseSafetensors(readBytes(file), file);
+  const { head, size } = readHeader(file, safetensorsHeaderLength);
+  const { tensors, metadata } = parseSafetensorsHeader(head, size, file);
   const fail = (problem: string): InputError => new InputError('E_LAYER_MAP', file, problem, METADATA_FIX);
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const available = [...byName.keys()].sort();
@@ -175,7 +189,8 @@ function loadSafetensors(file: string): RawModel {
       depth: typeof depth === 'number' ? depth : null,
       source: `${file}#${name}`,
       shape: tensor.shape,
-      data: tensor.data,
+      dtype: tensor.dtype,
+      read: probeReader(file, tensor.offset, tensor.dtype, perProbe(tensor.shape)),
       layout: 'nchw',
     };
   });

@@ -3,8 +3,8 @@
  *
  * Two forces set B. Each tile pays a fixed cost (a thread hand-off, packing
  * both blocks into panels), so a tile should carry enough work to hide it:
- * the native kernel aims for about 1 GFLOP per tile (2 B^2 m = 1e9, tens of
- * milliseconds). And the pool needs enough tiles to keep every thread busy:
+ * the native kernel aims for about 4 GFLOP per tile (2 B^2 m = 4e9, about
+ * 10 ms per core): at M = 1024 smaller tiles measurably lose to packing. And the pool needs enough tiles to keep every thread busy:
  * B is capped so there are at least 8 tiles per thread. The native kernel
  * blocks for the caches inside a tile (its G chunk is sized from L2), so B
  * does not depend on cache sizes. B is rounded up to a multiple of 96, a
@@ -29,7 +29,7 @@ const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v
 export function defaultBlockSize({ kernel, m, nF, nG, threads }: BlockingInput): number {
   const balanced = Math.ceil(Math.sqrt((nF * nG) / (8 * threads)));
   if (kernel.startsWith('native')) {
-    const work = Math.sqrt(1e9 / (2 * m));
+    const work = Math.sqrt(2e9 / m);
     return roundUp(clamp(Math.min(work, balanced), PANEL, 8192), PANEL);
   }
   if (kernel.startsWith('tfjs')) return clamp(balanced, 64, 2048);

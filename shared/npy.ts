@@ -67,11 +67,22 @@ const DTYPES = new Map<string, FloatDtype>([
   ['=f8', 'f8'],
 ]);
 
-export function parseNpy(bytes: Uint8Array, file: string): NdArray {
-  const { header, dataStart } = readPreamble(bytes, file);
+export interface NpyHeader {
+  shape: number[];
+  dtype: FloatDtype;
+  /** Byte offset of the data in the file. */
+  dataOffset: number;
+}
+
+/**
+ * Parses the header from the first bytes of a file (`head`, holding at least
+ * the preamble and header) and checks it against the whole file's size.
+ */
+export function parseNpyHeader(head: Uint8Array, fileSize: number, file: string): NpyHeader {
+  const { header, dataStart } = readPreamble(head, fileSize, file);
   const { dtype, shape } = parseHeader(header, file);
   const expected = shapeSize(shape) * ITEMSIZE[dtype];
-  const actual = bytes.length - dataStart;
+  const actual = fileSize - dataStart;
   if (actual < expected) {
     const problem = `file is truncated: header says shape ${formatShape(shape)} ${dtype} (${expected} bytes) but file holds only ${actual} bytes of data`;
     throw new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
@@ -80,25 +91,38 @@ export function parseNpy(bytes: Uint8Array, file: string): NdArray {
     const problem = `header says shape ${formatShape(shape)} ${dtype} (${expected} bytes) but file holds ${actual} bytes of data`;
     throw new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
   }
-  return { shape, dtype, data: floatArrayAt(bytes, dataStart, shapeSize(shape), dtype) };
+  return { shape, dtype, dataOffset: dataStart };
 }
 
-function readPreamble(bytes: Uint8Array, file: string): { header: string; dataStart: number } {
+/** Bytes of the file needed to parse its header: the preamble, then the length it declares. */
+export function npyHeaderLength(preamble: Uint8Array): number | null {
+  if (preamble.length < 12) return null;
+  const view = new DataView(preamble.buffer, preamble.byteOffset, preamble.byteLength);
+  return preamble[6] === 1 ? 10 + view.getUint16(8, true) : 12 + view.getUint32(8, true);
+}
+
+export function parseNpy(bytes: Uint8Array, file: string): NdArray {
+  const { shape, dtype, dataOffset } = parseNpyHeader(bytes, bytes.length, file);
+  return { shape, dtype, data: floatArrayAt(bytes, dataOffset, shapeSize(shape), dtype) };
+}
+
+function readPreamble(bytes: Uint8Array, fileSize: number, file: string): { header: string; dataStart: number } {
   if (!MAGIC.every((b, i) => i >= bytes.length || bytes[i] === b)) {
     throw new InputError('E_INPUT_FORMAT', file, 'not a .npy file (no \\x93NUMPY magic)', SAVE_FIX);
   }
   const truncated = (what: string): InputError =>
-    new InputError('E_INPUT_TRUNCATED', file, `file is truncated: ${bytes.length} bytes, shorter than ${what}`, RESAVE_FIX);
-  if (bytes.length < 10) throw truncated('the .npy preamble');
+    new InputError('E_INPUT_TRUNCATED', file, `file is truncated: ${fileSize} bytes, shorter than ${what}`, RESAVE_FIX);
+  if (fileSize < 10) throw truncated('the .npy preamble');
   const major = bytes[6];
   if (major !== 1 && major !== 2 && major !== 3) {
     throw new InputError('E_INPUT_FORMAT', file, `unsupported .npy format version ${major}`, SAVE_FIX);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerStart = major === 1 ? 10 : 12;
-  if (bytes.length < headerStart) throw truncated('the .npy preamble');
+  if (fileSize < headerStart) throw truncated('the .npy preamble');
   const dataStart = headerStart + (major === 1 ? view.getUint16(8, true) : view.getUint32(8, true));
-  if (bytes.length < dataStart) throw truncated(`the ${dataStart - headerStart}-byte header it declares`);
+  if (fileSize < dataStart) throw truncated(`the ${dataStart - headerStart}-byte header it declares`);
+  if (bytes.length < dataStart) throw new InternalError(`${file}: header parsed from ${bytes.length} bytes, needs ${dataStart}`);
   const decoder = new TextDecoder(major === 3 ? 'utf-8' : 'latin1');
   return { header: decoder.decode(bytes.subarray(headerStart, dataStart)), dataStart };
 }

@@ -14,8 +14,12 @@ export interface RawLayer {
   readonly source: string;
   /** Full shape, probes first: [M, ...]. Rank >= 1, every dim > 0. */
   readonly shape: readonly number[];
-  /** Values in C order, native (little-endian) float32 or float64. */
-  readonly data: Float32Array | Float64Array;
+  readonly dtype: 'f4' | 'f8';
+  /**
+   * Values of probes [start, start + count), C order. The returned array may
+   * be a view over a shared buffer: use it before the next read.
+   */
+  readonly read: (start: number, count: number) => Float32Array | Float64Array;
   /** Where the channel axis is for `--conv channels` on rank >= 3 layers. */
   readonly layout: Layout;
 }

@@ -31,23 +31,51 @@ const NAMES: Readonly<Record<FloatDtype, string>> = { f4: 'F32', f8: 'F64' };
 const RESAVE_FIX = 'the file is incomplete or corrupt; re-export it with safetensors save_file()';
 const METADATA = '__metadata__';
 
-export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+export interface SafetensorsEntry {
+  name: string;
+  shape: number[];
+  dtype: FloatDtype;
+  /** Absolute byte offset of the tensor's data in the file. */
+  offset: number;
+}
+
+export interface SafetensorsHeader {
+  tensors: SafetensorsEntry[];
+  metadata: Record<string, string>;
+}
+
+/** Bytes of the file needed to parse its header (8-byte length prefix + JSON), or null if `prefix` is too short to say. */
+export function safetensorsHeaderLength(prefix: Uint8Array): number | null {
+  if (prefix.length < 8) return null;
+  const claimed = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  return claimed > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : 8 + Number(claimed);
+}
+
+/** Parses the header from the file's first bytes and checks every tensor against the file's size. */
+export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, file: string): SafetensorsHeader {
   const truncated = (problem: string): InputError => new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
-  if (bytes.length < 8) throw truncated(`file is truncated: ${bytes.length} bytes, too short for the 8-byte header length`);
-  const claimed = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (claimed > BigInt(bytes.length - 8)) {
-    throw truncated(`header claims ${claimed} bytes but file has only ${bytes.length - 8} after the length prefix`);
+  if (fileSize < 8) throw truncated(`file is truncated: ${fileSize} bytes, too short for the 8-byte header length`);
+  const dataStart = safetensorsHeaderLength(head)!;
+  if (dataStart > fileSize) {
+    throw truncated(`header claims ${dataStart - 8} bytes but file has only ${fileSize - 8} after the length prefix`);
   }
-  const dataStart = 8 + Number(claimed);
-  const header = parseHeaderJson(bytes.subarray(8, dataStart), file);
-  const dataLen = bytes.length - dataStart;
+  const header = parseHeaderJson(head.subarray(8, dataStart), file);
+  const dataLen = fileSize - dataStart;
   const tensors = Object.entries(header)
     .filter(([name]) => name !== METADATA)
     .map(([name, entry]) => {
       const { dtype, shape, begin } = parseEntry(name, entry, dataLen, file);
-      return { name, shape, dtype, data: floatArrayAt(bytes, dataStart + begin, shapeSize(shape), dtype) };
+      return { name, shape, dtype, offset: dataStart + begin };
     });
   return { tensors, metadata: parseMetadata(header[METADATA], file) };
+}
+
+export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+  const { tensors, metadata } = parseSafetensorsHeader(bytes, bytes.length, file);
+  return {
+    tensors: tensors.map(({ name, shape, dtype, offset }) => ({ name, shape, dtype, data: floatArrayAt(bytes, offset, shapeSize(shape), dtype) })),
+    metadata,
+  };
 }
 
 function parseHeaderJson(bytes: Uint8Array, file: string): Record<string, unknown> {

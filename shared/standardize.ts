@@ -18,6 +18,8 @@ export interface BuildOptions {
   readonly sample: { readonly n: number; readonly seed: number } | null;
   /** Constant-neuron threshold relative to the neuron's largest magnitude. */
   readonly constantTolerance?: number;
+  /** Inner loops; the plain TypeScript ones by default. */
+  readonly loops?: StandardizeLoops;
 }
 
 /** How a layer's values map to (neuron j, sample t): value = data[offset(t) + j * jStride]. */
@@ -48,7 +50,26 @@ export function layerGeometry(layer: RawLayer, conv: ConvMode): Geometry {
 
 export const DEFAULT_CONSTANT_TOLERANCE = 1e-12;
 
-export function buildModel(raw: RawModel, options: BuildOptions): Model {
+/** Bytes of probe rows read per pass step; bounds memory whatever the layer size. */
+export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
+
+export type Allocate = (bytes: number) => SharedArrayBuffer;
+const plainAllocate: Allocate = (bytes) => new SharedArrayBuffer(bytes);
+
+/** Everything about a model that does not need its values: sizes, layers, sampling. */
+export interface ModelPlan {
+  readonly n: number;
+  readonly m: number;
+  /** Standardizes every layer into `z` (n x m) and returns the finished model. */
+  build(z: Float32Array): Model;
+}
+
+export function buildModel(raw: RawModel, options: BuildOptions, allocate: Allocate = plainAllocate): Model {
+  const plan = planModel(raw, options);
+  return plan.build(new Float32Array(allocate(plan.n * plan.m * 4)));
+}
+
+export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
   const fullM = raw.layers[0]?.shape[0] ?? 0;
   const probes = options.probes ?? fullM;
   if (fullM < 2) {
@@ -90,44 +111,116 @@ export function buildModel(raw: RawModel, options: BuildOptions): Model {
   if (n * m > 2 ** 31) {
     throw new UsageError(`${raw.path}: ${n} neurons x ${m} samples is too large to hold in memory; prepare a shard set (neurocorr prepare)`);
   }
-  const z = new Float32Array(new SharedArrayBuffer(n * m * 4));
-  const constant = new Uint8Array(n);
-  const sampled = picks.some((p) => p !== null);
-  const ids = sampled ? new Uint32Array(n) : null;
-
-  const layers: LayerInfo[] = [];
-  let start = 0;
-  let originalStart = 0;
   const tolerance = options.constantTolerance ?? DEFAULT_CONSTANT_TOLERANCE;
-  for (const { layer, depth } of positioned) {
-    const sel = selected.findIndex((p) => p.layer === layer);
-    const total = layerGeometry(layer, options.conv).neurons;
-    if (sel >= 0) {
-      const pick = picks[sel]!;
-      const count = pick?.length ?? total;
-      const constantCount = standardizeLayer(
-        layer,
-        geometries[sel]!,
-        probes,
-        pick,
-        z.subarray(start * m, (start + count) * m),
-        constant.subarray(start, start + count),
-        tolerance,
-      );
-      if (ids !== null) {
-        for (let j = 0; j < count; j++) ids[start + j] = originalStart + (pick === null ? j : pick[j]!);
+  const loops = options.loops ?? jsLoops;
+
+  const build = (z: Float32Array): Model => {
+    if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values, the model needs ${n * m}`);
+    const constant = new Uint8Array(n);
+    const ids = picks.some((p) => p !== null) ? new Uint32Array(n) : null;
+    const layers: LayerInfo[] = [];
+    let start = 0;
+    let originalStart = 0;
+    for (const { layer, depth } of positioned) {
+      const sel = selected.findIndex((p) => p.layer === layer);
+      const total = layerGeometry(layer, options.conv).neurons;
+      if (sel >= 0) {
+        const pick = picks[sel]!;
+        const count = pick?.length ?? total;
+        const out = z.subarray(start * m, (start + count) * m);
+        const constants = standardizeLayer(layer, geometries[sel]!, probes, pick, out, constant.subarray(start, start + count), tolerance, loops);
+        if (ids !== null) {
+          for (let j = 0; j < count; j++) ids[start + j] = originalStart + (pick === null ? j : pick[j]!);
+        }
+        layers.push({ name: layer.name, depth, source: layer.source, shape: layer.shape.slice(1), start, count, total, constant: constants });
+        start += count;
       }
-      layers.push({ name: layer.name, depth, source: layer.source, shape: layer.shape.slice(1), start, count, total, constant: constantCount });
-      start += count;
+      originalStart += total;
     }
-    originalStart += total;
-  }
-  return { path: raw.path, probes, m, n, layers, z, constant, ids, fingerprint: raw.fingerprint };
+    return { path: raw.path, probes, m, n, layers, z, constant, ids, fingerprint: raw.fingerprint };
+  };
+  return { n, m, build };
 }
+
+/** Neurons per block in the write pass: their z rows are written side by side, sequentially in t. */
+const WRITE_BLOCK = 64;
+
+type Chunk = Float32Array | Float64Array;
+
+/**
+ * The two inner loops over a chunk of probe rows. A native implementation may
+ * replace them if it performs the same float64 operations in the same order
+ * per neuron, so that z comes out bit-identical.
+ */
+export interface StandardizeLoops {
+  /** s1 += v - shift, s2 += (v - shift)^2, maxAbs = max(maxAbs, |v|), per neuron column. */
+  accumulate(
+    data: Chunk,
+    pn: number,
+    spatial: number,
+    probeStride: number,
+    spatialStride: number,
+    cols: Float64Array,
+    shift: Float64Array,
+    s1: Float64Array,
+    s2: Float64Array,
+    maxAbs: Float64Array,
+  ): void;
+  /** out[j * m + t] = (v - mean) * scale for every non-constant neuron j. */
+  write(
+    data: Chunk,
+    p0: number,
+    pn: number,
+    spatial: number,
+    probeStride: number,
+    spatialStride: number,
+    cols: Float64Array,
+    mean: Float64Array,
+    scale: Float64Array,
+    constant: Uint8Array,
+    out: Float32Array,
+    m: number,
+  ): void;
+}
+
+export const jsLoops: StandardizeLoops = {
+  accumulate(data, pn, spatial, probeStride, spatialStride, cols, shift, s1, s2, maxAbs) {
+    const count = cols.length;
+    for (let p = 0; p < pn; p++) {
+      for (let s = 0; s < spatial; s++) {
+        const off = p * probeStride + s * spatialStride;
+        for (let j = 0; j < count; j++) {
+          const v = data[off + cols[j]!]!;
+          const d = v - shift[j]!;
+          s1[j]! += d;
+          s2[j]! += d * d;
+          const a = Math.abs(v);
+          if (a > maxAbs[j]!) maxAbs[j] = a;
+        }
+      }
+    }
+  },
+  write(data, p0, pn, spatial, probeStride, spatialStride, cols, mean, scale, constant, out, m) {
+    const count = cols.length;
+    for (let j0 = 0; j0 < count; j0 += WRITE_BLOCK) {
+      const j1 = Math.min(count, j0 + WRITE_BLOCK);
+      for (let p = 0; p < pn; p++) {
+        for (let s = 0; s < spatial; s++) {
+          const t = (p0 + p) * spatial + s;
+          const off = p * probeStride + s * spatialStride;
+          for (let j = j0; j < j1; j++) {
+            if (constant[j] === 0) out[j * m + t] = (data[off + cols[j]!]! - mean[j]!) * scale[j]!;
+          }
+        }
+      }
+    }
+  },
+};
 
 /**
  * Standardizes one layer into `out` (count x m) and flags constant neurons.
- * Three passes in float64: sums, centered sums of squares, then the write.
+ * Two streaming passes over the probe rows, in float64: shifted sums and
+ * sums of squares (and largest magnitudes), then the write.
  */
 function standardizeLayer(
   layer: RawLayer,
@@ -137,34 +230,31 @@ function standardizeLayer(
   out: Float32Array,
   constant: Uint8Array,
   tolerance: number,
+  loops: StandardizeLoops,
 ): number {
   const count = pick?.length ?? geo.neurons;
-  const data = layer.data;
   const m = probes * geo.spatial;
-  const column = pick === null ? (j: number) => j * geo.jStride : (j: number) => pick[j]! * geo.jStride;
   const cols = new Float64Array(count);
-  for (let j = 0; j < count; j++) cols[j] = column(j);
+  for (let j = 0; j < count; j++) cols[j] = (pick === null ? j : pick[j]!) * geo.jStride;
 
-  const sum = new Float64Array(count);
-  forEachSample(geo, probes, (_t, off) => {
-    for (let j = 0; j < count; j++) sum[j]! += data[off + cols[j]!]!;
-  });
-  for (let j = 0; j < count; j++) {
-    if (!Number.isFinite(sum[j]!)) throw nonFiniteError(layer, geo, probes, cols[j]!, j);
-    sum[j] = sum[j]! / m;
-  }
-  const mean = sum;
-  const sq = new Float64Array(count);
+  // One pass of sums shifted by each neuron's first sample (so a constant
+  // neuron sums to exactly 0), then mean and centered sum of squares.
+  const first = layer.read(0, 1);
+  const shift = new Float64Array(count);
+  for (let j = 0; j < count; j++) shift[j] = first[cols[j]!]!;
+  const s1 = new Float64Array(count);
+  const s2 = new Float64Array(count);
   const maxAbs = new Float64Array(count);
-  forEachSample(geo, probes, (_t, off) => {
-    for (let j = 0; j < count; j++) {
-      const v = data[off + cols[j]!]!;
-      const d = v - mean[j]!;
-      sq[j]! += d * d;
-      const a = Math.abs(v);
-      if (a > maxAbs[j]!) maxAbs[j] = a;
-    }
-  });
+  const { probeStride, spatialStride, spatial } = geo;
+  forEachChunk(layer, geo, probes, (data, _p0, pn) => loops.accumulate(data, pn, spatial, probeStride, spatialStride, cols, shift, s1, s2, maxAbs));
+  const mean = new Float64Array(count);
+  const sq = new Float64Array(count);
+  for (let j = 0; j < count; j++) {
+    if (!Number.isFinite(s2[j]!)) throw nonFiniteError(layer, geo, probes, cols[j]!, j);
+    const d = s1[j]! / m;
+    mean[j] = shift[j]! + d;
+    sq[j] = Math.max(0, s2[j]! - s1[j]! * d);
+  }
   let constants = 0;
   const scale = new Float64Array(count);
   for (let j = 0; j < count; j++) {
@@ -177,26 +267,29 @@ function standardizeLayer(
       scale[j] = 1 / norm;
     }
   }
-  forEachSample(geo, probes, (t, off) => {
-    for (let j = 0; j < count; j++) {
-      if (constant[j] === 0) out[j * m + t] = (data[off + cols[j]!]! - mean[j]!) * scale[j]!;
-    }
-  });
+  forEachChunk(layer, geo, probes, (data, p0, pn) => loops.write(data, p0, pn, spatial, probeStride, spatialStride, cols, mean, scale, constant, out, m));
   return constants;
 }
 
-function forEachSample(geo: Geometry, probes: number, visit: (t: number, offset: number) => void): void {
-  let t = 0;
-  for (let p = 0; p < probes; p++) {
-    for (let s = 0; s < geo.spatial; s++) visit(t++, p * geo.probeStride + s * geo.spatialStride);
+/** Probe rows of the layer in chunks of about DEFAULT_CHUNK_BYTES: (values, first probe, probe count). */
+function forEachChunk(layer: RawLayer, geo: Geometry, probes: number, visit: (data: Chunk, p0: number, pn: number) => void): void {
+  const rowBytes = geo.probeStride * (layer.dtype === 'f4' ? 4 : 8);
+  const step = Math.max(1, Math.floor(DEFAULT_CHUNK_BYTES / rowBytes));
+  for (let p0 = 0; p0 < probes; p0 += step) {
+    const pn = Math.min(step, probes - p0);
+    visit(layer.read(p0, pn), p0, pn);
   }
 }
 
 function nonFiniteError(layer: RawLayer, geo: Geometry, probes: number, col: number, j: number): InputError {
   let where = 'values too large to sum in float64';
-  forEachSample(geo, probes, (_t, off) => {
-    const v = layer.data[off + col]!;
-    if (where.startsWith('values') && !Number.isFinite(v)) where = `${v} at flat index ${off + col}`;
+  forEachChunk(layer, geo, probes, (data, p0, pn) => {
+    for (let p = 0; p < pn; p++) {
+      for (let s = 0; s < geo.spatial; s++) {
+        const v = data[p * geo.probeStride + s * geo.spatialStride + col]!;
+        if (where.startsWith('values') && !Number.isFinite(v)) where = `${v} at probe ${p0 + p}`;
+      }
+    }
   });
   return new InputError(
     'E_INPUT_VALUES',

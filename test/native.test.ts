@@ -124,3 +124,29 @@ describe('native pool path', () => {
     expect(new Set(states).size).toBe(1);
   });
 });
+
+describe('native standardization loops', () => {
+  it('give z bit-identical to the TypeScript loops, for float32 and float64, units and channels', async () => {
+    const { planModel, jsLoops } = await import('../dist/shared/standardize.js');
+    const { loadActivationSet } = await import('../dist/shared/activations.js');
+    const { nativeLoops } = await import('../dist/coordinator/native-assist.js');
+    const { genModel, latents, writeNpyDir } = await import('./helpers/models.js');
+    const loops = nativeLoops();
+    expect(loops).toBeDefined();
+    for (const dtype of ['f4', 'f8'] as const) {
+      const dir = writeNpyDir(genModel(5, { m: 37, layers: [[9], [3, 4, 5], [1]], latent: latents(2, 37, 2), dtype, constants: 0.1, duplicates: 0.1 }));
+      for (const conv of ['units', 'channels'] as const) {
+        const raw = loadActivationSet(dir);
+        const options = { conv, probes: null, layers: conv === 'channels' ? ['layer01'] : null, sample: conv === 'units' ? { n: 7, seed: 3 } : null };
+        const a = planModel(raw, { ...options, loops: jsLoops });
+        const b = planModel(raw, { ...options, loops: loops! });
+        const za = new Float32Array(a.n * a.m);
+        const zb = new Float32Array(b.n * b.m);
+        const ma = a.build(za);
+        const mb = b.build(zb);
+        expect(Buffer.from(zb.buffer).equals(Buffer.from(za.buffer)), `${dtype} ${conv}`).toBe(true);
+        expect(Array.from(mb.constant)).toEqual(Array.from(ma.constant));
+      }
+    }
+  });
+});

@@ -4,6 +4,7 @@
  * error names every place tried.
  */
 import { createRequire } from 'node:module';
+import type { StandardizeLoops } from '../../shared/standardize.js';
 import { allocTileResult, type TileResult } from '../../shared/tile.js';
 import { cacheSizes, type CacheSizes } from '../caches.js';
 import type { Kernel, TileInput } from '../kernel.js';
@@ -12,6 +13,9 @@ export type Isa = 'avx512' | 'avx2' | 'scalar';
 
 export interface NativeAddon {
   info(): { isas: Isa[]; best: Isa; l1d: number; l2: number; l3: number };
+  adviseHugePages(view: ArrayBufferView): boolean;
+  standardizeAccumulate: StandardizeLoops['accumulate'];
+  standardizeWrite: StandardizeLoops['write'];
   computeTile(
     f: Float32Array,
     g: Float32Array,

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "neurocorr",
-      "sources": ["src/addon.cc", "src/cpu.cc", "src/tile_scalar.cc", "src/tile_avx2.cc", "src/tile_avx512.cc"],
+      "sources": ["src/addon.cc", "src/cpu.cc", "src/tile_scalar.cc", "src/tile_avx2.cc", "src/tile_avx512.cc", "src/standardize.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions"],

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "scratch.h"
+#include "standardize.h"
 #include "tile.h"
 
 namespace {
@@ -128,7 +130,30 @@ Napi::Value ComputeTile(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, IsaName(isa));
 }
 
+// adviseHugePages(view) -> whether the kernel accepted the advice. For large
+// buffers (SharedArrayBuffers of z) that are about to be filled.
+Napi::Value AdviseHugePagesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsTypedArray()) {
+    Napi::TypeError::New(env, "adviseHugePages(typedArray)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // The raw call: it hands back the data pointer of SharedArrayBuffer views too.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok) {
+    Napi::Error::New(env, "adviseHugePages: cannot read the typed array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const size_t bytes = info[0].As<Napi::TypedArray>().ByteLength();
+  return Napi::Boolean::New(env, neurocorr::AdviseHugePages(data, bytes));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("adviseHugePages", Napi::Function::New(env, AdviseHugePagesJs));
+  exports.Set("standardizeAccumulate", Napi::Function::New(env, neurocorr::StandardizeAccumulate));
+  exports.Set("standardizeWrite", Napi::Function::New(env, neurocorr::StandardizeWrite));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("computeTile", Napi::Function::New(env, ComputeTile));
   return exports;
