@@ -51,7 +51,7 @@ export function layerGeometry(layer: RawLayer, conv: ConvMode): Geometry {
 export const DEFAULT_CONSTANT_TOLERANCE = 1e-12;
 
 /** Bytes of probe rows read per pass step; bounds memory whatever the layer size. */
-export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export type Allocate = (bytes: number) => SharedArrayBuffer;
 const plainAllocate: Allocate = (bytes) => new SharedArrayBuffer(bytes);
@@ -143,7 +143,7 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
 }
 
 /** Neurons per block in the write pass: their z rows are written side by side, sequentially in t. */
-const WRITE_BLOCK = 64;
+const WRITE_BLOCK = 16;
 
 type Chunk = Float32Array | Float64Array;
 

@@ -6,7 +6,7 @@
 namespace neurocorr {
 namespace {
 
-constexpr int kWriteBlock = 64;
+constexpr int kWriteBlock = 16;
 
 struct Layout {
   int pn, spatial;
