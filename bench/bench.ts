@@ -4,7 +4,7 @@
  * bench/RESULTS.md. `--quick` runs small sizes only (a smoke test).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { runEmbedded } from '../coordinator/embedded.js';
@@ -227,7 +227,8 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(`${text}\n`);
   const out = join(ROOT, 'bench', 'RESULTS.md');
-  if (!quick) writeFileSync(out, text);
+  const notes = join(ROOT, 'bench', 'notes.md');
+  if (!quick) writeFileSync(out, existsSync(notes) ? `${text}\n${readFileSync(notes, 'utf8')}` : text);
   log(quick ? 'quick run: bench/RESULTS.md left as it is' : `wrote ${out}`);
 }
 

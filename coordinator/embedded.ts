@@ -3,6 +3,7 @@
  * both models' z arrays shared with every thread through SharedArrayBuffer.
  */
 import { availableParallelism } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Model } from '../shared/model.js';
 import type { Reduction } from '../shared/reduce.js';
@@ -71,9 +72,12 @@ export async function startPool(fz: Float32Array, gz: Float32Array, m: number, k
     concurrentTasksPerWorker: 2,
     atomics: 'disabled',
   });
-  const described = pool.run({ kind: 'describe' }).then((d) => {
+  const described = pool.run({ kind: 'describe' }).then(async (d) => {
     const description = d as KernelDescription;
     if ('error' in description) throw new KernelUnavailableError(description.error);
+    // One thread answered; wait until every thread has loaded its kernel, so the
+    // first tiles do not race thread start-up.
+    for (let waited = 0; pool.idleThreads < threads && waited < 10_000; waited += 5) await delay(5);
     return description;
   });
   described.catch(() => undefined);
