@@ -10,23 +10,8 @@ import { buildReport } from '../dist/shared/report.js';
 import type { Tile } from '../dist/shared/tile.js';
 import type { KernelChoice } from '../dist/worker/loader.js';
 import { bruteForce } from './helpers/brute.js';
+import { baseOptions } from './helpers/options.js';
 import { bruteLayers, genModel, latents, rng, writeNpyDir, type GenOptions } from './helpers/models.js';
-
-const baseOptions: ScoreOptions = {
-  match: 'paper',
-  constant: 'include',
-  conv: 'units',
-  layers: null,
-  layersF: null,
-  layersG: null,
-  sample: null,
-  probes: null,
-  kernel: 'reference',
-  out: null,
-  matches: null,
-  progress: false,
-  log: () => undefined,
-};
 
 interface Case {
   readonly name: string;

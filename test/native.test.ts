@@ -5,6 +5,7 @@ import { loadAddon, nativeChunk } from '../dist/worker/kernels/native.js';
 import { computeTileReference } from '../dist/worker/kernels/reference.js';
 import { DEFAULT_CACHES } from '../dist/worker/caches.js';
 import { rng } from './helpers/models.js';
+import { baseOptions } from './helpers/options.js';
 
 const addon = loadAddon();
 const isas = addon.info().isas;
@@ -97,21 +98,7 @@ describe('native pool path', () => {
     const latent = latents(1, 24, 3);
     const fDir = writeNpyDir(genModel(1, { m: 24, layers: [[40], [3, 4, 4]], latent, duplicates: 0.2, constants: 0.05 }));
     const gDir = writeNpyDir(genModel(2, { m: 24, layers: [[70]], latent, duplicates: 0.2 }));
-    const options = {
-      match: 'paper',
-      constant: 'include',
-      conv: 'units',
-      layers: null,
-      layersF: null,
-      layersG: null,
-      sample: null,
-      probes: null,
-      kernel: 'native',
-      out: null,
-      matches: null,
-      progress: false,
-      log: () => undefined,
-    } as const;
+    const options = { ...baseOptions, kernel: 'native' as const };
     const states: string[] = [];
     for (const isa of isas) {
       process.env['NEUROCORR_NATIVE_ISA'] = isa;
