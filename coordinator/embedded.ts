@@ -29,6 +29,8 @@ export interface EmbeddedOptions {
   readonly order?: (tiles: Tile[]) => Tile[];
   readonly onStart?: (info: { kernel: LoadedKernelInfo; tiles: number; block: number; threads: number }) => void;
   readonly onTile?: (done: number, tile: Tile) => void;
+  /** Holds a tile back until its inputs are ready (used to overlap loading with compute). */
+  readonly gate?: (tile: Tile) => Promise<void> | null;
 }
 
 export interface EmbeddedResult {
@@ -102,8 +104,12 @@ export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions, 
     const plan = planTiles(splitBlocks(f.layers, block), splitBlocks(g.layers, block));
     const tiles = options.order ? options.order(plan) : plan;
     options.onStart?.({ kernel, tiles: tiles.length, block, threads });
-    const onTile = options.onTile;
-    const reduction = await runTiles(f, g, tiles, (tile) => pool.run(tile), { concurrency: threads * 2, ...(onTile ? { onTile } : {}) });
+    const { onTile, gate } = options;
+    const reduction = await runTiles(f, g, tiles, (tile) => pool.run(tile), {
+      concurrency: threads * 2,
+      ...(onTile ? { onTile } : {}),
+      ...(gate ? { gate } : {}),
+    });
     return { reduction, kernel, tiles: tiles.length, block, threads };
   } finally {
     await pool.destroy();

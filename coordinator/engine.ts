@@ -11,6 +11,8 @@ export interface RunTilesOptions {
   /** Tiles in flight at once. */
   readonly concurrency: number;
   readonly onTile?: (done: number, tile: Tile) => void;
+  /** Resolves when a tile's inputs are ready (null: ready now). */
+  readonly gate?: (tile: Tile) => Promise<void> | null;
 }
 
 export async function runTiles(
@@ -18,7 +20,7 @@ export async function runTiles(
   g: ModelShape,
   tiles: readonly Tile[],
   compute: ComputeTile,
-  { concurrency, onTile }: RunTilesOptions,
+  { concurrency, onTile, gate }: RunTilesOptions,
 ): Promise<Reduction> {
   const reduction = new Reduction(f, g);
   let next = 0;
@@ -26,6 +28,7 @@ export async function runTiles(
   const lane = async (): Promise<void> => {
     while (next < tiles.length) {
       const tile = tiles[next++]!;
+      await gate?.(tile);
       reduction.merge(tile, await compute(tile));
       done++;
       onTile?.(done, tile);

@@ -108,6 +108,24 @@ export function loadPair(fPath: string, gPath: string, options: ScoreOptions): M
   return { f: f.build(allocateZ(f)), g: g.build(allocateZ(g)), partial };
 }
 
+interface Deferred {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Rejections are observed through the gate; this stops an unhandled-rejection warning for layers no tile reached.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
 export async function score(fPath: string, gPath: string, options: ScoreOptions): Promise<Scored> {
   if (options.out !== null) checkOutputPath(options.out, '--out');
   if (options.matches !== null) checkOutputPath(options.matches, '--matches');
@@ -115,21 +133,35 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
   const plans = planPair(fPath, gPath, options);
   const zF = allocateZ(plans.f);
   const zG = allocateZ(plans.g);
-  // The threads boot and load their kernel while this thread standardizes.
+  // The threads boot and load their kernel while this thread standardizes G;
+  // then F is standardized layer by layer while the tiles of finished layers run.
   const pool = await startPool(zF, zG, plans.f.m, options.kernel, options.threads);
-  let f: Model;
-  let g: Model;
+  const fBuild = plans.f.start(zF);
+  const gBuild = plans.g.start(zG);
   try {
-    f = plans.f.build(zF);
-    g = plans.g.build(zG);
+    while (gBuild.step());
   } catch (err) {
     await pool.destroy();
     throw err;
   }
+  const f = fBuild.model;
+  const g = gBuild.model;
   const { partial } = plans;
+  const layerReady = f.layers.map(() => deferred());
+  const loadF = (async () => {
+    try {
+      for (let k = 0; fBuild.step(); k++) {
+        layerReady[k]!.resolve();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      for (const ready of layerReady) ready.reject(err);
+      throw err;
+    }
+  })();
 
   let progress: Progress | null = null;
-  const run = await runEmbedded(
+  const running = runEmbedded(
     f,
     g,
     {
@@ -142,9 +174,11 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
         progress = createProgress({ total: tiles, pairsPerUnit: (f.n * g.n) / tiles, label: 'tiles', enabled: options.progress });
       },
       onTile: (done) => progress?.update(done),
+      gate: (tile) => layerReady[tile.f.layer]!.promise,
     },
     pool,
   );
+  const [, run] = await Promise.all([loadF, running]);
   (progress as Progress | null)?.finish();
 
   const seconds = (performance.now() - started) / 1000;

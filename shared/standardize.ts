@@ -62,6 +62,18 @@ export interface ModelPlan {
   readonly m: number;
   /** Standardizes every layer into `z` (n x m) and returns the finished model. */
   build(z: Float32Array): Model;
+  /**
+   * The model over `z` before any value is written, and a step that
+   * standardizes its next layer (false once all are done). Its layers' sizes
+   * and depths are final from the start; each layer's constant count is set
+   * when that layer is standardized.
+   */
+  start(z: Float32Array): ModelBuild;
+}
+
+export interface ModelBuild {
+  readonly model: Model;
+  step(): boolean;
 }
 
 export function buildModel(raw: RawModel, options: BuildOptions, allocate: Allocate = plainAllocate): Model {
@@ -114,12 +126,12 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
   const tolerance = options.constantTolerance ?? DEFAULT_CONSTANT_TOLERANCE;
   const loops = options.loops ?? jsLoops;
 
-  const build = (z: Float32Array): Model => {
+  const start = (z: Float32Array): ModelBuild => {
     if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values, the model needs ${n * m}`);
     const constant = new Uint8Array(n);
     const ids = picks.some((p) => p !== null) ? new Uint32Array(n) : null;
-    const layers: LayerInfo[] = [];
-    let start = 0;
+    const layers: { -readonly [K in keyof LayerInfo]: LayerInfo[K] }[] = [];
+    let first = 0;
     let originalStart = 0;
     for (const { layer, depth } of positioned) {
       const sel = selected.findIndex((p) => p.layer === layer);
@@ -127,19 +139,34 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
       if (sel >= 0) {
         const pick = picks[sel]!;
         const count = pick?.length ?? total;
-        const out = z.subarray(start * m, (start + count) * m);
-        const constants = standardizeLayer(layer, geometries[sel]!, probes, pick, out, constant.subarray(start, start + count), tolerance, loops);
         if (ids !== null) {
-          for (let j = 0; j < count; j++) ids[start + j] = originalStart + (pick === null ? j : pick[j]!);
+          for (let j = 0; j < count; j++) ids[first + j] = originalStart + (pick === null ? j : pick[j]!);
         }
-        layers.push({ name: layer.name, depth, source: layer.source, shape: layer.shape.slice(1), start, count, total, constant: constants });
-        start += count;
+        layers.push({ name: layer.name, depth, source: layer.source, shape: layer.shape.slice(1), start: first, count, total, constant: 0 });
+        first += count;
       }
       originalStart += total;
     }
-    return { path: raw.path, probes, m, n, layers, z, constant, ids, fingerprint: raw.fingerprint };
+    let next = 0;
+    return {
+      model: { path: raw.path, probes, m, n, layers, z, constant, ids, fingerprint: raw.fingerprint },
+      step() {
+        if (next >= layers.length) return false;
+        const info = layers[next]!;
+        const out = z.subarray(info.start * m, (info.start + info.count) * m);
+        const flags = constant.subarray(info.start, info.start + info.count);
+        info.constant = standardizeLayer(selected[next]!.layer, geometries[next]!, probes, picks[next]!, out, flags, tolerance, loops);
+        next++;
+        return true;
+      },
+    };
   };
-  return { n, m, build };
+  const build = (z: Float32Array): Model => {
+    const run = start(z);
+    while (run.step());
+    return run.model;
+  };
+  return { n, m, build, start };
 }
 
 /** Neurons per block in the write pass: their z rows are written side by side, sequentially in t. */

@@ -57,6 +57,25 @@ describe('native addon', () => {
     got.forEach((v, k) => expect(Math.abs(v - want[k]!)).toBeLessThan(1e-5));
   });
 
+  it('reuses packed F panels only for the same key and sizes', () => {
+    const m = 20;
+    const f1 = randomRows(30, m, 1);
+    const f2 = randomRows(30, m, 2);
+    const g1 = randomRows(50, m, 3);
+    const g2 = randomRows(70, m, 4);
+    const run = (f: Float32Array, g: Float32Array, ng: number, key: number, nf = 30) => {
+      const out = new ArrayBuffer((nf + ng) * 12);
+      addon.computeTile(f, g, nf, ng, m, 0, 0, 32, 'auto', out, key);
+      return Buffer.from(out);
+    };
+    const fresh = (f: Float32Array, g: Float32Array, ng: number, nf = 30) => run(f, g, ng, 0, nf);
+    expect(run(f1, g1, 50, 7).equals(fresh(f1, g1, 50))).toBe(true);
+    expect(run(f1, g2, 70, 7).equals(fresh(f1, g2, 70))).toBe(true);
+    expect(run(f2, g2, 70, 8).equals(fresh(f2, g2, 70))).toBe(true);
+    // Same key, fewer rows: repacked, not reused.
+    expect(run(f2, g1, 50, 8, 17).equals(fresh(f2, g1, 50, 17))).toBe(true);
+  });
+
   it('rejects buffers that do not match the sizes', () => {
     const f = new Float32Array(4);
     expect(() => addon.computeTile(f, f, 2, 2, 4, 0, 0, 32, 'auto', new ArrayBuffer(48))).toThrow(RangeError);

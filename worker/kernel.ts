@@ -12,6 +12,11 @@ export interface TileInput {
   /** Global index of the first neuron of each block, added to the args. */
   readonly fStart: number;
   readonly gStart: number;
+  /**
+   * Optional: a nonzero key promising that another tile with the same key
+   * has the same F block, so a kernel may reuse its prepared form.
+   */
+  readonly fKey?: number;
 }
 
 export interface Kernel {

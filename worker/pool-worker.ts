@@ -40,6 +40,8 @@ export default async function run(task: PoolTask): Promise<KernelDescription | A
     m,
     fStart,
     gStart,
+    // z never changes during the pool's life, so an F block is identified by where it starts.
+    fKey: fStart + 1,
   });
   return move(result.rowBest.buffer as ArrayBuffer) as unknown as ArrayBuffer;
 }

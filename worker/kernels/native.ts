@@ -27,6 +27,7 @@ export interface NativeAddon {
     gChunk: number,
     isa: Isa | 'auto',
     out: ArrayBuffer,
+    fKey?: number,
   ): Isa;
 }
 
@@ -69,9 +70,9 @@ export function nativeKernel(addon = loadAddon(), isa: Isa | 'auto' = (process.e
   const caches = cacheSizes(info);
   return {
     name: `native-${chosen}`,
-    computeTile({ f, g, fCount, gCount, m, fStart, gStart }: TileInput): TileResult {
+    computeTile({ f, g, fCount, gCount, m, fStart, gStart, fKey }: TileInput): TileResult {
       const result = allocTileResult(fCount, gCount);
-      addon.computeTile(f, g, fCount, gCount, m, fStart, gStart, nativeChunk(m, caches), chosen, result.rowBest.buffer as ArrayBuffer);
+      addon.computeTile(f, g, fCount, gCount, m, fStart, gStart, nativeChunk(m, caches), chosen, result.rowBest.buffer as ArrayBuffer, fKey ?? 0);
       return result;
     },
   };

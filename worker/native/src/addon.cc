@@ -51,13 +51,14 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// computeTile(f, g, fCount, gCount, m, fStart, gStart, gChunk, isa, out) -> isa used
+// computeTile(f, g, fCount, gCount, m, fStart, gStart, gChunk, isa, out[, fKey]) -> isa used
+// fKey (optional, default 0): see RunTile in driver.h.
 // out: ArrayBuffer laid out as rowBest f64[fCount], colBest f64[gCount],
 //      rowArg u32[fCount], colArg u32[gCount] (global indices).
 Napi::Value ComputeTile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 10 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[9].IsArrayBuffer()) {
-    Napi::TypeError::New(env, "computeTile(f, g, fCount, gCount, m, fStart, gStart, gChunk, isa, out)").ThrowAsJavaScriptException();
+  if (info.Length() < 10 || info.Length() > 11 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[9].IsArrayBuffer()) {
+    Napi::TypeError::New(env, "computeTile(f, g, fCount, gCount, m, fStart, gStart, gChunk, isa, out[, fKey])").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Float32Array f = info[0].As<Napi::Float32Array>();
@@ -70,6 +71,7 @@ Napi::Value ComputeTile(const Napi::CallbackInfo& info) {
   const int gChunk = info[7].As<Napi::Number>().Int32Value();
   const std::string requested = info[8].As<Napi::String>().Utf8Value();
   Napi::ArrayBuffer out = info[9].As<Napi::ArrayBuffer>();
+  const uint64_t fKey = info.Length() > 10 ? static_cast<uint64_t>(info[10].As<Napi::Number>().Int64Value()) : 0;
 
   if (f.TypedArrayType() != napi_float32_array || g.TypedArrayType() != napi_float32_array) {
     Napi::TypeError::New(env, "f and g must be Float32Arrays").ThrowAsJavaScriptException();
@@ -100,10 +102,10 @@ Napi::Value ComputeTile(const Napi::CallbackInfo& info) {
   try {
     switch (isa) {
       case Isa::Avx512:
-        neurocorr::TileAvx512(f.Data(), g.Data(), nf, ng, m, gChunk, tile);
+        neurocorr::TileAvx512(f.Data(), g.Data(), nf, ng, m, gChunk, fKey, tile);
         break;
       case Isa::Avx2:
-        neurocorr::TileAvx2(f.Data(), g.Data(), nf, ng, m, gChunk, tile);
+        neurocorr::TileAvx2(f.Data(), g.Data(), nf, ng, m, gChunk, fKey, tile);
         break;
       case Isa::Scalar:
         neurocorr::TileScalar(f.Data(), g.Data(), nf, ng, m, tile);

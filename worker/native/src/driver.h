@@ -28,14 +28,26 @@ inline void FoldLanes(const float* v, const uint32_t* idx, int lanes, float* bes
   *arg = a;
 }
 
+// fKey: a nonzero key promises that a later call with the same key, nf and m
+// has the same F block, so its packed panels can be reused (consecutive
+// tiles of one F block, in F-major order). 0 disables reuse.
 template <typename K>
-void RunTile(const float* f, const float* g, int nf, int ng, int m, int gchunk, TileOut out) {
+void RunTile(const float* f, const float* g, int nf, int ng, int m, int gchunk, uint64_t fKey, TileOut out) {
   constexpr int MR = K::MR, NR = K::NR, L = K::L;
   thread_local Scratch fScratch, gScratch, colScratch, rowScratch;
+  thread_local uint64_t packedKey = 0;
+  thread_local int packedNf = 0, packedM = 0;
   gchunk = std::max(NR, gchunk / NR * NR);
   const int fPanels = (nf + MR - 1) / MR;
+  const bool reuse = fKey != 0 && fKey == packedKey && nf == packedNf && m == packedM;
   float* fp = fScratch.Get<float>(static_cast<size_t>(fPanels) * MR * m);
-  PackPanels<MR>(f, nf, m, fp);
+  if (!reuse) {
+    packedKey = 0;  // a throw while packing must not leave a stale key behind
+    PackPanels<MR>(f, nf, m, fp);
+    packedKey = fKey;
+    packedNf = nf;
+    packedM = m;
+  }
   std::fill(out.rowBest, out.rowBest + nf, -1.0f);
   std::fill(out.rowArg, out.rowArg + nf, 0u);
   float* rowv = rowScratch.Get<float>(2 * MR * L);

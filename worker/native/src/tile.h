@@ -20,8 +20,8 @@ struct TileOut {
 enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
 void TileScalar(const float* f, const float* g, int nf, int ng, int m, TileOut out);
-void TileAvx2(const float* f, const float* g, int nf, int ng, int m, int gchunk, TileOut out);
-void TileAvx512(const float* f, const float* g, int nf, int ng, int m, int gchunk, TileOut out);
+void TileAvx2(const float* f, const float* g, int nf, int ng, int m, int gchunk, uint64_t fKey, TileOut out);
+void TileAvx512(const float* f, const float* g, int nf, int ng, int m, int gchunk, uint64_t fKey, TileOut out);
 
 bool CpuHas(Isa isa);
 

@@ -76,8 +76,8 @@ struct Avx2Kernel {
 
 }  // namespace
 
-void TileAvx2(const float* f, const float* g, int nf, int ng, int m, int gchunk, TileOut out) {
-  RunTile<Avx2Kernel>(f, g, nf, ng, m, gchunk, out);
+void TileAvx2(const float* f, const float* g, int nf, int ng, int m, int gchunk, uint64_t fKey, TileOut out) {
+  RunTile<Avx2Kernel>(f, g, nf, ng, m, gchunk, fKey, out);
 }
 
 }  // namespace neurocorr

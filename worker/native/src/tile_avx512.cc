@@ -78,8 +78,8 @@ struct Avx512Kernel {
 
 }  // namespace
 
-void TileAvx512(const float* f, const float* g, int nf, int ng, int m, int gchunk, TileOut out) {
-  RunTile<Avx512Kernel>(f, g, nf, ng, m, gchunk, out);
+void TileAvx512(const float* f, const float* g, int nf, int ng, int m, int gchunk, uint64_t fKey, TileOut out) {
+  RunTile<Avx512Kernel>(f, g, nf, ng, m, gchunk, fKey, out);
 }
 
 }  // namespace neurocorr
