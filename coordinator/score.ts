@@ -130,7 +130,13 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
   if (options.out !== null) checkOutputPath(options.out, '--out');
   if (options.matches !== null) checkOutputPath(options.matches, '--matches');
   const started = performance.now();
+  // NEUROCORR_TRACE=1: phase times on stderr, to see where a run's time goes.
+  const trace =
+    process.env['NEUROCORR_TRACE'] === '1'
+      ? (phase: string) => options.log(`trace: ${phase} at ${(performance.now() - started).toFixed(0)} ms`)
+      : () => undefined;
   const plans = planPair(fPath, gPath, options);
+  trace('planned');
   const zF = allocateZ(plans.f);
   const zG = allocateZ(plans.g);
   // The threads boot and load their kernel while this thread standardizes G;
@@ -139,7 +145,9 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
   const fBuild = plans.f.start(zF);
   const gBuild = plans.g.start(zG);
   try {
+    trace('pool starting');
     while (gBuild.step());
+    trace('G standardized');
   } catch (err) {
     await pool.destroy();
     throw err;
@@ -152,6 +160,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
     try {
       for (let k = 0; fBuild.step(); k++) {
         layerReady[k]!.resolve();
+        trace(`F layer ${k} standardized`);
         await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
@@ -170,6 +179,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
       ...(options.tile !== undefined ? { block: options.tile } : {}),
       ...(options.order ? { order: options.order } : {}),
       onStart: ({ kernel, tiles }) => {
+        trace('pool ready');
         for (const note of kernel.notes) options.log(`kernel: ${note}`);
         progress = createProgress({ total: tiles, pairsPerUnit: (f.n * g.n) / tiles, label: 'tiles', enabled: options.progress });
       },
@@ -179,6 +189,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
     pool,
   );
   const [, run] = await Promise.all([loadF, running]);
+  trace('tiles done');
   (progress as Progress | null)?.finish();
 
   const seconds = (performance.now() - started) / 1000;
