@@ -29,6 +29,8 @@ export interface EmbeddedOptions {
   readonly order?: (tiles: Tile[]) => Tile[];
   readonly onStart?: (info: { kernel: LoadedKernelInfo; tiles: number; block: number; threads: number }) => void;
   readonly onTile?: (done: number, tile: Tile) => void;
+  /** Wait until every thread is up before the first tile (for timing the kernel alone). */
+  readonly warm?: boolean;
   /** Holds a tile back until its inputs are ready (used to overlap loading with compute). */
   readonly gate?: (tile: Tile) => Promise<void> | null;
 }
@@ -53,6 +55,8 @@ export interface EmbeddedPool {
   /** Resolves once every thread has tried to load its kernel. */
   readonly kernel: Promise<LoadedKernelInfo>;
   run(tile: Tile): Promise<TileResult>;
+  /** Resolves once every thread is idle: started, kernel loaded, queue empty. */
+  warm(): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -77,9 +81,6 @@ export async function startPool(fz: Float32Array, gz: Float32Array, m: number, k
   const described = pool.run({ kind: 'describe' }).then(async (d) => {
     const description = d as KernelDescription;
     if ('error' in description) throw new KernelUnavailableError(description.error);
-    // One thread answered; wait until every thread has loaded its kernel, so the
-    // first tiles do not race thread start-up.
-    for (let waited = 0; pool.idleThreads < threads && waited < 10_000; waited += 5) await delay(5);
     return description;
   });
   described.catch(() => undefined);
@@ -89,6 +90,10 @@ export async function startPool(fz: Float32Array, gz: Float32Array, m: number, k
     async run(tile) {
       const task: PoolTask = { kind: 'tile', fStart: tile.f.start, fCount: tile.f.count, gStart: tile.g.start, gCount: tile.g.count };
       return tileResultView((await pool.run(task)) as ArrayBuffer, tile.f.count, tile.g.count);
+    },
+    async warm() {
+      await described;
+      for (let waited = 0; pool.idleThreads < threads && waited < 10_000; waited += 5) await delay(5);
     },
     destroy: () => pool.destroy(),
   };
@@ -100,6 +105,8 @@ export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions, 
   try {
     const kernel = await pool.kernel;
     const threads = pool.threads;
+    // Benchmarks time from a pool whose every thread has loaded its kernel.
+    if (options.warm) await pool.warm();
     const block = options.block ?? defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
     const plan = planTiles(splitBlocks(f.layers, block), splitBlocks(g.layers, block));
     const tiles = options.order ? options.order(plan) : plan;
