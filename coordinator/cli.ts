@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { NeurocorrError, UsageError } from '../shared/errors.js';
 import { humanSummary } from '../shared/report.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
-import { integerOption, listOption } from './options.js';
+import { integerOption, listOption, numberOption, sizeOption } from './options.js';
 import type { ScoreOptions } from './score.js';
 
 interface ScoreFlags {
@@ -23,6 +23,18 @@ interface ScoreFlags {
   out?: string;
   matches?: string;
   progress: boolean;
+}
+
+interface SynthFlags {
+  arch: string;
+  probes: number;
+  resolution: number;
+  scale: number;
+  allConvs?: boolean;
+  seed: number;
+  probeSeed: number;
+  depth: 'position' | 'stage';
+  force?: boolean;
 }
 
 export interface Io {
@@ -88,6 +100,65 @@ function buildProgram(io: Io): Command {
       };
       const { report } = await score(fPath, gPath, options);
       io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${humanSummary(report)}\n`);
+    });
+  program
+    .command('prepare')
+    .description('turn a .npy folder or .safetensors file into a shard set (standardized, neuron-major Arrow IPC shards), streaming')
+    .argument('<IN>', 'activation set: a folder of .npy layers or a .safetensors file')
+    .argument('<OUT>', 'new shard-set directory (manifest.json + *.arrow)')
+    .option('--memory <size>', 'bytes of shard data held at once, e.g. 512MiB, 2GiB', sizeOption('--memory'), 2 * 1024 ** 3)
+    .addOption(new Option('--conv <mode>', 'conv layers: one neuron per unit, or per channel').choices(['units', 'channels']).default('units'))
+    .option('--shard-neurons <n>', 'at most n neurons per shard (default: as many as --memory allows)', integerOption('--shard-neurons', 1))
+    .option('--force', 'replace OUT if it exists')
+    .action(async (input: string, out: string, flags: { memory: number; conv: 'units' | 'channels'; force?: boolean; shardNeurons?: number }) => {
+      const { prepare } = await import('./prepare.js');
+      const started = performance.now();
+      const result = prepare(input, out, {
+        memory: flags.memory,
+        conv: flags.conv,
+        force: flags.force === true,
+        ...(flags.shardNeurons !== undefined ? { shardNeurons: flags.shardNeurons } : {}),
+        log: (line) => io.stderr(`${line}\n`),
+      });
+      const seconds = (performance.now() - started) / 1000;
+      io.stdout(`${out}: ${result.neurons} neurons in ${result.shards} shards, ${(result.bytes / 2 ** 20).toFixed(1)} MiB, ${seconds.toFixed(1)} s\n`);
+    });
+
+  program
+    .command('synth')
+    .description('generate a structured synthetic activation set with the layer shapes of a real architecture (no weights needed)')
+    .argument('<OUT>', 'new output directory: one .npy per layer plus layers.json')
+    .option('--arch <name>', 'resnet18, resnet34, resnet50, resnet101, resnet152, or mlp:<sizes> such as mlp:100,60,40', 'resnet18')
+    .option('--probes <M>', 'probes (samples per neuron)', integerOption('--probes', 2, 1_000_000), 32)
+    .option('--resolution <px>', 'input resolution of the architecture', integerOption('--resolution', 8, 4096), 224)
+    .option('--scale <f>', 'multiply every spatial side by f (at least 1 position), to keep tests small', numberOption('--scale', 1e-4, 1), 1)
+    .option('--all-convs', 'every conv output, not only block outputs')
+    .option('--seed <s>', "seed of this model's weights", integerOption('--seed', 0, 2 ** 32 - 1), 1)
+    .option('--probe-seed <s>', 'seed of the latent features; models to be compared must share it', integerOption('--probe-seed', 0, 2 ** 32 - 1), 0)
+    .addOption(new Option('--depth <mode>', 'layer depth in layers.json: position, or ResNet stage').choices(['position', 'stage']).default('position'))
+    .option('--force', 'replace OUT if it exists')
+    .action(async (out: string, flags: SynthFlags) => {
+      const { synthesize } = await import('../shared/synth.js');
+      const started = performance.now();
+      const result = synthesize(
+        out,
+        {
+          arch: flags.arch,
+          probes: flags.probes,
+          resolution: flags.resolution,
+          scale: flags.scale,
+          allConvs: flags.allConvs === true,
+          seed: flags.seed,
+          probeSeed: flags.probeSeed,
+          depth: flags.depth,
+          force: flags.force === true,
+        },
+        (done, total) => io.stderr(`synth: layer ${done}/${total}\n`),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      io.stdout(
+        `${out}: ${flags.arch}, ${result.layers} layers, ${result.neurons} neurons, ${flags.probes} probes, ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${seconds.toFixed(1)} s\n`,
+      );
     });
   return program;
 }

@@ -21,3 +21,38 @@ export function listOption(flag: string): (value: string) => string[] {
     return names;
   };
 }
+
+export function numberOption(flag: string, min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`${flag} ${value}: expected a number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** Bytes, or a size with a unit: 32MiB, 2GiB, 500MB, 1.5G. */
+export function sizeOption(flag: string): (value: string) => number {
+  return (value: string) => {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+    const unit = match ? UNITS[match[2]!.toLowerCase()] : undefined;
+    if (!match || unit === undefined) throw new UsageError(`${flag} ${value}: expected bytes or a size such as 32MiB, 2GiB, 500MB`);
+    return Math.floor(Number(match[1]) * unit);
+  };
+}

@@ -6,7 +6,8 @@ import { matchesCsv } from '../shared/matches.js';
 import type { ConvMode, Model } from '../shared/model.js';
 import type { ConstantMode, MatchMode } from '../shared/reduce.js';
 import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
-import type { RawModel } from '../shared/raw.js';
+import { planShardSet } from '../shared/shard-model.js';
+import { isShardSet } from '../shared/shards.js';
 import { planModel, type ModelPlan } from '../shared/standardize.js';
 import type { Tile } from '../shared/tile.js';
 import type { KernelChoice } from '../worker/loader.js';
@@ -47,44 +48,70 @@ export interface PlannedPair {
   readonly partial: PartialInfo | null;
 }
 
-function selection(raw: RawModel, both: readonly string[] | null, own: readonly string[] | null): string[] | null {
-  if (both === null && own === null) return null;
-  const names = new Set(raw.layers.map((l) => l.name));
-  return [...(both ?? []), ...(own ?? [])].filter((name) => names.has(name));
+/** One side of the pair, opened (headers only) and ready to plan. */
+interface Side {
+  readonly path: string;
+  readonly probes: number;
+  readonly fingerprint: string | null;
+  readonly names: readonly string[];
+  plan(layers: string[] | null): ModelPlan;
 }
 
-function checkLayerNames(f: RawModel, g: RawModel, options: ScoreOptions): void {
-  const has = (raw: RawModel, name: string) => raw.layers.some((l) => l.name === name);
-  const missing = (names: readonly string[] | null, models: RawModel[]) => (names ?? []).filter((n) => !models.some((raw) => has(raw, n)));
+function openSide(path: string, options: ScoreOptions, partial: boolean): Side {
+  if (isShardSet(path)) {
+    const plan = planShardSet(path, options.conv, partial);
+    const { probes, fingerprint, layers } = plan.manifest;
+    return { path, probes, fingerprint, names: layers.map((l) => l.name), plan: () => plan };
+  }
+  const raw = loadActivationSet(path);
+  const loops = nativeLoops();
+  const common = { conv: options.conv, probes: options.probes, sample: options.sample, ...(loops ? { loops } : {}) };
+  return {
+    path,
+    probes: raw.layers[0]!.shape[0]!,
+    fingerprint: raw.fingerprint,
+    names: raw.layers.map((l) => l.name),
+    plan: (layers) => planModel(raw, { ...common, layers }),
+  };
+}
+
+function selection(names: readonly string[], both: readonly string[] | null, own: readonly string[] | null): string[] | null {
+  if (both === null && own === null) return null;
+  return [...(both ?? []), ...(own ?? [])].filter((name) => names.includes(name));
+}
+
+function checkLayerNames(f: Side, g: Side, options: ScoreOptions): void {
+  const missing = (names: readonly string[] | null, sides: Side[]) => (names ?? []).filter((n) => !sides.some((side) => side.names.includes(n)));
   const bad = [...missing(options.layers, [f, g]), ...missing(options.layersF, [f]), ...missing(options.layersG, [g])];
   if (bad.length > 0) {
-    const list = (raw: RawModel) => raw.layers.map((l) => l.name).join(', ');
-    throw new UsageError(`--layers names ${bad.join(', ')}, which no model has. F layers: ${list(f)}. G layers: ${list(g)}`);
+    throw new UsageError(`--layers names ${bad.join(', ')}, which no model has. F layers: ${f.names.join(', ')}. G layers: ${g.names.join(', ')}`);
   }
 }
 
 /** Opens both activation sets (headers only) and plans both models: every check that needs no values. */
 export function planPair(fPath: string, gPath: string, options: ScoreOptions): PlannedPair {
-  const rawF = loadActivationSet(fPath);
-  const rawG = loadActivationSet(gPath);
-  const mF = rawF.layers[0]!.shape[0]!;
-  const mG = rawG.layers[0]!.shape[0]!;
-  if (mF !== mG) {
-    throw new InputError('E_INPUT_MISMATCH', gPath, `has ${mG} probes but ${fPath} has ${mF}`, 'run both models on the same probe set (same M)');
-  }
-  if (rawF.fingerprint !== null && rawG.fingerprint !== null && rawF.fingerprint !== rawG.fingerprint) {
+  const isPartial = options.layers !== null || options.layersF !== null || options.layersG !== null || options.sample !== null || options.probes !== null;
+  const sideF = openSide(fPath, options, isPartial);
+  const sideG = openSide(gPath, options, isPartial);
+  if (sideF.probes !== sideG.probes) {
     throw new InputError(
       'E_INPUT_MISMATCH',
       gPath,
-      `probe fingerprint ${rawG.fingerprint} differs from ${fPath}'s ${rawF.fingerprint}`,
+      `has ${sideG.probes} probes but ${fPath} has ${sideF.probes}`,
+      'run both models on the same probe set (same M)',
+    );
+  }
+  if (sideF.fingerprint !== null && sideG.fingerprint !== null && sideF.fingerprint !== sideG.fingerprint) {
+    throw new InputError(
+      'E_INPUT_MISMATCH',
+      gPath,
+      `probe fingerprint ${sideG.fingerprint} differs from ${fPath}'s ${sideF.fingerprint}`,
       'run both models on the same probe set',
     );
   }
-  checkLayerNames(rawF, rawG, options);
-  const loops = nativeLoops();
-  const common = { conv: options.conv, probes: options.probes, sample: options.sample, ...(loops ? { loops } : {}) };
-  const f = planModel(rawF, { ...common, layers: selection(rawF, options.layers, options.layersF) });
-  const g = planModel(rawG, { ...common, layers: selection(rawG, options.layers, options.layersG) });
+  checkLayerNames(sideF, sideG, options);
+  const f = sideF.plan(selection(sideF.names, options.layers, options.layersF));
+  const g = sideG.plan(selection(sideG.names, options.layers, options.layersG));
   if (f.m !== g.m) {
     throw new InputError(
       'E_INPUT_MISMATCH',
@@ -93,7 +120,6 @@ export function planPair(fPath: string, gPath: string, options: ScoreOptions): P
       'select layers with the same spatial size in both models, or use --conv units',
     );
   }
-  const isPartial = options.layers !== null || options.layersF !== null || options.layersG !== null || options.sample !== null || options.probes !== null;
   const partial: PartialInfo | null = isPartial
     ? { layers: [...(options.layers ?? []), ...(options.layersF ?? []), ...(options.layersG ?? [])], sample: options.sample, probes: options.probes }
     : null;

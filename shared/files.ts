@@ -32,3 +32,15 @@ export function writeAtomic(path: string, chunks: Iterable<string | Uint8Array>)
     throw err;
   }
 }
+
+/** Moves `tmp` to `out`, replacing what was there only once `tmp` is complete. */
+export function replaceDirectory(tmp: string, out: string): void {
+  if (!existsSync(out)) {
+    renameSync(tmp, out);
+    return;
+  }
+  const old = `${out}.old-${process.pid}`;
+  renameSync(out, old);
+  renameSync(tmp, out);
+  rmSync(old, { recursive: true, force: true });
+}

@@ -45,7 +45,8 @@ export function readHead(file: string, want: number): { head: Uint8Array; size: 
   }
 }
 
-export type ProbeReader = (start: number, count: number) => FloatArray;
+/** Values [from, from + width) of probe rows [start, start + count), row after row. */
+export type ProbeReader = (start: number, count: number, from?: number, width?: number) => FloatArray;
 
 /**
  * Reads probes [start, start + count) of a probe-major array stored at
@@ -53,20 +54,32 @@ export type ProbeReader = (start: number, count: number) => FloatArray;
  * the next read by any reader.
  */
 export function probeReader(file: string, offset: number, dtype: FloatDtype, perProbe: number): ProbeReader {
-  const rowBytes = perProbe * ITEMSIZE[dtype];
-  return (start, count) => {
-    const bytes = scratchBytes(count * rowBytes);
+  const item = ITEMSIZE[dtype];
+  const rowBytes = perProbe * item;
+  return (start, count, from = 0, width = perProbe) => {
+    const bytes = scratchBytes(count * width * item);
     const fd = openSync(file, 'r');
     try {
-      readExactly(fd, bytes, offset + start * rowBytes, file);
+      if (width === perProbe) readExactly(fd, bytes, offset + start * rowBytes, file);
+      else {
+        // A column range: one positioned read per row.
+        for (let r = 0; r < count; r++) {
+          readExactly(fd, bytes.subarray(r * width * item, (r + 1) * width * item), offset + (start + r) * rowBytes + from * item, file);
+        }
+      }
     } finally {
       closeSync(fd);
     }
-    return dtype === 'f4' ? new Float32Array(bytes.buffer, 0, count * perProbe) : new Float64Array(bytes.buffer, 0, count * perProbe);
+    return dtype === 'f4' ? new Float32Array(bytes.buffer, 0, count * width) : new Float64Array(bytes.buffer, 0, count * width);
   };
 }
 
 /** A reader over values already in memory (tests, generated data). */
 export function memoryReader(data: FloatArray, perProbe: number): ProbeReader {
-  return (start, count) => data.subarray(start * perProbe, (start + count) * perProbe);
+  return (start, count, from = 0, width = perProbe) => {
+    if (width === perProbe) return data.subarray(start * perProbe, (start + count) * perProbe);
+    const out = data instanceof Float32Array ? new Float32Array(count * width) : new Float64Array(count * width);
+    for (let r = 0; r < count; r++) out.set(data.subarray((start + r) * perProbe + from, (start + r) * perProbe + from + width), r * width);
+    return out;
+  };
 }

@@ -174,14 +174,22 @@ export function encodeNpy(data: FloatArray, shape: readonly number[]): Uint8Arra
   if (shapeSize(shape) !== data.length) {
     throw new InternalError(`encodeNpy: shape ${formatShape(shape)} needs ${shapeSize(shape)} values, got ${data.length}`);
   }
+  const header = npyHeader(shape, dtypeOf(data));
+  const out = new Uint8Array(header.length + data.byteLength);
+  out.set(header);
+  out.set(bytesOf(data), header.length);
+  return out;
+}
+
+/** The preamble and header of a version 1 .npy, padded so the data starts at a multiple of 64 bytes. */
+export function npyHeader(shape: readonly number[], dtype: FloatDtype): Uint8Array {
   const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
-  const dict = `{'descr': '<${dtypeOf(data)}', 'fortran_order': False, 'shape': (${dims}), }`;
+  const dict = `{'descr': '<${dtype}', 'fortran_order': False, 'shape': (${dims}), }`;
   const headerLen = Math.ceil((10 + dict.length + 1) / 64) * 64 - 10;
-  const out = new Uint8Array(10 + headerLen + data.byteLength);
+  const out = new Uint8Array(10 + headerLen);
   out.set(MAGIC);
   out[6] = 1;
   new DataView(out.buffer).setUint16(8, headerLen, true);
   out.set(new TextEncoder().encode(`${dict.padEnd(headerLen - 1)}\n`), 10);
-  out.set(bytesOf(data), 10 + headerLen);
   return out;
 }

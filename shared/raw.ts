@@ -16,10 +16,12 @@ export interface RawLayer {
   readonly shape: readonly number[];
   readonly dtype: 'f4' | 'f8';
   /**
-   * Values of probes [start, start + count), C order. The returned array may
-   * be a view over a shared buffer: use it before the next read.
+   * Values of probes [start, start + count), C order; with `from` and
+   * `width`, only values [from, from + width) of each probe's row. The
+   * returned array may be a view over a shared buffer: use it before the next
+   * read.
    */
-  readonly read: (start: number, count: number) => Float32Array | Float64Array;
+  readonly read: (start: number, count: number, from?: number, width?: number) => Float32Array | Float64Array;
   /** Where the channel axis is for `--conv channels` on rank >= 3 layers. */
   readonly layout: Layout;
 }

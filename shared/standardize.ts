@@ -287,10 +287,13 @@ function standardizeLayer(
   for (let j = 0; j < count; j++) {
     const norm = Math.sqrt(sq[j]!);
     if (!Number.isFinite(norm)) throw nonFiniteError(layer, geo, probes, cols[j]!, j);
+    // Flags and rows are written in full either way: callers may reuse buffers.
     if (norm === 0 || norm < tolerance * maxAbs[j]!) {
       constant[j] = 1;
       constants++;
+      out.fill(0, j * m, (j + 1) * m);
     } else {
+      constant[j] = 0;
       scale[j] = 1 / norm;
     }
   }
@@ -324,4 +327,34 @@ function nonFiniteError(layer: RawLayer, geo: Geometry, probes: number, col: num
     `neuron ${j} of layer "${layer.name}" holds a non-finite value (${where})`,
     're-export the activations without NaN or Inf (check the model for overflow, or replace them with np.nan_to_num)',
   );
+}
+
+/**
+ * Standardizes neurons [j0, j1) of one layer into `out` ((j1 - j0) x m) and
+ * their constant flags, reading only those neurons' values where the layout
+ * keeps them contiguous in a probe row (units, or channels in NCHW). The
+ * values are bit-identical to standardizing the whole layer: every neuron's
+ * sums run over the same samples in the same order.
+ */
+export function standardizeRange(
+  layer: RawLayer,
+  conv: ConvMode,
+  probes: number,
+  j0: number,
+  j1: number,
+  out: Float32Array,
+  constant: Uint8Array,
+  loops: StandardizeLoops = jsLoops,
+  tolerance = DEFAULT_CONSTANT_TOLERANCE,
+): number {
+  const geo = layerGeometry(layer, conv);
+  const contiguous = geo.spatial === 1 ? geo.jStride === 1 : geo.spatialStride === 1;
+  if (!contiguous) {
+    const pick = Uint32Array.from({ length: j1 - j0 }, (_, k) => j0 + k);
+    return standardizeLayer(layer, geo, probes, pick, out, constant, tolerance, loops);
+  }
+  const from = j0 * geo.jStride;
+  const width = (j1 - j0) * geo.jStride;
+  const slice: RawLayer = { ...layer, read: (start, count) => layer.read(start, count, from, width) };
+  return standardizeLayer(slice, { ...geo, neurons: j1 - j0, probeStride: width }, probes, null, out, constant, tolerance, loops);
 }

@@ -1,0 +1,112 @@
+/**
+ * `neurocorr prepare IN OUT`: a .npy folder or .safetensors file -> a shard
+ * set. Streams: each shard's neurons are read as column ranges of the probe
+ * rows (positioned reads), standardized in float64, and written; memory holds
+ * one shard (its z, Arrow's buffers and the encoded file) and one 4 MiB read
+ * buffer, whatever the input size.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { loadActivationSet } from '../shared/activations.js';
+import { UsageError } from '../shared/errors.js';
+import type { ConvMode } from '../shared/model.js';
+import { encodeShard } from '../shared/shard-arrow.js';
+import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/shards.js';
+import { layerGeometry, planModel, standardizeRange } from '../shared/standardize.js';
+import { replaceDirectory } from '../shared/files.js';
+import { nativeLoops } from '../worker/native-assist.js';
+
+export interface PrepareOptions {
+  /** Bytes of shard data held at once. */
+  readonly memory: number;
+  readonly force: boolean;
+  readonly conv: ConvMode;
+  /** At most this many neurons per shard (the budget may allow more). */
+  readonly shardNeurons?: number;
+  readonly log: (line: string) => void;
+}
+
+export interface PrepareResult {
+  readonly neurons: number;
+  readonly shards: number;
+  readonly bytes: number;
+}
+
+/** Fixed costs outside the shard buffers: the read buffer and per-neuron float64 sums. */
+const FIXED_BYTES = 8 * 1024 * 1024;
+export const MIN_MEMORY = 16 * 1024 * 1024;
+
+/** Neurons per shard such that three copies of a shard (z, Arrow's buffers, the encoded file) plus per-neuron state fit the budget. */
+export function shardNeurons(memory: number, m: number): number {
+  return Math.max(1, Math.floor((memory - FIXED_BYTES) / (3 * m * 4 + 64)));
+}
+
+/**
+ * A full garbage collection. Each shard's encoded bytes are large and die at
+ * once, but V8 collects them lazily, so without this RSS would climb well
+ * past --memory with buffers that are already garbage.
+ */
+const collectGarbage: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+export function prepare(input: string, out: string, options: PrepareOptions): PrepareResult {
+  if (options.memory < MIN_MEMORY) throw new UsageError(`--memory ${options.memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
+  if (resolve(input) === resolve(out)) throw new UsageError('prepare needs an output directory different from its input');
+  if (existsSync(out) && !options.force) throw new UsageError(`${out} already exists; pass --force to replace it`);
+
+  const raw = loadActivationSet(input);
+  const plan = planModel(raw, { conv: options.conv, probes: null, layers: null, sample: null });
+  const { m } = plan;
+  const probes = raw.layers[0]!.shape[0]!;
+  const perShard = Math.min(shardNeurons(options.memory, m), options.shardNeurons ?? Number.MAX_SAFE_INTEGER);
+  const loops = nativeLoops();
+  const z = new Float32Array(Math.min(perShard, plan.n) * m);
+  const flags = new Uint8Array(Math.min(perShard, plan.n));
+
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const shards: ShardEntry[] = [];
+    const layers: Manifest['layers'][number][] = [];
+    let start = 0;
+    raw.layers.forEach((layer, k) => {
+      const count = layerGeometry(layer, options.conv).neurons;
+      let constant = 0;
+      for (let j0 = 0; j0 < count; j0 += perShard) {
+        const j1 = Math.min(count, j0 + perShard);
+        const rows = j1 - j0;
+        constant += standardizeRange(layer, options.conv, probes, j0, j1, z.subarray(0, rows * m), flags.subarray(0, rows), loops);
+        const bytes = encodeShard(start + j0, rows, m, z, { 'neurocorr.layer': layer.name });
+        const file = `layer${String(k).padStart(4, '0')}-${String(j0 / perShard).padStart(5, '0')}.arrow`;
+        writeFileSync(join(tmp, file), bytes);
+        shards.push({ file, layer: k, first: start + j0, count: rows, bytes: bytes.length, sha256: sha256(bytes) });
+        collectGarbage();
+      }
+      layers.push({ name: layer.name, depth: layer.depth ?? k, shape: layer.shape.slice(1), start, count, total: count, constant });
+      options.log(`prepare: layer ${k + 1}/${raw.layers.length} (${layer.name}, ${count} neurons)`);
+      start += count;
+    });
+    const manifest: Manifest = {
+      format: SHARD_FORMAT,
+      version: SHARD_VERSION,
+      model: basename(resolve(input)),
+      probes,
+      samples: m,
+      fingerprint: raw.fingerprint,
+      conv: options.conv,
+      layers,
+      shards,
+    };
+    writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+    replaceDirectory(tmp, out);
+    return { neurons: start, shards: shards.length, bytes: shards.reduce((sum, s) => sum + s.bytes, 0) };
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}

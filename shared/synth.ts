@@ -1,0 +1,124 @@
+/**
+ * `neurocorr synth`: large, structured activation sets without model weights.
+ *
+ * Every model run with the same probe seed sees the same K latent features
+ * per probe. A neuron is ReLU(w . latent + bias + noise) with its own random
+ * w (conv neurons share a channel direction, perturbed per position), so two
+ * models generated with different seeds have real matches; a fraction of
+ * units is dead (always 0). Layers are written probe row by probe row, so
+ * memory holds one layer's weights and one row, whatever M is.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { architectureLayers, type ArchLayer } from './architectures.js';
+import { UsageError } from './errors.js';
+import { replaceDirectory } from './files.js';
+import { npyHeader } from './npy.js';
+import { createRng, hashString } from './rng.js';
+
+export interface SynthOptions {
+  readonly arch: string;
+  readonly probes: number;
+  readonly resolution: number;
+  readonly scale: number;
+  readonly allConvs: boolean;
+  /** Seeds this model's weights. */
+  readonly seed: number;
+  /** Seeds the shared latent features: models to be compared must share it. */
+  readonly probeSeed: number;
+  readonly latents?: number;
+  readonly deadFraction?: number;
+  /** Depth of each layer: its position, or its ResNet stage. */
+  readonly depth: 'position' | 'stage';
+  /** Replace `out` if it exists. */
+  readonly force?: boolean;
+}
+
+export interface SynthResult {
+  readonly layers: number;
+  readonly neurons: number;
+  readonly bytes: number;
+}
+
+function gaussian(rng: () => number): () => number {
+  return () => Math.sqrt(-2 * Math.log(rng() + 1e-300)) * Math.cos(2 * Math.PI * rng());
+}
+
+export function probeFingerprint(probeSeed: number, probes: number): string {
+  return `synth:${probeSeed}:${probes}`;
+}
+
+/** Writes the set into `out` (a new directory), through a temporary directory renamed at the end. */
+export function synthesize(out: string, options: SynthOptions, onLayer?: (done: number, total: number) => void): SynthResult {
+  if (existsSync(out) && options.force !== true) throw new UsageError(`${out} already exists; choose a new output directory, or pass --force to replace it`);
+  const layers = architectureLayers(options.arch, options.resolution, options.scale, options.allConvs);
+  const k = options.latents ?? 16;
+  const m = options.probes;
+  const normal = gaussian(createRng(options.probeSeed));
+  // latent[p * k + q]: feature q of probe p.
+  const latent = Float64Array.from({ length: m * k }, normal);
+
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  let neurons = 0;
+  let bytes = 0;
+  try {
+    const entries = layers.map((layer, i) => {
+      const file = `${String(i).padStart(3, '0')}_${layer.name}.npy`;
+      const written = writeLayer(join(tmp, file), layer, latent, k, m, options);
+      neurons += written.neurons;
+      bytes += written.bytes;
+      onLayer?.(i + 1, layers.length);
+      return { file, name: layer.name, depth: options.depth === 'stage' ? layer.stage : i };
+    });
+    writeFileSync(join(tmp, 'layers.json'), `${JSON.stringify({ probes: probeFingerprint(options.probeSeed, m), layers: entries }, null, 1)}\n`);
+    replaceDirectory(tmp, out);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return { layers: layers.length, neurons, bytes };
+}
+
+function writeLayer(path: string, layer: ArchLayer, latent: Float64Array, k: number, m: number, options: SynthOptions): { neurons: number; bytes: number } {
+  const n = layer.shape.reduce((a, b) => a * b, 1);
+  const channels = layer.shape[0]!;
+  const perChannel = n / channels;
+  const rng = createRng(hashString(layer.name, options.seed >>> 0));
+  const normal = gaussian(rng);
+  const scale = 1 / Math.sqrt(k);
+  const channelDirection = Float64Array.from({ length: channels * k }, normal);
+  const weights = new Float32Array(n * k);
+  const bias = new Float32Array(n);
+  const dead = new Uint8Array(n);
+  const deadFraction = options.deadFraction ?? 0.05;
+  for (let j = 0; j < n; j++) {
+    const c = Math.floor(j / perChannel);
+    for (let q = 0; q < k; q++) weights[j * k + q] = (channelDirection[c * k + q]! + 0.5 * normal()) * scale;
+    bias[j] = 0.5 * normal() - 0.2;
+    dead[j] = rng() < deadFraction ? 1 : 0;
+  }
+  const fd = openSync(path, 'w');
+  try {
+    const header = npyHeader([m, ...layer.shape], 'f4');
+    writeSync(fd, header);
+    const row = new Float32Array(n);
+    const rowBytes = new Uint8Array(row.buffer);
+    for (let p = 0; p < m; p++) {
+      for (let j = 0; j < n; j++) {
+        if (dead[j] === 1) {
+          row[j] = 0;
+          continue;
+        }
+        let v = bias[j]! + 0.3 * normal();
+        for (let q = 0; q < k; q++) v += weights[j * k + q]! * latent[p * k + q]!;
+        row[j] = v > 0 ? v : 0;
+      }
+      writeSync(fd, rowBytes);
+    }
+    return { neurons: n, bytes: header.length + m * n * 4 };
+  } finally {
+    closeSync(fd);
+  }
+}
