@@ -22,6 +22,7 @@ interface ScoreFlags {
   json?: boolean;
   out?: string;
   matches?: string;
+  memory?: number;
   progress: boolean;
 }
 
@@ -77,6 +78,7 @@ function buildProgram(io: Io): Command {
     .option('--json', 'print the full report as JSON on stdout (nothing else goes to stdout)')
     .option('--out <file>', 'write the full JSON report to a file')
     .option('--matches <file>', "write every neuron's best partner as CSV")
+    .option('--memory <size>', 'bytes of shard-set data cached at once when scoring shard sets, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
     .option('--no-progress', 'no progress output on stderr')
     .action(async (fPath: string, gPath: string, flags: ScoreFlags) => {
       if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
@@ -95,6 +97,7 @@ function buildProgram(io: Io): Command {
         ...(flags.tile !== undefined ? { tile: flags.tile } : {}),
         out: flags.out ?? null,
         matches: flags.matches ?? null,
+        ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
         progress: flags.progress,
         log: (line) => io.stderr(`${line}\n`),
       };

@@ -13,6 +13,7 @@ import type { KernelChoice } from '../worker/loader.js';
 import { KernelUnavailableError } from '../shared/errors.js';
 import type { KernelDescription, PoolData, PoolTask } from '../worker/pool-worker.js';
 import { runTiles } from './engine.js';
+import type { BlockSource } from './shard-stream.js';
 
 export interface LoadedKernelInfo {
   readonly name: string;
@@ -31,6 +32,8 @@ export interface EmbeddedOptions {
   readonly onTile?: (done: number, tile: Tile) => void;
   /** Wait until every thread is up before the first tile (for timing the kernel alone). */
   readonly warm?: boolean;
+  /** Models streamed from shard sets: blocks come from these instead of the pool's z buffers. */
+  readonly sources?: { readonly f?: BlockSource; readonly g?: BlockSource };
   /** Holds a tile back until its inputs are ready (used to overlap loading with compute). */
   readonly gate?: (tile: Tile) => Promise<void> | null;
 }
@@ -54,7 +57,8 @@ export interface EmbeddedPool {
   readonly threads: number;
   /** Resolves once every thread has tried to load its kernel. */
   readonly kernel: Promise<LoadedKernelInfo>;
-  run(tile: Tile): Promise<TileResult>;
+  /** Runs a tile; `f`/`g` are the blocks when they are not in the pool's z buffers. */
+  run(tile: Tile, f?: Float32Array, g?: Float32Array): Promise<TileResult>;
   /** Resolves once every thread is idle: started, kernel loaded, queue empty. */
   warm(): Promise<void>;
   destroy(): Promise<void>;
@@ -87,8 +91,16 @@ export async function startPool(fz: Float32Array, gz: Float32Array, m: number, k
   return {
     threads,
     kernel: described,
-    async run(tile) {
-      const task: PoolTask = { kind: 'tile', fStart: tile.f.start, fCount: tile.f.count, gStart: tile.g.start, gCount: tile.g.count };
+    async run(tile, f, g) {
+      const task: PoolTask = {
+        kind: 'tile',
+        fStart: tile.f.start,
+        fCount: tile.f.count,
+        gStart: tile.g.start,
+        gCount: tile.g.count,
+        ...(f ? { f } : {}),
+        ...(g ? { g } : {}),
+      };
       return tileResultView((await pool.run(task)) as ArrayBuffer, tile.f.count, tile.g.count);
     },
     async warm() {
@@ -108,11 +120,22 @@ export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions, 
     // Benchmarks time from a pool whose every thread has loaded its kernel.
     if (options.warm) await pool.warm();
     const block = options.block ?? defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
-    const plan = planTiles(splitBlocks(f.layers, block), splitBlocks(g.layers, block));
+    const sources = options.sources ?? {};
+    const plan = planTiles(splitBlocks(f.layers, block, sources.f?.cuts), splitBlocks(g.layers, block, sources.g?.cuts));
     const tiles = options.order ? options.order(plan) : plan;
     options.onStart?.({ kernel, tiles: tiles.length, block, threads });
     const { onTile, gate } = options;
-    const reduction = await runTiles(f, g, tiles, (tile) => pool.run(tile), {
+    const compute = async (tile: Tile): Promise<TileResult> => {
+      const fBlock = sources.f?.acquire(tile.f.start, tile.f.count);
+      const gBlock = sources.g?.acquire(tile.g.start, tile.g.count);
+      try {
+        return await pool.run(tile, fBlock, gBlock);
+      } finally {
+        if (fBlock) sources.f!.release(tile.f.start);
+        if (gBlock) sources.g!.release(tile.g.start);
+      }
+    };
+    const reduction = await runTiles(f, g, tiles, compute, {
       concurrency: threads * 2,
       ...(onTile ? { onTile } : {}),
       ...(gate ? { gate } : {}),

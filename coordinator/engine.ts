@@ -25,15 +25,24 @@ export async function runTiles(
   const reduction = new Reduction(f, g);
   let next = 0;
   let done = 0;
+  let failure: { error: unknown } | null = null;
+  // On the first failure no new tile starts, and the error is raised only once
+  // the tiles already in flight have settled, so nothing outlives the run.
   const lane = async (): Promise<void> => {
-    while (next < tiles.length) {
+    while (failure === null && next < tiles.length) {
       const tile = tiles[next++]!;
-      await gate?.(tile);
-      reduction.merge(tile, await compute(tile));
+      try {
+        await gate?.(tile);
+        reduction.merge(tile, await compute(tile));
+      } catch (error) {
+        failure ??= { error };
+        return;
+      }
       done++;
       onTile?.(done, tile);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, tiles.length)) }, lane));
+  if (failure !== null) throw (failure as { error: unknown }).error;
   return reduction;
 }

@@ -6,7 +6,7 @@ import { matchesCsv } from '../shared/matches.js';
 import type { ConvMode, Model } from '../shared/model.js';
 import type { ConstantMode, MatchMode } from '../shared/reduce.js';
 import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
-import { planShardSet } from '../shared/shard-model.js';
+import { planShardSet, type ShardPlan } from '../shared/shard-model.js';
 import { isShardSet } from '../shared/shards.js';
 import { planModel, type ModelPlan } from '../shared/standardize.js';
 import type { Tile } from '../shared/tile.js';
@@ -14,6 +14,7 @@ import type { KernelChoice } from '../worker/loader.js';
 import { runEmbedded, startPool } from './embedded.js';
 import { hugePageAllocate, nativeLoops } from './native-assist.js';
 import { createProgress, type Progress } from './progress.js';
+import { ShardStream } from './shard-stream.js';
 
 export interface ScoreOptions {
   readonly match: MatchMode;
@@ -32,6 +33,8 @@ export interface ScoreOptions {
   readonly matches: string | null;
   readonly progress: boolean;
   readonly log: (line: string) => void;
+  /** Bytes of streamed shard data held at once (shard-set inputs); default 2 GiB. */
+  readonly memory?: number;
   /** Test hook: reorders the tile plan. */
   readonly order?: (tiles: Tile[]) => Tile[];
 }
@@ -126,6 +129,10 @@ export function planPair(fPath: string, gPath: string, options: ScoreOptions): P
   return { f, g, partial };
 }
 
+export const DEFAULT_MEMORY = 2 * 1024 ** 3;
+
+const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
+
 const allocateZ = (plan: ModelPlan): Float32Array => new Float32Array(hugePageAllocate(plan.n * plan.m * 4));
 
 /** Loads and standardizes both activation sets with the run's options. */
@@ -163,28 +170,33 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
       : () => undefined;
   const plans = planPair(fPath, gPath, options);
   trace('planned');
-  const zF = allocateZ(plans.f);
-  const zG = allocateZ(plans.g);
+  // Shard sets are streamed through a bounded cache; other sets are standardized into memory.
+  const memory = options.memory ?? DEFAULT_MEMORY;
+  const streamF = isShardPlan(plans.f) ? new ShardStream(fPath, plans.f, memory / 2) : null;
+  const streamG = isShardPlan(plans.g) ? new ShardStream(gPath, plans.g, memory / 2) : null;
+  const zF = streamF ? new Float32Array(0) : allocateZ(plans.f);
+  const zG = streamG ? new Float32Array(0) : allocateZ(plans.g);
   // The threads boot and load their kernel while this thread standardizes G;
   // then F is standardized layer by layer while the tiles of finished layers run.
   const pool = await startPool(zF, zG, plans.f.m, options.kernel, options.threads);
-  const fBuild = plans.f.start(zF);
-  const gBuild = plans.g.start(zG);
+  const fBuild = streamF ? null : plans.f.start(zF);
+  const gBuild = streamG ? null : plans.g.start(zG);
   try {
     trace('pool starting');
-    while (gBuild.step());
+    while (gBuild?.step());
     trace('G standardized');
   } catch (err) {
     await pool.destroy();
     throw err;
   }
-  const f = fBuild.model;
-  const g = gBuild.model;
+  const f = streamF?.model ?? fBuild!.model;
+  const g = streamG?.model ?? gBuild!.model;
   const { partial } = plans;
   const layerReady = f.layers.map(() => deferred());
+  if (fBuild === null) for (const ready of layerReady) ready.resolve();
   const loadF = (async () => {
     try {
-      for (let k = 0; fBuild.step(); k++) {
+      for (let k = 0; fBuild?.step(); k++) {
         layerReady[k]!.resolve();
         trace(`F layer ${k} standardized`);
         await new Promise((resolve) => setImmediate(resolve));
@@ -211,6 +223,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
       },
       onTile: (done) => progress?.update(done),
       gate: (tile) => layerReady[tile.f.layer]!.promise,
+      sources: { ...(streamF ? { f: streamF } : {}), ...(streamG ? { g: streamG } : {}) },
     },
     pool,
   );
@@ -229,6 +242,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
     block: run.block,
     tiles: run.tiles,
     seconds,
+    io: streamF || streamG ? { F: streamF?.stats ?? null, G: streamG?.stats ?? null, memory } : null,
   });
   if (options.out !== null) writeAtomic(options.out, [`${JSON.stringify(scored.report, null, 2)}\n`]);
   if (options.matches !== null) {

@@ -55,6 +55,22 @@ export interface Report {
   readonly pairs: number;
   readonly seconds: number;
   readonly pairsPerSecond: number;
+  /** Shard-set streaming, per side: shard loads, cache hits, bytes read, read seconds, peak cached bytes; null when nothing was streamed. */
+  readonly io: IoInfo | null;
+}
+
+export interface StreamStatsInfo {
+  readonly loads: number;
+  readonly hits: number;
+  readonly bytesRead: number;
+  readonly readSeconds: number;
+  readonly peakBytes: number;
+}
+
+export interface IoInfo {
+  readonly F: StreamStatsInfo | null;
+  readonly G: StreamStatsInfo | null;
+  readonly memory: number;
 }
 
 export interface RunInfo {
@@ -67,6 +83,7 @@ export interface RunInfo {
   readonly block: number;
   readonly tiles: number;
   readonly seconds: number;
+  readonly io?: IoInfo | null;
 }
 
 export interface Scored {
@@ -111,6 +128,7 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
     pairs,
     seconds: run.seconds,
     pairsPerSecond: run.seconds > 0 ? pairs / run.seconds : 0,
+    io: run.io ?? null,
   };
   return { report, forward, backward };
 }

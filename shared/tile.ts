@@ -28,12 +28,19 @@ export interface TileResult {
   readonly colArg: Uint32Array;
 }
 
-export function splitBlocks(layers: readonly LayerInfo[], blockSize: number): Block[] {
+/** Blocks of at most `blockSize` neurons; a block also ends at every index in `cuts` (shard starts, when streaming). */
+export function splitBlocks(layers: readonly LayerInfo[], blockSize: number, cuts: readonly number[] = []): Block[] {
   if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`block size must be a positive integer, got ${blockSize}`);
+  const sortedCuts = [...cuts].sort((a, b) => a - b);
   const blocks: Block[] = [];
+  let c = 0;
   layers.forEach((layer, index) => {
-    for (let offset = 0; offset < layer.count; offset += blockSize) {
-      blocks.push({ layer: index, start: layer.start + offset, count: Math.min(blockSize, layer.count - offset) });
+    const end = layer.start + layer.count;
+    for (let start = layer.start; start < end;) {
+      while (c < sortedCuts.length && sortedCuts[c]! <= start) c++;
+      const stop = Math.min(start + blockSize, end, sortedCuts[c] ?? end);
+      blocks.push({ layer: index, start, count: stop - start });
+      start = stop;
     }
   });
   return blocks;

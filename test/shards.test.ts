@@ -79,6 +79,26 @@ describe('prepare -> score', () => {
     expect(JSON.parse(r.stdout).constant).toEqual(JSON.parse(cli(['score', fDir, gDir, '--json']).stdout).constant);
   });
 
+  it('streams shard sets through a bounded cache with the same bits as in memory', () => {
+    const dir = scratch();
+    prepare(fDir, join(dir, 'F'), { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });
+    prepare(gDir, join(dir, 'G'), { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 5, ...quiet });
+    const direct = JSON.parse(cli(['score', fDir, gDir, '--json', '--tile', '4']).stdout);
+    for (const memory of ['4KiB', '64MiB']) {
+      const r = cli(['score', join(dir, 'F'), join(dir, 'G'), '--json', '--tile', '4', '--memory', memory]);
+      expect(r.status, r.stderr).toBe(0);
+      const streamed = JSON.parse(r.stdout);
+      expect(streamed.scores).toEqual(direct.scores);
+      expect(streamed.constant).toEqual(direct.constant);
+      expect(streamed.layers).toEqual(direct.layers.map((l: { source: string }, i: number) => ({ ...l, source: streamed.layers[i].source })));
+      // G has 9 shards; with 2 KiB per side every F block re-reads them, with 32 MiB each is read once.
+      const loads = streamed.io.G.loads;
+      if (memory === '4KiB') expect(loads).toBeGreaterThan(9);
+      else expect(loads).toBe(9);
+      expect(streamed.io.F.loads).toBeGreaterThanOrEqual(10);
+    }
+  });
+
   it('refuses to overwrite without --force, and replaces with it', () => {
     const dir = scratch();
     expect(cli(['prepare', fDir, join(dir, 'F')]).status).toBe(0);

@@ -15,7 +15,17 @@ export interface PoolData {
 }
 
 export type PoolTask =
-  { readonly kind: 'describe' } | { readonly kind: 'tile'; readonly fStart: number; readonly fCount: number; readonly gStart: number; readonly gCount: number };
+  | { readonly kind: 'describe' }
+  | {
+      readonly kind: 'tile';
+      readonly fStart: number;
+      readonly fCount: number;
+      readonly gStart: number;
+      readonly gCount: number;
+      /** The blocks themselves (SharedArrayBuffer views), for models streamed from shards rather than held in workerData. */
+      readonly f?: Float32Array;
+      readonly g?: Float32Array;
+    };
 
 export type KernelDescription = { readonly name: string; readonly notes: readonly string[] } | { readonly error: string };
 
@@ -33,8 +43,8 @@ export default async function run(task: PoolTask): Promise<KernelDescription | A
   const { fStart, fCount, gStart, gCount } = task;
   const { m } = data;
   const result = await kernel.computeTile({
-    f: data.fz.subarray(fStart * m, (fStart + fCount) * m),
-    g: data.gz.subarray(gStart * m, (gStart + gCount) * m),
+    f: task.f ?? data.fz.subarray(fStart * m, (fStart + fCount) * m),
+    g: task.g ?? data.gz.subarray(gStart * m, (gStart + gCount) * m),
     fCount,
     gCount,
     m,

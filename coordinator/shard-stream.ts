@@ -1,0 +1,138 @@
+/**
+ * Out-of-core access to a shard set: blocks are served from decoded shards
+ * kept in an LRU cache bounded in bytes. A shard is the unit of I/O (it is
+ * also the unit its sha256 covers); blocks never straddle shards. Shards in
+ * use by tiles in flight are pinned and never evicted.
+ */
+import { join } from 'node:path';
+import { InputError } from '../shared/errors.js';
+import type { LayerInfo, Model } from '../shared/model.js';
+import { decodeShard } from '../shared/shard-arrow.js';
+import type { ShardPlan } from '../shared/shard-model.js';
+import { readShardBytes, type ShardEntry } from '../shared/shards.js';
+
+export interface BlockSource {
+  /** Shard starts: blocks must be cut there. */
+  readonly cuts: readonly number[];
+  /** The block [start, start + count) as a SharedArrayBuffer view; pins its shard until release. */
+  acquire(start: number, count: number): Float32Array;
+  release(start: number): void;
+}
+
+export interface StreamStats {
+  loads: number;
+  hits: number;
+  bytesRead: number;
+  readSeconds: number;
+  peakBytes: number;
+}
+
+interface Cached {
+  readonly z: Float32Array;
+  pins: number;
+}
+
+export class ShardStream implements BlockSource {
+  readonly model: Model;
+  readonly cuts: readonly number[];
+  readonly stats: StreamStats = { loads: 0, hits: 0, bytesRead: 0, readSeconds: 0, peakBytes: 0 };
+  private readonly cache = new Map<number, Cached>();
+  private readonly loaded: Uint8Array;
+  private bytes = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly plan: ShardPlan,
+    private readonly budget: number,
+  ) {
+    const { manifest } = plan;
+    const layers: LayerInfo[] = manifest.layers.map((l) => ({ ...l, shape: [...l.shape], source: `${dir}#${l.name}` }));
+    this.model = {
+      path: dir,
+      probes: manifest.probes,
+      m: plan.m,
+      n: plan.n,
+      layers,
+      z: new Float32Array(0),
+      constant: new Uint8Array(plan.n),
+      ids: null,
+      fingerprint: manifest.fingerprint,
+    };
+    this.cuts = manifest.shards.map((s) => s.first);
+    this.loaded = new Uint8Array(manifest.shards.length);
+  }
+
+  private shardOf(start: number): number {
+    const shards = this.plan.manifest.shards;
+    let lo = 0;
+    let hi = shards.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (shards[mid]!.first <= start) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  acquire(start: number, count: number): Float32Array {
+    const index = this.shardOf(start);
+    const shard = this.plan.manifest.shards[index]!;
+    let entry = this.cache.get(index);
+    if (entry === undefined) {
+      entry = { z: this.load(shard, index), pins: 0 };
+      this.cache.set(index, entry);
+      this.bytes += entry.z.byteLength;
+      this.stats.peakBytes = Math.max(this.stats.peakBytes, this.bytes);
+      this.evict();
+    } else {
+      // Most recently used goes last.
+      this.cache.delete(index);
+      this.cache.set(index, entry);
+      this.stats.hits++;
+    }
+    entry.pins++;
+    const m = this.plan.m;
+    return entry.z.subarray((start - shard.first) * m, (start - shard.first + count) * m);
+  }
+
+  release(start: number): void {
+    const entry = this.cache.get(this.shardOf(start));
+    if (entry !== undefined) entry.pins--;
+    this.evict();
+  }
+
+  private evict(): void {
+    for (const [index, entry] of this.cache) {
+      if (this.bytes <= this.budget) return;
+      if (entry.pins > 0) continue;
+      this.cache.delete(index);
+      this.bytes -= entry.z.byteLength;
+    }
+  }
+
+  private load(shard: ShardEntry, index: number): Float32Array {
+    const started = performance.now();
+    const file = join(this.dir, shard.file);
+    const { neurons, z } = decodeShard(readShardBytes(this.dir, shard), this.plan.m, file);
+    if (neurons.length !== shard.count || neurons.some((id, r) => id !== shard.first + r)) {
+      throw new InputError(
+        'E_INPUT_FORMAT',
+        file,
+        `neuron column is not ${shard.first}..${shard.first + shard.count - 1} in order`,
+        'regenerate the set with `neurocorr prepare`',
+      );
+    }
+    const shared = new Float32Array(new SharedArrayBuffer(z.byteLength));
+    shared.set(z);
+    if (this.loaded[index] === 0) {
+      this.loaded[index] = 1;
+      const m = this.plan.m;
+      // A standardized neuron has norm 1; only a constant one is all zeros.
+      for (let r = 0; r < shard.count; r++) if (shared.subarray(r * m, (r + 1) * m).every((v) => v === 0)) this.model.constant[shard.first + r] = 1;
+    }
+    this.stats.loads++;
+    this.stats.bytesRead += shard.bytes;
+    this.stats.readSeconds += (performance.now() - started) / 1000;
+    return shared;
+  }
+}
