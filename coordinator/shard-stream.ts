@@ -28,6 +28,8 @@ export interface StreamStats {
 }
 
 interface Cached {
+  /** The whole buffer (reused for another shard once evicted), and the shard's values in it. */
+  readonly full: Float32Array;
   readonly z: Float32Array;
   pins: number;
 }
@@ -39,6 +41,10 @@ export class ShardStream implements BlockSource {
   private readonly cache = new Map<number, Cached>();
   private readonly loaded: Uint8Array;
   private bytes = 0;
+  // Evicted buffers and one read buffer are reused: fresh memory is slow to
+  // fault in here, and large short-lived buffers would pile up before V8 frees them.
+  private readonly free: Float32Array[] = [];
+  private readonly readBuffer = { bytes: new Uint8Array(0) };
 
   constructor(
     private readonly dir: string,
@@ -79,9 +85,9 @@ export class ShardStream implements BlockSource {
     const shard = this.plan.manifest.shards[index]!;
     let entry = this.cache.get(index);
     if (entry === undefined) {
-      entry = { z: this.load(shard, index), pins: 0 };
+      entry = this.load(shard, index);
       this.cache.set(index, entry);
-      this.bytes += entry.z.byteLength;
+      this.bytes += entry.full.byteLength;
       this.stats.peakBytes = Math.max(this.stats.peakBytes, this.bytes);
       this.evict();
     } else {
@@ -106,14 +112,27 @@ export class ShardStream implements BlockSource {
       if (this.bytes <= this.budget) return;
       if (entry.pins > 0) continue;
       this.cache.delete(index);
-      this.bytes -= entry.z.byteLength;
+      this.bytes -= entry.full.byteLength;
+      this.free.push(entry.full);
     }
+    // Spare buffers count against the budget too; past it they go back to the allocator.
+    let spare = this.free.reduce((sum, b) => sum + b.byteLength, 0);
+    while (this.free.length > 0 && this.bytes + spare > this.budget) spare -= this.free.shift()!.byteLength;
   }
 
-  private load(shard: ShardEntry, index: number): Float32Array {
+  private take(values: number): Float32Array {
+    const at = this.free.findIndex((b) => b.length >= values);
+    if (at >= 0) return this.free.splice(at, 1)[0]!;
+    return new Float32Array(new SharedArrayBuffer(values * 4));
+  }
+
+  private load(shard: ShardEntry, index: number): Cached {
     const started = performance.now();
     const file = join(this.dir, shard.file);
-    const { neurons, z } = decodeShard(readShardBytes(this.dir, shard), this.plan.m, file);
+    const full = this.take(shard.count * this.plan.m);
+    // The sha256 is checked on a shard's first load; later loads in the run re-read the same file.
+    const bytes = readShardBytes(this.dir, shard, this.readBuffer, this.loaded[index] === 0);
+    const { neurons, z: shared } = decodeShard(bytes, this.plan.m, file, full);
     if (neurons.length !== shard.count || neurons.some((id, r) => id !== shard.first + r)) {
       throw new InputError(
         'E_INPUT_FORMAT',
@@ -122,8 +141,6 @@ export class ShardStream implements BlockSource {
         'regenerate the set with `neurocorr prepare`',
       );
     }
-    const shared = new Float32Array(new SharedArrayBuffer(z.byteLength));
-    shared.set(z);
     if (this.loaded[index] === 0) {
       this.loaded[index] = 1;
       const m = this.plan.m;
@@ -133,6 +150,6 @@ export class ShardStream implements BlockSource {
     this.stats.loads++;
     this.stats.bytesRead += shard.bytes;
     this.stats.readSeconds += (performance.now() - started) / 1000;
-    return shared;
+    return { full, z: shared, pins: 0 };
   }
 }

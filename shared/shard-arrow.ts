@@ -35,8 +35,12 @@ export interface DecodedShard {
 const SCHEMA_FIX =
   'write the shard with columns neuron: uint32 (or uint64) and z: fixed_size_list<float32>[M] (pyarrow: pa.list_(pa.float32(), M)), or regenerate it with `neurocorr prepare`';
 
-/** Decodes a shard's record batches; `file` names it in errors. */
-export function decodeShard(bytes: Uint8Array, m: number, file: string): DecodedShard {
+/**
+ * Decodes a shard's record batches; `file` names it in errors. With `into`,
+ * z is copied straight there (it must hold count x m values) instead of into
+ * a new array.
+ */
+export function decodeShard(bytes: Uint8Array, m: number, file: string, into?: Float32Array): DecodedShard {
   let table: Table;
   try {
     table = tableFromIPC(bytes);
@@ -57,7 +61,8 @@ export function decodeShard(bytes: Uint8Array, m: number, file: string): Decoded
   if (zType.listSize !== m) throw new InputError('E_INPUT_MISMATCH', file, `z holds ${zType.listSize} samples per neuron, the manifest says ${m}`, SCHEMA_FIX);
   const count = table.numRows;
   const neurons = new Float64Array(count);
-  const z = new Float32Array(count * m);
+  if (into !== undefined && into.length < count * m) throw new RangeError(`decodeShard: target holds ${into.length} values, the shard has ${count * m}`);
+  const z = into ?? new Float32Array(count * m);
   let at = 0;
   for (const batch of table.batches) {
     const ids = batch.getChild('neuron')!.data[0]!.values as Uint32Array | BigUint64Array;
@@ -68,5 +73,5 @@ export function decodeShard(bytes: Uint8Array, m: number, file: string): Decoded
     z.set(values.subarray(offset * m, (offset + rows) * m), at * m);
     at += rows;
   }
-  return { neurons, z };
+  return { neurons, z: z.subarray(0, count * m) };
 }

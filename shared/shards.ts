@@ -6,9 +6,10 @@
  * neuron-major Float32Array. A shard never straddles two layers.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from './errors.js';
+import { readExactly } from './layer-file.js';
 import type { ConvMode, LayerInfo } from './model.js';
 
 export const MANIFEST = 'manifest.json';
@@ -41,6 +42,19 @@ export interface Manifest {
 }
 
 export const isShardSet = (path: string): boolean => existsSync(join(path, MANIFEST)) && statSync(path).isDirectory();
+
+function readInto(file: string, buffer: { bytes: Uint8Array }): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (buffer.bytes.length < size) buffer.bytes = new Uint8Array(Math.max(size, buffer.bytes.length * 2));
+    const view = buffer.bytes.subarray(0, size);
+    readExactly(fd, view, 0, file);
+    return view;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -101,12 +115,17 @@ export function readManifest(dir: string): Manifest {
   return m as Manifest;
 }
 
-/** The shard's bytes, checked against the manifest's size and sha256. */
-export function readShardBytes(dir: string, shard: ShardEntry): Uint8Array {
+/**
+ * The shard's bytes, checked against the manifest's size and sha256. With
+ * `buffer`, they are read into it (grown when too small) rather than into
+ * fresh memory; the result is then a view of it, valid until its next use.
+ * `verify: false` skips the sha256 (for a shard already verified in this run).
+ */
+export function readShardBytes(dir: string, shard: ShardEntry, buffer?: { bytes: Uint8Array }, verify = true): Uint8Array {
   const file = join(dir, shard.file);
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(file);
+    bytes = buffer === undefined ? readFileSync(file) : readInto(file, buffer);
   } catch (err) {
     throw new InputError(
       'E_INPUT_MISSING',
@@ -124,7 +143,7 @@ export function readShardBytes(dir: string, shard: ShardEntry): Uint8Array {
       'the shard is damaged or truncated; regenerate the set with `neurocorr prepare`',
     );
   }
-  const digest = sha256(bytes);
+  const digest = verify ? sha256(bytes) : shard.sha256;
   if (digest !== shard.sha256) {
     throw new InputError(
       'E_INPUT_VALUES',
