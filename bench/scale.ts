@@ -16,7 +16,7 @@ const CLI = join(ROOT, 'dist', 'coordinator', 'cli.js');
 const quick = process.argv.includes('--quick');
 const SCALE = quick ? 0.25 : 0.8;
 const PROBES = 32;
-const MEMORY = quick ? '16MiB' : '48MiB';
+const MEMORY = quick ? '16MiB' : '30MiB';
 const WORK = join(tmpdir(), `neurocorr-scale-${SCALE}`);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 

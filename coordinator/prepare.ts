@@ -7,10 +7,9 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { loadActivationSet } from '../shared/activations.js';
 import { UsageError } from '../shared/errors.js';
+import { collectGarbage } from '../shared/gc.js';
 import type { ConvMode } from '../shared/model.js';
 import { encodeShard } from '../shared/shard-arrow.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/shards.js';
@@ -42,16 +41,6 @@ export const MIN_MEMORY = 16 * 1024 * 1024;
 export function shardNeurons(memory: number, m: number): number {
   return Math.max(1, Math.floor((memory - FIXED_BYTES) / (3 * m * 4 + 64)));
 }
-
-/**
- * A full garbage collection. Each shard's encoded bytes are large and die at
- * once, but V8 collects them lazily, so without this RSS would climb well
- * past --memory with buffers that are already garbage.
- */
-const collectGarbage: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
 
 export function prepare(input: string, out: string, options: PrepareOptions): PrepareResult {
   if (options.memory < MIN_MEMORY) throw new UsageError(`--memory ${options.memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
