@@ -12,7 +12,7 @@ import { planModel, type ModelPlan } from '../shared/standardize.js';
 import type { Tile } from '../shared/tile.js';
 import type { KernelChoice } from '../worker/loader.js';
 import { runEmbedded, startPool } from './embedded.js';
-import { hugePageAllocate, nativeLoops } from './native-assist.js';
+import { hugePageAllocate, nativeLoops } from '../worker/native-assist.js';
 import { createProgress, type Progress } from './progress.js';
 import { ShardStream } from './shard-stream.js';
 

@@ -4,12 +4,9 @@
  * also the unit its sha256 covers); blocks never straddle shards. Shards in
  * use by tiles in flight are pinned and never evicted.
  */
-import { join } from 'node:path';
-import { InputError } from '../shared/errors.js';
-import type { LayerInfo, Model } from '../shared/model.js';
-import { decodeShard } from '../shared/shard-arrow.js';
-import type { ShardPlan } from '../shared/shard-model.js';
-import { readShardBytes, type ShardEntry } from '../shared/shards.js';
+import { lastAtOrBefore, type LayerInfo, type Model } from '../shared/model.js';
+import { loadShard, markConstants, type ShardPlan } from '../shared/shard-model.js';
+import type { ShardEntry } from '../shared/shards.js';
 
 export interface BlockSource {
   /** Shard starts: blocks must be cut there. */
@@ -69,15 +66,7 @@ export class ShardStream implements BlockSource {
   }
 
   private shardOf(start: number): number {
-    const shards = this.plan.manifest.shards;
-    let lo = 0;
-    let hi = shards.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (shards[mid]!.first <= start) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return lastAtOrBefore(this.plan.manifest.shards, start, (s) => s.first);
   }
 
   acquire(start: number, count: number): Float32Array {
@@ -128,24 +117,12 @@ export class ShardStream implements BlockSource {
 
   private load(shard: ShardEntry, index: number): Cached {
     const started = performance.now();
-    const file = join(this.dir, shard.file);
     const full = this.take(shard.count * this.plan.m);
     // The sha256 is checked on a shard's first load; later loads in the run re-read the same file.
-    const bytes = readShardBytes(this.dir, shard, this.readBuffer, this.loaded[index] === 0);
-    const { neurons, z: shared } = decodeShard(bytes, this.plan.m, file, full);
-    if (neurons.length !== shard.count || neurons.some((id, r) => id !== shard.first + r)) {
-      throw new InputError(
-        'E_INPUT_FORMAT',
-        file,
-        `neuron column is not ${shard.first}..${shard.first + shard.count - 1} in order`,
-        'regenerate the set with `neurocorr prepare`',
-      );
-    }
+    const shared = loadShard(this.dir, shard, this.plan.m, { buffer: this.readBuffer, verify: this.loaded[index] === 0, into: full });
     if (this.loaded[index] === 0) {
       this.loaded[index] = 1;
-      const m = this.plan.m;
-      // A standardized neuron has norm 1; only a constant one is all zeros.
-      for (let r = 0; r < shard.count; r++) if (shared.subarray(r * m, (r + 1) * m).every((v) => v === 0)) this.model.constant[shard.first + r] = 1;
+      markConstants(shared, this.plan.m, shard.first, this.model.constant);
     }
     this.stats.loads++;
     this.stats.bytesRead += shard.bytes;

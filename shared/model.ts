@@ -36,16 +36,21 @@ export interface Model {
   readonly fingerprint: string | null;
 }
 
-/** Index of the layer holding global neuron `i` (binary search over layer starts). */
-export function layerIndexOf(layers: readonly LayerInfo[], i: number): number {
+/** Index of the last item whose key is <= value, for items sorted by key (binary search). */
+export function lastAtOrBefore<T>(items: readonly T[], value: number, key: (item: T) => number): number {
   let lo = 0;
-  let hi = layers.length - 1;
+  let hi = items.length - 1;
   while (lo < hi) {
     const mid = (lo + hi + 1) >>> 1;
-    if (layers[mid]!.start <= i) lo = mid;
+    if (key(items[mid]!) <= value) lo = mid;
     else hi = mid - 1;
   }
   return lo;
+}
+
+/** Index of the layer holding global neuron `i`. */
+export function layerIndexOf(layers: readonly LayerInfo[], i: number): number {
+  return lastAtOrBefore(layers, i, (l) => l.start);
 }
 
 export function originalId(model: Model, i: number): number {

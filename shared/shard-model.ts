@@ -3,8 +3,44 @@ import { join } from 'node:path';
 import { InputError, UsageError } from './errors.js';
 import type { ConvMode, LayerInfo } from './model.js';
 import { decodeShard } from './shard-arrow.js';
-import { readManifest, readShardBytes, type Manifest } from './shards.js';
+import { readManifest, readShardBytes, type Manifest, type ShardEntry } from './shards.js';
 import type { ModelBuild, ModelPlan } from './standardize.js';
+
+/**
+ * One shard's z (count x m), read, checked (size, optionally sha256, neuron
+ * column) and decoded, into `into` when given.
+ */
+export function loadShard(
+  dir: string,
+  shard: ShardEntry,
+  m: number,
+  options: { buffer?: { bytes: Uint8Array }; verify?: boolean; into?: Float32Array } = {},
+): Float32Array {
+  const file = join(dir, shard.file);
+  const bytes = readShardBytes(dir, shard, options.buffer, options.verify ?? true);
+  const { neurons, z } = decodeShard(bytes, m, file, options.into);
+  if (neurons.length !== shard.count || neurons.some((id, r) => id !== shard.first + r)) {
+    throw new InputError(
+      'E_INPUT_FORMAT',
+      file,
+      `neuron column is not ${shard.first}..${shard.first + shard.count - 1} in order`,
+      'regenerate the set with `neurocorr prepare`',
+    );
+  }
+  return z;
+}
+
+/** Flags the all-zero rows of a shard's z as constant (a standardized neuron has norm 1) and counts them. */
+export function markConstants(z: Float32Array, m: number, first: number, constant: Uint8Array): number {
+  let count = 0;
+  for (let r = 0; r < z.length / m; r++) {
+    if (z.subarray(r * m, (r + 1) * m).every((v) => v === 0)) {
+      constant[first + r] = 1;
+      count++;
+    }
+  }
+  return count;
+}
 
 export interface ShardPlan extends ModelPlan {
   readonly manifest: Manifest;
@@ -34,25 +70,9 @@ export function planShardSet(dir: string, conv: ConvMode, partial: boolean): Sha
     const standardize = (k: number): void => {
       let constants = 0;
       for (const shard of manifest.shards.filter((s) => s.layer === k)) {
-        const file = join(dir, shard.file);
-        const { neurons, z: values } = decodeShard(readShardBytes(dir, shard), m, file);
-        if (neurons.length !== shard.count || neurons.some((id, r) => id !== shard.first + r)) {
-          throw new InputError(
-            'E_INPUT_FORMAT',
-            file,
-            `neuron column is not ${shard.first}..${shard.first + shard.count - 1} in order`,
-            'regenerate the set with `neurocorr prepare`',
-          );
-        }
+        const values = loadShard(dir, shard, m);
         z.set(values, shard.first * m);
-        // A standardized neuron has norm 1; only a constant one is all zeros.
-        for (let r = 0; r < shard.count; r++) {
-          const row = values.subarray(r * m, (r + 1) * m);
-          if (row.every((v) => v === 0)) {
-            constant[shard.first + r] = 1;
-            constants++;
-          }
-        }
+        constants += markConstants(values, m, shard.first, constant);
       }
       layers[k]!.constant = constants;
     };
