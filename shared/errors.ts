@@ -59,7 +59,3 @@ export class InternalError extends NeurocorrError {
     super('E_INTERNAL', message, options);
   }
 }
-
-export function exitCodeOf(err: unknown): 1 | 2 {
-  return err instanceof NeurocorrError ? err.exitCode : 1;
-}

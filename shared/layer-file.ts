@@ -73,13 +73,3 @@ export function probeReader(file: string, offset: number, dtype: FloatDtype, per
     return dtype === 'f4' ? new Float32Array(bytes.buffer, 0, count * width) : new Float64Array(bytes.buffer, 0, count * width);
   };
 }
-
-/** A reader over values already in memory (tests, generated data). */
-export function memoryReader(data: FloatArray, perProbe: number): ProbeReader {
-  return (start, count, from = 0, width = perProbe) => {
-    if (width === perProbe) return data.subarray(start * perProbe, (start + count) * perProbe);
-    const out = data instanceof Float32Array ? new Float32Array(count * width) : new Float64Array(count * width);
-    for (let r = 0; r < count; r++) out.set(data.subarray((start + r) * perProbe + from, (start + r) * perProbe + from + width), r * width);
-    return out;
-  };
-}

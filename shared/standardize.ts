@@ -54,7 +54,6 @@ export const DEFAULT_CONSTANT_TOLERANCE = 1e-12;
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export type Allocate = (bytes: number) => SharedArrayBuffer;
-const plainAllocate: Allocate = (bytes) => new SharedArrayBuffer(bytes);
 
 /** Everything about a model that does not need its values: sizes, layers, sampling. */
 export interface ModelPlan {
@@ -74,11 +73,6 @@ export interface ModelPlan {
 export interface ModelBuild {
   readonly model: Model;
   step(): boolean;
-}
-
-export function buildModel(raw: RawModel, options: BuildOptions, allocate: Allocate = plainAllocate): Model {
-  const plan = planModel(raw, options);
-  return plan.build(new Float32Array(allocate(plan.n * plan.m * 4)));
 }
 
 export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
