@@ -42,6 +42,7 @@ export class ShardStream implements BlockSource {
   // fault in here, and large short-lived buffers would pile up before V8 frees them.
   private readonly free: Float32Array[] = [];
   private readonly readBuffer = { bytes: new Uint8Array(0) };
+  private readonly capacity: number;
 
   constructor(
     private readonly dir: string,
@@ -63,6 +64,7 @@ export class ShardStream implements BlockSource {
     };
     this.cuts = manifest.shards.map((s) => s.first);
     this.loaded = new Uint8Array(manifest.shards.length);
+    this.capacity = Math.max(...manifest.shards.map((s) => s.count)) * plan.m;
   }
 
   private shardOf(start: number): number {
@@ -104,20 +106,23 @@ export class ShardStream implements BlockSource {
       this.bytes -= entry.full.byteLength;
       this.free.push(entry.full);
     }
-    // Spare buffers count against the budget too; past it they go back to the allocator.
-    let spare = this.free.reduce((sum, b) => sum + b.byteLength, 0);
-    while (this.free.length > 0 && this.bytes + spare > this.budget) spare -= this.free.shift()!.byteLength;
+    // Spare buffers count against the budget too, but one is always kept for the next load.
+    while (this.free.length > 1 && this.bytes + this.free.length * this.capacity * 4 > this.budget) this.free.shift();
   }
 
-  private take(values: number): Float32Array {
-    const at = this.free.findIndex((b) => b.length >= values);
-    if (at >= 0) return this.free.splice(at, 1)[0]!;
-    return new Float32Array(new SharedArrayBuffer(values * 4));
+  /**
+   * Every buffer has the capacity of the largest shard, so any evicted buffer
+   * can take any shard: worker threads keep handles to the buffers they have
+   * seen until they collect, so a stream that allocated per shard size would
+   * keep far more memory alive than its budget.
+   */
+  private take(): Float32Array {
+    return this.free.pop() ?? new Float32Array(new SharedArrayBuffer(this.capacity * 4));
   }
 
   private load(shard: ShardEntry, index: number): Cached {
     const started = performance.now();
-    const full = this.take(shard.count * this.plan.m);
+    const full = this.take();
     // The sha256 is checked on a shard's first load; later loads in the run re-read the same file.
     const shared = loadShard(this.dir, shard, this.plan.m, { buffer: this.readBuffer, verify: this.loaded[index] === 0, into: full });
     if (this.loaded[index] === 0) {
