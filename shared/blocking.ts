@@ -4,7 +4,7 @@
  * Two forces set B. Each tile pays a fixed cost (a thread hand-off, packing
  * both blocks into panels), so a tile should carry enough work to hide it:
  * the native kernel aims for about 4 GFLOP per tile (2 B^2 m = 4e9, about
- * 10 ms per core): at M = 1024 smaller tiles measurably lose to packing. And the pool needs enough tiles to keep every thread busy:
+ * 20 ms per core): at M = 1024 smaller tiles measurably lose to packing. And the pool needs enough tiles to keep every thread busy:
  * B is capped so there are at least 16 tiles per thread. The native kernel
  * blocks for the caches inside a tile (its G chunk is sized from L2), so B
  * does not depend on cache sizes. B is rounded up to a multiple of 96, a
