@@ -12,7 +12,6 @@ import { planTiles, splitBlocks, tileResultView, type Tile, type TileResult } fr
 import type { KernelChoice } from '../worker/loader.js';
 import { KernelUnavailableError } from '../shared/errors.js';
 import type { KernelDescription, PoolData, PoolTask } from '../worker/pool-worker.js';
-import { periodicGarbageCollection } from '../shared/gc.js';
 import { runTiles } from './engine.js';
 import type { BlockSource } from './shard-stream.js';
 
@@ -136,13 +135,9 @@ export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions, 
         if (gBlock) sources.g!.release(tile.g.start);
       }
     };
-    const sweep = periodicGarbageCollection(64);
     const reduction = await runTiles(f, g, tiles, compute, {
       concurrency: threads * 2,
-      onTile: (done, tile) => {
-        sweep();
-        onTile?.(done, tile);
-      },
+      ...(onTile ? { onTile } : {}),
       ...(gate ? { gate } : {}),
     });
     return { reduction, kernel, tiles: tiles.length, block, threads };

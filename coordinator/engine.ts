@@ -25,17 +25,17 @@ export async function runTiles(
   const reduction = new Reduction(f, g);
   let next = 0;
   let done = 0;
-  let failure: { error: unknown } | null = null;
+  const failures: unknown[] = [];
   // On the first failure no new tile starts, and the error is raised only once
   // the tiles already in flight have settled, so nothing outlives the run.
   const lane = async (): Promise<void> => {
-    while (failure === null && next < tiles.length) {
+    while (failures.length === 0 && next < tiles.length) {
       const tile = tiles[next++]!;
       try {
         await gate?.(tile);
         reduction.merge(tile, await compute(tile));
       } catch (error) {
-        failure ??= { error };
+        failures.push(error);
         return;
       }
       done++;
@@ -43,6 +43,6 @@ export async function runTiles(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, tiles.length)) }, lane));
-  if (failure !== null) throw (failure as { error: unknown }).error;
+  if (failures.length > 0) throw failures[0];
   return reduction;
 }

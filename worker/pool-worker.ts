@@ -4,7 +4,6 @@
  * thread reads them in place.
  */
 import { move, workerData } from 'piscina';
-import { periodicGarbageCollection } from '../shared/gc.js';
 import type { Kernel } from './kernel.js';
 import { loadKernel, type KernelChoice } from './loader.js';
 
@@ -31,8 +30,6 @@ export type PoolTask =
 export type KernelDescription = { readonly name: string; readonly notes: readonly string[] } | { readonly error: string };
 
 const data = workerData as PoolData;
-// Tile results are moved out, but the task messages and views around them pile up between V8's lazy collections.
-const sweep = periodicGarbageCollection(64);
 // A load failure is reported through 'describe': errors crossing the thread boundary lose their type.
 const loaded = await loadKernel(data.kernel).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
 
@@ -56,6 +53,5 @@ export default async function run(task: PoolTask): Promise<KernelDescription | A
     // z never changes during the pool's life, so an F block is identified by where it starts.
     fKey: fStart + 1,
   });
-  sweep();
   return move(result.rowBest.buffer as ArrayBuffer) as unknown as ArrayBuffer;
 }
