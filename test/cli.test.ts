@@ -1,6 +1,6 @@
 /** The installed command, kernel reporting, progress lines, and both input formats end to end. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,9 +24,15 @@ const fDir = writeNpyDir(F);
 const gDir = writeNpyDir(G);
 
 describe('the installed command', () => {
-  it('npx neurocorr --help works from the project', () => {
-    const r = run('npx', ['neurocorr', '--help']);
-    expect(r.status).toBe(0);
+  it('npx neurocorr --help works from the project, and leaves the build alone', () => {
+    // A fresh npx cache makes npx link the project and rerun its install and
+    // prepare scripts, as on a first run; both must keep the built files, which
+    // the other test files are using at the same time.
+    const built = ['worker/native/build/Release/neurocorr.node', 'dist/coordinator/cli.js', 'dist/worker/pool-worker.js'].map((p) => join(ROOT, p));
+    const before = built.map((p) => statSync(p).mtimeMs);
+    const r = run('npx', ['neurocorr', '--help'], { npm_config_cache: mkdtempSync(join(tmpdir(), 'nc-npx-')) });
+    expect(r.status, r.stderr).toBe(0);
+    expect(built.map((p) => statSync(p).mtimeMs)).toEqual(before);
     expect(r.stdout).toMatch(/Usage: neurocorr/);
     expect(r.stdout).toMatch(/score/);
     const score = neurocorr(['score', '--help']);
