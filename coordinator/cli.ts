@@ -1,9 +1,13 @@
 /** The `neurocorr` command line. Exit codes: 0 ok, 2 bad input or usage, 1 internal failure. */
 import { Command, CommanderError, Option } from 'commander';
 import { NeurocorrError, UsageError } from '../shared/errors.js';
-import { humanSummary } from '../shared/report.js';
+import { DEFAULT_PREFIX } from '../shared/redis-keys.js';
+import { humanSummary, type Report } from '../shared/report.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
+
+// Metrics stay on loopback unless asked; pino and prom-client load only for cluster commands.
+const DEFAULT_METRICS_HOST = '127.0.0.1';
 import type { ScoreOptions } from './score.js';
 
 interface ScoreFlags {
@@ -24,6 +28,30 @@ interface ScoreFlags {
   matches?: string;
   memory?: number;
   progress: boolean;
+  nats?: string;
+  redis?: string;
+  job?: string;
+  upload?: boolean;
+  prefix: string;
+  ackWait: number;
+  maxDeliver: number;
+  checkpointTiles: number;
+  checkpointSeconds: number;
+  ttl: number;
+  lease: number;
+  metricsPort?: number;
+  metricsHost: string;
+}
+
+interface WorkerFlags {
+  nats: string;
+  threads?: number;
+  inflight?: number;
+  cache: number;
+  cacheDir?: string;
+  kernel: KernelChoice;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 interface SynthFlags {
@@ -48,19 +76,8 @@ const defaultIo: Io = {
   stderr: (text) => process.stderr.write(text),
 };
 
-function buildProgram(io: Io): Command {
-  const program = new Command('neurocorr')
-    .description('Exact cross-model neuronal correlation between two networks')
-    .version('0.1.0')
-    .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .showHelpAfterError('(run neurocorr --help for usage)');
-
-  program
-    .command('score')
-    .description('score two activation sets (a folder of .npy layers or a .safetensors file each)')
-    .argument('<F>', 'activation set of model F')
-    .argument('<G>', 'activation set of model G')
+function addScoreOptions(command: Command, cluster: boolean): Command {
+  return command
     .addOption(new Option('--match <mode>', 'match mode for the headline score and --matches').choices(['paper', 'penalized']).default('paper'))
     .addOption(new Option('--constant <mode>', 'constant neurons count in the means, or are dropped').choices(['include', 'exclude']).default('include'))
     .addOption(
@@ -80,29 +97,141 @@ function buildProgram(io: Io): Command {
     .option('--matches <file>', "write every neuron's best partner as CSV")
     .option('--memory <size>', 'bytes of shard-set data cached at once when scoring shard sets, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
     .option('--no-progress', 'no progress output on stderr')
-    .action(async (fPath: string, gPath: string, flags: ScoreFlags) => {
-      if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
-      const { score } = await import('./score.js');
-      const options: ScoreOptions = {
-        match: flags.match,
-        constant: flags.constant,
-        conv: flags.conv,
-        layers: flags.layers ?? null,
-        layersF: flags.layersF ?? null,
-        layersG: flags.layersG ?? null,
-        sample: flags.sample === undefined ? null : { n: flags.sample, seed: flags.seed },
-        probes: flags.probes ?? null,
+    .addOption(new Option('--nats <url>', 'cluster: NATS server, nats://[user:pass@]host:4222 or tls://; needs --redis').makeOptionMandatory(cluster))
+    .addOption(new Option('--redis <url>', 'cluster: Redis server for job state, redis://[user:pass@]host:6379 or rediss://').makeOptionMandatory(cluster))
+    .option('--job <name>', 'cluster: job name; rerun with the same name to resume (default: made up and printed)')
+    .option('--upload', 'cluster: put both sets in the NATS object store, for workers with no shared path')
+    .option('--prefix <prefix>', 'cluster: Redis key prefix', DEFAULT_PREFIX)
+    .option('--ack-wait <seconds>', 'cluster: seconds a worker may hold a tile without a heartbeat', numberOption('--ack-wait', 0.5, 86_400), 30)
+    .option('--max-deliver <n>', 'cluster: deliveries of a tile before the job fails', integerOption('--max-deliver', 1, 1000), 5)
+    .option('--checkpoint-tiles <n>', 'cluster: checkpoint to Redis after this many tiles...', integerOption('--checkpoint-tiles', 1), 256)
+    .option('--checkpoint-seconds <s>', '...or this many seconds', numberOption('--checkpoint-seconds', 0.1, 3600), 5)
+    .option('--ttl <seconds>', 'cluster: how long a finished job stays in Redis', integerOption('--ttl', 1), 7 * 24 * 3600)
+    .option(
+      '--lease <seconds>',
+      "cluster: the coordinator's lease on its job; a restart waits for a dead one's to expire",
+      numberOption('--lease', 1, 3600),
+      15,
+    )
+    .option('--metrics-port <port>', 'cluster: serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', 'cluster: address for --metrics-port', DEFAULT_METRICS_HOST);
+}
+
+async function runScore(fPath: string, gPath: string, flags: ScoreFlags, io: Io, coordinator: boolean): Promise<void> {
+  if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
+  const options: ScoreOptions = {
+    match: flags.match,
+    constant: flags.constant,
+    conv: flags.conv,
+    layers: flags.layers ?? null,
+    layersF: flags.layersF ?? null,
+    layersG: flags.layersG ?? null,
+    sample: flags.sample === undefined ? null : { n: flags.sample, seed: flags.seed },
+    probes: flags.probes ?? null,
+    kernel: flags.kernel,
+    ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+    ...(flags.tile !== undefined ? { tile: flags.tile } : {}),
+    out: flags.out ?? null,
+    matches: flags.matches ?? null,
+    ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
+    progress: flags.progress,
+    log: (line) => io.stderr(`${line}\n`),
+  };
+  const print = (report: Report, summary: string) => io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${summary}\n`);
+  const clustered = coordinator || flags.nats !== undefined || flags.redis !== undefined;
+  if (!clustered) {
+    for (const flag of ['job', 'upload', 'metricsPort'] as const) {
+      if (flags[flag] !== undefined)
+        throw new UsageError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to cluster runs: add --nats and --redis`);
+    }
+    const { score } = await import('./score.js');
+    const { report } = await score(fPath, gPath, options);
+    print(report, humanSummary(report));
+    return;
+  }
+  if (flags.nats === undefined || flags.redis === undefined) throw new UsageError('a cluster run needs both --nats and --redis');
+  const { scoreCluster } = await import('./cluster.js');
+  const { report, summary } = await scoreCluster(fPath, gPath, options, {
+    nats: flags.nats,
+    redis: flags.redis,
+    job: flags.job ?? null,
+    upload: flags.upload === true,
+    prefix: flags.prefix,
+    queue: { ackWaitMs: flags.ackWait * 1000, maxDeliver: flags.maxDeliver },
+    checkpointTiles: flags.checkpointTiles,
+    checkpointSeconds: flags.checkpointSeconds,
+    ttlSeconds: flags.ttl,
+    leaseMs: flags.lease * 1000,
+    metricsPort: flags.metricsPort ?? null,
+    metricsHost: flags.metricsHost,
+  });
+  print(report, summary);
+}
+
+function buildProgram(io: Io): Command {
+  const program = new Command('neurocorr')
+    .description('Exact cross-model neuronal correlation between two networks')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run neurocorr --help for usage)');
+
+  addScoreOptions(
+    program
+      .command('score')
+      .description('score two activation sets (a folder of .npy layers, a .safetensors file, or a shard set each)')
+      .argument('<F>', 'activation set of model F')
+      .argument('<G>', 'activation set of model G'),
+    false,
+  ).action(async (fPath: string, gPath: string, flags: ScoreFlags) => runScore(fPath, gPath, flags, io, false));
+  addScoreOptions(
+    program
+      .command('coordinator')
+      .description("run a cluster job: publish the tiles of F x G to NATS, reduce the workers' results, keep state in Redis")
+      .argument('<F>', 'activation set of model F (on a path the workers share, or with --upload)')
+      .argument('<G>', 'activation set of model G'),
+    true,
+  ).action(async (fPath: string, gPath: string, flags: ScoreFlags) => runScore(fPath, gPath, flags, io, true));
+  program
+    .command('worker')
+    .description('compute cluster tiles from NATS until SIGTERM (then finish the tiles in flight and exit)')
+    .requiredOption('--nats <url>', 'NATS server: nats://[user:pass@]host:4222, or tls://')
+    .option('--threads <n>', 'kernel threads (default: one per core)', integerOption('--threads', 1, 1024))
+    .option('--inflight <n>', 'tiles held at once (default: 2 per thread)', integerOption('--inflight', 1, 4096))
+    .option('--cache <size>', 'bytes of shard data cached per job, e.g. 4GiB', sizeOption('--cache'), 2 * 1024 ** 3)
+    .option('--cache-dir <dir>', 'where sets from the NATS object store are downloaded (default: $TMPDIR/neurocorr-cache)')
+    .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', 'address for --metrics-port', DEFAULT_METRICS_HOST)
+    .action(async (flags: WorkerFlags) => {
+      const { startWorker, defaultCacheDir } = await import('../worker/cluster-worker.js');
+      const { defaultThreads } = await import('../worker/pool.js');
+      const threads = flags.threads ?? defaultThreads();
+      const worker = await startWorker({
+        nats: flags.nats,
+        threads,
+        inflight: flags.inflight ?? 2 * threads,
+        cacheBytes: flags.cache,
+        cacheDir: flags.cacheDir ?? defaultCacheDir(),
         kernel: flags.kernel,
-        ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
-        ...(flags.tile !== undefined ? { tile: flags.tile } : {}),
-        out: flags.out ?? null,
-        matches: flags.matches ?? null,
-        ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
-        progress: flags.progress,
-        log: (line) => io.stderr(`${line}\n`),
-      };
-      const { report } = await score(fPath, gPath, options);
-      io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${humanSummary(report)}\n`);
+        metricsPort: flags.metricsPort ?? null,
+        metricsHost: flags.metricsHost,
+        fault: process.env['NEUROCORR_WORKER_FAULT'] ?? null,
+      });
+      const stop = () => void worker.drain();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await worker.closed;
+    });
+  program
+    .command('jobs')
+    .description('list cluster jobs with their state and progress')
+    .requiredOption('--redis <url>', 'Redis server: redis://[user:pass@]host:6379, or rediss://')
+    .option('--prefix <prefix>', 'Redis key prefix', DEFAULT_PREFIX)
+    .option('--json', 'print the jobs as JSON')
+    .action(async (flags: { redis: string; prefix: string; json?: boolean }) => {
+      const { jobsTable } = await import('./jobs.js');
+      io.stdout(await jobsTable(flags.redis, flags.prefix, flags.json === true));
     });
   program
     .command('prepare')

@@ -1,31 +1,23 @@
 /** `neurocorr score F G`: load, standardize, run the tiles, report. */
-import { loadActivationSet } from '../shared/activations.js';
-import { InputError, UsageError } from '../shared/errors.js';
 import { checkOutputPath, writeAtomic } from '../shared/files.js';
 import { matchesCsv } from '../shared/matches.js';
-import type { ConvMode, Model } from '../shared/model.js';
+import type { Model } from '../shared/model.js';
 import type { ConstantMode, MatchMode } from '../shared/reduce.js';
 import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
-import { planShardSet, type ShardPlan } from '../shared/shard-model.js';
-import { isShardSet } from '../shared/shards.js';
-import { planModel, type ModelPlan } from '../shared/standardize.js';
+import { planPair, type PairOptions } from '../shared/pair.js';
+import type { ShardPlan } from '../shared/shard-model.js';
+import type { ModelPlan } from '../shared/standardize.js';
 import type { Tile } from '../shared/tile.js';
 import type { KernelChoice } from '../worker/loader.js';
-import { runEmbedded, startPool } from './embedded.js';
+import { runEmbedded } from './embedded.js';
+import { startPool } from '../worker/pool.js';
 import { hugePageAllocate, nativeLoops } from '../worker/native-assist.js';
 import { createProgress, type Progress } from './progress.js';
-import { ShardStream } from './shard-stream.js';
+import { ShardStream } from '../shared/shard-stream.js';
 
-export interface ScoreOptions {
+export interface ScoreOptions extends PairOptions {
   readonly match: MatchMode;
   readonly constant: ConstantMode;
-  readonly conv: ConvMode;
-  /** Layer names kept in both models / in F only / in G only (partial mode). */
-  readonly layers: readonly string[] | null;
-  readonly layersF: readonly string[] | null;
-  readonly layersG: readonly string[] | null;
-  readonly sample: { readonly n: number; readonly seed: number } | null;
-  readonly probes: number | null;
   readonly kernel: KernelChoice;
   readonly threads?: number;
   readonly tile?: number;
@@ -45,90 +37,6 @@ export interface ModelPair {
   readonly partial: PartialInfo | null;
 }
 
-export interface PlannedPair {
-  readonly f: ModelPlan;
-  readonly g: ModelPlan;
-  readonly partial: PartialInfo | null;
-}
-
-/** One side of the pair, opened (headers only) and ready to plan. */
-interface Side {
-  readonly path: string;
-  readonly probes: number;
-  readonly fingerprint: string | null;
-  readonly names: readonly string[];
-  plan(layers: string[] | null): ModelPlan;
-}
-
-function openSide(path: string, options: ScoreOptions, partial: boolean): Side {
-  if (isShardSet(path)) {
-    const plan = planShardSet(path, options.conv, partial);
-    const { probes, fingerprint, layers } = plan.manifest;
-    return { path, probes, fingerprint, names: layers.map((l) => l.name), plan: () => plan };
-  }
-  const raw = loadActivationSet(path);
-  const loops = nativeLoops();
-  const common = { conv: options.conv, probes: options.probes, sample: options.sample, ...(loops ? { loops } : {}) };
-  return {
-    path,
-    probes: raw.layers[0]!.shape[0]!,
-    fingerprint: raw.fingerprint,
-    names: raw.layers.map((l) => l.name),
-    plan: (layers) => planModel(raw, { ...common, layers }),
-  };
-}
-
-function selection(names: readonly string[], both: readonly string[] | null, own: readonly string[] | null): string[] | null {
-  if (both === null && own === null) return null;
-  return [...(both ?? []), ...(own ?? [])].filter((name) => names.includes(name));
-}
-
-function checkLayerNames(f: Side, g: Side, options: ScoreOptions): void {
-  const missing = (names: readonly string[] | null, sides: Side[]) => (names ?? []).filter((n) => !sides.some((side) => side.names.includes(n)));
-  const bad = [...missing(options.layers, [f, g]), ...missing(options.layersF, [f]), ...missing(options.layersG, [g])];
-  if (bad.length > 0) {
-    throw new UsageError(`--layers names ${bad.join(', ')}, which no model has. F layers: ${f.names.join(', ')}. G layers: ${g.names.join(', ')}`);
-  }
-}
-
-/** Opens both activation sets (headers only) and plans both models: every check that needs no values. */
-export function planPair(fPath: string, gPath: string, options: ScoreOptions): PlannedPair {
-  const isPartial = options.layers !== null || options.layersF !== null || options.layersG !== null || options.sample !== null || options.probes !== null;
-  const sideF = openSide(fPath, options, isPartial);
-  const sideG = openSide(gPath, options, isPartial);
-  if (sideF.probes !== sideG.probes) {
-    throw new InputError(
-      'E_INPUT_MISMATCH',
-      gPath,
-      `has ${sideG.probes} probes but ${fPath} has ${sideF.probes}`,
-      'run both models on the same probe set (same M)',
-    );
-  }
-  if (sideF.fingerprint !== null && sideG.fingerprint !== null && sideF.fingerprint !== sideG.fingerprint) {
-    throw new InputError(
-      'E_INPUT_MISMATCH',
-      gPath,
-      `probe fingerprint ${sideG.fingerprint} differs from ${fPath}'s ${sideF.fingerprint}`,
-      'run both models on the same probe set',
-    );
-  }
-  checkLayerNames(sideF, sideG, options);
-  const f = sideF.plan(selection(sideF.names, options.layers, options.layersF));
-  const g = sideG.plan(selection(sideG.names, options.layers, options.layersG));
-  if (f.m !== g.m) {
-    throw new InputError(
-      'E_INPUT_MISMATCH',
-      gPath,
-      `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (--conv channels multiplies probes by spatial positions)`,
-      'select layers with the same spatial size in both models, or use --conv units',
-    );
-  }
-  const partial: PartialInfo | null = isPartial
-    ? { layers: [...(options.layers ?? []), ...(options.layersF ?? []), ...(options.layersG ?? [])], sample: options.sample, probes: options.probes }
-    : null;
-  return { f, g, partial };
-}
-
 export const DEFAULT_MEMORY = 2 * 1024 ** 3;
 
 const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
@@ -137,7 +45,7 @@ const allocateZ = (plan: ModelPlan): Float32Array => new Float32Array(hugePageAl
 
 /** Loads and standardizes both activation sets with the run's options. */
 export function loadPair(fPath: string, gPath: string, options: ScoreOptions): ModelPair {
-  const { f, g, partial } = planPair(fPath, gPath, options);
+  const { f, g, partial } = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
   return { f: f.build(allocateZ(f)), g: g.build(allocateZ(g)), partial };
 }
 
@@ -168,7 +76,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
     process.env['NEUROCORR_TRACE'] === '1'
       ? (phase: string) => options.log(`trace: ${phase} at ${(performance.now() - started).toFixed(0)} ms`)
       : () => undefined;
-  const plans = planPair(fPath, gPath, options);
+  const plans = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
   trace('planned');
   // Shard sets are streamed through a bounded cache; other sets are standardized into memory.
   const memory = options.memory ?? DEFAULT_MEMORY;

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'E_INPUT_MISMATCH'
   | 'E_LAYER_MAP'
   | 'E_KERNEL_UNAVAILABLE'
+  | 'E_TILE_FAILED'
   | 'E_INTERNAL';
 
 export class NeurocorrError extends Error {

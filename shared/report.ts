@@ -57,6 +57,19 @@ export interface Report {
   readonly pairsPerSecond: number;
   /** Shard-set streaming, per side: shard loads, cache hits, bytes read, read seconds, peak cached bytes; null when nothing was streamed. */
   readonly io: IoInfo | null;
+  /** Cluster runs: the job, the workers that returned results, and what the faults cost; null for embedded runs. */
+  readonly cluster: ClusterInfo | null;
+}
+
+export interface ClusterInfo {
+  readonly job: string;
+  readonly workers: readonly string[];
+  /** Results for tiles already done (a worker that sent one twice, or a tile delivered again): merged harmlessly. */
+  readonly duplicates: number;
+  /** Tiles whose result came from a second or later delivery (a worker died, or was too slow to ack). */
+  readonly redelivered: number;
+  /** Tiles published again because their message went missing from the work queue. */
+  readonly republished: number;
 }
 
 export interface StreamStatsInfo {
@@ -84,6 +97,7 @@ export interface RunInfo {
   readonly tiles: number;
   readonly seconds: number;
   readonly io?: IoInfo | null;
+  readonly cluster?: ClusterInfo | null;
 }
 
 export interface Scored {
@@ -129,6 +143,7 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
     seconds: run.seconds,
     pairsPerSecond: run.seconds > 0 ? pairs / run.seconds : 0,
     io: run.io ?? null,
+    cluster: run.cluster ?? null,
   };
   return { report, forward, backward };
 }
@@ -179,6 +194,12 @@ export function humanSummary(report: Report): string {
     `  score (${report.match}, symmetric): ${fmt(s[report.match].symmetric)}`,
     `  kernel ${report.kernel}, ${report.threads} thread(s), ${report.tiles} tiles of <=${report.block} neurons, ${report.seconds.toFixed(2)} s, ${report.pairsPerSecond.toExponential(2)} pairs/s`,
   ];
+  const c = report.cluster;
+  if (c !== null) {
+    lines[lines.length - 1] =
+      `  kernel ${report.kernel}, ${c.workers.length} worker(s), ${report.tiles} tiles of <=${report.block} neurons, ${report.seconds.toFixed(2)} s, ${report.pairsPerSecond.toExponential(2)} pairs/s`;
+    lines.push(`  job ${c.job}: ${c.redelivered} tile(s) redelivered, ${c.duplicates} duplicate result(s), ${c.republished} republished`);
+  }
   if (report.partial) lines.push('  partial mode: this is an approximation of the exact score (see partialDetail in --json)');
   return lines.join('\n');
 }

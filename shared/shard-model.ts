@@ -58,8 +58,7 @@ export function planShardSet(dir: string, conv: ConvMode, partial: boolean): Sha
   }
   const { samples: m, layers: declared } = manifest;
   const n = declared.reduce((sum, l) => sum + l.count, 0);
-  const start = (z: Float32Array): ModelBuild => {
-    if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values; the set needs ${n * m}`);
+  const layout = (z: Float32Array): ModelBuild => {
     const constant = new Uint8Array(n);
     const layers: { -readonly [K in keyof LayerInfo]: LayerInfo[K] }[] = declared.map((l) => ({
       ...l,
@@ -82,10 +81,14 @@ export function planShardSet(dir: string, conv: ConvMode, partial: boolean): Sha
       step: () => next < layers.length && (standardize(next++), true),
     };
   };
+  const start = (z: Float32Array): ModelBuild => {
+    if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values; the set needs ${n * m}`);
+    return layout(z);
+  };
   const build = (z: Float32Array) => {
     const run = start(z);
     while (run.step());
     return run.model;
   };
-  return { manifest, n, m, build, start };
+  return { manifest, n, m, build, start, skeleton: () => layout(new Float32Array(0)).model };
 }

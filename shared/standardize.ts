@@ -68,6 +68,8 @@ export interface ModelPlan {
    * when that layer is standardized.
    */
   start(z: Float32Array): ModelBuild;
+  /** The model's layout with no values: empty z, no constants marked yet (what a cluster coordinator reduces into). */
+  skeleton(): Model;
 }
 
 export interface ModelBuild {
@@ -120,8 +122,7 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
   const tolerance = options.constantTolerance ?? DEFAULT_CONSTANT_TOLERANCE;
   const loops = options.loops ?? jsLoops;
 
-  const start = (z: Float32Array): ModelBuild => {
-    if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values, the model needs ${n * m}`);
+  const layout = (z: Float32Array): ModelBuild => {
     const constant = new Uint8Array(n);
     const ids = picks.some((p) => p !== null) ? new Uint32Array(n) : null;
     const layers: { -readonly [K in keyof LayerInfo]: LayerInfo[K] }[] = [];
@@ -155,12 +156,16 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
       },
     };
   };
+  const start = (z: Float32Array): ModelBuild => {
+    if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values, the model needs ${n * m}`);
+    return layout(z);
+  };
   const build = (z: Float32Array): Model => {
     const run = start(z);
     while (run.step());
     return run.model;
   };
-  return { n, m, build, start };
+  return { n, m, build, start, skeleton: () => layout(new Float32Array(0)).model };
 }
 
 /** Neurons per block in the write pass: their z rows are written side by side, sequentially in t. */

@@ -25,6 +25,9 @@ export type PoolTask =
       /** The blocks themselves (SharedArrayBuffer views), for models streamed from shards rather than held in workerData. */
       readonly f?: Float32Array;
       readonly g?: Float32Array;
+      /** For pools shared by several jobs (cluster workers): the job's m, and a key unique to the job's F block. */
+      readonly m?: number;
+      readonly fKey?: number;
     };
 
 export type KernelDescription = { readonly name: string; readonly notes: readonly string[] } | { readonly error: string };
@@ -41,7 +44,7 @@ export default async function run(task: PoolTask): Promise<KernelDescription | A
   const kernel: Kernel = loaded.kernel;
   if (task.kind === 'describe') return { name: kernel.name, notes: loaded.notes };
   const { fStart, fCount, gStart, gCount } = task;
-  const { m } = data;
+  const m = task.m ?? data.m;
   const result = await kernel.computeTile({
     f: task.f ?? data.fz.subarray(fStart * m, (fStart + fCount) * m),
     g: task.g ?? data.gz.subarray(gStart * m, (gStart + gCount) * m),
@@ -50,8 +53,8 @@ export default async function run(task: PoolTask): Promise<KernelDescription | A
     m,
     fStart,
     gStart,
-    // z never changes during the pool's life, so an F block is identified by where it starts.
-    fKey: fStart + 1,
+    // Within one job z never changes, so an F block is identified by where it starts.
+    fKey: task.fKey ?? fStart + 1,
   });
   return move(result.rowBest.buffer as ArrayBuffer) as unknown as ArrayBuffer;
 }

@@ -4,9 +4,9 @@
  * also the unit its sha256 covers); blocks never straddle shards. Shards in
  * use by tiles in flight are pinned and never evicted.
  */
-import { lastAtOrBefore, type LayerInfo, type Model } from '../shared/model.js';
-import { loadShard, markConstants, type ShardPlan } from '../shared/shard-model.js';
-import type { ShardEntry } from '../shared/shards.js';
+import { lastAtOrBefore, type LayerInfo, type Model } from './model.js';
+import { loadShard, markConstants, type ShardPlan } from './shard-model.js';
+import type { ShardEntry } from './shards.js';
 
 export interface BlockSource {
   /** Shard starts: blocks must be cut there. */

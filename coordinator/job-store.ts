@@ -1,0 +1,147 @@
+/**
+ * A cluster job's state in Redis: spec, checkpoint, report, state hash and the
+ * coordinator's lease. Every write that must land together goes in one MULTI;
+ * the lease is checked and renewed in Lua, so two coordinators never both
+ * believe they run a job.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { UsageError } from '../shared/errors.js';
+import { jobKeys, jobsIndexKey, type JobKeys } from '../shared/redis-keys.js';
+
+export type JobStatus = 'running' | 'done' | 'failed';
+
+export interface JobState {
+  readonly job: string;
+  readonly status: JobStatus;
+  readonly done: number;
+  readonly tiles: number;
+  readonly duplicates: number;
+  readonly redelivered: number;
+  readonly created: number;
+  readonly updated: number;
+  readonly error: string | null;
+}
+
+// Renew when we hold the lease, re-take it when it vanished (a Redis restart), refuse when another holds it.
+const RENEW = `local v = redis.call('get', KEYS[1])
+if v == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+if not v then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0`;
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
+
+export class JobStore {
+  readonly keys: JobKeys;
+  private readonly index: string;
+  readonly token = `${hostname()}:${process.pid}:${randomUUID()}`;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly job: string,
+    prefix: string,
+  ) {
+    this.keys = jobKeys(job, prefix);
+    this.index = jobsIndexKey(prefix);
+  }
+
+  /**
+   * Takes the job's lease. A coordinator that died keeps it until its TTL
+   * runs out, so a restart waits that long (and says so); a live holder
+   * that keeps renewing makes this fail.
+   */
+  async acquire(ttlMs: number, log: (line: string) => void): Promise<void> {
+    const deadline = Date.now() + ttlMs + 1000;
+    let said = false;
+    for (;;) {
+      if ((await this.redis.set(this.keys.lease, this.token, 'PX', ttlMs, 'NX')) === 'OK') return;
+      const holder = await this.redis.get(this.keys.lease);
+      if (Date.now() > deadline) {
+        throw new UsageError(`job ${this.job} is being run by another coordinator (${holder ?? 'unknown'}); wait for it, or pick another --job`);
+      }
+      if (!said) log(`job ${this.job}: waiting for the lease held by ${holder ?? 'a previous coordinator'} to expire (at most ${Math.ceil(ttlMs / 1000)} s)`);
+      said = true;
+      await delay(Math.min(500, ttlMs / 4));
+    }
+  }
+
+  /** False when another coordinator took the job. */
+  async renew(ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW, 1, this.keys.lease, this.token, String(ttlMs))) === 1;
+  }
+
+  async release(): Promise<void> {
+    await this.redis.eval(RELEASE, 1, this.keys.lease, this.token);
+  }
+
+  async spec(): Promise<string | null> {
+    return this.redis.get(this.keys.spec);
+  }
+
+  async checkpoint(): Promise<Uint8Array | null> {
+    return this.redis.getBuffer(this.keys.checkpoint);
+  }
+
+  async report(): Promise<string | null> {
+    return this.redis.get(this.keys.report);
+  }
+
+  async state(): Promise<JobState | null> {
+    return readState(this.redis, this.keys, this.job);
+  }
+
+  /** One atomic snapshot: the spec too, so a Redis that lost its data gets everything back at the next checkpoint. */
+  async save(spec: string, checkpoint: Uint8Array, fields: Omit<JobState, 'job' | 'status' | 'created' | 'updated' | 'error'>): Promise<void> {
+    const now = Date.now();
+    await this.redis
+      .multi()
+      .set(this.keys.spec, spec)
+      .set(this.keys.checkpoint, Buffer.from(checkpoint.buffer, checkpoint.byteOffset, checkpoint.byteLength))
+      .hsetnx(this.keys.state, 'created', now)
+      .hset(this.keys.state, { status: 'running', updated: now, error: '', ...fields })
+      .zadd(this.index, 'NX', now, this.job)
+      .exec();
+  }
+
+  /** The final report, and a TTL on every key of the finished job. */
+  async finish(status: Exclude<JobStatus, 'running'>, ttlSeconds: number, detail: { report?: string; error?: string }): Promise<void> {
+    const tx = this.redis.multi();
+    if (detail.report !== undefined) tx.set(this.keys.report, detail.report);
+    tx.hsetnx(this.keys.state, 'created', Date.now());
+    tx.hset(this.keys.state, { status, updated: Date.now(), error: detail.error ?? '' });
+    tx.zadd(this.index, 'NX', Date.now(), this.job);
+    for (const key of [this.keys.spec, this.keys.checkpoint, this.keys.report, this.keys.state]) tx.expire(key, ttlSeconds);
+    await tx.exec();
+  }
+}
+
+async function readState(redis: Redis, keys: JobKeys, job: string): Promise<JobState | null> {
+  const h = await redis.hgetall(keys.state);
+  if (h['status'] === undefined) return null;
+  const num = (k: string) => Number(h[k] ?? 0);
+  return {
+    job,
+    status: h['status'] as JobStatus,
+    done: num('done'),
+    tiles: num('tiles'),
+    duplicates: num('duplicates'),
+    redelivered: num('redelivered'),
+    created: num('created'),
+    updated: num('updated'),
+    error: h['error'] ? h['error'] : null,
+  };
+}
+
+/** Every job under the prefix, oldest first; names whose keys expired are dropped from the index. */
+export async function listJobs(redis: Redis, prefix: string): Promise<JobState[]> {
+  const index = jobsIndexKey(prefix);
+  const names = await redis.zrange(index, 0, -1);
+  const states: JobState[] = [];
+  for (const job of names) {
+    const state = await readState(redis, jobKeys(job, prefix), job);
+    if (state === null) await redis.zrem(index, job);
+    else states.push(state);
+  }
+  return states;
+}

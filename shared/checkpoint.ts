@@ -1,0 +1,48 @@
+/**
+ * A cluster job's progress as one binary value: the reduction's per-neuron
+ * state, the constant flags seen so far, and which tiles are done. A restarted
+ * coordinator restores it and merges on; since the merge is idempotent, a
+ * result counted both here and in the results stream does no harm.
+ */
+import { Reader, Writer } from './binary.js';
+import { InternalError } from './errors.js';
+import type { DirectionState, Reduction } from './reduce.js';
+
+const MAGIC = 0x4e434b31; // "NCK1"
+
+export interface JobProgress {
+  readonly reduction: Reduction;
+  /** Constant flags of F's neurons, then G's, OR-ed in from results. */
+  readonly constantF: Uint8Array;
+  readonly constantG: Uint8Array;
+  /** 1 per finished tile. */
+  readonly done: Uint8Array;
+}
+
+const floats = (d: DirectionState) => [d.best, d.pen, d.penRho];
+const ints = (d: DirectionState) => [d.arg, d.penArg];
+
+export function encodeCheckpoint(p: JobProgress): Uint8Array {
+  const { forward, backward } = p.reduction;
+  const w = new Writer().u32(MAGIC, forward.best.length, backward.best.length, p.done.length);
+  for (const a of [...floats(forward), ...floats(backward), ...ints(forward), ...ints(backward)]) w.array(a);
+  return w.bytes(p.constantF).bytes(p.constantG).bytes(p.done).done();
+}
+
+/** Copies a checkpoint into `p`, whose sizes must match the job's plan. */
+export function restoreCheckpoint(bytes: Uint8Array, p: JobProgress): void {
+  const r = new Reader(bytes, 'checkpoint');
+  const [magic, nf, ng, tiles] = [r.u32(), r.u32(), r.u32(), r.u32()];
+  const { forward, backward } = p.reduction;
+  if (magic !== MAGIC || nf !== forward.best.length || ng !== backward.best.length || tiles !== p.done.length) {
+    throw new InternalError(
+      `checkpoint is for ${nf}x${ng} neurons in ${tiles} tiles, but the job plans ${forward.best.length}x${backward.best.length} in ${p.done.length}`,
+    );
+  }
+  const fill = (into: Float64Array | Uint32Array | Uint8Array) => {
+    const raw = r.bytes(into.byteLength);
+    new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(raw);
+  };
+  for (const a of [...floats(forward), ...floats(backward), ...ints(forward), ...ints(backward), p.constantF, p.constantG, p.done]) fill(a);
+  r.end();
+}

@@ -1,0 +1,108 @@
+/**
+ * Opening and planning a pair of activation sets (headers only): every check
+ * that needs no values. The embedded run, the cluster coordinator and its
+ * workers all plan through here, so they agree on every layer and neuron.
+ */
+import { loadActivationSet } from './activations.js';
+import { InputError, UsageError } from './errors.js';
+import type { ConvMode } from './model.js';
+import type { PartialInfo } from './report.js';
+import { planShardSet } from './shard-model.js';
+import { isShardSet } from './shards.js';
+import { planModel, type ModelPlan, type StandardizeLoops } from './standardize.js';
+
+export interface PairOptions {
+  readonly conv: ConvMode;
+  /** Layer names kept in both models / in F only / in G only (partial mode). */
+  readonly layers: readonly string[] | null;
+  readonly layersF: readonly string[] | null;
+  readonly layersG: readonly string[] | null;
+  readonly sample: { readonly n: number; readonly seed: number } | null;
+  readonly probes: number | null;
+  /** Native standardization loops, when the addon is loaded. */
+  readonly loops?: StandardizeLoops | undefined;
+}
+
+export interface PlannedPair {
+  readonly f: ModelPlan;
+  readonly g: ModelPlan;
+  readonly partial: PartialInfo | null;
+}
+
+/** One side of the pair, opened (headers only) and ready to plan. */
+interface Side {
+  readonly path: string;
+  readonly probes: number;
+  readonly fingerprint: string | null;
+  readonly names: readonly string[];
+  plan(layers: string[] | null): ModelPlan;
+}
+
+function openSide(path: string, options: PairOptions, partial: boolean): Side {
+  if (isShardSet(path)) {
+    const plan = planShardSet(path, options.conv, partial);
+    const { probes, fingerprint, layers } = plan.manifest;
+    return { path, probes, fingerprint, names: layers.map((l) => l.name), plan: () => plan };
+  }
+  const raw = loadActivationSet(path);
+  const { loops } = options;
+  const common = { conv: options.conv, probes: options.probes, sample: options.sample, ...(loops ? { loops } : {}) };
+  return {
+    path,
+    probes: raw.layers[0]!.shape[0]!,
+    fingerprint: raw.fingerprint,
+    names: raw.layers.map((l) => l.name),
+    plan: (layers) => planModel(raw, { ...common, layers }),
+  };
+}
+
+function selection(names: readonly string[], both: readonly string[] | null, own: readonly string[] | null): string[] | null {
+  if (both === null && own === null) return null;
+  return [...(both ?? []), ...(own ?? [])].filter((name) => names.includes(name));
+}
+
+function checkLayerNames(f: Side, g: Side, options: PairOptions): void {
+  const missing = (names: readonly string[] | null, sides: Side[]) => (names ?? []).filter((n) => !sides.some((side) => side.names.includes(n)));
+  const bad = [...missing(options.layers, [f, g]), ...missing(options.layersF, [f]), ...missing(options.layersG, [g])];
+  if (bad.length > 0) {
+    throw new UsageError(`--layers names ${bad.join(', ')}, which no model has. F layers: ${f.names.join(', ')}. G layers: ${g.names.join(', ')}`);
+  }
+}
+
+/** Opens both activation sets (headers only) and plans both models: every check that needs no values. */
+export function planPair(fPath: string, gPath: string, options: PairOptions): PlannedPair {
+  const isPartial = options.layers !== null || options.layersF !== null || options.layersG !== null || options.sample !== null || options.probes !== null;
+  const sideF = openSide(fPath, options, isPartial);
+  const sideG = openSide(gPath, options, isPartial);
+  if (sideF.probes !== sideG.probes) {
+    throw new InputError(
+      'E_INPUT_MISMATCH',
+      gPath,
+      `has ${sideG.probes} probes but ${fPath} has ${sideF.probes}`,
+      'run both models on the same probe set (same M)',
+    );
+  }
+  if (sideF.fingerprint !== null && sideG.fingerprint !== null && sideF.fingerprint !== sideG.fingerprint) {
+    throw new InputError(
+      'E_INPUT_MISMATCH',
+      gPath,
+      `probe fingerprint ${sideG.fingerprint} differs from ${fPath}'s ${sideF.fingerprint}`,
+      'run both models on the same probe set',
+    );
+  }
+  checkLayerNames(sideF, sideG, options);
+  const f = sideF.plan(selection(sideF.names, options.layers, options.layersF));
+  const g = sideG.plan(selection(sideG.names, options.layers, options.layersG));
+  if (f.m !== g.m) {
+    throw new InputError(
+      'E_INPUT_MISMATCH',
+      gPath,
+      `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (--conv channels multiplies probes by spatial positions)`,
+      'select layers with the same spatial size in both models, or use --conv units',
+    );
+  }
+  const partial: PartialInfo | null = isPartial
+    ? { layers: [...(options.layers ?? []), ...(options.layersF ?? []), ...(options.layersG ?? [])], sample: options.sample, probes: options.probes }
+    : null;
+  return { f, g, partial };
+}

@@ -1,0 +1,64 @@
+/** Coordinator and worker processes for the cluster tests: real OS processes running the real CLI. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'neurocorr.js');
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Exit code, or the signal's name when killed. */
+  readonly exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const running = new Set<CliProcess>();
+
+export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const proc: CliProcess = {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    kill: (signal = 'SIGKILL') => void child.kill(signal),
+  };
+  running.add(proc);
+  void exited.then(() => running.delete(proc));
+  return proc;
+}
+
+export function startWorker(nats: string, env: Record<string, string> = {}, extra: string[] = []): CliProcess {
+  return spawnCli(['worker', '--nats', nats, '--threads', '1', ...extra], env);
+}
+
+/** Resolves once the worker has logged that it is ready. */
+export async function ready(worker: CliProcess, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!worker.stderr().includes('"worker ready"')) {
+    if (Date.now() > until) throw new Error(`worker not ready after ${timeoutMs} ms:\n${worker.stderr()}`);
+    await sleep(50);
+  }
+}
+
+export async function killAll(): Promise<void> {
+  const all = [...running];
+  for (const p of all) p.kill('SIGKILL');
+  await Promise.all(all.map((p) => p.exited));
+}
+
+/** Polls until `probe` returns true. */
+export async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}

@@ -1,0 +1,331 @@
+/** Real nats-server / redis-server processes for integration tests: OS-picked ports, fresh temp dirs, cleanup on failure. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  stop(): Promise<void>;
+  /** Stops (SIGTERM, wait for exit) and starts again on the SAME port with the SAME JetStream store dir. */
+  restart(): Promise<void>;
+}
+
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+  /** Stops and starts again on the same port (data is lost: no persistence). */
+  restart(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+const READY_TIMEOUT_MS = 10_000;
+const KILL_GRACE_MS = 5_000;
+const POLL_MS = 25;
+const MAX_TRIES = 5;
+const OUTPUT_TAIL = 4096;
+
+const INSTALL_HINTS: Record<string, string> = {
+  'nats-server':
+    'nats-server not found: install it with `apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` (macOS), ' +
+    'or a release binary from https://github.com/nats-io/nats-server/releases',
+  'redis-server': 'redis-server not found: install it with `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)',
+};
+
+/** A spawned server process with the tail of its stdout+stderr kept for error messages. */
+class Child {
+  readonly exited: Promise<void>;
+  private tail = '';
+
+  private constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    const collect = (chunk: string) => {
+      this.tail = (this.tail + chunk).slice(-OUTPUT_TAIL);
+    };
+    proc.stdout?.setEncoding('utf8').on('data', collect);
+    proc.stderr?.setEncoding('utf8').on('data', collect);
+    proc.on('error', (err) => collect(`\n[${name}: ${err.message}]\n`));
+    this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+  }
+
+  static async spawn(name: string, args: string[]): Promise<Child> {
+    registerExitHandler();
+    const proc = spawn(name, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        proc.once('spawn', resolve);
+        proc.once('error', reject);
+      });
+    } catch (err) {
+      if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(INSTALL_HINTS[name] ?? `${name} not found`, { cause: err });
+      throw err;
+    }
+    const child = new Child(name, proc);
+    liveChildren.add(child);
+    void child.exited.then(() => liveChildren.delete(child));
+    return child;
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  describe(): string {
+    const status = this.running ? 'running' : `exited (code ${this.proc.exitCode}, signal ${this.proc.signalCode})`;
+    return `${this.name} pid ${this.pid} ${status}; output:\n${this.tail || '(none)'}`;
+  }
+
+  /** SIGTERM, then SIGKILL if still alive after KILL_GRACE_MS. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([this.exited.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, KILL_GRACE_MS, true)))]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+}
+
+const liveChildren = new Set<Child>();
+const liveServers = new Set<Lifecycle>();
+const liveDirs = new Set<string>();
+let exitHandlerRegistered = false;
+
+function registerExitHandler(): void {
+  if (exitHandlerRegistered) return;
+  exitHandlerRegistered = true;
+  process.on('exit', () => {
+    for (const child of liveChildren) if (child.running) child.proc.kill('SIGKILL');
+    for (const dir of liveDirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
+  });
+}
+
+/** Stops every server this process started (also registered on process 'exit' with SIGKILL as a last resort). */
+export async function stopAllServers(): Promise<void> {
+  const results = await Promise.allSettled([...liveServers].map((s) => s.stop()));
+  // Children of starts still in flight belong to no server yet.
+  results.push(...(await Promise.allSettled([...liveChildren].map((c) => c.stop()))));
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length > 0)
+    throw new AggregateError(
+      failed.map((r) => r.reason as unknown),
+      'stopAllServers: some servers failed to stop',
+    );
+}
+
+class StartError extends Error {
+  constructor(
+    message: string,
+    /** The child exited before becoming ready and its output says the port was taken. */
+    readonly portBusy: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Polls `probe` until it yields a value; fails if the child exits, the deadline passes, or `signal` aborts. */
+async function waitReady<T>(child: Child, signal: AbortSignal, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (signal.aborted) throw new Error(`${child.name} start aborted: server was stopped`);
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (!child.running) {
+      const desc = child.describe();
+      throw new StartError(`${child.name} exited before becoming ready: ${desc}`, /address already in use/i.test(desc));
+    }
+    if (Date.now() > deadline) throw new StartError(`${child.name} not ready within ${READY_TIMEOUT_MS / 1000} s: ${child.describe()}`, false);
+    await sleep(POLL_MS);
+  }
+}
+
+/** Spawns via `launch`, retrying (after a short pause) only when the port was busy. */
+async function withRetries<T>(launch: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch();
+    } catch (err) {
+      if (!(err instanceof StartError && err.portBusy) || attempt >= MAX_TRIES) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
+/** Resolves with `answer(data)` once the first data arrives (or `true` on connect when no request), `false` on any error. */
+function tcpProbe(port: number, request?: string, answer?: (data: string) => boolean): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: HOST, port });
+    let data = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => (request === undefined ? done(true) : socket.write(request)));
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      data += chunk;
+      if (data.includes('\r\n')) done(answer?.(data) ?? true);
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, HOST, resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('could not read the port of a probe socket');
+  return address.port;
+}
+
+type Launch = (dir: string, port: number | undefined, signal: AbortSignal) => Promise<{ child: Child; port: number }>;
+
+interface Lifecycle {
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+/** Launches a server in a fresh temp dir (port undefined = pick one) and builds stop/restart around it; restart reuses the port. */
+async function manage(prefix: string, launch: Launch): Promise<{ port: number; lifecycle: Lifecycle }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  liveDirs.add(dir);
+  const removeDir = async () => {
+    liveDirs.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+  };
+  const ac = new AbortController();
+  let started: { child: Child; port: number };
+  try {
+    started = await withRetries(() => launch(dir, undefined, ac.signal));
+  } catch (err) {
+    await removeDir();
+    throw err;
+  }
+  let { child } = started;
+  const { port } = started;
+  let pending: Promise<void> = Promise.resolve();
+  let stopping: Promise<void> | undefined;
+  const lifecycle: Lifecycle = {
+    stop() {
+      stopping ??= (async () => {
+        liveServers.delete(lifecycle);
+        ac.abort();
+        await pending.catch(() => undefined);
+        await child.stop();
+        await removeDir();
+      })();
+      return stopping;
+    },
+    restart() {
+      if (stopping !== undefined) return Promise.reject(new Error(`${child.name}: restart() after stop()`));
+      pending = pending
+        .catch(() => undefined)
+        .then(async () => {
+          await child.stop();
+          ({ child } = await withRetries(() => launch(dir, port, ac.signal)));
+        });
+      return pending;
+    },
+  };
+  liveServers.add(lifecycle);
+  return { port, lifecycle };
+}
+
+// ---------------------------------------------------------------- nats
+
+interface NatsPortsFile {
+  nats?: string[];
+}
+
+async function readNatsPort(dir: string, pid: number): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, `nats-server_${pid}.ports`), 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The file may be seen half-written; retry on the next poll.
+  let parsed: NatsPortsFile;
+  try {
+    parsed = JSON.parse(text) as NatsPortsFile;
+  } catch {
+    return undefined;
+  }
+  const url = parsed.nats?.[0];
+  return url === undefined ? undefined : Number(new URL(url).port);
+}
+
+/** Writes the config (port -1 = OS-picked) and starts nats-server; resolves once it accepts TCP connections. */
+async function launchNats(dir: string, storeDir: string, port: number, signal: AbortSignal): Promise<{ child: Child; port: number }> {
+  const conf = join(dir, 'nats.conf');
+  const config = [`listen: ${HOST}:${port}`, `jetstream { store_dir: ${JSON.stringify(storeDir)} }`, `ports_file_dir: ${JSON.stringify(dir)}`, ''];
+  await writeFile(conf, config.join('\n'));
+  const child = await Child.spawn('nats-server', ['-c', conf]);
+  try {
+    const actual = await waitReady(child, signal, () => readNatsPort(dir, child.pid));
+    await waitReady(child, signal, async () => ((await tcpProbe(actual)) ? true : undefined));
+    return { child, port: actual };
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}
+
+export async function startNats(options: { storeDir?: string } = {}): Promise<NatsServer> {
+  let storeDir = options.storeDir;
+  const managed = await manage('test-nats-', (dir, port, signal) => {
+    storeDir ??= join(dir, 'js');
+    return launchNats(dir, storeDir, port ?? -1, signal);
+  });
+  const { port, lifecycle } = managed;
+  return { url: `nats://${HOST}:${port}`, port, storeDir: storeDir!, stop: lifecycle.stop, restart: lifecycle.restart };
+}
+
+// ---------------------------------------------------------------- redis
+
+async function launchRedis(dir: string, port: number, signal: AbortSignal): Promise<Child> {
+  const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir];
+  const child = await Child.spawn('redis-server', args);
+  try {
+    await waitReady(child, signal, async () => ((await tcpProbe(port, 'PING\r\n', (d) => d.startsWith('+PONG'))) ? true : undefined));
+    return child;
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const managed = await manage('test-redis-', async (dir, port, signal) => {
+    // A port from freePort() may be taken before redis binds it; withRetries then picks another.
+    const actual = port ?? (await freePort());
+    return { child: await launchRedis(dir, actual, signal), port: actual };
+  });
+  const { port, lifecycle } = managed;
+  return { url: `redis://${HOST}:${port}`, port, stop: lifecycle.stop, restart: lifecycle.restart };
+}

@@ -1,0 +1,75 @@
+/**
+ * A cluster worker's view of one job: both models planned exactly as the
+ * coordinator planned them, and their blocks. Shard sets stream through a
+ * ShardStream bounded in bytes; other sets are standardized whole, once.
+ */
+import { planPair } from '../shared/pair.js';
+import type { JobSpec } from '../shared/protocol.js';
+import type { ShardPlan } from '../shared/shard-model.js';
+import { ShardStream } from '../shared/shard-stream.js';
+import type { ModelPlan } from '../shared/standardize.js';
+import { hugePageAllocate, nativeLoops } from './native-assist.js';
+
+export interface SideBlocks {
+  acquire(start: number, count: number): Float32Array;
+  release(start: number): void;
+  /** Constant flags; those of a block are final once it has been acquired. */
+  readonly constant: Uint8Array;
+  /** Bytes this side holds at most. */
+  readonly bytes: number;
+  readonly hits: () => { hits: number; loads: number };
+}
+
+export interface JobBlocks {
+  readonly spec: JobSpec;
+  readonly m: number;
+  readonly f: SideBlocks;
+  readonly g: SideBlocks;
+}
+
+const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
+
+/**
+ * Builds a side. `beat` runs between layers of a whole-model build, so the
+ * tile that triggered it keeps its JetStream lease (in-progress acks).
+ */
+async function side(path: string, plan: ModelPlan, budget: number, beat: () => void): Promise<SideBlocks> {
+  if (isShardPlan(plan)) {
+    const stream = new ShardStream(path, plan, budget);
+    return {
+      acquire: (start, count) => stream.acquire(start, count),
+      release: (start) => stream.release(start),
+      constant: stream.model.constant,
+      bytes: budget,
+      hits: () => ({ hits: stream.stats.hits, loads: stream.stats.loads }),
+    };
+  }
+  const z = new Float32Array(hugePageAllocate(plan.n * plan.m * 4));
+  const build = plan.start(z);
+  while (build.step()) {
+    beat();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const m = plan.m;
+  return {
+    acquire: (start, count) => z.subarray(start * m, (start + count) * m),
+    release: () => undefined,
+    constant: build.model.constant,
+    bytes: z.byteLength,
+    hits: () => ({ hits: 0, loads: 0 }),
+  };
+}
+
+/** Opens a job whose inputs are at `fPath` and `gPath` on this machine; `cacheBytes` bounds streamed shard data. */
+export async function openJob(spec: JobSpec, fPath: string, gPath: string, cacheBytes: number, beat: () => void): Promise<JobBlocks> {
+  const loops = nativeLoops();
+  const plans = planPair(fPath, gPath, { ...spec.pair, ...(loops ? { loops } : {}) });
+  if (plans.f.m !== spec.m || plans.f.n !== spec.n[0] || plans.g.n !== spec.n[1]) {
+    throw new Error(
+      `job ${spec.job}: this worker plans ${plans.f.n}x${plans.g.n} neurons at m=${plans.f.m}, the coordinator ${spec.n[0]}x${spec.n[1]} at m=${spec.m}; are both reading the same files?`,
+    );
+  }
+  const f = await side(fPath, plans.f, cacheBytes / 2, beat);
+  const g = await side(gPath, plans.g, cacheBytes / 2, beat);
+  return { spec, m: spec.m, f, g };
+}
