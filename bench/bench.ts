@@ -4,15 +4,15 @@
  * bench/RESULTS.md. `--quick` runs small sizes only (a smoke test).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { runEmbedded } from '../coordinator/embedded.js';
-import { encodeNpy } from '../shared/npy.js';
 import { loadKernel } from '../worker/loader.js';
 import { cacheSizes } from '../worker/caches.js';
 import { loadAddon } from '../worker/kernels/native.js';
-import { randomModel } from './synthetic.js';
+import { replaceHead } from './results.js';
+import { randomModel, writeModel } from './synthetic.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const PEER = join(ROOT, 'bench', 'peer.py');
@@ -74,23 +74,6 @@ interface KernelRow {
 }
 
 // ---- end to end --------------------------------------------------------------
-
-function writeModel(dir: string, n: number, m: number, seed: number): void {
-  if (existsSync(join(dir, 'done'))) return;
-  mkdirSync(dir, { recursive: true });
-  const layers = 4;
-  let s = seed;
-  for (let l = 0; l < layers; l++) {
-    const count = Math.floor(n / layers) + (l < n % layers ? 1 : 0);
-    const data = new Float32Array(m * count);
-    for (let i = 0; i < data.length; i++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      data[i] = Math.max(0, s / 2147483648 - 1.2) + (s & 0xff) / 4096;
-    }
-    writeFileSync(join(dir, `layer${l}.npy`), encodeNpy(data, [m, count]));
-  }
-  writeFileSync(join(dir, 'done'), '');
-}
 
 function wall(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
   const t = performance.now();
@@ -233,7 +216,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${text}\n`);
   const out = join(ROOT, 'bench', 'RESULTS.md');
   const notes = join(ROOT, 'bench', 'notes.md');
-  if (!quick) writeFileSync(out, existsSync(notes) ? `${text}\n${readFileSync(notes, 'utf8')}` : text);
+  if (!quick) replaceHead(out, existsSync(notes) ? `${text}\n${readFileSync(notes, 'utf8')}` : text);
   log(quick ? 'quick run: bench/RESULTS.md left as it is' : `wrote ${out}`);
 }
 

@@ -6,10 +6,11 @@
  * Writes the "Scale" section of bench/RESULTS.md.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { architectureLayers, neuronCount } from '../shared/architectures.js';
+import { replaceSection } from './results.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist', 'coordinator', 'cli.js');
@@ -126,11 +127,7 @@ function main(): void {
     log('quick run: bench/RESULTS.md left as it is');
     return;
   }
-  const text = existsSync(out) ? readFileSync(out, 'utf8') : '';
-  const start = text.indexOf('## Scale (out of core)');
-  const end = start < 0 ? -1 : text.indexOf('\n## ', start + 5);
-  const updated = start < 0 ? `${text.trimEnd()}\n\n${section}` : `${text.slice(0, start)}${section}${end < 0 ? '' : text.slice(end + 1)}`;
-  writeFileSync(out, updated);
+  replaceSection(out, '## Scale (out of core)', section);
   log(`wrote the Scale section of ${out}`);
 }
 

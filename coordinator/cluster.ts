@@ -113,6 +113,7 @@ interface Metrics {
   readonly redelivered: Counter;
   readonly republished: Counter;
   readonly pairs: Counter;
+  readonly pairsPerSecond: Gauge;
 }
 
 function jobMetrics(registry: Registry): Metrics {
@@ -125,6 +126,7 @@ function jobMetrics(registry: Registry): Metrics {
     redelivered: new Counter({ name: 'neurocorr_tiles_redelivered_total', help: 'tiles whose result came from a second or later delivery', registers }),
     republished: new Counter({ name: 'neurocorr_tiles_republished_total', help: 'tiles published again after their message went missing', registers }),
     pairs: new Counter({ name: 'neurocorr_pairs_total', help: 'neuron pairs correlated (rate() gives pairs/s)', registers }),
+    pairsPerSecond: new Gauge({ name: 'neurocorr_pairs_per_second', help: 'neuron pairs per second since this coordinator started', registers }),
   };
 }
 
@@ -406,6 +408,8 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
   });
 
   let lastDone = counts.done;
+  let pairsDone = 0;
+  const started = performance.now();
   const idleMs = Math.max(2000, cluster.queue.ackWaitMs * 2);
   const timers = [
     setInterval(() => {
@@ -490,6 +494,8 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
       m.done.set(counts.done);
       m.inFlight.dec();
       m.pairs.inc(tile.f.count * tile.g.count);
+      pairsDone += tile.f.count * tile.g.count;
+      m.pairsPerSecond.set(pairsDone / ((performance.now() - started) / 1000));
       c.bar.update(counts.done);
       held.push(msg);
       if (held.length >= cluster.checkpointTiles) void checkpoint();

@@ -57,6 +57,7 @@ interface WorkerMetrics {
   readonly redelivered: Counter;
   readonly inFlight: Gauge;
   readonly pairs: Counter;
+  readonly pairsPerSecond: Gauge;
   readonly cacheHits: Gauge;
   readonly cacheLoads: Gauge;
 }
@@ -70,6 +71,7 @@ function workerMetrics(endpoint: MetricsEndpoint, settled: Map<string, JobBlocks
     redelivered: new Counter({ name: 'neurocorr_worker_tiles_redelivered_total', help: 'tiles received on a second or later delivery', registers }),
     inFlight: new Gauge({ name: 'neurocorr_worker_tiles_in_flight', help: 'tiles held by this worker', registers }),
     pairs: new Counter({ name: 'neurocorr_worker_pairs_total', help: 'neuron pairs correlated (rate() gives pairs/s)', registers }),
+    pairsPerSecond: new Gauge({ name: 'neurocorr_worker_pairs_per_second', help: 'neuron pairs per second over the last 10 s', registers }),
     cacheHits: new Gauge({
       name: 'neurocorr_worker_cache_hits',
       help: 'shard cache hits',
@@ -155,6 +157,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let rate = { tiles: 0, pairs: 0, at: performance.now() };
   const rateTimer = setInterval(() => {
     const seconds = (performance.now() - rate.at) / 1000;
+    m.pairsPerSecond.set(rate.pairs / seconds);
     if (rate.tiles > 0) log.info({ tiles: rate.tiles, pairsPerSecond: rate.pairs / seconds }, 'rate');
     rate = { tiles: 0, pairs: 0, at: performance.now() };
   }, 10_000);

@@ -1,0 +1,21 @@
+/** bench/RESULTS.md is assembled from sections written by separate benchmarks; each replaces only its own. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+/** Sections that follow the main table, each owned by one benchmark, in file order. */
+export const APPENDIX_HEADINGS = ['## Scale (out of core)', '## Cluster'];
+
+export function replaceSection(file: string, heading: string, section: string): void {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const start = text.indexOf(heading);
+  const end = start < 0 ? -1 : text.indexOf('\n## ', start + heading.length);
+  const updated = start < 0 ? `${text.trimEnd()}\n\n${section}` : `${text.slice(0, start)}${section}${end < 0 ? '' : text.slice(end + 1)}`;
+  writeFileSync(file, updated);
+}
+
+/** Replaces everything before the first appendix section, keeping the appendices. */
+export function replaceHead(file: string, head: string): void {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const starts = APPENDIX_HEADINGS.map((h) => text.indexOf(h)).filter((i) => i >= 0);
+  const tail = starts.length === 0 ? '' : text.slice(Math.min(...starts));
+  writeFileSync(file, tail === '' ? head : `${head.trimEnd()}\n\n${tail}`);
+}
