@@ -71,6 +71,8 @@ export interface ClusterOutcome {
   readonly summary: string;
 }
 
+class LeaseLostError extends UsageError {}
+
 const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
 
 function jobName(): string {
@@ -159,8 +161,12 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
 
   const nc = await connectNats(cluster.nats, `neurocorr-coordinator ${job}`);
   const redis = new Redis(cluster.redis, { lazyConnect: true, maxRetriesPerRequest: 50 });
+  // ioredis reconnects on its own; its connection errors are worth a line, not a crash or an unhandled-event dump.
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
   const metrics = await startMetrics(cluster.metricsPort, cluster.metricsHost);
   const store = new JobStore(redis, job, cluster.prefix);
+  // Set by the result loop; the lease timer uses it to stop the job.
+  const abort: { fail: (err: NeurocorrError) => void } = { fail: () => undefined };
   let leaseTimer: NodeJS.Timeout | undefined;
   try {
     try {
@@ -173,7 +179,7 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
     await store.acquire(cluster.leaseMs, options.log);
     leaseTimer = setInterval(() => {
       store.renew(cluster.leaseMs).then(
-        (held) => held || log.error('lost the job lease to another coordinator'),
+        (held) => held || abort.fail(new LeaseLostError(`job ${job}: another coordinator took over its lease; this one stops and leaves the job to it`)),
         (err: unknown) => log.warn({ err: (err as Error).message }, 'lease renewal failed'),
       );
     }, cluster.leaseMs / 3);
@@ -255,7 +261,7 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
 
     let bar: Progress | null = createProgress({ total: tiles.length, pairsPerUnit: (f.n * g.n) / tiles.length, label: 'tiles', enabled: options.progress });
     bar.update(counts.done);
-    const outcome = await collect({ nc, jsm, js, job, spec, tiles, progress, counts, store, specJson, cluster, log, m, f, g, bar, publishMissing });
+    const outcome = await collect({ nc, jsm, js, job, spec, tiles, progress, counts, store, specJson, cluster, log, m, f, g, bar, publishMissing, abort });
     bar.finish();
     bar = null;
 
@@ -295,7 +301,8 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
     log.info({ duplicates: counts.duplicates, redelivered: counts.redelivered, republished: counts.republished, workers }, 'job done');
     return { report: scored.report, summary: humanSummary(scored.report) };
   } catch (err) {
-    if (err instanceof NeurocorrError && (await store.state().catch(() => null)) !== null) {
+    // A job that failed is recorded as failed; one whose lease was taken belongs to the new holder.
+    if (err instanceof NeurocorrError && !(err instanceof LeaseLostError) && (await store.state().catch(() => null)) !== null) {
       await store.finish('failed', cluster.ttlSeconds, { error: err.message }).catch(() => undefined);
       await jetstreamManager(nc)
         .then((jsm) => jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) }))
@@ -344,6 +351,7 @@ interface CollectContext {
   readonly g: Model;
   readonly bar: Progress;
   readonly publishMissing: () => Promise<number>;
+  readonly abort: { fail: (err: NeurocorrError) => void };
 }
 
 /** Consumes results until every tile is done (or the job fails), checkpointing as it goes. */
@@ -363,6 +371,7 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
     failure ??= err;
     messages.stop();
   };
+  c.abort.fail = fail;
 
   // A checkpoint first, then the acks of the results it holds: a crash in between only replays them.
   const checkpoint = (): Promise<void> => {

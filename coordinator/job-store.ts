@@ -100,6 +100,8 @@ export class JobStore {
       .set(this.keys.checkpoint, Buffer.from(checkpoint.buffer, checkpoint.byteOffset, checkpoint.byteLength))
       .hsetnx(this.keys.state, 'created', now)
       .hset(this.keys.state, { status: 'running', updated: now, error: '', ...fields })
+      // A rerun of a failed job: its keys had a TTL (SET clears it on the others).
+      .persist(this.keys.state)
       .zadd(this.index, 'NX', now, this.job)
       .exec();
   }

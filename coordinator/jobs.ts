@@ -6,6 +6,7 @@ import { listJobs } from './job-store.js';
 
 export async function jobsTable(url: string, prefix: string, json: boolean): Promise<string> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  redis.on('error', () => undefined); // reported through connect() and the commands
   try {
     try {
       await redis.connect();

@@ -187,7 +187,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         msg.nak();
         break;
       }
-      await handleTile(ctx, msg);
+      try {
+        await handleTile(ctx, msg);
+      } catch (err) {
+        // Only a message that is not a tile gets here; it would fail the same way on every delivery.
+        log.error({ err: (err as Error).message, seq: msg.seq }, 'dropping an undecodable tile message');
+        msg.term();
+      }
     }
   };
   const lanes = Promise.all(Array.from({ length: options.inflight }, lane));
