@@ -18,7 +18,7 @@ import { checkOutputPath, writeAtomic } from '../shared/files.js';
 import { matchesCsv } from '../shared/matches.js';
 import type { LayerInfo, Model } from '../shared/model.js';
 import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../shared/nats.js';
-import { createLogger, startMetrics, type Logger } from '../shared/observe.js';
+import { createLogger, retry, startMetrics, type Logger } from '../shared/observe.js';
 import { planPair } from '../shared/pair.js';
 import {
   JOB_BUCKET,
@@ -40,7 +40,7 @@ import {
 import { Reduction } from '../shared/reduce.js';
 import { buildReport, humanSummary, type ClusterInfo, type Report } from '../shared/report.js';
 import { defaultBlockSize } from '../shared/blocking.js';
-import type { ShardPlan } from '../shared/shard-model.js';
+import { isShardPlan } from '../shared/shard-model.js';
 import type { ModelPlan } from '../shared/standardize.js';
 import { planTiles, splitBlocks, type Tile } from '../shared/tile.js';
 import { JobStore } from './job-store.js';
@@ -72,8 +72,6 @@ export interface ClusterOutcome {
 }
 
 class LeaseLostError extends UsageError {}
-
-const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
 
 function jobName(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
@@ -130,19 +128,6 @@ function jobMetrics(registry: Registry): Metrics {
     pairs: new Counter({ name: 'neurocorr_pairs_total', help: 'neuron pairs correlated (rate() gives pairs/s)', registers }),
     pairsPerSecond: new Gauge({ name: 'neurocorr_pairs_per_second', help: 'neuron pairs per second since this coordinator started', registers }),
   };
-}
-
-async function retry<T>(what: string, log: Logger, attempt: () => Promise<T>, giveUpMs = 120_000): Promise<T> {
-  const start = Date.now();
-  for (let wait = 100; ; wait = Math.min(wait * 2, 2000)) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (Date.now() - start > giveUpMs) throw new InternalError(`${what} kept failing for ${giveUpMs / 1000} s`, { cause: err });
-      log.warn({ err: (err as Error).message }, `${what} failed; retrying`);
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
 }
 
 async function inputRef(path: string, upload: boolean, nc: NatsConnection, log: Logger): Promise<InputRef> {

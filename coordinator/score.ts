@@ -5,7 +5,7 @@ import type { Model } from '../shared/model.js';
 import type { ConstantMode, MatchMode } from '../shared/reduce.js';
 import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
 import { planPair, type PairOptions } from '../shared/pair.js';
-import type { ShardPlan } from '../shared/shard-model.js';
+import { isShardPlan } from '../shared/shard-model.js';
 import type { ModelPlan } from '../shared/standardize.js';
 import type { Tile } from '../shared/tile.js';
 import type { KernelChoice } from '../worker/loader.js';
@@ -38,8 +38,6 @@ export interface ModelPair {
 }
 
 export const DEFAULT_MEMORY = 2 * 1024 ** 3;
-
-const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
 
 const allocateZ = (plan: ModelPlan): Float32Array => new Float32Array(hugePageAllocate(plan.n * plan.m * 4));
 

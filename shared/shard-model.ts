@@ -46,6 +46,8 @@ export interface ShardPlan extends ModelPlan {
   readonly manifest: Manifest;
 }
 
+export const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
+
 export function planShardSet(dir: string, conv: ConvMode, partial: boolean): ShardPlan {
   const manifest = readManifest(dir);
   if (manifest.conv !== conv) {

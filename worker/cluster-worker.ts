@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge } from 'prom-client';
 import { connectNats, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../shared/nats.js';
 import { materializeInput } from '../shared/object-files.js';
-import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../shared/observe.js';
+import { createLogger, retry, startMetrics, type Logger, type MetricsEndpoint } from '../shared/observe.js';
 import {
   JOB_BUCKET,
   TILE_STREAM,
@@ -239,21 +239,6 @@ interface TileContext {
   onDone?: (pairs: number) => void;
 }
 
-/** Publishes until JetStream stores it (a server restart makes publishes fail for a while). */
-async function publish(js: JetStreamClient, subject: string, payload: Uint8Array, log: Logger, giveUpMs: number): Promise<void> {
-  const start = Date.now();
-  for (let wait = 100; ; wait = Math.min(2 * wait, 2000)) {
-    try {
-      await js.publish(subject, payload);
-      return;
-    } catch (err) {
-      if (Date.now() - start > giveUpMs) throw err;
-      log.warn({ err: (err as Error).message }, 'publishing a result failed; retrying');
-      await delay(wait);
-    }
-  }
-}
-
 async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
   const started = performance.now();
   const { job, tile } = decodeTile(msg.data);
@@ -289,7 +274,7 @@ async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
       blocks.g.release(tile.g.start);
     }
     const copies = ctx.fault === 'duplicate' ? 2 : 1;
-    for (let k = 0; k < copies; k++) await publish(ctx.js, resultSubject(job), payload, ctx.log, queue.ackWaitMs * 4);
+    for (let k = 0; k < copies; k++) await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), queue.ackWaitMs * 4);
     msg.ack();
     ctx.m.done.inc();
     ctx.m.pairs.inc(tile.f.count * tile.g.count);

@@ -5,7 +5,7 @@
  */
 import { planPair } from '../shared/pair.js';
 import type { JobSpec } from '../shared/protocol.js';
-import type { ShardPlan } from '../shared/shard-model.js';
+import { isShardPlan } from '../shared/shard-model.js';
 import { ShardStream } from '../shared/shard-stream.js';
 import type { ModelPlan } from '../shared/standardize.js';
 import { hugePageAllocate, nativeLoops } from './native-assist.js';
@@ -26,8 +26,6 @@ export interface JobBlocks {
   readonly f: SideBlocks;
   readonly g: SideBlocks;
 }
-
-const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in plan;
 
 /**
  * Builds a side. `beat` runs between layers of a whole-model build, so the
