@@ -28,6 +28,9 @@ interface ScoreFlags {
   matches?: string;
   memory?: number;
   progress: boolean;
+  null: number;
+  nullSample?: number;
+  nullSeed: number;
   nats?: string;
   redis?: string;
   job?: string;
@@ -96,6 +99,13 @@ function addScoreOptions(command: Command, cluster: boolean): Command {
     .option('--out <file>', 'write the full JSON report to a file')
     .option('--matches <file>', "write every neuron's best partner as CSV")
     .option('--memory <size>', 'bytes of shard-set data cached at once when scoring shard sets, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
+    .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), 5)
+    .option(
+      '--null-sample <n>',
+      'neurons per direction sampled for the null (default 2000, fewer if needed to keep it under 10% of the job)',
+      integerOption('--null-sample', 1),
+    )
+    .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), 1)
     .option('--no-progress', 'no progress output on stderr')
     .addOption(new Option('--nats <url>', 'cluster: NATS server, nats://[user:pass@]host:4222 or tls://; needs --redis').makeOptionMandatory(cluster))
     .addOption(new Option('--redis <url>', 'cluster: Redis server for job state, redis://[user:pass@]host:6379 or rediss://').makeOptionMandatory(cluster))
@@ -136,6 +146,7 @@ async function runScore(fPath: string, gPath: string, flags: ScoreFlags, io: Io,
     ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
     progress: flags.progress,
     log: (line) => io.stderr(`${line}\n`),
+    null: { permutations: flags.null, sample: flags.nullSample ?? null, seed: flags.nullSeed },
   };
   const print = (report: Report, summary: string) => io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${summary}\n`);
   const clustered = coordinator || flags.nats !== undefined || flags.redis !== undefined;

@@ -37,12 +37,14 @@ import {
   type InputRef,
   type JobSpec,
 } from '../shared/protocol.js';
+import { warnChance } from '../shared/chance.js';
+import { NullReduction, nullOptions, planNull, type NullTile } from '../shared/null.js';
 import { Reduction } from '../shared/reduce.js';
 import { buildReport, humanSummary, type ClusterInfo, type Report } from '../shared/report.js';
 import { defaultBlockSize } from '../shared/blocking.js';
 import { isShardPlan } from '../shared/shard-model.js';
 import type { ModelPlan } from '../shared/standardize.js';
-import { planTiles, splitBlocks, type Tile } from '../shared/tile.js';
+import { planTiles, splitBlocks, type Block, type Tile } from '../shared/tile.js';
 import { JobStore } from './job-store.js';
 import { createProgress, type Progress } from './progress.js';
 import type { ScoreOptions } from './score.js';
@@ -90,9 +92,12 @@ export function clusterBlock(m: number, nF: number, nG: number, maxPayload: numb
   return block;
 }
 
-function describeTile(spec: JobSpec, tile: Tile, f: Model, g: Model): string {
-  const side = (model: Model, b: Tile['f']) => `${model.layers[b.layer]?.name ?? `layer ${b.layer}`} neurons ${b.start}..${b.start + b.count - 1}`;
-  return `tile ${tile.id} of job ${spec.job} (F ${side(f, tile.f)}, G ${side(g, tile.g)})`;
+function describeTile(spec: JobSpec, work: Work, f: Model, g: Model): string {
+  const side = (model: Model, b: Block) => `${model.layers[b.layer]?.name ?? `layer ${b.layer}`} neurons ${b.start}..${b.start + b.count - 1}`;
+  const { tile } = work;
+  if (work.null === null) return `tile ${tile.id} of job ${spec.job} (F ${side(f, tile.f)}, G ${side(g, tile.g)})`;
+  const [own, other] = work.null.side === 0 ? ['F', 'G'] : ['G', 'F'];
+  return `tile ${tile.id} of job ${spec.job} (permutation null ${work.null.k}: ${tile.f.count} sampled ${own} neurons against ${other} ${side(work.null.side === 0 ? g : f, tile.g)})`;
 }
 
 /** Layer constant counts from the per-neuron flags gathered from results. */
@@ -143,6 +148,7 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
   const plans = planPair(fPath, gPath, options);
   const f = plans.f.skeleton();
   const g = plans.g.skeleton();
+  warnChance(f.m, f.probes, f.n, g.n, options.log);
 
   const nc = await connectNats(cluster.nats, `neurocorr-coordinator ${job}`);
   const redis = new Redis(cluster.redis, { lazyConnect: true, maxRetriesPerRequest: 50 });
@@ -182,6 +188,13 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
     const block = clusterBlock(plans.f.m, f.n, g.n, maxPayload, options.tile);
     const cuts = (plan: ModelPlan) => (isShardPlan(plan) ? plan.manifest.shards.map((s) => s.first) : []);
     const tiles = planTiles(splitBlocks(f.layers, block, cuts(plans.f)), splitBlocks(g.layers, block, cuts(plans.g)));
+    const nullOpts = nullOptions(options.null, f.n, g.n);
+    // The null's tiles follow the main ones, ids from tiles.length on: the sampled block is the tile's f side.
+    const nullPlan = nullOpts.permutations > 0 ? planNull(f, g, nullOpts, block, [cuts(plans.f), cuts(plans.g)], tiles.length) : null;
+    const work: Work[] = [
+      ...tiles.map((tile) => ({ tile, null: null })),
+      ...(nullPlan?.tiles ?? []).map((t) => ({ tile: { id: t.id, f: t.sample, g: t.other }, null: t })),
+    ];
 
     const previous = await store.spec();
     const spec: JobSpec = {
@@ -194,6 +207,7 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
       n: [f.n, g.n],
       block,
       tiles: tiles.length,
+      null: nullOpts,
     };
     const specJson = JSON.stringify(spec);
     if (previous !== null && previous !== specJson) {
@@ -204,7 +218,13 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
     }
 
     const reduction = new Reduction({ ...f, constant: new Uint8Array(f.n) }, { ...g, constant: new Uint8Array(g.n) });
-    const progress: JobProgress = { reduction, constantF: reduction.f.constant, constantG: reduction.g.constant, done: new Uint8Array(tiles.length) };
+    const progress: JobProgress = {
+      reduction,
+      constantF: reduction.f.constant,
+      constantG: reduction.g.constant,
+      done: new Uint8Array(work.length),
+      nulls: nullPlan === null ? null : new NullReduction(nullPlan, reduction.f, reduction.g),
+    };
     const saved = await store.checkpoint();
     if (saved !== null) restoreCheckpoint(saved, progress);
     const priorState = await store.state();
@@ -214,11 +234,11 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
       redelivered: priorState?.redelivered ?? 0,
       republished: 0,
     };
-    if (saved !== null) log.info({ done: counts.done, tiles: tiles.length }, 'resuming from checkpoint');
+    if (saved !== null) log.info({ done: counts.done, tiles: work.length }, 'resuming from checkpoint');
 
     await store.save(specJson, encodeCheckpoint(progress), {
       done: counts.done,
-      tiles: tiles.length,
+      tiles: work.length,
       duplicates: counts.duplicates,
       redelivered: counts.redelivered,
     });
@@ -230,23 +250,23 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
     await ensureResultConsumer(jsm, job, Math.max(30_000, 4 * cluster.checkpointSeconds * 1000));
 
     const m = jobMetrics(metrics.registry);
-    m.total.set(tiles.length);
+    m.total.set(work.length);
     m.done.set(counts.done);
 
     // Tiles not done are published afresh; leftovers of an earlier run are purged first so they do not run twice.
     const publishMissing = async (): Promise<number> => {
-      const missing = tiles.filter((t) => progress.done[t.id] === 0);
+      const missing = work.filter((w) => progress.done[w.tile.id] === 0);
       await retry('publishing tiles', log, () => publishTiles(js, job, missing));
       m.inFlight.set(missing.length);
       return missing.length;
     };
     await retry('purging old tiles', log, () => jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) }));
     const published = await publishMissing();
-    log.info({ tiles: tiles.length, published, block, m: spec.m, neurons: spec.n }, 'tiles published');
+    log.info({ tiles: tiles.length, nullTiles: work.length - tiles.length, published, block, m: spec.m, neurons: spec.n }, 'tiles published');
 
-    let bar: Progress | null = createProgress({ total: tiles.length, pairsPerUnit: (f.n * g.n) / tiles.length, label: 'tiles', enabled: options.progress });
+    let bar: Progress | null = createProgress({ total: work.length, pairsPerUnit: (f.n * g.n) / tiles.length, label: 'tiles', enabled: options.progress });
     bar.update(counts.done);
-    const outcome = await collect({ nc, jsm, js, job, spec, tiles, progress, counts, store, specJson, cluster, log, m, f, g, bar, publishMissing, abort });
+    const outcome = await collect({ nc, jsm, js, job, spec, work, progress, counts, store, specJson, cluster, log, m, f, g, bar, publishMissing, abort });
     bar.finish();
     bar = null;
 
@@ -271,6 +291,8 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
       tiles: tiles.length,
       seconds: (performance.now() - started) / 1000,
       cluster: clusterInfo,
+      // In a cluster the null's time is the workers' compute time on its tiles, summed.
+      null: progress.nulls === null ? null : { reduction: progress.nulls, tiles: work.length - tiles.length, seconds: outcome.nullSeconds },
     });
     const reportJson = JSON.stringify(scored.report, null, 2);
     if (options.out !== null) writeAtomic(options.out, [`${reportJson}\n`]);
@@ -303,11 +325,17 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
   }
 }
 
-async function publishTiles(js: JetStreamClient, job: string, tiles: readonly Tile[]): Promise<void> {
+/** A tile of the job: a main tile, or one of the permutation null's. */
+interface Work {
+  readonly tile: Tile;
+  readonly null: NullTile | null;
+}
+
+async function publishTiles(js: JetStreamClient, job: string, work: readonly Work[]): Promise<void> {
   const subject = tileSubject(job);
   // Pipelined in windows: JetStream acks each publish, and awaiting them one by one caps the rate at a few thousand per second.
-  for (let i = 0; i < tiles.length; i += 256) {
-    await Promise.all(tiles.slice(i, i + 256).map((t) => js.publish(subject, encodeTile(job, t))));
+  for (let i = 0; i < work.length; i += 256) {
+    await Promise.all(work.slice(i, i + 256).map((w) => js.publish(subject, encodeTile(job, w.tile, w.null))));
   }
 }
 
@@ -324,7 +352,7 @@ interface CollectContext {
   readonly js: JetStreamClient;
   readonly job: string;
   readonly spec: JobSpec;
-  readonly tiles: readonly Tile[];
+  readonly work: readonly Work[];
   readonly progress: JobProgress;
   readonly counts: { done: number; duplicates: number; redelivered: number; republished: number };
   readonly store: JobStore;
@@ -340,8 +368,9 @@ interface CollectContext {
 }
 
 /** Consumes results until every tile is done (or the job fails), checkpointing as it goes. */
-async function collect(c: CollectContext): Promise<{ workers: Set<string>; kernels: Set<string> }> {
-  const { progress, counts, tiles, log, m, cluster } = c;
+async function collect(c: CollectContext): Promise<{ workers: Set<string>; kernels: Set<string>; nullSeconds: number }> {
+  const { progress, counts, work, log, m, cluster } = c;
+  let nullSeconds = 0;
   const workers = new Set<string>();
   const kernels = new Set<string>();
   const lastError = new Map<number, string>();
@@ -364,7 +393,7 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
     held = [];
     lastSave = Date.now();
     const bytes = encodeCheckpoint(progress);
-    const fields = { done: counts.done, tiles: tiles.length, duplicates: counts.duplicates, redelivered: counts.redelivered };
+    const fields = { done: counts.done, tiles: work.length, duplicates: counts.duplicates, redelivered: counts.redelivered };
     saving = saving
       .then(() => c.store.save(c.specJson, bytes, fields))
       .then(
@@ -386,12 +415,13 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
         .then((stored) => {
           if (stored === null) return;
           const { job, tile } = decodeTile(stored.data);
-          if (job !== c.job || progress.done[tile.id] === 1) return;
+          const item = c.work[tile.id];
+          if (job !== c.job || item === undefined || progress.done[tile.id] === 1) return;
           const why = lastError.get(tile.id) ?? 'no worker reported an error: a worker may have died on it each time';
           fail(
             new InputError(
               'E_TILE_FAILED',
-              describeTile(c.spec, tile, c.f, c.g),
+              describeTile(c.spec, item, c.f, c.g),
               `failed ${cluster.queue.maxDeliver} times (max_deliver): ${why}`,
               'fix the input named above and run the job again with the same --job',
             ),
@@ -411,7 +441,7 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
     }, 250),
     // Nothing finished for a while: if neither stream holds anything for this job, tiles went missing; publish them again.
     setInterval(() => {
-      if (counts.done !== lastDone || counts.done === tiles.length) {
+      if (counts.done !== lastDone || counts.done === work.length) {
         lastDone = counts.done;
         return;
       }
@@ -424,7 +454,7 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
             { queued },
             `no tile finished in the last ${Math.round(idleMs / 1000)} s while tiles wait in the queue: are workers running (neurocorr worker --nats URL)?`,
           );
-        } else if (pending.num_pending === 0 && pending.num_ack_pending <= held.length && counts.done < tiles.length) {
+        } else if (pending.num_pending === 0 && pending.num_ack_pending <= held.length && counts.done < work.length) {
           const n = await c.publishMissing();
           counts.republished += n;
           m.republished.inc(n);
@@ -435,7 +465,7 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
   ];
 
   try {
-    if (counts.done === tiles.length) messages.stop();
+    if (counts.done === work.length) messages.stop();
     for await (const msg of messages) {
       let decoded;
       try {
@@ -445,8 +475,9 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
         msg.term();
         continue;
       }
-      const tile = tiles[decoded.tile.id];
-      if (decoded.job !== c.job || tile === undefined || tile.f.start !== decoded.tile.f.start || tile.g.start !== decoded.tile.g.start) {
+      const item = work[decoded.tile.id];
+      const tile = item?.tile;
+      if (decoded.job !== c.job || item === undefined || tile === undefined || tile.f.start !== decoded.tile.f.start || tile.g.start !== decoded.tile.g.start) {
         log.error({ tile: decoded.tile.id, job: decoded.job }, 'dropping a result that does not match the plan');
         msg.term();
         continue;
@@ -459,7 +490,7 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
           fail(
             new InputError(
               'E_TILE_FAILED',
-              describeTile(c.spec, tile, c.f, c.g),
+              describeTile(c.spec, item, c.f, c.g),
               `failed ${decoded.deliveries} times (max_deliver): ${decoded.error}`,
               'fix the input named above and run the job again with the same --job',
             ),
@@ -475,10 +506,15 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
         msg.ack();
         continue;
       }
-      c.progress.reduction.merge(tile, decoded.result);
-      const flags = decoded.constant;
-      for (let k = 0; k < tile.f.count; k++) progress.constantF[tile.f.start + k]! |= flags[k]!;
-      for (let k = 0; k < tile.g.count; k++) progress.constantG[tile.g.start + k]! |= flags[tile.f.count + k]!;
+      if (item.null !== null) {
+        progress.nulls!.merge(item.null, decoded.result.rowBest, decoded.result.rowArg);
+        nullSeconds += decoded.milliseconds / 1000;
+      } else {
+        progress.reduction.merge(tile, decoded.result);
+        const flags = decoded.constant;
+        for (let k = 0; k < tile.f.count; k++) progress.constantF[tile.f.start + k]! |= flags[k]!;
+        for (let k = 0; k < tile.g.count; k++) progress.constantG[tile.g.start + k]! |= flags[tile.f.count + k]!;
+      }
       progress.done[tile.id] = 1;
       counts.done++;
       if (decoded.deliveries > 1) {
@@ -493,7 +529,7 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
       c.bar.update(counts.done);
       held.push(msg);
       if (held.length >= cluster.checkpointTiles) void checkpoint();
-      if (counts.done === tiles.length) break;
+      if (counts.done === work.length) break;
     }
   } finally {
     timers.forEach(clearInterval);
@@ -501,11 +537,11 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
     messages.stop();
   }
   if (failure !== null) throw failure;
-  if (counts.done < tiles.length) throw new InternalError(`the results stream closed with ${counts.done} of ${tiles.length} tiles done`);
+  if (counts.done < work.length) throw new InternalError(`the results stream closed with ${counts.done} of ${work.length} tiles done`);
   for (;;) {
     await checkpoint();
     if (held.length === 0) break;
     await new Promise((r) => setTimeout(r, 500));
   }
-  return { workers, kernels };
+  return { workers, kernels, nullSeconds };
 }

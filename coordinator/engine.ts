@@ -1,28 +1,24 @@
 /**
- * Runs a tile plan through a compute function and folds every result into a
- * Reduction. Used by the embedded pool and by in-process runs alike.
+ * Runs a list of tiles through a compute function and folds every result in:
+ * the main tiles into the Reduction, the permutation null's into its own.
  */
-import { Reduction, type ModelShape } from '../shared/reduce.js';
-import type { Tile, TileResult } from '../shared/tile.js';
+import type { TileResult } from '../shared/tile.js';
 
-export type ComputeTile = (tile: Tile) => Promise<TileResult>;
-
-export interface RunTilesOptions {
+export interface RunTilesOptions<T> {
   /** Tiles in flight at once. */
   readonly concurrency: number;
-  readonly onTile?: (done: number, tile: Tile) => void;
+  readonly onTile?: (done: number, tile: T) => void;
   /** Resolves when a tile's inputs are ready (null: ready now). */
-  readonly gate?: (tile: Tile) => Promise<void> | null;
+  readonly gate?: (tile: T) => Promise<void> | null;
 }
 
-export async function runTiles(
-  f: ModelShape,
-  g: ModelShape,
-  tiles: readonly Tile[],
-  compute: ComputeTile,
-  { concurrency, onTile, gate }: RunTilesOptions,
-): Promise<Reduction> {
-  const reduction = new Reduction(f, g);
+/** Computes every tile, `concurrency` at a time, and merges each result as it arrives. */
+export async function runTiles<T>(
+  tiles: readonly T[],
+  compute: (tile: T) => Promise<TileResult>,
+  merge: (tile: T, result: TileResult) => void,
+  { concurrency, onTile, gate }: RunTilesOptions<T>,
+): Promise<void> {
   let next = 0;
   let done = 0;
   const failures: unknown[] = [];
@@ -33,7 +29,7 @@ export async function runTiles(
       const tile = tiles[next++]!;
       try {
         await gate?.(tile);
-        reduction.merge(tile, await compute(tile));
+        merge(tile, await compute(tile));
       } catch (error) {
         failures.push(error);
         return;
@@ -44,5 +40,4 @@ export async function runTiles(
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, tiles.length)) }, lane));
   if (failures.length > 0) throw failures[0];
-  return reduction;
 }

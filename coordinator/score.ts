@@ -4,6 +4,8 @@ import { matchesCsv } from '../shared/matches.js';
 import type { Model } from '../shared/model.js';
 import type { ConstantMode, MatchMode } from '../shared/reduce.js';
 import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
+import { warnChance } from '../shared/chance.js';
+import { nullOptions, type NullRequest } from '../shared/null.js';
 import { planPair, type PairOptions } from '../shared/pair.js';
 import { isShardPlan } from '../shared/shard-model.js';
 import type { ModelPlan } from '../shared/standardize.js';
@@ -29,6 +31,8 @@ export interface ScoreOptions extends PairOptions {
   readonly memory?: number;
   /** Test hook: reorders the tile plan. */
   readonly order?: (tiles: Tile[]) => Tile[];
+  /** The permutation null: K permutations (0: off), the sample per direction (null: the default, kept under 10% of the job), the seed. */
+  readonly null?: NullRequest;
 }
 
 export interface ModelPair {
@@ -76,6 +80,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
       : () => undefined;
   const plans = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
   trace('planned');
+  warnChance(plans.f.m, plans.f.skeleton().probes, plans.f.n, plans.g.n, options.log);
   // Shard sets are streamed through a bounded cache; other sets are standardized into memory.
   const memory = options.memory ?? DEFAULT_MEMORY;
   const streamF = isShardPlan(plans.f) ? new ShardStream(fPath, plans.f, memory / 2) : null;
@@ -130,6 +135,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
       onTile: (done) => progress?.update(done),
       gate: (tile) => layerReady[tile.f.layer]!.promise,
       sources: { ...(streamF ? { f: streamF } : {}), ...(streamG ? { g: streamG } : {}) },
+      null: nullOptions(options.null, plans.f.n, plans.g.n),
     },
     pool,
   );
@@ -149,6 +155,7 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
     tiles: run.tiles,
     seconds,
     io: streamF || streamG ? { F: streamF?.stats ?? null, G: streamG?.stats ?? null, memory } : null,
+    null: run.null,
   });
   if (options.out !== null) writeAtomic(options.out, [`${JSON.stringify(scored.report, null, 2)}\n`]);
   if (options.matches !== null) {

@@ -6,6 +6,7 @@
  */
 import { Reader, Writer } from './binary.js';
 import { InternalError } from './errors.js';
+import type { NullReduction } from './null.js';
 import type { DirectionState, Reduction } from './reduce.js';
 
 const MAGIC = 0x4e434b31; // "NCK1"
@@ -15,34 +16,42 @@ export interface JobProgress {
   /** Constant flags of F's neurons, then G's, OR-ed in from results. */
   readonly constantF: Uint8Array;
   readonly constantG: Uint8Array;
-  /** 1 per finished tile. */
+  /** 1 per finished tile (the main tiles, then the null's). */
   readonly done: Uint8Array;
+  /** The permutation null's per-sample state, when the job has one. */
+  readonly nulls: NullReduction | null;
 }
 
 const floats = (d: DirectionState) => [d.best, d.pen, d.penRho];
 const ints = (d: DirectionState) => [d.arg, d.penArg];
+const nullStates = (p: JobProgress) => p.nulls?.states.flat() ?? [];
+const nullShape = (p: JobProgress) => [p.nulls?.states.length ?? 0, ...(p.nulls?.plan.samples.map((s) => s.indices.length) ?? [0, 0])] as const;
 
 export function encodeCheckpoint(p: JobProgress): Uint8Array {
   const { forward, backward } = p.reduction;
-  const w = new Writer().u32(MAGIC, forward.best.length, backward.best.length, p.done.length);
+  const w = new Writer().u32(MAGIC, forward.best.length, backward.best.length, p.done.length, ...nullShape(p));
   for (const a of [...floats(forward), ...floats(backward), ...ints(forward), ...ints(backward)]) w.array(a);
+  for (const d of nullStates(p)) for (const a of [...floats(d), ...ints(d)]) w.array(a);
   return w.bytes(p.constantF).bytes(p.constantG).bytes(p.done).done();
 }
 
 /** Copies a checkpoint into `p`, whose sizes must match the job's plan. */
 export function restoreCheckpoint(bytes: Uint8Array, p: JobProgress): void {
   const r = new Reader(bytes, 'checkpoint');
-  const [magic, nf, ng, tiles] = [r.u32(), r.u32(), r.u32(), r.u32()];
+  const [magic, nf, ng, tiles, k, sf, sg] = [r.u32(), r.u32(), r.u32(), r.u32(), r.u32(), r.u32(), r.u32()];
   const { forward, backward } = p.reduction;
-  if (magic !== MAGIC || nf !== forward.best.length || ng !== backward.best.length || tiles !== p.done.length) {
+  const [pk, psf, psg] = nullShape(p);
+  if (magic !== MAGIC || nf !== forward.best.length || ng !== backward.best.length || tiles !== p.done.length || k !== pk || sf !== psf || sg !== psg) {
     throw new InternalError(
-      `checkpoint is for ${nf}x${ng} neurons in ${tiles} tiles, but the job plans ${forward.best.length}x${backward.best.length} in ${p.done.length}`,
+      `checkpoint is for ${nf}x${ng} neurons in ${tiles} tiles (null ${k} x ${sf}+${sg}), but the job plans ${forward.best.length}x${backward.best.length} in ${p.done.length} (null ${pk} x ${psf}+${psg})`,
     );
   }
   const fill = (into: Float64Array | Uint32Array | Uint8Array) => {
     const raw = r.bytes(into.byteLength);
     new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(raw);
   };
-  for (const a of [...floats(forward), ...floats(backward), ...ints(forward), ...ints(backward), p.constantF, p.constantG, p.done]) fill(a);
+  for (const a of [...floats(forward), ...floats(backward), ...ints(forward), ...ints(backward)]) fill(a);
+  for (const d of nullStates(p)) for (const a of [...floats(d), ...ints(d)]) fill(a);
+  for (const a of [p.constantF, p.constantG, p.done]) fill(a);
   r.end();
 }

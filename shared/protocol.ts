@@ -5,6 +5,7 @@
  */
 import { Reader, Writer } from './binary.js';
 import { InternalError, UsageError } from './errors.js';
+import type { NullOptions } from './null.js';
 import type { PairOptions } from './pair.js';
 import { tileResultBytes, tileResultView, type Block, type Tile, type TileResult } from './tile.js';
 
@@ -53,7 +54,10 @@ export interface JobSpec {
   readonly m: number;
   readonly n: readonly [number, number];
   readonly block: number;
+  /** Main tiles; the null's follow them, with ids from `tiles` on. */
   readonly tiles: number;
+  /** The permutation null, with its sample size resolved (permutations 0: none). */
+  readonly null: NullOptions;
 }
 
 export function encodeJobSpec(spec: JobSpec): Uint8Array {
@@ -86,13 +90,23 @@ function readHeader(data: Uint8Array): { reader: Reader; kind: number; job: stri
 const writeBlock = (w: Writer, b: Block): Writer => w.u32(b.layer, b.start, b.count);
 const readBlock = (r: Reader): Block => ({ layer: r.u32(), start: r.u32(), count: r.u32() });
 
-export interface TileMessage {
-  readonly job: string;
-  readonly tile: Tile;
+/** Which permutation-null work a tile is: permutation k, and the side whose sample forms its rows. */
+export interface NullPart {
+  readonly k: number;
+  readonly side: 0 | 1;
 }
 
-export function encodeTile(job: string, tile: Tile): Uint8Array {
-  return writeBlock(writeBlock(header(KIND_TILE, job, tile.id), tile.f), tile.g).done();
+export interface TileMessage {
+  readonly job: string;
+  /** For a null tile, f is a block of the side's sample and g a block of the other model. */
+  readonly tile: Tile;
+  readonly null: NullPart | null;
+}
+
+export function encodeTile(job: string, tile: Tile, part: NullPart | null = null): Uint8Array {
+  return writeBlock(writeBlock(header(KIND_TILE, job, tile.id), tile.f), tile.g)
+    .u32(part === null ? 0 : part.k * 2 + part.side + 1)
+    .done();
 }
 
 export function decodeTile(data: Uint8Array): TileMessage {
@@ -100,8 +114,9 @@ export function decodeTile(data: Uint8Array): TileMessage {
   if (kind !== KIND_TILE) throw new InternalError(`expected a tile message, got kind ${kind}`);
   const f = readBlock(reader);
   const g = readBlock(reader);
+  const code = reader.u32();
   reader.end();
-  return { job, tile: { id: tile, f, g } };
+  return { job, tile: { id: tile, f, g }, null: code === 0 ? null : { k: (code - 1) >> 1, side: ((code - 1) & 1) as 0 | 1 } };
 }
 
 /** Who computed a tile, and how. */

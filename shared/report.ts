@@ -1,5 +1,7 @@
 /** The score report: what `score --json` prints and `--out` writes. */
+import { chanceLevel, samplesForChance, type ChanceLevel } from './chance.js';
 import type { ConvMode, Model } from './model.js';
+import { layerNull, sampleScores, scoreNulls, type DirectionNull, type NullReduction, type NullScores, type NullStat } from './null.js';
 import {
   MATCH_MODES,
   meanOver,
@@ -24,6 +26,8 @@ export interface LayerRow {
   readonly mean: Record<MatchMode, number | null>;
   /** Depth of each neuron's partner -> count, per match mode. */
   readonly matchDepths: Record<MatchMode, Record<string, number>>;
+  /** The permutation null of `mean`, from the sampled neurons of this layer (null when none was sampled, or the null is off). */
+  readonly null: Record<MatchMode, NullStat | null> | null;
 }
 
 export interface PartialInfo {
@@ -57,8 +61,38 @@ export interface Report {
   readonly pairsPerSecond: number;
   /** Shard-set streaming, per side: shard loads, cache hits, bytes read, read seconds, peak cached bytes; null when nothing was streamed. */
   readonly io: IoInfo | null;
+  /** The analytic chance level (expected best |r| of independent vectors), known before any compute. */
+  readonly chance: ChanceInfo;
+  /** The permutation null of every score; null with --null 0. */
+  readonly null: NullReport | null;
   /** Cluster runs: the job, the workers that returned results, and what the faults cost; null for embedded runs. */
   readonly cluster: ClusterInfo | null;
+}
+
+export interface ChanceInfo extends ChanceLevel {
+  /** Samples per neuron the estimate assumes (probes, or probes x positions with --conv channels). */
+  readonly samples: number;
+  /** Probes that would bring the symmetric chance level under 0.1. */
+  readonly probesForTenth: number;
+}
+
+export interface NullReport {
+  readonly permutations: number;
+  readonly seed: number;
+  /** Neurons sampled from F and from G, each matched against the whole other model. */
+  readonly sample: readonly [number, number];
+  readonly tiles: number;
+  readonly seconds: number;
+  /** The null's arithmetic over the main job's. */
+  readonly flopsShare: number;
+  /** Per match mode and direction: the null's mean, sd, standard error, the z-score and the chance-corrected score. */
+  readonly scores: Record<MatchMode, DirectionNull>;
+}
+
+export interface NullRunInfo {
+  readonly reduction: NullReduction;
+  readonly tiles: number;
+  readonly seconds: number;
 }
 
 export interface ClusterInfo {
@@ -98,6 +132,7 @@ export interface RunInfo {
   readonly seconds: number;
   readonly io?: IoInfo | null;
   readonly cluster?: ClusterInfo | null;
+  readonly null?: NullRunInfo | null;
 }
 
 export interface Scored {
@@ -120,10 +155,12 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
   const forward = neuronScores(reduction.forward, f, g);
   const backward = neuronScores(reduction.backward, g, f);
   const pairs = f.n * g.n;
+  const scores = scoresFor(forward, backward, f, g, run.constantMode);
+  const nulls = run.null ? { run: run.null, scores: sampleScores(run.null.reduction) } : null;
   const report: Report = {
     version: 1,
     models: { F: f.path, G: g.path },
-    scores: scoresFor(forward, backward, f, g, run.constantMode),
+    scores,
     match: run.match,
     constantMode: run.constantMode,
     conv: run.conv,
@@ -131,7 +168,7 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
     samples: f.m,
     neurons: [f.n, g.n],
     constant: [countConstant(f), countConstant(g)],
-    layers: [...layerRows('F', f, g, forward, run.constantMode), ...layerRows('G', g, f, backward, run.constantMode)],
+    layers: [...layerRows('F', f, g, forward, run.constantMode, nulls, 0), ...layerRows('G', g, f, backward, run.constantMode, nulls, 1)],
     partial: run.partial !== null,
     partialDetail: run.partial,
     precision: { accumulate: run.kernel === 'reference' ? 'float64' : 'float32', bestRhoBound: bestRhoBound(f.m, run.kernel) },
@@ -143,6 +180,8 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
     seconds: run.seconds,
     pairsPerSecond: run.seconds > 0 ? pairs / run.seconds : 0,
     io: run.io ?? null,
+    chance: chanceInfo(f, g),
+    null: nulls === null ? null : nullReport(nulls, scores, run.constantMode, f, g),
     cluster: run.cluster ?? null,
   };
   return { report, forward, backward };
@@ -150,7 +189,40 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
 
 const countConstant = (model: Model): number => model.layers.reduce((sum, l) => sum + l.constant, 0);
 
-function layerRows(label: 'F' | 'G', self: Model, other: Model, scores: NeuronScores, constantMode: ConstantMode): LayerRow[] {
+interface Nulls {
+  readonly run: NullRunInfo;
+  readonly scores: NullScores;
+}
+
+function chanceInfo(f: Model, g: Model): ChanceInfo {
+  const spatial = f.m / f.probes;
+  return { ...chanceLevel(f.m, f.n, g.n), samples: f.m, probesForTenth: Math.ceil(samplesForChance(0.1, f.n, g.n) / spatial) };
+}
+
+function nullReport(nulls: Nulls, scores: Record<MatchMode, DirectionScores>, constantMode: ConstantMode, f: Model, g: Model): NullReport {
+  const { reduction } = nulls.run;
+  const [sf, sg] = reduction.plan.samples.map((s) => s.indices.length) as [number, number];
+  const k = reduction.plan.options.permutations;
+  return {
+    permutations: k,
+    seed: reduction.plan.options.seed,
+    sample: [sf, sg],
+    tiles: nulls.run.tiles,
+    seconds: nulls.run.seconds,
+    flopsShare: (k * (sf * g.n + sg * f.n)) / (f.n * g.n),
+    scores: scoreNulls(reduction, nulls.scores, constantMode, scores),
+  };
+}
+
+function layerRows(
+  label: 'F' | 'G',
+  self: Model,
+  other: Model,
+  scores: NeuronScores,
+  constantMode: ConstantMode,
+  nulls: Nulls | null,
+  side: 0 | 1,
+): LayerRow[] {
   return self.layers.map((layer) => {
     const end = layer.start + layer.count;
     const mean = {} as Record<MatchMode, number | null>;
@@ -176,11 +248,20 @@ function layerRows(label: 'F' | 'G', self: Model, other: Model, scores: NeuronSc
       constant: layer.constant,
       mean,
       matchDepths,
+      null: nulls === null ? null : layerNull(nulls.run.reduction, nulls.scores, side, layer.name, constantMode, mean, layer.count),
     };
   });
 }
 
 const fmt = (x: number): string => x.toFixed(4);
+
+function chanceLine(report: Report): string {
+  const n = report.null;
+  if (n === null) return `  chance level ${fmt(report.chance.symmetric)} (analytic; --null 0 skipped the permutation null)`;
+  const stat = n.scores[report.match].symmetric;
+  const z = Number.isFinite(stat.z) ? stat.z.toFixed(1) : String(stat.z);
+  return `  chance ${fmt(stat.mean)} ± ${fmt(stat.sd)} (permutation null, ${n.permutations} x ${n.sample[0]}+${n.sample[1]} neurons; analytic ${fmt(report.chance.symmetric)}), corrected score ${fmt(stat.corrected)}, z ${z}`;
+}
 
 export function humanSummary(report: Report): string {
   const s = report.scores;
@@ -192,6 +273,7 @@ export function humanSummary(report: Report): string {
       (mode) => `  ${(mode + (mode === report.match ? '*' : '')).padEnd(11)}  ${fmt(s[mode].forward)}    ${fmt(s[mode].backward)}    ${fmt(s[mode].symmetric)}`,
     ),
     `  score (${report.match}, symmetric): ${fmt(s[report.match].symmetric)}`,
+    chanceLine(report),
     `  kernel ${report.kernel}, ${report.threads} thread(s), ${report.tiles} tiles of <=${report.block} neurons, ${report.seconds.toFixed(2)} s, ${report.pairsPerSecond.toExponential(2)} pairs/s`,
   ];
   const c = report.cluster;

@@ -80,14 +80,15 @@ export class ShardStream implements BlockSource {
       this.cache.set(index, entry);
       this.bytes += entry.full.byteLength;
       this.stats.peakBytes = Math.max(this.stats.peakBytes, this.bytes);
-      this.evict();
     } else {
       // Most recently used goes last.
       this.cache.delete(index);
       this.cache.set(index, entry);
       this.stats.hits++;
     }
+    // Pinned before evicting: a budget smaller than one shard must not evict (and reuse) the shard being handed out.
     entry.pins++;
+    this.evict();
     const m = this.plan.m;
     return entry.z.subarray((start - shard.first) * m, (start - shard.first + count) * m);
   }

@@ -21,6 +21,8 @@ const G = genModel(73, { m: 24, layers: [[120], [80]], latent, duplicates: 0.1 }
 const fDir = writeNpyDir(F);
 const gDir = writeNpyDir(G);
 const TILE = 16;
+// A small null keeps the tile count (and so these tests) short; the embedded reference uses the same.
+const NULL = ['--null', '2', '--null-sample', '40'];
 const TILES = (7 + 7 + 4) * (8 + 5);
 
 interface Report {
@@ -28,11 +30,12 @@ interface Report {
   layers: unknown;
   constant: unknown;
   tiles: number;
+  null: { tiles: number; scores: unknown } | null;
   cluster: { job: string; workers: string[]; duplicates: number; redelivered: number; republished: number };
 }
 
 function embedded(f = fDir, g = gDir): Report {
-  const r = spawnSync(process.execPath, [BIN, 'score', f, g, '--json', '--no-progress'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BIN, 'score', f, g, '--json', '--no-progress', ...NULL], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as Report;
 }
@@ -88,6 +91,7 @@ function coordinator(job: string, prefix: string, extra: string[] = [], f = fDir
     '0.3',
     '--lease',
     '2',
+    ...NULL,
     ...extra,
   ]);
 }
@@ -102,6 +106,7 @@ function expectExact(report: Report, expected = reference, tiles: number | null 
   expect(report.scores).toEqual(expected.scores);
   expect(report.layers).toEqual(expected.layers);
   expect(report.constant).toEqual(expected.constant);
+  expect(report.null?.scores).toEqual(expected.null?.scores);
   if (tiles !== null) expect(report.tiles).toBe(tiles);
 }
 
@@ -128,7 +133,8 @@ describe('cluster runs', () => {
 
     const jobs = spawnCli(['jobs', '--redis', redisServer.url, '--prefix', prefix, '--json']);
     expect(await jobs.exited).toBe(0);
-    expect(JSON.parse(jobs.stdout())).toMatchObject([{ job, status: 'done', done: TILES, tiles: TILES }]);
+    const all = TILES + report.null!.tiles;
+    expect(JSON.parse(jobs.stdout())).toMatchObject([{ job, status: 'done', done: all, tiles: all }]);
     // Running a finished job again returns its stored report.
     expectExact(await finished(coordinator(job, prefix)));
   });
@@ -185,7 +191,7 @@ describe('cluster runs', () => {
     const report = await finished(coordinator(job, prefix));
     expectExact(report);
     // The run ends at the last tile's first copy, so the second copies of the (at most 2) tiles then in flight may go unread.
-    expect(report.cluster.duplicates).toBeGreaterThanOrEqual(TILES - 2);
+    expect(report.cluster.duplicates).toBeGreaterThanOrEqual(TILES + report.null!.tiles - 2);
   });
 
   it('--upload: workers read both sets from the NATS object store into their cache folder', async () => {

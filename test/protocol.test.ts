@@ -13,7 +13,8 @@ const provenance = { worker: 'w-1', kernel: 'native-avx512', deliveries: 2, mill
 
 describe('protocol codecs', () => {
   it('a tile spec round-trips', () => {
-    expect(decodeTile(encodeTile('job-a', tile))).toEqual({ job: 'job-a', tile });
+    expect(decodeTile(encodeTile('job-a', tile))).toEqual({ job: 'job-a', tile, null: null });
+    expect(decodeTile(encodeTile('job-a', tile, { k: 3, side: 1 })).null).toEqual({ k: 3, side: 1 });
   });
 
   it('a tile result round-trips bit for bit, as raw buffers, even from an unaligned view', () => {
@@ -62,7 +63,7 @@ describe('checkpoints', () => {
   const shape = { n: 3, layers, constant: new Uint8Array(3) };
   const progress = () => {
     const reduction = new Reduction(shape, { ...shape, constant: new Uint8Array(3) });
-    return { reduction, constantF: new Uint8Array(3), constantG: new Uint8Array(3), done: new Uint8Array(4) };
+    return { reduction, constantF: new Uint8Array(3), constantG: new Uint8Array(3), done: new Uint8Array(4), nulls: null };
   };
 
   it('restores exactly what was saved', () => {

@@ -11,6 +11,8 @@ import { loadPair } from '../dist/coordinator/score.js';
 import { prepare } from '../dist/coordinator/prepare.js';
 import { architectureLayers, neuronCount } from '../dist/shared/architectures.js';
 import { loadActivationSet } from '../dist/shared/activations.js';
+import { planShardSet } from '../dist/shared/shard-model.js';
+import { ShardStream } from '../dist/shared/shard-stream.js';
 import { synthesize } from '../dist/shared/synth.js';
 import { bruteForce } from './helpers/brute.js';
 import { bruteLayers, genModel, latents, writeNpyDir } from './helpers/models.js';
@@ -97,6 +99,23 @@ describe('prepare -> score', () => {
       else expect(loads).toBe(9);
       expect(streamed.io.F.loads).toBeGreaterThanOrEqual(10);
     }
+  });
+
+  it('a budget smaller than one shard never recycles a shard that is handed out', () => {
+    const dir = scratch();
+    prepare(fDir, join(dir, 'F'), { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });
+    const plan = planShardSet(join(dir, 'F'), 'units', false);
+    const whole = plan.build(new Float32Array(plan.n * plan.m));
+    const stream = new ShardStream(join(dir, 'F'), plan, 1);
+    const first = stream.acquire(0, 6);
+    const expected = Float32Array.from(whole.z.subarray(0, 6 * plan.m));
+    // Loading two more shards under a 1-byte budget must evict neither the pinned shard nor reuse its buffer.
+    for (const start of [6, 12]) {
+      expect([...stream.acquire(start, 6)]).toEqual([...whole.z.subarray(start * plan.m, (start + 6) * plan.m)]);
+      stream.release(start);
+    }
+    expect([...first]).toEqual([...expected]);
+    stream.release(0);
   });
 
   it('refuses to overwrite without --force, and replaces with it', () => {

@@ -24,8 +24,11 @@ import {
   encodeFailure,
   encodeResult,
   resultSubject,
+  type NullPart,
   type Provenance,
 } from '../shared/protocol.js';
+import { gatherSample, nullKey, type NullTile } from '../shared/null.js';
+import type { Tile } from '../shared/tile.js';
 import { openJob, type JobBlocks } from './job-blocks.js';
 import type { KernelChoice } from './loader.js';
 import { startPool, type EmbeddedPool } from './pool.js';
@@ -239,9 +242,48 @@ interface TileContext {
   onDone?: (pairs: number) => void;
 }
 
+// Kernel keys: job serial x 2^34, plus the F block's start + 1 (main tiles) or nullKey (sample blocks, under 2^34).
+const jobKey = (ctx: TileContext, job: string) => ctx.key(job) * 2 ** 34;
+
+async function mainTile(ctx: TileContext, job: string, tile: Tile, blocks: JobBlocks, provenance: () => Provenance): Promise<Uint8Array> {
+  const f = blocks.f.acquire(tile.f.start, tile.f.count);
+  const g = blocks.g.acquire(tile.g.start, tile.g.count);
+  try {
+    const result = await ctx.pool.run(tile, f, g, { m: blocks.m, fKey: jobKey(ctx, job) + tile.f.start + 1 });
+    const constant = new Uint8Array(tile.f.count + tile.g.count);
+    constant.set(blocks.f.constant.subarray(tile.f.start, tile.f.start + tile.f.count));
+    constant.set(blocks.g.constant.subarray(tile.g.start, tile.g.start + tile.g.count), tile.f.count);
+    return encodeResult(job, tile, result, constant, provenance());
+  } finally {
+    blocks.f.release(tile.f.start);
+    blocks.g.release(tile.g.start);
+  }
+}
+
+/** A permutation-null tile: the side's sample block (gathered and permuted here) against a block of the other model. */
+async function nullTile(ctx: TileContext, job: string, tile: Tile, part: NullPart, blocks: JobBlocks, provenance: () => Provenance): Promise<Uint8Array> {
+  const plan = blocks.nullPlan;
+  if (plan === null) throw new Error(`job ${job}: tile ${tile.id} is a permutation-null tile, but the job spec has no null`);
+  const work: NullTile = { id: tile.id, k: part.k, side: part.side, sample: tile.f, other: tile.g };
+  const [own, other] = part.side === 0 ? [blocks.f, blocks.g] : [blocks.g, blocks.f];
+  const row = (i: number) => {
+    const copy = own.acquire(i, 1).slice();
+    own.release(i);
+    return copy;
+  };
+  const sample = gatherSample(plan, work, row, new Float32Array(new SharedArrayBuffer(tile.f.count * blocks.m * 4)));
+  const g = other.acquire(tile.g.start, tile.g.count);
+  try {
+    const result = await ctx.pool.run(tile, sample, g, { m: blocks.m, fKey: jobKey(ctx, job) + nullKey(work) });
+    return encodeResult(job, tile, result, new Uint8Array(tile.f.count + tile.g.count), provenance());
+  } finally {
+    other.release(tile.g.start);
+  }
+}
+
 async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
   const started = performance.now();
-  const { job, tile } = decodeTile(msg.data);
+  const { job, tile, null: part } = decodeTile(msg.data);
   const deliveries = msg.info.deliveryCount;
   const queue = ctx.queue();
   const beat = () => msg.working();
@@ -259,20 +301,7 @@ async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
     }
     const slow = /^slow:(\d+)$/.exec(ctx.fault ?? '');
     if (slow) await delay(Number(slow[1]));
-    const f = blocks.f.acquire(tile.f.start, tile.f.count);
-    const g = blocks.g.acquire(tile.g.start, tile.g.count);
-    let payload: Uint8Array;
-    try {
-      // F panels stay packed per thread while the key repeats: unique per job and F block.
-      const result = await ctx.pool.run(tile, f, g, { m: blocks.m, fKey: ctx.key(job) * 2 ** 32 + tile.f.start + 1 });
-      const constant = new Uint8Array(tile.f.count + tile.g.count);
-      constant.set(blocks.f.constant.subarray(tile.f.start, tile.f.start + tile.f.count));
-      constant.set(blocks.g.constant.subarray(tile.g.start, tile.g.start + tile.g.count), tile.f.count);
-      payload = encodeResult(job, tile, result, constant, provenance());
-    } finally {
-      blocks.f.release(tile.f.start);
-      blocks.g.release(tile.g.start);
-    }
+    const payload = part === null ? await mainTile(ctx, job, tile, blocks, provenance) : await nullTile(ctx, job, tile, part, blocks, provenance);
     const copies = ctx.fault === 'duplicate' ? 2 : 1;
     for (let k = 0; k < copies; k++) await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), queue.ackWaitMs * 4);
     msg.ack();

@@ -3,6 +3,7 @@
  * coordinator planned them, and their blocks. Shard sets stream through a
  * ShardStream bounded in bytes; other sets are standardized whole, once.
  */
+import { planNull, type NullModel, type NullPlan } from '../shared/null.js';
 import { planPair } from '../shared/pair.js';
 import type { JobSpec } from '../shared/protocol.js';
 import { isShardPlan } from '../shared/shard-model.js';
@@ -11,6 +12,10 @@ import type { ModelPlan } from '../shared/standardize.js';
 import { hugePageAllocate, nativeLoops } from './native-assist.js';
 
 export interface SideBlocks {
+  /** The side's layout (layers, sizes, constant flags), values aside. */
+  readonly model: NullModel;
+  /** Where blocks must be cut (shard starts). */
+  readonly cuts: readonly number[];
   acquire(start: number, count: number): Float32Array;
   release(start: number): void;
   /** Constant flags; those of a block are final once it has been acquired. */
@@ -25,6 +30,8 @@ export interface JobBlocks {
   readonly m: number;
   readonly f: SideBlocks;
   readonly g: SideBlocks;
+  /** The permutation null as the coordinator planned it (samples and permutations from the same seed). */
+  readonly nullPlan: NullPlan | null;
 }
 
 /**
@@ -35,6 +42,8 @@ async function side(path: string, plan: ModelPlan, budget: number, beat: () => v
   if (isShardPlan(plan)) {
     const stream = new ShardStream(path, plan, budget);
     return {
+      model: stream.model,
+      cuts: stream.cuts,
       acquire: (start, count) => stream.acquire(start, count),
       release: (start) => stream.release(start),
       constant: stream.model.constant,
@@ -50,6 +59,8 @@ async function side(path: string, plan: ModelPlan, budget: number, beat: () => v
   }
   const m = plan.m;
   return {
+    model: build.model,
+    cuts: [],
     acquire: (start, count) => z.subarray(start * m, (start + count) * m),
     release: () => undefined,
     constant: build.model.constant,
@@ -69,5 +80,6 @@ export async function openJob(spec: JobSpec, fPath: string, gPath: string, cache
   }
   const f = await side(fPath, plans.f, cacheBytes / 2, beat);
   const g = await side(gPath, plans.g, cacheBytes / 2, beat);
-  return { spec, m: spec.m, f, g };
+  const nullPlan = spec.null.permutations > 0 ? planNull(f.model, g.model, spec.null, spec.block, [f.cuts, g.cuts], spec.tiles) : null;
+  return { spec, m: spec.m, f, g, nullPlan };
 }
