@@ -10,9 +10,7 @@ import { integerOption, listOption, numberOption, sizeOption } from './options.j
 const DEFAULT_METRICS_HOST = '127.0.0.1';
 import type { ScoreOptions } from './score.js';
 
-interface ScoreFlags {
-  match: 'paper' | 'penalized';
-  constant: 'include' | 'exclude';
+interface PairFlags {
   conv: 'units' | 'channels';
   layers?: string[];
   layersF?: string[];
@@ -21,16 +19,21 @@ interface ScoreFlags {
   seed: number;
   probes?: number;
   threads?: number;
-  tile?: number;
   kernel: KernelChoice;
+  null: number;
+  nullSample?: number;
+  nullSeed: number;
+}
+
+interface ScoreFlags extends PairFlags {
+  match: 'paper' | 'penalized';
+  constant: 'include' | 'exclude';
+  tile?: number;
   json?: boolean;
   out?: string;
   matches?: string;
   memory?: number;
   progress: boolean;
-  null: number;
-  nullSample?: number;
-  nullSeed: number;
   nats?: string;
   redis?: string;
   job?: string;
@@ -79,10 +82,9 @@ const defaultIo: Io = {
   stderr: (text) => process.stderr.write(text),
 };
 
-function addScoreOptions(command: Command, cluster: boolean): Command {
+/** What selects and shapes the neurons, the kernel, and the permutation null: shared by score, coordinator and plan. */
+function addPairOptions(command: Command): Command {
   return command
-    .addOption(new Option('--match <mode>', 'match mode for the headline score and --matches').choices(['paper', 'penalized']).default('paper'))
-    .addOption(new Option('--constant <mode>', 'constant neurons count in the means, or are dropped').choices(['include', 'exclude']).default('include'))
     .addOption(
       new Option('--conv <mode>', 'conv layers: one neuron per unit (C*H*W), or per channel (samples M*H*W)').choices(['units', 'channels']).default('units'),
     )
@@ -93,19 +95,40 @@ function addScoreOptions(command: Command, cluster: boolean): Command {
     .option('--seed <s>', 'seed for --sample', integerOption('--seed', 0, 2 ** 32 - 1), 0)
     .option('--probes <k>', 'partial: use only the first k probes', integerOption('--probes', 2))
     .option('--threads <n>', 'worker threads (default: one per core)', integerOption('--threads', 1, 1024))
-    .option('--tile <b>', 'neurons per block; a tile is b x b (default: chosen per kernel and M)', integerOption('--tile', 1))
     .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
-    .option('--json', 'print the full report as JSON on stdout (nothing else goes to stdout)')
-    .option('--out <file>', 'write the full JSON report to a file')
-    .option('--matches <file>', "write every neuron's best partner as CSV")
-    .option('--memory <size>', 'bytes of shard-set data cached at once when scoring shard sets, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
     .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), 5)
     .option(
       '--null-sample <n>',
       'neurons per direction sampled for the null (default 2000, fewer if needed to keep it under 10% of the job)',
       integerOption('--null-sample', 1),
     )
-    .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), 1)
+    .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), 1);
+}
+
+function pairOptions(flags: PairFlags) {
+  if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
+  return {
+    conv: flags.conv,
+    layers: flags.layers ?? null,
+    layersF: flags.layersF ?? null,
+    layersG: flags.layersG ?? null,
+    sample: flags.sample === undefined ? null : { n: flags.sample, seed: flags.seed },
+    probes: flags.probes ?? null,
+    kernel: flags.kernel,
+    ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+    null: { permutations: flags.null, sample: flags.nullSample ?? null, seed: flags.nullSeed },
+  };
+}
+
+function addScoreOptions(command: Command, cluster: boolean): Command {
+  return addPairOptions(command)
+    .addOption(new Option('--match <mode>', 'match mode for the headline score and --matches').choices(['paper', 'penalized']).default('paper'))
+    .addOption(new Option('--constant <mode>', 'constant neurons count in the means, or are dropped').choices(['include', 'exclude']).default('include'))
+    .option('--tile <b>', 'neurons per block; a tile is b x b (default: chosen per kernel and M)', integerOption('--tile', 1))
+    .option('--json', 'print the full report as JSON on stdout (nothing else goes to stdout)')
+    .option('--out <file>', 'write the full JSON report to a file')
+    .option('--matches <file>', "write every neuron's best partner as CSV")
+    .option('--memory <size>', 'bytes of shard-set data cached at once when scoring shard sets, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
     .option('--no-progress', 'no progress output on stderr')
     .addOption(new Option('--nats <url>', 'cluster: NATS server, nats://[user:pass@]host:4222 or tls://; needs --redis').makeOptionMandatory(cluster))
     .addOption(new Option('--redis <url>', 'cluster: Redis server for job state, redis://[user:pass@]host:6379 or rediss://').makeOptionMandatory(cluster))
@@ -128,25 +151,16 @@ function addScoreOptions(command: Command, cluster: boolean): Command {
 }
 
 async function runScore(fPath: string, gPath: string, flags: ScoreFlags, io: Io, coordinator: boolean): Promise<void> {
-  if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
   const options: ScoreOptions = {
+    ...pairOptions(flags),
     match: flags.match,
     constant: flags.constant,
-    conv: flags.conv,
-    layers: flags.layers ?? null,
-    layersF: flags.layersF ?? null,
-    layersG: flags.layersG ?? null,
-    sample: flags.sample === undefined ? null : { n: flags.sample, seed: flags.seed },
-    probes: flags.probes ?? null,
-    kernel: flags.kernel,
-    ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
     ...(flags.tile !== undefined ? { tile: flags.tile } : {}),
     out: flags.out ?? null,
     matches: flags.matches ?? null,
     ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
     progress: flags.progress,
     log: (line) => io.stderr(`${line}\n`),
-    null: { permutations: flags.null, sample: flags.nullSample ?? null, seed: flags.nullSeed },
   };
   const print = (report: Report, summary: string) => io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${summary}\n`);
   const clustered = coordinator || flags.nats !== undefined || flags.redis !== undefined;
@@ -203,6 +217,19 @@ function buildProgram(io: Io): Command {
       .argument('<G>', 'activation set of model G'),
     true,
   ).action(async (fPath: string, gPath: string, flags: ScoreFlags) => runScore(fPath, gPath, flags, io, true));
+  addPairOptions(
+    program
+      .command('plan')
+      .description('what scoring F against G would cost and mean, before any compute: pairs, FLOPs, time on this machine, chance level')
+      .argument('<F>', 'activation set of model F')
+      .argument('<G>', 'activation set of model G'),
+  )
+    .option('--json', 'print the plan as JSON')
+    .action(async (fPath: string, gPath: string, flags: PairFlags & { json?: boolean }) => {
+      const { plan, planSummary } = await import('./plan.js');
+      const p = await plan(fPath, gPath, pairOptions(flags));
+      io.stdout(flags.json ? `${JSON.stringify(p, null, 2)}\n` : `${planSummary(p)}\n`);
+    });
   program
     .command('worker')
     .description('compute cluster tiles from NATS until SIGTERM (then finish the tiles in flight and exit)')

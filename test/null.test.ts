@@ -1,0 +1,185 @@
+/** The permutation null and the chance-corrected score, against models whose answer is known. */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { prepare } from '../dist/coordinator/prepare.js';
+import { chanceLevel, expectedMaxAbsR, samplesForChance } from '../dist/shared/chance.js';
+import { nullSample, probePermutation } from '../dist/shared/null.js';
+import { genModel, latents, rng, writeNpyDir, type GenModel } from './helpers/models.js';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
+
+interface Stat {
+  mean: number;
+  sd: number;
+  se: number;
+  z: number;
+  corrected: number;
+}
+type Directions = Record<'forward' | 'backward' | 'symmetric', number>;
+interface Report {
+  scores: Record<'paper' | 'penalized', Directions>;
+  null: { sample: [number, number]; permutations: number; flopsShare: number; scores: Record<'paper' | 'penalized', Record<keyof Directions, Stat>> } | null;
+  layers: { null: unknown }[];
+  chance: Directions & { probesForTenth: number };
+}
+
+function score(f: string, g: string, args: string[] = []): Report {
+  const r = spawnSync(process.execPath, [BIN, 'score', f, g, '--json', '--no-progress', ...args], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Report;
+}
+
+/** The same model with probes reordered: probe t of the copy is probe perm[t] of the original. */
+function permuted(model: GenModel, perm: Uint32Array): GenModel {
+  return {
+    dtype: model.dtype,
+    layers: model.layers.map((layer) => {
+      const [m, ...rest] = layer.shape as [number, ...number[]];
+      const per = rest.reduce((a, b) => a * b, 1);
+      const data = new Float64Array(layer.data.length);
+      for (let t = 0; t < m; t++) data.set(layer.data.subarray(perm[t]! * per, (perm[t]! + 1) * per), t * per);
+      return { ...layer, data };
+    }),
+  };
+}
+
+function noisyCopy(model: GenModel, noise: number, seed: number): GenModel {
+  const r = rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  return { dtype: model.dtype, layers: model.layers.map((l) => ({ ...l, data: l.data.map((v) => Math.fround(v + noise * gauss())) })) };
+}
+
+const modes = ['paper', 'penalized'] as const;
+const directions = ['forward', 'backward', 'symmetric'] as const;
+
+describe('permutation null', () => {
+  it('two independent models: the raw score sits in the null, the corrected score near 0', () => {
+    const f = writeNpyDir(genModel(101, { m: 30, layers: [[80], [40]] }));
+    const g = writeNpyDir(genModel(202, { m: 30, layers: [[70], [2, 3, 5]] }));
+    const report = score(f, g, ['--null', '10']);
+    for (const mode of modes) {
+      for (const dir of directions) {
+        const stat = report.null!.scores[mode][dir];
+        expect(Math.abs(stat.z), `${mode} ${dir}`).toBeLessThan(3);
+        expect(Math.abs(stat.corrected), `${mode} ${dir}`).toBeLessThan(0.1);
+        expect(Math.abs(report.scores[mode][dir] - stat.mean)).toBeLessThan(3 * Math.hypot(stat.sd, stat.se));
+      }
+    }
+  });
+
+  it('a model against a noisy copy of itself: corrected score near 1, a large z', () => {
+    const model = genModel(303, { m: 48, layers: [[60], [50]], latent: latents(5, 48, 4) });
+    const report = score(writeNpyDir(model), writeNpyDir(noisyCopy(model, 0.05, 9)));
+    for (const mode of modes) {
+      const stat = report.null!.scores[mode].symmetric;
+      expect(stat.corrected, mode).toBeGreaterThan(0.85);
+      expect(stat.z, mode).toBeGreaterThan(20);
+    }
+  });
+
+  it.each(['units', 'channels'] as const)('the sampled estimate agrees with the exact full-permutation null (%s)', (conv) => {
+    const latent = latents(11, 16, 3);
+    // --conv channels needs one spatial size across layers; units takes any mix.
+    const F = genModel(404, { m: 16, layers: conv === 'units' ? [[90], [6, 2, 2], [60]] : [[30, 2, 2], [25, 2, 2]], latent });
+    const G = genModel(505, { m: 16, layers: conv === 'units' ? [[4, 2, 2], [80]] : [[20, 2, 2], [35, 2, 2]], latent });
+    const [fDir, gDir] = [writeNpyDir(F), writeNpyDir(G)];
+    const seed = 7;
+    const k = 3;
+    const extra = ['--conv', conv];
+    const report = score(fDir, gDir, [...extra, '--null', String(k), '--null-sample', '25', '--null-seed', String(seed)]);
+    expect(report.null!.sample).toEqual([25, 25]);
+    // The exact null: the full score against G with its probes permuted, for the same K permutations.
+    const exact = Array.from({ length: k }, (_, i) => score(fDir, writeNpyDir(permuted(G, probePermutation(seed, i, 16))), [...extra, '--null', '0']).scores);
+    for (const mode of modes) {
+      for (const dir of directions) {
+        const stat = report.null!.scores[mode][dir];
+        const truth = exact.reduce((s, e) => s + e[mode][dir], 0) / k;
+        expect(stat.se, `${mode} ${dir}`).toBeGreaterThan(0);
+        expect(Math.abs(stat.mean - truth), `${mode} ${dir}: ${stat.mean} vs exact ${truth}, se ${stat.se}`).toBeLessThan(3 * stat.se);
+      }
+    }
+  });
+
+  it('with every neuron sampled, the null is the exact full-permutation null', () => {
+    const F = genModel(606, { m: 12, layers: [[20], [15]] });
+    const G = genModel(707, { m: 12, layers: [[25]] });
+    const [fDir, gDir] = [writeNpyDir(F), writeNpyDir(G)];
+    const report = score(fDir, gDir, ['--null', '1', '--null-seed', '3']);
+    expect(report.null!.sample).toEqual([35, 25]);
+    const exact = score(fDir, writeNpyDir(permuted(G, probePermutation(3, 0, 12))), ['--null', '0']).scores;
+    for (const mode of modes) {
+      for (const dir of directions) {
+        expect(report.null!.scores[mode][dir].se).toBe(0);
+        expect(report.null!.scores[mode][dir].mean).toBeCloseTo(exact[mode][dir], 6);
+      }
+    }
+  });
+
+  it('the same seed gives the same null, bit for bit, whatever the threads, tiles or input format; another seed does not', () => {
+    const latent = latents(13, 20, 2);
+    const F = genModel(808, { m: 20, layers: [[70], [3, 2, 2]], latent, constants: 0.05 });
+    const G = genModel(909, { m: 20, layers: [[50], [40]], latent });
+    const [fDir, gDir] = [writeNpyDir(F), writeNpyDir(G)];
+    const args = ['--null', '3', '--null-sample', '30', '--null-seed', '5'];
+    const base = score(fDir, gDir, [...args, '--threads', '1', '--tile', '8']);
+    const shards = join(writeNpyDir({ layers: [], dtype: 'f4' }), 'G-shards');
+    prepare(gDir, shards, { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 7, log: () => undefined });
+    for (const other of [
+      score(fDir, gDir, [...args, '--threads', '2', '--tile', '32']),
+      score(fDir, shards, [...args, '--memory', '4KiB', '--tile', '5']),
+    ]) {
+      expect(other.null!.scores).toEqual(base.null!.scores);
+      expect(other.layers.map((l) => l.null)).toEqual(base.layers.map((l) => l.null));
+    }
+    expect(score(fDir, gDir, ['--null', '3', '--null-sample', '30', '--null-seed', '6']).null!.scores).not.toEqual(base.null!.scores);
+    expect(score(fDir, gDir, ['--null', '0']).null).toBeNull();
+  });
+});
+
+describe('analytic chance level', () => {
+  it('matches known values and a Monte Carlo estimate', () => {
+    expect(expectedMaxAbsR(2, 10)).toBe(1);
+    // E|r| for one candidate at m = 3 is 2/pi.
+    expect(expectedMaxAbsR(3, 1)).toBeCloseTo(2 / Math.PI, 4);
+    const r = rng(1);
+    const unit = (m: number) => {
+      const v = Array.from({ length: m }, () => r() - 0.5 + (r() - 0.5));
+      const mean = v.reduce((a, b) => a + b) / m;
+      const c = v.map((x) => x - mean);
+      const norm = Math.hypot(...c);
+      return c.map((x) => x / norm);
+    };
+    let total = 0;
+    const trials = 400;
+    for (let t = 0; t < trials; t++) {
+      const a = unit(10);
+      let best = 0;
+      for (let c = 0; c < 50; c++) best = Math.max(best, Math.abs(unit(10).reduce((s, x, i) => s + x * a[i]!, 0)));
+      total += best;
+    }
+    expect(expectedMaxAbsR(10, 50)).toBeCloseTo(total / trials, 1);
+  });
+
+  it('falls with more probes, and the probe advice reaches its target', () => {
+    const levels = [10, 100, 1000, 10000].map((m) => chanceLevel(m, 100, 7008).forward);
+    for (let i = 1; i < levels.length; i++) expect(levels[i]!).toBeLessThan(levels[i - 1]!);
+    const needed = samplesForChance(0.1, 100, 7008);
+    expect(chanceLevel(needed, 100, 7008).symmetric).toBeLessThan(0.1);
+    expect(chanceLevel(needed - 1, 100, 7008).symmetric).toBeGreaterThanOrEqual(0.1);
+  });
+
+  it('score warns when the chance level is high, and the report carries it', () => {
+    const f = writeNpyDir(genModel(11, { m: 8, layers: [[100]] }));
+    const g = writeNpyDir(genModel(12, { m: 8, layers: [[200]] }));
+    const r = spawnSync(process.execPath, [BIN, 'score', f, g, '--null', '0'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/warning: with 8 probes the chance level of this score is about 0\.\d\d.*Use at least \d+ probes to bring it under 0\.1/);
+    expect(r.stdout).toMatch(/chance level 0\.\d{4} \(analytic/);
+  });
+
+  it('keeps the default null under 10% of the work for models of 1e5 neurons and more', () => {
+    for (const n of [1e5, 3e5, 1e6]) expect((5 * nullSample(null, 5, n, n) * 2 * n) / (n * n)).toBeLessThanOrEqual(0.1);
+    expect(nullSample(300, 5, 1e6, 1e6)).toBe(300);
+  });
+});
