@@ -107,7 +107,7 @@ export function planSummary(p: Plan): string {
     `  probes ${p.probes}${p.samples !== p.probes ? ` (${p.samples} samples per neuron)` : ''}`,
     `  pairs ${p.pairs.toExponential(2)}, main job ${p.flops.main.toExponential(2)} FLOP`,
     nullLine,
-    `  this machine: ${p.kernel} at about ${p.gflopsPerSecond.toFixed(0)} GFLOP/s on ${p.threads} thread(s): about ${seconds(p.seconds)} of arithmetic, plus reading the inputs`,
+    `  this machine: ${p.kernel} at about ${p.gflopsPerSecond.toFixed(0)} GFLOP/s on ${p.threads} thread(s): ${seconds(p.seconds)} of arithmetic, plus reading the inputs`,
     `  chance level (analytic, independent samples): forward ${p.chance.forward.toFixed(3)}, backward ${p.chance.backward.toFixed(3)}, symmetric ${p.chance.symmetric.toFixed(3)}`,
     `  ${advice}`,
   ].join('\n');

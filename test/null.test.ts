@@ -81,8 +81,28 @@ describe('permutation null', () => {
   it.each(['units', 'channels'] as const)('the sampled estimate agrees with the exact full-permutation null (%s)', (conv) => {
     const latent = latents(11, 16, 3);
     // --conv channels needs one spatial size across layers; units takes any mix.
-    const F = genModel(404, { m: 16, layers: conv === 'units' ? [[90], [6, 2, 2], [60]] : [[30, 2, 2], [25, 2, 2]], latent });
-    const G = genModel(505, { m: 16, layers: conv === 'units' ? [[4, 2, 2], [80]] : [[20, 2, 2], [35, 2, 2]], latent });
+    const F = genModel(404, {
+      m: 16,
+      layers:
+        conv === 'units'
+          ? [[90], [6, 2, 2], [60]]
+          : [
+              [30, 2, 2],
+              [25, 2, 2],
+            ],
+      latent,
+    });
+    const G = genModel(505, {
+      m: 16,
+      layers:
+        conv === 'units'
+          ? [[4, 2, 2], [80]]
+          : [
+              [20, 2, 2],
+              [35, 2, 2],
+            ],
+      latent,
+    });
     const [fDir, gDir] = [writeNpyDir(F), writeNpyDir(G)];
     const seed = 7;
     const k = 3;
@@ -125,10 +145,7 @@ describe('permutation null', () => {
     const base = score(fDir, gDir, [...args, '--threads', '1', '--tile', '8']);
     const shards = join(writeNpyDir({ layers: [], dtype: 'f4' }), 'G-shards');
     prepare(gDir, shards, { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 7, log: () => undefined });
-    for (const other of [
-      score(fDir, gDir, [...args, '--threads', '2', '--tile', '32']),
-      score(fDir, shards, [...args, '--memory', '4KiB', '--tile', '5']),
-    ]) {
+    for (const other of [score(fDir, gDir, [...args, '--threads', '2', '--tile', '32']), score(fDir, shards, [...args, '--memory', '4KiB', '--tile', '5'])]) {
       expect(other.null!.scores).toEqual(base.null!.scores);
       expect(other.layers.map((l) => l.null)).toEqual(base.layers.map((l) => l.null));
     }
@@ -176,6 +193,32 @@ describe('analytic chance level', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/warning: with 8 probes the chance level of this score is about 0\.\d\d.*Use at least \d+ probes to bring it under 0\.1/);
     expect(r.stdout).toMatch(/chance level 0\.\d{4} \(analytic/);
+  });
+
+  it('neurocorr plan gives counts, FLOPs, a time estimate and the chance level before any compute', () => {
+    const f = writeNpyDir(genModel(13, { m: 16, layers: [[40], [20]] }));
+    const g = writeNpyDir(genModel(14, { m: 16, layers: [[30]] }));
+    const r = spawnSync(process.execPath, [BIN, 'plan', f, g, '--json', '--null', '2', '--null-sample', '10'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const p = JSON.parse(r.stdout) as {
+      pairs: number;
+      flops: { main: number; null: number };
+      seconds: number;
+      chance: Directions;
+      probesForTenth: number;
+      null: unknown;
+    };
+    expect(p.pairs).toBe(60 * 30);
+    expect(p.flops.main).toBe(2 * 60 * 30 * 16);
+    expect(p.flops.null).toBe(2 * 2 * (10 * 30 + 10 * 60) * 16);
+    expect(p.null).toEqual({ permutations: 2, sample: [10, 10] });
+    expect(p.seconds).toBeGreaterThan(0);
+    expect(p.chance).toEqual(chanceLevel(16, 60, 30));
+    expect(score(f, g, ['--null', '0']).chance).toMatchObject({ ...chanceLevel(16, 60, 30), probesForTenth: p.probesForTenth });
+    expect(p.probesForTenth).toBe(samplesForChance(0.1, 60, 30));
+    const human = spawnSync(process.execPath, [BIN, 'plan', f, g], { encoding: 'utf8' });
+    expect(human.stdout).toMatch(/pairs 1\.80e\+3, main job 5\.76e\+4 FLOP/);
+    expect(human.stdout).toMatch(/use at least \d+ probes to bring it under 0\.1 \(you have 16\)/);
   });
 
   it('keeps the default null under 10% of the work for models of 1e5 neurons and more', () => {
