@@ -125,13 +125,13 @@ async function runNull(
       ? stream.acquire(tile.other.start, tile.other.count)
       : models[otherSide].z.subarray(tile.other.start * m, (tile.other.start + tile.other.count) * m);
     try {
-      return await pool.run({ id: tile.id, f: tile.sample, g: tile.other }, sample, other, { m, fKey: nullKey(tile) });
+      return await pool.run({ id: tile.id, f: tile.other, g: tile.sample }, other, sample, { m, fKey: nullKey(tile) });
     } finally {
       stream?.release(tile.other.start);
     }
   };
   const merge = (tile: NullTile, result: TileResult) => {
-    reduction.merge(tile, result.rowBest, result.rowArg);
+    reduction.merge(tile, result.colBest, result.colArg);
     const entry = gathered.get(keyOf(tile))!;
     if (--entry.left === 0) gathered.delete(keyOf(tile));
   };

@@ -11,8 +11,7 @@
  * Under G∘π the forward correlation of F's u and G's v is
  * Σ_t F_u(t) G_v(π(t)) = Σ_s F_u(π⁻¹(s)) G_v(s): a sampled F row is permuted
  * by π⁻¹ and matched against G as it is; a sampled G row is permuted by π and
- * matched against F. Tiles put the sampled block on the row side, so the
- * kernel's row maxima are the sampled neurons' best matches.
+ * matched against F.
  */
 import { createRng, hashString, sampleIndices } from './rng.js';
 import type { LayerInfo } from './model.js';
@@ -29,13 +28,20 @@ export interface NullOptions {
 
 export const DEFAULT_NULL: NullOptions = { permutations: 5, sample: 2000, seed: 1 };
 
-/** Keeps the null's arithmetic under this share of the main job's, unless the sample size was given. */
-export const NULL_COST_SHARE = 0.1;
+/**
+ * Keeps the null's arithmetic under this share of the main job's, unless the
+ * sample size was given: its tiles run a little less efficiently than the
+ * main ones (short sample blocks), so 8% of the arithmetic is about 10% of
+ * the time at 1e5 neurons per model (bench/RESULTS.md, "Chance level").
+ */
+export const NULL_COST_SHARE = 0.08;
 const MIN_AUTO_SAMPLE = 500;
+/** Blocks of the other model in null tiles are this many main blocks long. */
+export const NULL_ROWS = 4;
 
 /**
  * The sample per direction: as asked when given explicitly; by default the
- * default sample, reduced so that K x sample x (n_F + n_G) stays under 10%
+ * default sample, reduced so that K x sample x (n_F + n_G) stays under 8%
  * of n_F x n_G, but never under 500 (small jobs are cheap either way).
  */
 export function nullSample(requested: number | null, permutations: number, nF: number, nG: number): number {
@@ -69,9 +75,9 @@ export interface NullTile {
   readonly id: number;
   readonly k: number;
   readonly side: Side;
-  /** Rows: a block of the side's sample (sample space; layer indexes the sample's layers). */
+  /** A run of the side's sample (sample space; it may span several of the sample's layers). */
   readonly sample: Block;
-  /** Columns: a block of the other model. */
+  /** A block of the other model (within one layer). */
   readonly other: Block;
 }
 
@@ -137,21 +143,41 @@ export function planNull(
     sampleSide(g, Math.min(options.sample, g.n), options.seed, 1),
   ];
   const perms = Array.from({ length: options.permutations }, (_, k) => probePermutation(options.seed, k, f.probes));
-  const others = [splitBlocks(g.layers, block, cuts[1]), splitBlocks(f.layers, block, cuts[0])];
+  // Sample blocks are short (a layer's share of the sample), so the other side's blocks are longer than the main
+  // run's, up to NULL_ROWS x block, to give each tile enough work to hide its fixed cost.
+  const others = [splitBlocks(g.layers, block * NULL_ROWS, cuts[1]), splitBlocks(f.layers, block * NULL_ROWS, cuts[0])];
   const tiles: NullTile[] = [];
+  // Other-major: a block of the other model stays packed in the kernel while the few sample blocks pass it.
   for (let k = 0; k < options.permutations; k++) {
     for (const side of [0, 1] as const) {
-      for (const sample of splitBlocks(samples[side].layers, block)) {
-        for (const other of others[side]!) tiles.push({ id: firstId + tiles.length, k, side, sample, other });
+      const sampleBlocks = chunks(samples[side].indices.length, block);
+      for (const other of others[side]!) {
+        for (const sample of sampleBlocks) tiles.push({ id: firstId + tiles.length, k, side, sample, other });
       }
     }
   }
   return { options, probes: f.probes, spatial: f.m / f.probes, perms, samples, tiles };
 }
 
-/** Kernel keys for packed sample blocks, apart from the main F blocks' (start + 1 < 2^32) and under 2^34. */
+/**
+ * A sample is cut into runs of at most `block` neurons that may cross its
+ * layers (a sample has few neurons per layer; NullReduction.merge applies each
+ * layer's depth penalty to its part of a run). `layer` is unused.
+ */
+function chunks(n: number, block: number): Block[] {
+  return Array.from({ length: Math.ceil(n / block) }, (_, i) => ({ layer: 0, start: i * block, count: Math.min(block, n - i * block) }));
+}
+
+/**
+ * A null tile runs with the other model's block as the kernel's rows (long,
+ * packed once and kept while the sample blocks pass) and the sample block as
+ * its columns; the sample's best matches are then the column maxima. A dot
+ * product is the same sum in the same order either way round, so nothing
+ * changes but speed. This is the kernel key of the row block: the main run's
+ * own key for an F block (start + 1), and 2^32 + start + 1 for a G block.
+ */
 export function nullKey(tile: NullTile): number {
-  return 2 ** 33 + (tile.k * 2 + tile.side) * 2 ** 22 + tile.sample.start + 1;
+  return (tile.side === 0 ? 2 ** 32 : 0) + tile.other.start + 1;
 }
 
 /**
@@ -192,11 +218,17 @@ export class NullReduction {
     this.states = plan.perms.map(() => [new DirectionState(sf.indices.length), new DirectionState(sg.indices.length)] as const);
   }
 
-  merge(tile: NullTile, rowBest: Float64Array, rowArg: Uint32Array): void {
-    const other = tile.side === 0 ? this.g : this.f;
-    const depth = this.plan.samples[tile.side].layers[tile.sample.layer]!.depth;
-    const divisor = 1 + Math.abs(depth - other.layers[tile.other.layer]!.depth);
-    this.states[tile.k]![tile.side].merge(tile.sample.start, rowBest, rowArg, divisor);
+  /** Folds in the best matches of a sample block (`bests[i]` for its i-th neuron), layer by layer of the sample. */
+  merge(tile: NullTile, bests: Float64Array, args: Uint32Array): void {
+    const otherDepth = (tile.side === 0 ? this.g : this.f).layers[tile.other.layer]!.depth;
+    const { start, count } = tile.sample;
+    for (const layer of this.plan.samples[tile.side].layers) {
+      const from = Math.max(start, layer.start);
+      const to = Math.min(start + count, layer.start + layer.count);
+      if (from >= to) continue;
+      const divisor = 1 + Math.abs(layer.depth - otherDepth);
+      this.states[tile.k]![tile.side].merge(from, bests.subarray(from - start, to - start), args.subarray(from - start, to - start), divisor);
+    }
   }
 }
 

@@ -274,7 +274,9 @@ async function nullTile(ctx: TileContext, job: string, tile: Tile, part: NullPar
   const sample = gatherSample(plan, work, row, new Float32Array(new SharedArrayBuffer(tile.f.count * blocks.m * 4)));
   const g = other.acquire(tile.g.start, tile.g.count);
   try {
-    const result = await ctx.pool.run(tile, sample, g, { m: blocks.m, fKey: jobKey(ctx, job) + nullKey(work) });
+    // Run the other way round (see nullKey), and send the sample's maxima as the row side, as the tile names them.
+    const r = await ctx.pool.run({ id: tile.id, f: tile.g, g: tile.f }, g, sample, { m: blocks.m, fKey: jobKey(ctx, job) + nullKey(work) });
+    const result = { rowBest: r.colBest, rowArg: r.colArg, colBest: r.rowBest, colArg: r.rowArg };
     return encodeResult(job, tile, result, new Uint8Array(tile.f.count + tile.g.count), provenance());
   } finally {
     other.release(tile.g.start);
