@@ -189,6 +189,24 @@ async function main(): Promise<void> {
     '| ---: | ---: | ---: | ---: | ---: |',
     ...e2e.map((r) => `| ${r.n} | ${r.m} | ${fmt(r.neurocorr, 2)} | ${fmt(r.peer, 2)} | ${ratio(r.peer, r.neurocorr)} |`),
   ];
+  // The issue's targets, judged on this run's figures (the notes below give the spread across runs).
+  const at = (m: number, n: number) => rows.find((r) => r.m === m && r.n === n);
+  const target = (label: string, value: number | null, goal: number, unit: string) =>
+    `| ${label} | ${value === null ? 'n/a' : `${value.toFixed(2)}${unit}`} | ${value === null ? 'n/a' : value >= goal ? 'met' : 'not met'} |`;
+  const share = (row: KernelRow | undefined) => (row && ceiling !== null ? row.native / ceiling : null);
+  const speedup = (n: number, m: number) => {
+    const r = e2e.find((e) => e.n === n && e.m === m);
+    return r && r.peer !== null ? r.peer / r.neurocorr : null;
+  };
+  const targets = [
+    '| target | this run | status |',
+    '| --- | ---: | --- |',
+    target('kernel, M = 1024, 16384 neurons: ≥ 0.9 of the large-M sgemm ceiling', share(at(1024, 16384)), 0.9, 'x'),
+    target('kernel, M = 64, 40000 neurons: ≥ 0.7 of that ceiling', share(at(64, 40000)), 0.7, 'x'),
+    target('end to end, M = 64, 40k x 40k: ≥ 15x numpy', speedup(40000, 64), 15, 'x'),
+    target('end to end, M = 1024, 16k x 16k: ≥ 2.5x numpy', speedup(16384, 1024), 2.5, 'x'),
+    target('threads: 2 ≥ 1.8x 1', oneThread / twoThreads, 1.8, 'x'),
+  ];
   const cpu = cpus()[0]?.model ?? 'unknown';
   const text = [
     '# Benchmark results',
@@ -212,6 +230,10 @@ async function main(): Promise<void> {
     `Wall time of a fresh process, loading the same .npy files (4 layers per model, float32), standardizing, and finding every row and column best match: \`neurocorr score F G --json --null 0\` (the peer computes no permutation null; the default null would add 5000/N of the arithmetic here, 12% at 40k and 31% at 16k neurons per model, as its sample never drops under 500 neurons) against \`python3 bench/peer.py score F G\`, run alternately, median of ${E2E_REPEAT} each.`,
     '',
     ...e2eTable,
+    '',
+    '## Targets',
+    '',
+    ...targets,
     '',
   ].join('\n');
   process.stdout.write(`${text}\n`);

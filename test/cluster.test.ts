@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jobKeys } from '../dist/shared/redis-keys.js';
@@ -192,6 +194,27 @@ describe('cluster runs', () => {
     expectExact(report);
     // The run ends at the last tile's first copy, so the second copies of the (at most 2) tiles then in flight may go unread.
     expect(report.cluster.duplicates).toBeGreaterThanOrEqual(TILES + report.null!.tiles - 2);
+  });
+
+  it('tiles that vanish from the work queue are published again, never waited on forever', async () => {
+    const { job, prefix } = names();
+    const c = coordinator(job, prefix);
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const queued = async () =>
+        (await jsm.streams.info('NEUROCORR_TILES', { subjects_filter: `neurocorr.tiles.${job}` })).state.subjects?.[`neurocorr.tiles.${job}`] ?? 0;
+      await waitFor('the tiles to be published', async () => (await queued()) > 0);
+      // As if JetStream lost every queued message of the job (no worker has seen one yet).
+      await jsm.streams.purge('NEUROCORR_TILES', { filter: `neurocorr.tiles.${job}` });
+    } finally {
+      await nc.close();
+    }
+    await workers(2);
+    const report = await finished(c);
+    expectExact(report);
+    expect(report.cluster.republished).toBeGreaterThan(0);
+    expect(c.stderr()).toMatch(/tiles went missing from the work queue; published them again/);
   });
 
   it('--upload: workers read both sets from the NATS object store into their cache folder', async () => {
