@@ -80,7 +80,6 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
       : () => undefined;
   const plans = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
   trace('planned');
-  warnChance(plans.f.m, plans.f.skeleton().probes, plans.f.n, plans.g.n, options.log);
   // Shard sets are streamed through a bounded cache; other sets are standardized into memory.
   const memory = options.memory ?? DEFAULT_MEMORY;
   const streamF = isShardPlan(plans.f) ? new ShardStream(fPath, plans.f, memory / 2) : null;
@@ -92,16 +91,18 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
   const pool = await startPool(zF, zG, plans.f.m, options.kernel, options.threads);
   const fBuild = streamF ? null : plans.f.start(zF);
   const gBuild = streamG ? null : plans.g.start(zG);
+  const f = streamF?.model ?? fBuild!.model;
+  const g = streamG?.model ?? gBuild!.model;
+  trace('pool starting');
+  // After the pool's start, so this small sum runs while the threads boot.
+  warnChance(f.m, f.probes, f.n, g.n, options.log);
   try {
-    trace('pool starting');
     while (gBuild?.step());
     trace('G standardized');
   } catch (err) {
     await pool.destroy();
     throw err;
   }
-  const f = streamF?.model ?? fBuild!.model;
-  const g = streamG?.model ?? gBuild!.model;
   const { partial } = plans;
   const layerReady = f.layers.map(() => deferred());
   if (fBuild === null) for (const ready of layerReady) ready.resolve();

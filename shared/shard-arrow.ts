@@ -4,10 +4,18 @@
  * Encoding wraps the typed arrays without copying them; decoding returns the
  * z child buffer as it lies in the file.
  */
-import { Field, FixedSizeList, Float32, RecordBatch, Schema, Struct, Table, Type, Uint32, makeData, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { createRequire } from 'node:module';
+import type * as ArrowModule from 'apache-arrow';
+import type { FixedSizeList, Table } from 'apache-arrow';
 import { InputError } from './errors.js';
 
+type Arrow = typeof ArrowModule;
+let loaded: Arrow | undefined;
+// apache-arrow takes about 0.2 s to load; only shard sets need it, so .npy and .safetensors runs never pay for it.
+const arrow = (): Arrow => (loaded ??= createRequire(import.meta.url)('apache-arrow') as Arrow);
+
 export function encodeShard(first: number, count: number, m: number, z: Float32Array, metadata: Record<string, string>): Uint8Array {
+  const { Field, FixedSizeList, Float32, RecordBatch, Schema, Struct, Table, Uint32, makeData, tableToIPC } = arrow();
   const zType = new FixedSizeList(m, new Field('item', new Float32(), false));
   const neuron = Uint32Array.from({ length: count }, (_, k) => first + k);
   const fields = [new Field('neuron', new Uint32(), false), new Field('z', zType, false)];
@@ -41,6 +49,7 @@ const SCHEMA_FIX =
  * a new array.
  */
 export function decodeShard(bytes: Uint8Array, m: number, file: string, into?: Float32Array): DecodedShard {
+  const { Type, tableFromIPC } = arrow();
   let table: Table;
   try {
     table = tableFromIPC(bytes);
