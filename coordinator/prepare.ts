@@ -11,7 +11,7 @@ import { loadActivationSet } from '../shared/activations.js';
 import { UsageError } from '../shared/errors.js';
 import { collectGarbage } from '../shared/gc.js';
 import type { ConvMode } from '../shared/model.js';
-import { encodeShard } from '../shared/shard-arrow.js';
+import { encodeShard, preloadArrow } from '../shared/shard-arrow.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/shards.js';
 import { layerGeometry, planModel, standardizeRange } from '../shared/standardize.js';
 import { replaceDirectory } from '../shared/files.js';
@@ -46,6 +46,7 @@ export function prepare(input: string, out: string, options: PrepareOptions): Pr
   if (options.memory < MIN_MEMORY) throw new UsageError(`--memory ${options.memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
   if (resolve(input) === resolve(out)) throw new UsageError('prepare needs an output directory different from its input');
   if (existsSync(out) && !options.force) throw new UsageError(`${out} already exists; pass --force to replace it`);
+  preloadArrow();
 
   const raw = loadActivationSet(input);
   const plan = planModel(raw, { conv: options.conv, probes: null, layers: null, sample: null });

@@ -14,6 +14,11 @@ let loaded: Arrow | undefined;
 // apache-arrow takes about 0.2 s to load; only shard sets need it, so .npy and .safetensors runs never pay for it.
 const arrow = (): Arrow => (loaded ??= createRequire(import.meta.url)('apache-arrow') as Arrow);
 
+/** Loads apache-arrow now: a run that will write shards loads it before it allocates its buffers, not in the middle of its peak. */
+export function preloadArrow(): void {
+  arrow();
+}
+
 export function encodeShard(first: number, count: number, m: number, z: Float32Array, metadata: Record<string, string>): Uint8Array {
   const { Field, FixedSizeList, Float32, RecordBatch, Schema, Struct, Table, Uint32, makeData, tableToIPC } = arrow();
   const zType = new FixedSizeList(m, new Field('item', new Float32(), false));

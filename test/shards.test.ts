@@ -271,11 +271,16 @@ describe('prepare memory', () => {
       const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
       return JSON.parse(r.stdout) as { code: number; rss: number };
     };
-    const small = rss(['prepare', join(import.meta.dirname, '..', 'examples', 'mlp'), join(dir, 'small'), '--memory', '16MiB']);
-    const big = rss(['prepare', join(dir, 'big'), join(dir, 'big-shards'), '--memory', '16MiB']);
-    expect(small.code).toBe(0);
-    expect(big.code).toBe(0);
-    expect(big.rss - small.rss).toBeLessThan(16 * 2 ** 20);
-    expect(JSON.parse(readFileSync(join(dir, 'big-shards', 'manifest.json'), 'utf8')).shards.length).toBeGreaterThan(3);
+    // Peak RSS moves by a few MiB from run to run (V8's heap slack, GC timing): compare medians of three runs each.
+    const median = (args: string[]) => {
+      const runs = [0, 1, 2].map((k) => rss([...args.slice(0, 2), `${args[2]}-${k}`, ...args.slice(3)]));
+      for (const r of runs) expect(r.code).toBe(0);
+      return runs.map((r) => r.rss).sort((a, b) => a - b)[1]!;
+    };
+    const small = median(['prepare', join(import.meta.dirname, '..', 'examples', 'mlp'), join(dir, 'small'), '--memory', '16MiB']);
+    const big = median(['prepare', join(dir, 'big'), join(dir, 'big-shards'), '--memory', '16MiB']);
+    // The input is 47 MiB; what prepare adds stays near its 16 MiB budget (a few MiB of V8 heap slack allowed), not near the input's size.
+    expect(big - small).toBeLessThan(20 * 2 ** 20);
+    expect(JSON.parse(readFileSync(join(dir, 'big-shards-0', 'manifest.json'), 'utf8')).shards.length).toBeGreaterThan(3);
   });
 });
