@@ -18,7 +18,8 @@ import { checkOutputPath, writeAtomic } from '../shared/files.js';
 import { matchesCsv } from '../shared/matches.js';
 import type { LayerInfo, Model } from '../shared/model.js';
 import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../shared/nats.js';
-import { createLogger, retry, startMetrics, type Logger } from '../shared/observe.js';
+import { createLogger, startMetrics, type Logger } from '../shared/observe.js';
+import { retry } from '../shared/retry.js';
 import { planPair } from '../shared/pair.js';
 import {
   JOB_BUCKET,
@@ -220,8 +221,6 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
     const reduction = new Reduction({ ...f, constant: new Uint8Array(f.n) }, { ...g, constant: new Uint8Array(g.n) });
     const progress: JobProgress = {
       reduction,
-      constantF: reduction.f.constant,
-      constantG: reduction.g.constant,
       done: new Uint8Array(work.length),
       nulls: nullPlan === null ? null : new NullReduction(nullPlan, reduction.f, reduction.g),
     };
@@ -278,8 +277,8 @@ export async function scoreCluster(fPath: string, gPath: string, options: ScoreO
       redelivered: counts.redelivered,
       republished: counts.republished,
     };
-    const fModel = withConstants(f, progress.constantF);
-    const gModel = withConstants(g, progress.constantG);
+    const fModel = withConstants(f, reduction.f.constant);
+    const gModel = withConstants(g, reduction.g.constant);
     const scored = buildReport(fModel, gModel, reduction, {
       match: options.match,
       constantMode: options.constant,
@@ -512,8 +511,9 @@ async function collect(c: CollectContext): Promise<{ workers: Set<string>; kerne
       } else {
         progress.reduction.merge(tile, decoded.result);
         const flags = decoded.constant;
-        for (let k = 0; k < tile.f.count; k++) progress.constantF[tile.f.start + k]! |= flags[k]!;
-        for (let k = 0; k < tile.g.count; k++) progress.constantG[tile.g.start + k]! |= flags[tile.f.count + k]!;
+        const { f, g } = progress.reduction;
+        for (let k = 0; k < tile.f.count; k++) f.constant[tile.f.start + k]! |= flags[k]!;
+        for (let k = 0; k < tile.g.count; k++) g.constant[tile.g.start + k]! |= flags[tile.f.count + k]!;
       }
       progress.done[tile.id] = 1;
       counts.done++;

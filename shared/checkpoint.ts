@@ -12,10 +12,8 @@ import type { DirectionState, Reduction } from './reduce.js';
 const MAGIC = 0x4e434b31; // "NCK1"
 
 export interface JobProgress {
+  /** Its models' constant flags are OR-ed in from results, and saved with it. */
   readonly reduction: Reduction;
-  /** Constant flags of F's neurons, then G's, OR-ed in from results. */
-  readonly constantF: Uint8Array;
-  readonly constantG: Uint8Array;
   /** 1 per finished tile (the main tiles, then the null's). */
   readonly done: Uint8Array;
   /** The permutation null's per-sample state, when the job has one. */
@@ -32,7 +30,7 @@ export function encodeCheckpoint(p: JobProgress): Uint8Array {
   const w = new Writer().u32(MAGIC, forward.best.length, backward.best.length, p.done.length, ...nullShape(p));
   for (const a of [...floats(forward), ...floats(backward), ...ints(forward), ...ints(backward)]) w.array(a);
   for (const d of nullStates(p)) for (const a of [...floats(d), ...ints(d)]) w.array(a);
-  return w.bytes(p.constantF).bytes(p.constantG).bytes(p.done).done();
+  return w.bytes(p.reduction.f.constant).bytes(p.reduction.g.constant).bytes(p.done).done();
 }
 
 /** Copies a checkpoint into `p`, whose sizes must match the job's plan. */
@@ -52,6 +50,6 @@ export function restoreCheckpoint(bytes: Uint8Array, p: JobProgress): void {
   };
   for (const a of [...floats(forward), ...floats(backward), ...ints(forward), ...ints(backward)]) fill(a);
   for (const d of nullStates(p)) for (const a of [...floats(d), ...ints(d)]) fill(a);
-  for (const a of [p.constantF, p.constantG, p.done]) fill(a);
+  for (const a of [p.reduction.f.constant, p.reduction.g.constant, p.done]) fill(a);
   r.end();
 }

@@ -63,7 +63,7 @@ describe('checkpoints', () => {
   const shape = { n: 3, layers, constant: new Uint8Array(3) };
   const progress = () => {
     const reduction = new Reduction(shape, { ...shape, constant: new Uint8Array(3) });
-    return { reduction, constantF: new Uint8Array(3), constantG: new Uint8Array(3), done: new Uint8Array(4), nulls: null };
+    return { reduction, done: new Uint8Array(4), nulls: null };
   };
 
   it('restores exactly what was saved', () => {
@@ -74,7 +74,7 @@ describe('checkpoints', () => {
     r.colBest.set([0.4, 0.5, 0.6]);
     a.reduction.merge(t, r);
     a.done[2] = 1;
-    a.constantG[1] = 1;
+    a.reduction.g.constant[1] = 1;
     const b = progress();
     restoreCheckpoint(encodeCheckpoint(a), b);
     expect(encodeCheckpoint(b)).toEqual(encodeCheckpoint(a));

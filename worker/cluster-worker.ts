@@ -14,7 +14,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge } from 'prom-client';
 import { connectNats, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../shared/nats.js';
 import { materializeInput } from '../shared/object-files.js';
-import { createLogger, retry, startMetrics, type Logger, type MetricsEndpoint } from '../shared/observe.js';
+import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../shared/observe.js';
+import { retry } from '../shared/retry.js';
 import {
   JOB_BUCKET,
   TILE_STREAM,
