@@ -143,7 +143,8 @@ describe('cluster runs', () => {
 
   it('(a) a worker SIGKILLed in the middle of a tile: the tile is redelivered', async () => {
     const { job, prefix } = names();
-    const [victim] = await workers(2, { NEUROCORR_WORKER_FAULT: 'slow:60' });
+    // The victim holds each tile 2 s before computing it, so the kill always lands mid-tile, before its result is sent.
+    const [[victim]] = await Promise.all([workers(1, { NEUROCORR_WORKER_FAULT: 'slow:2000' }), workers(1, { NEUROCORR_WORKER_FAULT: 'slow:60' })]);
     const c = coordinator(job, prefix);
     await waitFor('the first checkpoint', async () => (await doneTiles(job, prefix)) >= 8);
     victim!.kill('SIGKILL');
