@@ -6,6 +6,7 @@ import SummaryReporter from './test/helpers/summary-reporter.js';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/setup/global.ts'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: 'forks',

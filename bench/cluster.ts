@@ -16,6 +16,7 @@ import { decodeResult, encodeResult, encodeTile } from '../shared/protocol.js';
 import { Reduction } from '../shared/reduce.js';
 import { allocTileResult, type Tile } from '../shared/tile.js';
 import { startNats, startRedis, stopAllServers } from '../test/helpers/servers.js';
+import { provision } from '../test/setup/tools.js';
 import { replaceSection } from './results.js';
 import { writeModel } from './synthetic.js';
 
@@ -90,6 +91,7 @@ function coordinatorMergeRate(): number {
 }
 
 async function main(): Promise<void> {
+  provision();
   const [nats, redis] = await Promise.all([startNats(), startRedis()]);
   let job = 0;
   const cluster = (f: string, g: string, extra: string[] = []) =>

@@ -149,14 +149,16 @@ describe('stop()', () => {
 
 describe('missing binaries', () => {
   it('says what to install', async () => {
-    const path = process.env['PATH'];
-    process.env['PATH'] = join(tmpdir(), 'no-such-dir');
+    process.env['NEUROCORR_TOOLS_PATH'] = join(tmpdir(), 'no-such-dir');
     try {
-      await expect(startNats()).rejects.toThrow(/nats-server not found: install it with `apt-get install nats-server`/);
-      await expect(startRedis()).rejects.toThrow(/redis-server not found: install it with `apt-get install redis-server`/);
+      await expect(startNats()).rejects.toThrow(
+        /nats-server >= 2\.9\.0 \(NATS with JetStream, for the cluster tests\): not found[\s\S]*apt-get install -y nats-server/,
+      );
+      await expect(startRedis()).rejects.toThrow(
+        /redis-server >= 6\.0\.0 \(Redis, for the cluster job state\): not found[\s\S]*apt-get install -y redis-server/,
+      );
     } finally {
-      if (path === undefined) delete process.env['PATH'];
-      else process.env['PATH'] = path;
+      delete process.env['NEUROCORR_TOOLS_PATH'];
     }
   });
 });

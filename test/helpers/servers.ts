@@ -6,6 +6,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { locateTool } from '../setup/tools.js';
 
 export interface NatsServer {
   readonly url: string;
@@ -31,13 +32,6 @@ const POLL_MS = 25;
 const MAX_TRIES = 5;
 const OUTPUT_TAIL = 4096;
 
-const INSTALL_HINTS: Record<string, string> = {
-  'nats-server':
-    'nats-server not found: install it with `apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` (macOS), ' +
-    'or a release binary from https://github.com/nats-io/nats-server/releases',
-  'redis-server': 'redis-server not found: install it with `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)',
-};
-
 /** A spawned server process with the tail of its stdout+stderr kept for error messages. */
 class Child {
   readonly exited: Promise<void>;
@@ -58,16 +52,11 @@ class Child {
 
   static async spawn(name: string, args: string[]): Promise<Child> {
     registerExitHandler();
-    const proc = spawn(name, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        proc.once('spawn', resolve);
-        proc.once('error', reject);
-      });
-    } catch (err) {
-      if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(INSTALL_HINTS[name] ?? `${name} not found`, { cause: err });
-      throw err;
-    }
+    const proc = spawn(locateTool(name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      proc.once('spawn', resolve);
+      proc.once('error', reject);
+    });
     const child = new Child(name, proc);
     liveChildren.add(child);
     void child.exited.then(() => liveChildren.delete(child));
