@@ -115,7 +115,8 @@ export function locateTool(name: string): string {
   const tool = TOOLS.find((t) => t.name === name);
   if (tool === undefined) throw new Error(`locateTool: unknown tool ${name}`);
   const found = findTool(tool);
-  if (found === undefined) throw new ProvisionError([{ tool, found: candidates(tool, searchDirs()) }], 'the test set-up, test/setup/global.ts, did not provision it in this run');
+  if (found === undefined)
+    throw new ProvisionError([{ tool, found: candidates(tool, searchDirs()) }], 'the test set-up, test/setup/global.ts, did not provision it in this run');
   return found.path;
 }
 
