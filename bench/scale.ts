@@ -9,11 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { architectureLayers, neuronCount } from '../shared/architectures.js';
+import { architectureLayers, neuronCount } from '../coordinator/synth/architectures.js';
 import { replaceSection } from './results.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const CLI = join(ROOT, 'dist', 'coordinator', 'cli.js');
+const CLI = join(ROOT, 'bin', 'neurocorr.js');
 const quick = process.argv.includes('--quick');
 const SCALE = quick ? 0.25 : 0.8;
 const PROBES = 32;

@@ -2,15 +2,15 @@
  * Embedded execution: one process, a piscina pool with one thread per core,
  * both models' z arrays shared with every thread through SharedArrayBuffer.
  */
-import type { Model } from '../shared/model.js';
-import { NullReduction, gatherSample, nullKey, planNull, type NullOptions, type NullTile } from '../shared/null.js';
-import { Reduction } from '../shared/reduce.js';
-import { defaultBlockSize } from '../shared/blocking.js';
-import { planTiles, splitBlocks, type Tile, type TileResult } from '../shared/tile.js';
+import type { Model } from '../shared/core/index.js';
+import { NullReduction, gatherSample, nullKey, planNull, type NullOptions, type NullTile } from '../shared/core/index.js';
+import { Reduction } from '../shared/core/index.js';
+import { defaultBlockSize } from '../shared/core/index.js';
+import { planTiles, splitBlocks, type Tile, type TileResult } from '../shared/core/index.js';
 import type { KernelChoice } from '../worker/loader.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
 import { runTiles } from './engine.js';
-import type { BlockSource } from '../shared/shard-stream.js';
+import type { BlockSource } from '../shared/formats/index.js';
 
 export interface EmbeddedOptions {
   readonly kernel: KernelChoice;

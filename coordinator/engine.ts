@@ -2,7 +2,7 @@
  * Runs a list of tiles through a compute function and folds every result in:
  * the main tiles into the Reduction, the permutation null's into its own.
  */
-import type { TileResult } from '../shared/tile.js';
+import type { TileResult } from '../shared/core/index.js';
 
 export interface RunTilesOptions<T> {
   /** Tiles in flight at once. */

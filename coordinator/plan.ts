@@ -5,9 +5,9 @@
  * machine, and the analytic chance level with the probes needed to bring it
  * under 0.1.
  */
-import { chanceLevel, samplesForChance, type ChanceLevel } from '../shared/chance.js';
-import { nullOptions, type NullRequest } from '../shared/null.js';
-import { planPair, type PairOptions } from '../shared/pair.js';
+import { chanceLevel, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
+import { nullOptions, type NullRequest } from '../shared/core/index.js';
+import { planPair, type PairOptions } from '../shared/formats/index.js';
 import { loadKernel, type KernelChoice } from '../worker/loader.js';
 import { defaultThreads } from '../worker/pool.js';
 

@@ -7,14 +7,14 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { loadActivationSet } from '../shared/activations.js';
+import { loadActivationSet } from '../shared/formats/index.js';
 import { UsageError } from '../shared/errors.js';
-import { collectGarbage } from '../shared/gc.js';
-import type { ConvMode } from '../shared/model.js';
-import { encodeShard, preloadArrow } from '../shared/shard-arrow.js';
-import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/shards.js';
-import { layerGeometry, planModel, standardizeRange } from '../shared/standardize.js';
-import { replaceDirectory } from '../shared/files.js';
+import { collectGarbage } from '../shared/formats/index.js';
+import type { ConvMode } from '../shared/core/index.js';
+import { encodeShard, preloadArrow } from '../shared/formats/index.js';
+import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/formats/index.js';
+import { layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
+import { replaceDirectory } from '../shared/formats/index.js';
 import { nativeLoops } from '../worker/native-assist.js';
 
 export interface PrepareOptions {

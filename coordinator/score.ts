@@ -1,21 +1,21 @@
 /** `neurocorr score F G`: load, standardize, run the tiles, report. */
-import { checkOutputPath, writeAtomic } from '../shared/files.js';
-import { matchesCsv } from '../shared/matches.js';
-import type { Model } from '../shared/model.js';
-import type { ConstantMode, MatchMode } from '../shared/reduce.js';
-import { buildReport, type PartialInfo, type Scored } from '../shared/report.js';
-import { warnChance } from '../shared/chance.js';
-import { nullOptions, type NullRequest } from '../shared/null.js';
-import { planPair, type PairOptions } from '../shared/pair.js';
-import { isShardPlan } from '../shared/shard-model.js';
-import type { ModelPlan } from '../shared/standardize.js';
-import type { Tile } from '../shared/tile.js';
+import { checkOutputPath, writeAtomic } from '../shared/formats/index.js';
+import { matchesCsv } from '../shared/core/index.js';
+import type { Model } from '../shared/core/index.js';
+import type { ConstantMode, MatchMode } from '../shared/core/index.js';
+import { buildReport, type PartialInfo, type Scored } from '../shared/core/index.js';
+import { warnChance } from '../shared/core/index.js';
+import { nullOptions, type NullRequest } from '../shared/core/index.js';
+import { planPair, type PairOptions } from '../shared/formats/index.js';
+import { isShardPlan } from '../shared/formats/index.js';
+import type { ModelPlan } from '../shared/formats/index.js';
+import type { Tile } from '../shared/core/index.js';
 import type { KernelChoice } from '../worker/loader.js';
 import { runEmbedded } from './embedded.js';
 import { startPool } from '../worker/pool.js';
 import { hugePageAllocate, nativeLoops } from '../worker/native-assist.js';
 import { createProgress, type Progress } from './progress.js';
-import { ShardStream } from '../shared/shard-stream.js';
+import { ShardStream } from '../shared/formats/index.js';
 
 export interface ScoreOptions extends PairOptions {
   readonly match: MatchMode;

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeNpy } from '../dist/shared/npy.js';
+import { encodeNpy } from '../dist/shared/formats/index.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
 

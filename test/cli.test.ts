@@ -4,7 +4,7 @@ import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeSafetensors } from '../dist/shared/safetensors.js';
+import { encodeSafetensors } from '../dist/shared/formats/index.js';
 import { loadKernel } from '../dist/worker/loader.js';
 import { bruteForce } from './helpers/brute.js';
 import { bruteLayers, genModel, latents, writeNpyDir } from './helpers/models.js';
@@ -28,7 +28,7 @@ describe('the installed command', () => {
     // A fresh npx cache makes npx link the project and rerun its install and
     // prepare scripts, as on a first run; both must keep the built files, which
     // the other test files are using at the same time.
-    const built = ['worker/native/build/Release/neurocorr.node', 'dist/coordinator/cli.js', 'dist/worker/pool-worker.js'].map((p) => join(ROOT, p));
+    const built = ['worker/native/build/Release/neurocorr.node', 'dist/cli/main.js', 'dist/worker/pool-worker.js'].map((p) => join(ROOT, p));
     const before = built.map((p) => statSync(p).mtimeMs);
     const r = run('npx', ['neurocorr', '--help'], { npm_config_cache: mkdtempSync(join(tmpdir(), 'nc-npx-')) });
     expect(r.status, r.stderr).toBe(0);

@@ -11,7 +11,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { jobKeys } from '../dist/shared/redis-keys.js';
+import { jobKeys } from '../dist/shared/cluster/index.js';
 import { ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';

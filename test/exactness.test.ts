@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runEmbedded } from '../dist/coordinator/embedded.js';
 import { loadPair, type ScoreOptions } from '../dist/coordinator/score.js';
-import { buildReport } from '../dist/shared/report.js';
-import type { Tile } from '../dist/shared/tile.js';
+import { buildReport } from '../dist/shared/core/index.js';
+import type { Tile } from '../dist/shared/core/index.js';
 import type { KernelChoice } from '../dist/worker/loader.js';
 import { bruteForce } from './helpers/brute.js';
 import { baseOptions } from './helpers/options.js';

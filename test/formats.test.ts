@@ -4,10 +4,10 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { loadActivationSet } from '../dist/shared/activations.js';
+import { loadActivationSet } from '../dist/shared/formats/index.js';
 import { type ErrorCode, InputError } from '../dist/shared/errors.js';
-import { encodeNpy, parseNpy } from '../dist/shared/npy.js';
-import { encodeSafetensors, parseSafetensors } from '../dist/shared/safetensors.js';
+import { encodeNpy, parseNpy } from '../dist/shared/formats/index.js';
+import { encodeSafetensors, parseSafetensors } from '../dist/shared/formats/index.js';
 
 const root = mkdtempSync(`${tmpdir()}/nc-`);
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -133,8 +133,8 @@ describe('native pool path', () => {
 
 describe('native standardization loops', () => {
   it('give z bit-identical to the TypeScript loops, for float32 and float64, units and channels', async () => {
-    const { planModel, jsLoops } = await import('../dist/shared/standardize.js');
-    const { loadActivationSet } = await import('../dist/shared/activations.js');
+    const { planModel, jsLoops } = await import('../dist/shared/formats/index.js');
+    const { loadActivationSet } = await import('../dist/shared/formats/index.js');
     const { nativeLoops } = await import('../dist/worker/native-assist.js');
     const { genModel, latents, writeNpyDir } = await import('./helpers/models.js');
     const loops = nativeLoops();

@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prepare } from '../dist/coordinator/prepare.js';
-import { chanceLevel, expectedMaxAbsR, samplesForChance } from '../dist/shared/chance.js';
-import { nullSample, probePermutation } from '../dist/shared/null.js';
+import { chanceLevel, expectedMaxAbsR, samplesForChance } from '../dist/shared/core/index.js';
+import { nullSample, probePermutation } from '../dist/shared/core/index.js';
 import { genModel, latents, rng, writeNpyDir, type GenModel } from './helpers/models.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');

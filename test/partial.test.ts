@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../dist/coordinator/cli.js';
+import { main } from '../dist/cli/main.js';
 import { bruteForce } from './helpers/brute.js';
 import { bruteLayers, genModel, latents, writeNpyDir, type GenModel } from './helpers/models.js';
 

@@ -1,12 +1,12 @@
 /** The cluster's wire formats and key names: round trips, sizes, and refusals. */
 import { describe, expect, it } from 'vitest';
-import { clusterBlock } from '../dist/coordinator/cluster.js';
-import { encodeCheckpoint, restoreCheckpoint } from '../dist/shared/checkpoint.js';
-import { redactUrl } from '../dist/shared/nats.js';
-import { checkJobName, decodeResult, decodeTile, encodeFailure, encodeResult, encodeTile, resultPayloadBytes } from '../dist/shared/protocol.js';
-import { Reduction } from '../dist/shared/reduce.js';
-import { jobKeys, jobsIndexKey } from '../dist/shared/redis-keys.js';
-import { allocTileResult, type Tile } from '../dist/shared/tile.js';
+import { clusterBlock } from '../dist/coordinator/cluster/coordinator.js';
+import { encodeCheckpoint, restoreCheckpoint } from '../dist/shared/cluster/index.js';
+import { redactUrl } from '../dist/shared/cluster/index.js';
+import { checkJobName, decodeResult, decodeTile, encodeFailure, encodeResult, encodeTile, resultPayloadBytes } from '../dist/shared/cluster/index.js';
+import { Reduction } from '../dist/shared/core/index.js';
+import { jobKeys, jobsIndexKey } from '../dist/shared/cluster/index.js';
+import { allocTileResult, type Tile } from '../dist/shared/core/index.js';
 
 const tile: Tile = { id: 7, f: { layer: 1, start: 10, count: 3 }, g: { layer: 0, start: 4, count: 2 } };
 const provenance = { worker: 'w-1', kernel: 'native-avx512', deliveries: 2, milliseconds: 1.5 };

@@ -1,8 +1,8 @@
 /** The merge is commutative, associative and idempotent, with the smallest-index tie rule. */
 import { describe, expect, it } from 'vitest';
-import { DirectionState, Reduction } from '../dist/shared/reduce.js';
-import { allocTileResult, planTiles, splitBlocks, type Tile, type TileResult } from '../dist/shared/tile.js';
-import type { LayerInfo } from '../dist/shared/model.js';
+import { DirectionState, Reduction } from '../dist/shared/core/index.js';
+import { allocTileResult, planTiles, splitBlocks, type Tile, type TileResult } from '../dist/shared/core/index.js';
+import type { LayerInfo } from '../dist/shared/core/index.js';
 import { rng } from './helpers/models.js';
 
 const layer = (name: string, depth: number, start: number, count: number): LayerInfo => ({

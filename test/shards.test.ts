@@ -9,11 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { runEmbedded } from '../dist/coordinator/embedded.js';
 import { loadPair } from '../dist/coordinator/score.js';
 import { prepare } from '../dist/coordinator/prepare.js';
-import { architectureLayers, neuronCount } from '../dist/shared/architectures.js';
-import { loadActivationSet } from '../dist/shared/activations.js';
-import { planShardSet } from '../dist/shared/shard-model.js';
-import { ShardStream } from '../dist/shared/shard-stream.js';
-import { synthesize } from '../dist/shared/synth.js';
+import { architectureLayers, neuronCount } from '../dist/coordinator/synth/architectures.js';
+import { loadActivationSet } from '../dist/shared/formats/index.js';
+import { planShardSet } from '../dist/shared/formats/index.js';
+import { ShardStream } from '../dist/shared/formats/index.js';
+import { synthesize } from '../dist/coordinator/synth/synth.js';
 import { bruteForce } from './helpers/brute.js';
 import { bruteLayers, genModel, latents, writeNpyDir } from './helpers/models.js';
 import { baseOptions } from './helpers/options.js';
@@ -267,7 +267,7 @@ describe('prepare memory', () => {
     // One layer of 48,000 neurons x 256 probes: 47 MiB of float32, prepared with a 16 MiB budget.
     synthesize(join(dir, 'big'), { arch: 'mlp:48000', probes: 256, resolution: 224, scale: 1, allConvs: false, seed: 1, probeSeed: 1, depth: 'position' });
     const rss = (args: string[]) => {
-      const script = `const { main } = await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'coordinator', 'cli.js'))}); const code = await main(${JSON.stringify(args)}, { stdout: () => {}, stderr: () => {} }); process.stdout.write(JSON.stringify({ code, rss: process.resourceUsage().maxRSS * 1024 }));`;
+      const script = `const { main } = await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'cli', 'main.js'))}); const code = await main(${JSON.stringify(args)}, { stdout: () => {}, stderr: () => {} }); process.stdout.write(JSON.stringify({ code, rss: process.resourceUsage().maxRSS * 1024 }));`;
       const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
       return JSON.parse(r.stdout) as { code: number; rss: number };
     };

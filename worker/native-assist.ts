@@ -5,7 +5,7 @@
  * and the standardization loops run natively, bit-identical to the
  * TypeScript ones. Without the addon both fall back silently.
  */
-import type { Allocate, StandardizeLoops } from '../shared/standardize.js';
+import type { Allocate, StandardizeLoops } from '../shared/formats/index.js';
 import { loadAddon, type NativeAddon } from './kernels/native.js';
 
 let cached: NativeAddon | null | undefined;

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KernelUnavailableError } from '../shared/errors.js';
-import { tileResultView, type Tile, type TileResult } from '../shared/tile.js';
+import { tileResultView, type Tile, type TileResult } from '../shared/core/index.js';
 import type { KernelChoice } from './loader.js';
 import type { KernelDescription, PoolData, PoolTask } from './pool-worker.js';
 

@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNpy } from '../../dist/shared/npy.js';
+import { encodeNpy } from '../../dist/shared/formats/index.js';
 import type { BruteLayer } from './brute.js';
 
 export interface GenLayer {

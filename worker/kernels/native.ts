@@ -4,8 +4,8 @@
  * error names every place tried.
  */
 import { createRequire } from 'node:module';
-import type { StandardizeLoops } from '../../shared/standardize.js';
-import { allocTileResult, type TileResult } from '../../shared/tile.js';
+import type { StandardizeLoops } from '../../shared/formats/index.js';
+import { allocTileResult, type TileResult } from '../../shared/core/index.js';
 import { cacheSizes, type CacheSizes } from '../caches.js';
 import type { Kernel, TileInput } from '../kernel.js';
 

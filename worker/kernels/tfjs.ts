@@ -5,7 +5,7 @@
  * NEUROCORR_TFJS_BACKEND=gpu|node|wasm|cpu forces one.
  */
 import type * as TfCore from '@tensorflow/tfjs-core';
-import { allocTileResult, type TileResult } from '../../shared/tile.js';
+import { allocTileResult, type TileResult } from '../../shared/core/index.js';
 import type { Kernel, TileInput } from '../kernel.js';
 
 type Tf = typeof TfCore;

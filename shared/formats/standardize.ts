@@ -3,10 +3,10 @@
  * float64; z is stored as float32, neuron-major, in one SharedArrayBuffer so
  * worker threads read it without copies.
  */
-import { InputError, UsageError } from './errors.js';
-import type { ConvMode, LayerInfo, Model } from './model.js';
+import { InputError, UsageError } from '../errors.js';
+import type { ConvMode, LayerInfo, Model } from '../core/index.js';
 import type { RawLayer, RawModel } from './raw.js';
-import { createRng, hashString, sampleIndices } from './rng.js';
+import { createRng, hashString, sampleIndices } from '../core/index.js';
 
 export interface BuildOptions {
   readonly conv: ConvMode;

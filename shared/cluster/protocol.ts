@@ -4,10 +4,10 @@
  * Result arrays travel as raw little-endian buffers, never as JSON numbers.
  */
 import { Reader, Writer } from './binary.js';
-import { InternalError, UsageError } from './errors.js';
-import type { NullOptions } from './null.js';
-import type { PairOptions } from './pair.js';
-import { tileResultBytes, tileResultView, type Block, type Tile, type TileResult } from './tile.js';
+import { InternalError, UsageError } from '../errors.js';
+import type { NullOptions } from '../core/index.js';
+import type { PairOptions } from '../formats/index.js';
+import { tileResultBytes, tileResultView, type Block, type Tile, type TileResult } from '../core/index.js';
 
 export const TILE_STREAM = 'NEUROCORR_TILES';
 export const RESULT_STREAM = 'NEUROCORR_RESULTS';

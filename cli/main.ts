@@ -1,14 +1,14 @@
 /** The `neurocorr` command line. Exit codes: 0 ok, 2 bad input or usage, 1 internal failure. */
 import { Command, CommanderError, Option } from 'commander';
 import { NeurocorrError, UsageError } from '../shared/errors.js';
-import { DEFAULT_PREFIX } from '../shared/redis-keys.js';
-import { humanSummary, type Report } from '../shared/report.js';
+import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
+import { humanSummary, type Report } from '../shared/core/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
 
 // Metrics stay on loopback unless asked; pino and prom-client load only for cluster commands.
 const DEFAULT_METRICS_HOST = '127.0.0.1';
-import type { ScoreOptions } from './score.js';
+import type { ScoreOptions } from '../coordinator/score.js';
 
 interface PairFlags {
   conv: 'units' | 'channels';
@@ -169,13 +169,13 @@ async function runScore(fPath: string, gPath: string, flags: ScoreFlags, io: Io,
       if (flags[flag] !== undefined)
         throw new UsageError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to cluster runs: add --nats and --redis`);
     }
-    const { score } = await import('./score.js');
+    const { score } = await import('../coordinator/score.js');
     const { report } = await score(fPath, gPath, options);
     print(report, humanSummary(report));
     return;
   }
   if (flags.nats === undefined || flags.redis === undefined) throw new UsageError('a cluster run needs both --nats and --redis');
-  const { scoreCluster } = await import('./cluster.js');
+  const { scoreCluster } = await import('../coordinator/cluster/coordinator.js');
   const { report, summary } = await scoreCluster(fPath, gPath, options, {
     nats: flags.nats,
     redis: flags.redis,
@@ -226,7 +226,7 @@ function buildProgram(io: Io): Command {
   )
     .option('--json', 'print the plan as JSON')
     .action(async (fPath: string, gPath: string, flags: PairFlags & { json?: boolean }) => {
-      const { plan, planSummary } = await import('./plan.js');
+      const { plan, planSummary } = await import('../coordinator/plan.js');
       const p = await plan(fPath, gPath, pairOptions(flags));
       io.stdout(flags.json ? `${JSON.stringify(p, null, 2)}\n` : `${planSummary(p)}\n`);
     });
@@ -242,7 +242,7 @@ function buildProgram(io: Io): Command {
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
     .option('--metrics-host <host>', 'address for --metrics-port', DEFAULT_METRICS_HOST)
     .action(async (flags: WorkerFlags) => {
-      const { startWorker, defaultCacheDir } = await import('../worker/cluster-worker.js');
+      const { startWorker, defaultCacheDir } = await import('../worker/cluster/worker.js');
       const { defaultThreads } = await import('../worker/pool.js');
       const threads = flags.threads ?? defaultThreads();
       const worker = await startWorker({
@@ -268,7 +268,7 @@ function buildProgram(io: Io): Command {
     .option('--prefix <prefix>', 'Redis key prefix', DEFAULT_PREFIX)
     .option('--json', 'print the jobs as JSON')
     .action(async (flags: { redis: string; prefix: string; json?: boolean }) => {
-      const { jobsTable } = await import('./jobs.js');
+      const { jobsTable } = await import('../coordinator/cluster/jobs.js');
       io.stdout(await jobsTable(flags.redis, flags.prefix, flags.json === true));
     });
   program
@@ -281,7 +281,7 @@ function buildProgram(io: Io): Command {
     .option('--shard-neurons <n>', 'at most n neurons per shard (default: as many as --memory allows)', integerOption('--shard-neurons', 1))
     .option('--force', 'replace OUT if it exists')
     .action(async (input: string, out: string, flags: { memory: number; conv: 'units' | 'channels'; force?: boolean; shardNeurons?: number }) => {
-      const { prepare } = await import('./prepare.js');
+      const { prepare } = await import('../coordinator/prepare.js');
       const started = performance.now();
       const result = prepare(input, out, {
         memory: flags.memory,
@@ -308,7 +308,7 @@ function buildProgram(io: Io): Command {
     .addOption(new Option('--depth <mode>', 'layer depth in layers.json: position, or ResNet stage').choices(['position', 'stage']).default('position'))
     .option('--force', 'replace OUT if it exists')
     .action(async (out: string, flags: SynthFlags) => {
-      const { synthesize } = await import('../shared/synth.js');
+      const { synthesize } = await import('../coordinator/synth/synth.js');
       const started = performance.now();
       const result = synthesize(
         out,

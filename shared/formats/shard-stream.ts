@@ -4,7 +4,7 @@
  * also the unit its sha256 covers); blocks never straddle shards. Shards in
  * use by tiles in flight are pinned and never evicted.
  */
-import { lastAtOrBefore, type LayerInfo, type Model } from './model.js';
+import { lastAtOrBefore, type LayerInfo, type Model } from '../core/index.js';
 import { loadShard, markConstants, type ShardPlan } from './shard-model.js';
 import type { ShardEntry } from './shards.js';
 

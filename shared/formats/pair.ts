@@ -4,9 +4,9 @@
  * workers all plan through here, so they agree on every layer and neuron.
  */
 import { loadActivationSet } from './activations.js';
-import { InputError, UsageError } from './errors.js';
-import type { ConvMode } from './model.js';
-import type { PartialInfo } from './report.js';
+import { InputError, UsageError } from '../errors.js';
+import type { ConvMode } from '../core/index.js';
+import type { PartialInfo } from '../core/index.js';
 import { planShardSet } from './shard-model.js';
 import { isShardSet } from './shards.js';
 import { planModel, type ModelPlan, type StandardizeLoops } from './standardize.js';

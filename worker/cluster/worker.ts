@@ -12,10 +12,10 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge } from 'prom-client';
-import { connectNats, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../shared/nats.js';
-import { materializeInput } from '../shared/object-files.js';
-import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../shared/observe.js';
-import { retry } from '../shared/retry.js';
+import { connectNats, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../../shared/cluster/index.js';
+import { materializeInput } from '../../shared/cluster/index.js';
+import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
+import { retry } from '../../shared/retry.js';
 import {
   JOB_BUCKET,
   TILE_STREAM,
@@ -27,12 +27,12 @@ import {
   resultSubject,
   type NullPart,
   type Provenance,
-} from '../shared/protocol.js';
-import { gatherSample, nullKey, type NullTile } from '../shared/null.js';
-import type { Tile } from '../shared/tile.js';
+} from '../../shared/cluster/index.js';
+import { gatherSample, nullKey, type NullTile } from '../../shared/core/index.js';
+import type { Tile } from '../../shared/core/index.js';
 import { openJob, type JobBlocks } from './job-blocks.js';
-import type { KernelChoice } from './loader.js';
-import { startPool, type EmbeddedPool } from './pool.js';
+import type { KernelChoice } from '../loader.js';
+import { startPool, type EmbeddedPool } from '../pool.js';
 
 export interface WorkerOptions {
   readonly nats: string;

@@ -7,7 +7,7 @@
  * value wins, then smaller partner index", which is commutative, associative
  * and idempotent, so tiles may arrive in any order, twice, or after a restart.
  */
-import { InternalError, UsageError } from './errors.js';
+import { InternalError, UsageError } from '../errors.js';
 import { layerIndexOf, type LayerInfo } from './model.js';
 import type { Tile, TileResult } from './tile.js';
 

@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { UsageError } from '../shared/errors.js';
-import { jobKeys, jobsIndexKey, type JobKeys } from '../shared/redis-keys.js';
+import { UsageError } from '../../shared/errors.js';
+import { jobKeys, jobsIndexKey, type JobKeys } from '../../shared/cluster/index.js';
 
 export type JobStatus = 'running' | 'done' | 'failed';
 

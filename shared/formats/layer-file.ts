@@ -5,7 +5,7 @@
  * and every pass over a layer would otherwise pay it again.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { ITEMSIZE, type FloatArray, type FloatDtype } from './npy.js';
 
 let scratch = new ArrayBuffer(0);

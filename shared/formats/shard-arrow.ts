@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type * as ArrowModule from 'apache-arrow';
 import type { FixedSizeList, Table } from 'apache-arrow';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 
 type Arrow = typeof ArrowModule;
 let loaded: Arrow | undefined;

@@ -1,7 +1,7 @@
 /** Output files are written whole or not at all: temp file, then rename. */
 import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
 
 /** Fails early (before any compute) when an output file's folder does not exist. */
 export function checkOutputPath(path: string, flag: string): void {

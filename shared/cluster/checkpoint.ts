@@ -5,9 +5,9 @@
  * result counted both here and in the results stream does no harm.
  */
 import { Reader, Writer } from './binary.js';
-import { InternalError } from './errors.js';
-import type { NullReduction } from './null.js';
-import type { DirectionState, Reduction } from './reduce.js';
+import { InternalError } from '../errors.js';
+import type { NullReduction } from '../core/index.js';
+import type { DirectionState, Reduction } from '../core/index.js';
 
 const MAGIC = 0x4e434b31; // "NCK1"
 

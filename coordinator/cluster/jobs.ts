@@ -1,7 +1,7 @@
 /** `neurocorr jobs`: the cluster jobs in Redis, with their state and progress. */
 import { Redis } from 'ioredis';
-import { UsageError } from '../shared/errors.js';
-import { redactUrl } from '../shared/nats.js';
+import { UsageError } from '../../shared/errors.js';
+import { redactUrl } from '../../shared/cluster/index.js';
 import { listJobs } from './job-store.js';
 
 export async function jobsTable(url: string, prefix: string, json: boolean): Promise<string> {

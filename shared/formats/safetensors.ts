@@ -4,7 +4,7 @@
  * data_offsets are relative to the first byte after the header.
  */
 
-import { InputError, InternalError } from './errors.js';
+import { InputError, InternalError } from '../errors.js';
 import { type FloatArray, type FloatDtype, ITEMSIZE, bytesOf, dtypeOf, floatArrayAt, formatShape, shapeSize } from './npy.js';
 
 export interface SafetensorsTensor {

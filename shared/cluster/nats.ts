@@ -5,7 +5,7 @@
  */
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
 import { RESULT_STREAM, TILE_STREAM, WORKER_CONSUMER, coordinatorConsumer, resultSubject } from './protocol.js';
 
 /** The URL with any user, password or token replaced by "***". */

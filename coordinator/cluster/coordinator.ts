@@ -12,15 +12,15 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { encodeCheckpoint, restoreCheckpoint, type JobProgress } from '../shared/checkpoint.js';
-import { InputError, InternalError, NeurocorrError, UsageError } from '../shared/errors.js';
-import { checkOutputPath, writeAtomic } from '../shared/files.js';
-import { matchesCsv } from '../shared/matches.js';
-import type { LayerInfo, Model } from '../shared/model.js';
-import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../shared/nats.js';
-import { createLogger, startMetrics, type Logger } from '../shared/observe.js';
-import { retry } from '../shared/retry.js';
-import { planPair } from '../shared/pair.js';
+import { encodeCheckpoint, restoreCheckpoint, type JobProgress } from '../../shared/cluster/index.js';
+import { InputError, InternalError, NeurocorrError, UsageError } from '../../shared/errors.js';
+import { checkOutputPath, writeAtomic } from '../../shared/formats/index.js';
+import { matchesCsv } from '../../shared/core/index.js';
+import type { LayerInfo, Model } from '../../shared/core/index.js';
+import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../../shared/cluster/index.js';
+import { createLogger, startMetrics, type Logger } from '../../shared/observe.js';
+import { retry } from '../../shared/retry.js';
+import { planPair } from '../../shared/formats/index.js';
 import {
   JOB_BUCKET,
   RESULT_STREAM,
@@ -37,19 +37,19 @@ import {
   tileSubject,
   type InputRef,
   type JobSpec,
-} from '../shared/protocol.js';
-import { warnChance } from '../shared/chance.js';
-import { NullReduction, nullOptions, planNull, type NullTile } from '../shared/null.js';
-import { Reduction } from '../shared/reduce.js';
-import { buildReport, humanSummary, type ClusterInfo, type Report } from '../shared/report.js';
-import { defaultBlockSize } from '../shared/blocking.js';
-import { isShardPlan } from '../shared/shard-model.js';
-import type { ModelPlan } from '../shared/standardize.js';
-import { planTiles, splitBlocks, type Block, type Tile } from '../shared/tile.js';
+} from '../../shared/cluster/index.js';
+import { warnChance } from '../../shared/core/index.js';
+import { NullReduction, nullOptions, planNull, type NullTile } from '../../shared/core/index.js';
+import { Reduction } from '../../shared/core/index.js';
+import { buildReport, humanSummary, type ClusterInfo, type Report } from '../../shared/core/index.js';
+import { defaultBlockSize } from '../../shared/core/index.js';
+import { isShardPlan } from '../../shared/formats/index.js';
+import type { ModelPlan } from '../../shared/formats/index.js';
+import { planTiles, splitBlocks, type Block, type Tile } from '../../shared/core/index.js';
 import { JobStore } from './job-store.js';
-import { createProgress, type Progress } from './progress.js';
-import type { ScoreOptions } from './score.js';
-import { uploadInput } from '../shared/object-files.js';
+import { createProgress, type Progress } from '../progress.js';
+import type { ScoreOptions } from '../score.js';
+import { uploadInput } from '../../shared/cluster/index.js';
 
 export interface ClusterOptions {
   readonly nats: string;

@@ -11,10 +11,10 @@
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { architectureLayers, type ArchLayer } from './architectures.js';
-import { UsageError } from './errors.js';
-import { replaceDirectory } from './files.js';
-import { npyHeader } from './npy.js';
-import { createRng, hashString } from './rng.js';
+import { UsageError } from '../../shared/errors.js';
+import { replaceDirectory } from '../../shared/formats/index.js';
+import { npyHeader } from '../../shared/formats/index.js';
+import { createRng, hashString } from '../../shared/core/index.js';
 
 export interface SynthOptions {
   readonly arch: string;

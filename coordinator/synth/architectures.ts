@@ -3,7 +3,7 @@
  * outputs (or every conv output), and MLPs. Shapes are per probe, [C, H, W]
  * or [N].
  */
-import { UsageError } from './errors.js';
+import { UsageError } from '../../shared/errors.js';
 
 export interface ArchLayer {
   readonly name: string;

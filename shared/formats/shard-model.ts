@@ -1,7 +1,7 @@
 /** A shard set as a ModelPlan: `score` reads it like any activation set, with z already standardized. */
 import { join } from 'node:path';
-import { InputError, UsageError } from './errors.js';
-import type { ConvMode, LayerInfo } from './model.js';
+import { InputError, UsageError } from '../errors.js';
+import type { ConvMode, LayerInfo } from '../core/index.js';
 import { decodeShard } from './shard-arrow.js';
 import { readManifest, readShardBytes, type Manifest, type ShardEntry } from './shards.js';
 import type { ModelBuild, ModelPlan } from './standardize.js';

@@ -4,7 +4,7 @@
  * Also home of the typed-array helpers that safetensors.ts shares.
  */
 
-import { InputError, InternalError } from './errors.js';
+import { InputError, InternalError } from '../errors.js';
 
 export type FloatDtype = 'f4' | 'f8';
 export type FloatArray = Float32Array | Float64Array;

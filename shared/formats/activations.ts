@@ -28,7 +28,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { formatShape, npyHeaderLength, parseNpyHeader } from './npy.js';
 import { probeReader, readHead } from './layer-file.js';
 import type { Layout, RawLayer, RawModel } from './raw.js';

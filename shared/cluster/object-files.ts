@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { InputError, InternalError } from './errors.js';
+import { InputError, InternalError } from '../errors.js';
 import { FILE_BUCKET, type InputRef } from './protocol.js';
 
 function listFiles(path: string): string[] {

@@ -3,13 +3,13 @@
  * coordinator planned them, and their blocks. Shard sets stream through a
  * ShardStream bounded in bytes; other sets are standardized whole, once.
  */
-import { planNull, type NullModel, type NullPlan } from '../shared/null.js';
-import { planPair } from '../shared/pair.js';
-import type { JobSpec } from '../shared/protocol.js';
-import { isShardPlan } from '../shared/shard-model.js';
-import { ShardStream } from '../shared/shard-stream.js';
-import type { ModelPlan } from '../shared/standardize.js';
-import { hugePageAllocate, nativeLoops } from './native-assist.js';
+import { planNull, type NullModel, type NullPlan } from '../../shared/core/index.js';
+import { planPair } from '../../shared/formats/index.js';
+import type { JobSpec } from '../../shared/cluster/index.js';
+import { isShardPlan } from '../../shared/formats/index.js';
+import { ShardStream } from '../../shared/formats/index.js';
+import type { ModelPlan } from '../../shared/formats/index.js';
+import { hugePageAllocate, nativeLoops } from '../native-assist.js';
 
 export interface SideBlocks {
   /** The side's layout (layers, sizes, constant flags), values aside. */

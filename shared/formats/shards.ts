@@ -8,9 +8,9 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { readExactly } from './layer-file.js';
-import type { ConvMode, LayerInfo } from './model.js';
+import type { ConvMode, LayerInfo } from '../core/index.js';
 
 export const MANIFEST = 'manifest.json';
 export const SHARD_FORMAT = 'neurocorr-shards';

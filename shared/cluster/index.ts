@@ -1,0 +1,6 @@
+export * from './binary.js';
+export * from './checkpoint.js';
+export * from './nats.js';
+export * from './object-files.js';
+export * from './protocol.js';
+export * from './redis-keys.js';
