@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'build/', 'coverage/', 'examples/*/'] },
+  { ignores: ['dist/', 'dist-dev/', 'node_modules/', 'build/', 'coverage/', 'examples/*/'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

@@ -7,10 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { runEmbedded } from '../coordinator/embedded.js';
-import { loadKernel } from '../worker/loader.js';
-import { cacheSizes } from '../worker/caches.js';
-import { loadAddon } from '../worker/kernels/native.js';
+import { runEmbedded } from '#dist/coordinator/embedded.js';
+import { memorySource } from '#dist/shared/job/index.js';
+import { loadKernel } from '#dist/worker/loader.js';
+import { cacheSizes } from '#dist/worker/caches.js';
+import { loadAddon } from '#dist/worker/kernels/native.js';
 import { replaceHead } from './results.js';
 import { randomModel, writeModel } from './synthetic.js';
 
@@ -57,7 +58,13 @@ async function kernelSeconds(kernel: 'native' | 'tfjs' | 'reference', n: number,
     let started = 0;
     let ended = 0;
     // Timed from the moment the pool is warm (kernel loaded in every thread) to the last merged tile.
-    await runEmbedded(f, g, { kernel, threads, warm: true, onStart: () => (started = performance.now()), onTile: () => (ended = performance.now()) });
+    await runEmbedded([memorySource(f), memorySource(g)], [{ f: 0, g: 1 }], {
+      kernel,
+      threads,
+      warm: true,
+      onStart: () => (started = performance.now()),
+      onTile: () => (ended = performance.now()),
+    });
     times.push((ended - started) / 1000);
   }
   return median(times);

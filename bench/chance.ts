@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNpy } from '../shared/formats/index.js';
-import { createRng } from '../shared/core/index.js';
+import { encodeNpy } from '#dist/shared/formats/index.js';
+import { createRng } from '#dist/shared/core/index.js';
 import { replaceSection } from './results.js';
 import { writeModel } from './synthetic.js';
 

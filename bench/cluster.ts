@@ -11,10 +11,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { architectureLayers, neuronCount } from '../coordinator/synth/architectures.js';
-import { decodeResult, encodeResult, encodeTile } from '../shared/cluster/index.js';
-import { Reduction } from '../shared/core/index.js';
-import { allocTileResult, type Tile } from '../shared/core/index.js';
+import { architectureLayers, neuronCount } from '#dist/coordinator/synth/architectures.js';
+import { decodeResult, encodeResult, encodeTile } from '#dist/shared/cluster/index.js';
+import { Reduction } from '#dist/shared/core/index.js';
+import { allocTileResult, type Tile } from '#dist/shared/core/index.js';
+import type { JobTile } from '#dist/shared/job/index.js';
 import { startNats, startRedis, stopAllServers } from '../test/helpers/servers.js';
 import { provision } from '../test/setup/tools.js';
 import { replaceSection } from './results.js';
@@ -71,20 +72,24 @@ function coordinatorMergeRate(): number {
   const b = 16384;
   const layers = [{ name: 'l', depth: 0, source: '', shape: [n], start: 0, count: n, total: n, constant: 0 }];
   const reduction = new Reduction({ n, layers, constant: new Uint8Array(n) }, { n, layers, constant: new Uint8Array(n) });
+  const tiles: Tile[] = Array.from({ length: 8 }, (_, k) => ({
+    id: k,
+    f: { layer: 0, start: k * b, count: b },
+    g: { layer: 0, start: (7 - k) * b, count: b },
+  }));
   const provenance = { worker: 'w', kernel: 'k', deliveries: 1, milliseconds: 0 };
-  const payloads = Array.from({ length: 8 }, (_, k) => {
-    const tile: Tile = { id: k, f: { layer: 0, start: k * b, count: b }, g: { layer: 0, start: (7 - k) * b, count: b } };
+  const payloads = tiles.map((tile) => {
     const result = allocTileResult(b, b);
     result.rowBest.forEach((_, i) => (result.rowBest[i] = Math.random()));
     result.colBest.forEach((_, i) => (result.colBest[i] = Math.random()));
-    return encodeResult('j', tile, result, new Uint8Array(2 * b), provenance);
+    return encodeResult('j', tile.id, result, new Uint8Array(2 * b), provenance);
   });
   const rounds = 40;
   const start = performance.now();
   for (let r = 0; r < rounds; r++) {
     for (const payload of payloads) {
       const decoded = decodeResult(payload);
-      if (decoded.kind === 'result') reduction.merge(decoded.tile, decoded.result);
+      if (decoded.kind === 'result') reduction.merge(tiles[decoded.tile]!, decoded.result);
     }
   }
   return (rounds * payloads.length * 2 * b) / ((performance.now() - start) / 1000);
@@ -156,10 +161,10 @@ async function main(): Promise<void> {
     const overheadMs = median(perTile);
 
     const block = rows[1]!.report.block;
-    const sample: Tile = { id: 0, f: { layer: 0, start: 0, count: block }, g: { layer: 0, start: 0, count: block } };
+    const sample: JobTile = { kind: 'main', id: 0, pair: 0, f: { layer: 0, start: 0, count: block }, g: { layer: 0, start: 0, count: block } };
     const provenance = { worker: 'host-12345', kernel: 'native-avx512', deliveries: 1, milliseconds: 1 };
     const tileBytes = encodeTile('bench-job', sample).length;
-    const resultBytes = encodeResult('bench-job', sample, allocTileResult(block, block), new Uint8Array(2 * block), provenance).length;
+    const resultBytes = encodeResult('bench-job', sample.id, allocTileResult(block, block), new Uint8Array(2 * block), provenance).length;
     const embeddedRate = (gflop * 1e9) / median(rows[0]!.seconds);
     // Overhead under 5%: a tile's compute must be at least 19x the per-tile protocol cost.
     const b5 = (mm: number) => Math.ceil(Math.sqrt((19 * (overheadMs / 1000) * embeddedRate) / (2 * mm)));

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { architectureLayers, neuronCount } from '../coordinator/synth/architectures.js';
+import { architectureLayers, neuronCount } from '#dist/coordinator/synth/architectures.js';
 import { replaceSection } from './results.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;

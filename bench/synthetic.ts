@@ -1,8 +1,8 @@
 /** Random models for benchmarks: in memory for kernel timing (values do not change a kernel's speed), or as .npy sets. */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Model } from '../shared/core/index.js';
-import { encodeNpy } from '../shared/formats/index.js';
+import type { Model } from '#dist/shared/core/index.js';
+import { encodeNpy } from '#dist/shared/formats/index.js';
 
 export function randomModel(n: number, m: number, seed: number): Model {
   const z = new Float32Array(new SharedArrayBuffer(n * m * 4));

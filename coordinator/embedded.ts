@@ -1,16 +1,54 @@
 /**
- * Embedded execution: one process, a piscina pool with one thread per core,
- * both models' z arrays shared with every thread through SharedArrayBuffer.
+ * Embedded execution: one process, a piscina pool with one thread per core.
+ * The job's models are opened here (shard sets streamed, other sets
+ * standardized into SharedArrayBuffers that every thread reads in place),
+ * and the tiles run on the pool as soon as the layers they read are in.
  */
-import type { Model } from '../shared/core/index.js';
-import { NullReduction, gatherSample, nullKey, planNull, type NullOptions, type NullTile } from '../shared/core/index.js';
-import { Reduction } from '../shared/core/index.js';
-import { defaultBlockSize } from '../shared/core/index.js';
-import { planTiles, splitBlocks, type Tile, type TileResult } from '../shared/core/index.js';
+import { defaultBlockSize, nullOptions, type IoInfo, type NullRequest } from '../shared/core/index.js';
+import { isShardPlan, type ModelPlan } from '../shared/formats/index.js';
+import {
+  JobProgress,
+  openSource,
+  operands,
+  planJob,
+  type Accept,
+  type JobPairInput,
+  type JobPlan,
+  type JobTile,
+  type ModelSource,
+  type TileExecutor,
+  type TileOutcome,
+} from '../shared/job/index.js';
 import type { KernelChoice } from '../worker/loader.js';
+import { hugePageAllocate } from '../worker/native-assist.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
-import { runTiles } from './engine.js';
-import type { BlockSource } from '../shared/formats/index.js';
+import { TileRunner } from '../worker/tile-runner.js';
+import { runTiles } from './run-tiles.js';
+
+const NO_NULL = { permutations: 0, sample: 0, seed: 0 };
+
+/** The tile executor of embedded runs: the local pool, a few tiles in flight per thread. */
+export class LocalExecutor implements TileExecutor {
+  constructor(
+    private readonly runner: TileRunner,
+    private readonly options: {
+      readonly concurrency: number;
+      /** Holds a tile back until its inputs are ready. */
+      readonly gate?: (tile: JobTile) => Promise<unknown>;
+      readonly onTile?: (done: number, tile: JobTile) => void;
+    },
+  ) {}
+
+  execute(tiles: readonly JobTile[], accept: Accept): Promise<void> {
+    const { concurrency, gate, onTile } = this.options;
+    return runTiles(
+      tiles,
+      (tile: JobTile) => this.runner.run(tile),
+      (tile: JobTile, outcome: TileOutcome) => void accept(tile, outcome),
+      { concurrency, ...(gate ? { gate } : {}), ...(onTile ? { onTile } : {}) },
+    );
+  }
+}
 
 export interface EmbeddedOptions {
   readonly kernel: KernelChoice;
@@ -18,123 +56,98 @@ export interface EmbeddedOptions {
   readonly threads?: number;
   /** Neurons per block; default chosen from the kernel and m. */
   readonly block?: number;
-  /** Reorders the plan before it runs (tests use it to shuffle arrival order). */
-  readonly order?: (tiles: Tile[]) => Tile[];
-  readonly onStart?: (info: { kernel: LoadedKernelInfo; tiles: number; block: number; threads: number }) => void;
-  readonly onTile?: (done: number, tile: Tile) => void;
+  /** The shard cache budget, reported in `io`. */
+  readonly memory?: number;
+  /** The permutation null; none when absent. */
+  readonly null?: NullRequest;
+  /** Reorders the plan's tiles before they run (tests use it to shuffle arrival order). */
+  readonly order?: (tiles: JobTile[]) => JobTile[];
   /** Wait until every thread is up before the first tile (for timing the kernel alone). */
   readonly warm?: boolean;
-  /** Models streamed from shard sets: blocks come from these instead of the pool's z buffers. */
-  readonly sources?: { readonly f?: BlockSource; readonly g?: BlockSource };
-  /** Holds a tile back until its inputs are ready (used to overlap loading with compute). */
-  readonly gate?: (tile: Tile) => Promise<void> | null;
-  /** The permutation null, run after the main tiles (none when absent or 0 permutations). */
-  readonly null?: NullOptions;
+  readonly onStart?: (info: { readonly kernel: LoadedKernelInfo; readonly plan: JobPlan; readonly threads: number }) => void;
+  readonly onTile?: (done: number, tile: JobTile) => void;
 }
 
-export interface NullRun {
-  readonly reduction: NullReduction;
-  readonly tiles: number;
-  readonly seconds: number;
-}
-
-export interface EmbeddedResult {
-  readonly reduction: Reduction;
+export interface EmbeddedRun {
+  readonly progress: JobProgress;
   readonly kernel: LoadedKernelInfo;
-  readonly tiles: number;
-  readonly block: number;
   readonly threads: number;
-  readonly null: NullRun | null;
+  /** Shard-set reads of the first pair's models; null when neither streams. */
+  readonly io: IoInfo | null;
+  /** Compute seconds of the null's tiles, summed over threads. */
+  readonly nullSeconds: number;
 }
 
-/** Runs every tile of f x g on the pool (started here unless given) and destroys it. */
-export async function runEmbedded(f: Model, g: Model, options: EmbeddedOptions, started?: EmbeddedPool): Promise<EmbeddedResult> {
-  const pool = started ?? (await startPool(f.z, g.z, f.m, options.kernel, options.threads));
+/** Opens activation sets for an embedded run: shard sets share `memory` bytes of cache, other sets go into huge-page SharedArrayBuffers. */
+export function openSources(inputs: readonly { readonly path: string; readonly plan: ModelPlan }[], memory: number): ModelSource[] {
+  const budget = memory / Math.max(1, inputs.filter((i) => isShardPlan(i.plan)).length);
+  return inputs.map((input) => openSource(input.path, input.plan, { budget, allocate: hugePageAllocate }));
+}
+
+/** Runs a whole job over opened models on a local pool (started here unless given, destroyed at the end). */
+export async function runEmbedded(
+  sources: readonly ModelSource[],
+  pairs: readonly JobPairInput[],
+  options: EmbeddedOptions,
+  started?: EmbeddedPool,
+): Promise<EmbeddedRun> {
+  // The threads boot and load their kernel while this thread standardizes the models.
+  const pool = started ?? (await startPool(new Float32Array(0), new Float32Array(0), 0, options.kernel, options.threads));
   try {
+    const loaded = loadInOrder(sources, pairs);
+    loaded.all.catch(() => undefined);
     const kernel = await pool.kernel;
-    const threads = pool.threads;
-    // Benchmarks time from a pool whose every thread has loaded its kernel.
     if (options.warm) await pool.warm();
+    const threads = pool.threads;
+    const first = pairs[0]!;
+    const [f, g] = [sources[first.f]!.model, sources[first.g]!.model];
     const block = options.block ?? defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
-    const sources = options.sources ?? {};
-    const plan = planTiles(splitBlocks(f.layers, block, sources.f?.cuts), splitBlocks(g.layers, block, sources.g?.cuts));
-    const tiles = options.order ? options.order(plan) : plan;
-    options.onStart?.({ kernel, tiles: tiles.length, block, threads });
-    const { onTile, gate } = options;
-    const compute = async (tile: Tile): Promise<TileResult> => {
-      const fBlock = sources.f?.acquire(tile.f.start, tile.f.count);
-      const gBlock = sources.g?.acquire(tile.g.start, tile.g.count);
-      try {
-        return await pool.run(tile, fBlock, gBlock);
-      } finally {
-        if (fBlock) sources.f!.release(tile.f.start);
-        if (gBlock) sources.g!.release(tile.g.start);
-      }
+    const plan = planJob(
+      sources.map((s) => s.model),
+      pairs,
+      { block, null: options.null ? nullOptions(options.null, f.n, g.n) : NO_NULL, cuts: sources.map((s) => s.cuts) },
+    );
+    options.onStart?.({ kernel, plan, threads });
+    const progress = new JobProgress(plan);
+    const gate = (tile: JobTile): Promise<unknown> => {
+      const { rows, cols } = operands(plan, tile);
+      if (tile.kind === 'null') return Promise.all([loaded.model(rows.model), loaded.model(cols.model)]);
+      return Promise.all([sources[rows.model]!.ready(rows.block.layer), sources[cols.model]!.ready(cols.block.layer)]);
     };
-    const reduction = new Reduction(f, g);
-    await runTiles(tiles, compute, (tile, result) => reduction.merge(tile, result), {
+    const executor = new LocalExecutor(new TileRunner(pool, plan, sources), {
       concurrency: threads * 2,
-      ...(onTile ? { onTile } : {}),
-      ...(gate ? { gate } : {}),
+      gate,
+      ...(options.onTile ? { onTile: options.onTile } : {}),
     });
-    const nullRun = options.null && options.null.permutations > 0 ? await runNull(f, g, options.null, block, pool, sources, threads) : null;
-    return { reduction, kernel, tiles: tiles.length, block, threads, null: nullRun };
+    let nullSeconds = 0;
+    const tiles = options.order ? options.order([...plan.tiles]) : plan.tiles;
+    await Promise.all([
+      loaded.all,
+      executor.execute(tiles, (tile, outcome) => {
+        if (tile.kind === 'null') nullSeconds += outcome.seconds;
+        return progress.merge(tile, outcome.result, outcome.constant);
+      }),
+    ]);
+    const stats = [sources[first.f]!.stats, sources[first.g]!.stats];
+    const io = stats.some((s) => s !== null) ? { F: stats[0] ?? null, G: stats[1] ?? null, memory: options.memory ?? 0 } : null;
+    return { progress, kernel, threads, io, nullSeconds };
   } finally {
     await pool.destroy();
   }
 }
 
-/** The null's tiles on the same pool: each sample block gathered (and permuted) here, the other side's block as in the main run. */
-async function runNull(
-  f: Model,
-  g: Model,
-  options: NullOptions,
-  block: number,
-  pool: EmbeddedPool,
-  sources: { readonly f?: BlockSource; readonly g?: BlockSource },
-  threads: number,
-): Promise<NullRun> {
-  const started = performance.now();
-  const plan = planNull(f, g, options, block, [sources.f?.cuts ?? [], sources.g?.cuts ?? []]);
-  const reduction = new NullReduction(plan, f, g);
-  const m = f.m;
-  const models = [f, g] as const;
-  const source = [sources.f, sources.g] as const;
-  const row = (side: 0 | 1) => (i: number) => {
-    const stream = source[side];
-    if (stream === undefined) return models[side].z.subarray(i * m, (i + 1) * m);
-    const copy = stream.acquire(i, 1).slice();
-    stream.release(i);
-    return copy;
-  };
-  // A sample block is gathered once and serves every block of the other side; freed after its last tile.
-  const gathered = new Map<string, { rows: Float32Array; left: number }>();
-  const keyOf = (tile: NullTile) => `${tile.k}:${tile.side}:${tile.sample.start}`;
-  const otherBlocks = ([0, 1] as const).map((side) => new Set(plan.tiles.filter((t) => t.side === side).map((t) => t.other.start)).size);
-  const compute = async (tile: NullTile): Promise<TileResult> => {
-    let entry = gathered.get(keyOf(tile));
-    if (entry === undefined) {
-      const rows = gatherSample(plan, tile, row(tile.side), new Float32Array(new SharedArrayBuffer(tile.sample.count * m * 4)));
-      entry = { rows, left: otherBlocks[tile.side]! };
-      gathered.set(keyOf(tile), entry);
-    }
-    const sample = entry.rows;
-    const otherSide = tile.side === 0 ? 1 : 0;
-    const stream = source[otherSide];
-    const other = stream
-      ? stream.acquire(tile.other.start, tile.other.count)
-      : models[otherSide].z.subarray(tile.other.start * m, (tile.other.start + tile.other.count) * m);
-    try {
-      return await pool.run({ id: tile.id, f: tile.other, g: tile.sample }, other, sample, { m, fKey: nullKey(tile) });
-    } finally {
-      stream?.release(tile.other.start);
-    }
-  };
-  const merge = (tile: NullTile, result: TileResult) => {
-    reduction.merge(tile, result.colBest, result.colArg);
-    const entry = gathered.get(keyOf(tile))!;
-    if (--entry.left === 0) gathered.delete(keyOf(tile));
-  };
-  await runTiles(plan.tiles, compute, merge, { concurrency: threads * 2 });
-  return { reduction, tiles: plan.tiles.length, seconds: (performance.now() - started) / 1000 };
+/**
+ * Standardizes the models one after another, the pairs' column models first:
+ * main tiles then start as soon as their row model's layer is in, so the rest
+ * of it is standardized here while the pool computes.
+ */
+function loadInOrder(sources: readonly ModelSource[], pairs: readonly JobPairInput[]): { all: Promise<void>; model: (k: number) => Promise<void> } {
+  const order = [...new Set([...pairs.map((p) => p.g), ...pairs.map((p) => p.f)])];
+  const done = new Map<number, Promise<void>>();
+  let chain = Promise.resolve();
+  for (const k of order) {
+    chain = chain.then(() => sources[k]!.load());
+    done.set(k, chain);
+  }
+  return { all: chain, model: (k) => done.get(k) ?? Promise.resolve() };
 }

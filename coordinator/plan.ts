@@ -6,16 +6,11 @@
  * under 0.1.
  */
 import { chanceLevel, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
-import { nullOptions, type NullRequest } from '../shared/core/index.js';
-import { planPair, type PairOptions } from '../shared/formats/index.js';
+import { nullOptions } from '../shared/core/index.js';
+import { planPair } from '../shared/formats/index.js';
+import { planSettings, type PlanOptions } from './options.js';
 import { loadKernel, type KernelChoice } from '../worker/loader.js';
 import { defaultThreads } from '../worker/pool.js';
-
-export interface PlanOptions extends PairOptions {
-  readonly kernel: KernelChoice;
-  readonly threads?: number;
-  readonly null?: NullRequest;
-}
 
 export interface Plan {
   readonly models: { readonly F: string; readonly G: string };
@@ -51,13 +46,17 @@ async function measureRate(choice: KernelChoice, m: number): Promise<{ name: str
   return { name: kernel.name, rate: (2 * n * n * m) / (best / 1000) / 1e9 };
 }
 
-export async function plan(fPath: string, gPath: string, options: PlanOptions): Promise<Plan> {
-  const plans = planPair(fPath, gPath, options);
+/** What scoring F against G would cost and mean, before any compute: headers only, plus one timed tile. */
+export async function plan(options: PlanOptions): Promise<Plan> {
+  const settings = planSettings(options);
+  const fPath = settings.f;
+  const gPath = settings.g;
+  const plans = planPair(fPath, gPath, settings.pair);
   const f = plans.f.skeleton();
   const g = plans.g.skeleton();
-  const nul = nullOptions(options.null, f.n, g.n);
-  const threads = options.threads ?? defaultThreads();
-  const { name, rate } = await measureRate(options.kernel, f.m);
+  const nul = nullOptions(settings.null, f.n, g.n);
+  const threads = settings.threads ?? defaultThreads();
+  const { name, rate } = await measureRate(settings.kernel, f.m);
   // Two threads rarely double one; 0.9 per thread is what the kernel benchmark measures here.
   const gflopsPerSecond = rate * threads * (threads > 1 ? 0.9 : 1);
   const main = 2 * f.n * g.n * f.m;

@@ -16,16 +16,26 @@ import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type Shar
 import { layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
 import { replaceDirectory } from '../shared/formats/index.js';
 import { nativeLoops } from '../worker/native-assist.js';
+import { boolean, func, integer, isObject, knownKeys, oneOf, optional, string } from '../shared/validate.js';
 
 export interface PrepareOptions {
-  /** Bytes of shard data held at once. */
-  readonly memory: number;
-  readonly force: boolean;
-  readonly conv: ConvMode;
-  /** At most this many neurons per shard (the budget may allow more). */
+  /** The activation set: a folder of .npy layers or a .safetensors file. */
+  readonly input: string;
+  /** The new shard-set directory. */
+  readonly out: string;
+  /** Bytes of shard data held at once (default 2 GiB, at least 16 MiB). */
+  readonly memory?: number;
+  /** Replace `out` if it exists (default false). */
+  readonly force?: boolean;
+  /** Conv semantics of the set (default `units`). */
+  readonly conv?: ConvMode;
+  /** At most this many neurons per shard (default: as many as `memory` allows). */
   readonly shardNeurons?: number;
-  readonly log: (line: string) => void;
+  /** Where progress lines go (default: nowhere). */
+  readonly log?: (line: string) => void;
 }
+
+const PREPARE_KEYS = ['input', 'out', 'memory', 'force', 'conv', 'shardNeurons', 'log'] as const;
 
 export interface PrepareResult {
   readonly neurons: number;
@@ -42,17 +52,31 @@ export function shardNeurons(memory: number, m: number): number {
   return Math.max(1, Math.floor((memory - FIXED_BYTES) / (3 * m * 4 + 64)));
 }
 
-export function prepare(input: string, out: string, options: PrepareOptions): PrepareResult {
-  if (options.memory < MIN_MEMORY) throw new UsageError(`--memory ${options.memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
+/** Turns an activation set into a shard set, streaming within `memory`; the set appears whole at `out`, or not at all. */
+export function prepare(options: PrepareOptions): PrepareResult {
+  const o = isObject('', options);
+  knownKeys('', o, PREPARE_KEYS);
+  const input = string('input', o['input']);
+  const out = string('out', o['out']);
+  const memory = optional(o['memory'], (v) => integer('memory', v, 1), 2 * 1024 ** 3);
+  const force = optional(o['force'], (v) => boolean('force', v), false);
+  const conv = optional(o['conv'], (v) => oneOf('conv', v, ['units', 'channels'] as const), 'units');
+  const maxNeurons = optional(o['shardNeurons'], (v) => integer('shardNeurons', v, 1), Number.MAX_SAFE_INTEGER);
+  const log = optional(
+    o['log'],
+    (v) => func<(line: string) => void>('log', v),
+    () => undefined,
+  );
+  if (memory < MIN_MEMORY) throw new UsageError((n) => `${n('memory')} ${memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
   if (resolve(input) === resolve(out)) throw new UsageError('prepare needs an output directory different from its input');
-  if (existsSync(out) && !options.force) throw new UsageError(`${out} already exists; pass --force to replace it`);
+  if (existsSync(out) && !force) throw new UsageError((n) => `${out} already exists; pass ${n('force')} to replace it`);
   preloadArrow();
 
   const raw = loadActivationSet(input);
-  const plan = planModel(raw, { conv: options.conv, probes: null, layers: null, sample: null });
+  const plan = planModel(raw, { conv, probes: null, layers: null, sample: null });
   const { m } = plan;
   const probes = raw.layers[0]!.shape[0]!;
-  const perShard = Math.min(shardNeurons(options.memory, m), options.shardNeurons ?? Number.MAX_SAFE_INTEGER);
+  const perShard = Math.min(shardNeurons(memory, m), maxNeurons);
   const loops = nativeLoops();
   const z = new Float32Array(Math.min(perShard, plan.n) * m);
   const flags = new Uint8Array(Math.min(perShard, plan.n));
@@ -65,12 +89,12 @@ export function prepare(input: string, out: string, options: PrepareOptions): Pr
     const layers: Manifest['layers'][number][] = [];
     let start = 0;
     raw.layers.forEach((layer, k) => {
-      const count = layerGeometry(layer, options.conv).neurons;
+      const count = layerGeometry(layer, conv).neurons;
       let constant = 0;
       for (let j0 = 0; j0 < count; j0 += perShard) {
         const j1 = Math.min(count, j0 + perShard);
         const rows = j1 - j0;
-        constant += standardizeRange(layer, options.conv, probes, j0, j1, z.subarray(0, rows * m), flags.subarray(0, rows), loops);
+        constant += standardizeRange(layer, conv, probes, j0, j1, z.subarray(0, rows * m), flags.subarray(0, rows), loops);
         const bytes = encodeShard(start + j0, rows, m, z, { 'neurocorr.layer': layer.name });
         const file = `layer${String(k).padStart(4, '0')}-${String(j0 / perShard).padStart(5, '0')}.arrow`;
         writeFileSync(join(tmp, file), bytes);
@@ -78,7 +102,7 @@ export function prepare(input: string, out: string, options: PrepareOptions): Pr
         collectGarbage();
       }
       layers.push({ name: layer.name, depth: layer.depth ?? k, shape: layer.shape.slice(1), start, count, total: count, constant });
-      options.log(`prepare: layer ${k + 1}/${raw.layers.length} (${layer.name}, ${count} neurons)`);
+      log(`prepare: layer ${k + 1}/${raw.layers.length} (${layer.name}, ${count} neurons)`);
       start += count;
     });
     const manifest: Manifest = {
@@ -88,7 +112,7 @@ export function prepare(input: string, out: string, options: PrepareOptions): Pr
       probes,
       samples: m,
       fingerprint: raw.fingerprint,
-      conv: options.conv,
+      conv,
       layers,
       shards,
     };

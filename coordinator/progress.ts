@@ -1,6 +1,6 @@
 /**
  * Progress on stderr: a redrawn bar on a TTY, plain periodic lines otherwise
- * (every NEUROCORR_PROGRESS_MS, default 5000 ms), so logs stay readable.
+ * (every `intervalMs`, default 5000 ms), so logs stay readable.
  */
 export interface Progress {
   update(done: number): void;
@@ -13,14 +13,16 @@ export interface ProgressOptions {
   readonly label: string;
   readonly stream?: NodeJS.WritableStream & { isTTY?: boolean };
   readonly enabled?: boolean;
+  /** Milliseconds between plain lines off a terminal (default 5000). */
+  readonly intervalMs?: number;
 }
 
 const NOOP: Progress = { update: () => undefined, finish: () => undefined };
 
-export function createProgress({ total, pairsPerUnit, label, stream = process.stderr, enabled = true }: ProgressOptions): Progress {
+export function createProgress({ total, pairsPerUnit, label, stream = process.stderr, enabled = true, intervalMs = 5000 }: ProgressOptions): Progress {
   if (!enabled || total === 0) return NOOP;
   const tty = stream.isTTY === true;
-  const interval = tty ? 100 : Number(process.env['NEUROCORR_PROGRESS_MS'] ?? 5000);
+  const interval = tty ? 100 : intervalMs;
   const started = performance.now();
   let last = started;
   let current = 0;

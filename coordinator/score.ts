@@ -1,170 +1,84 @@
-/** `neurocorr score F G`: load, standardize, run the tiles, report. */
-import { checkOutputPath, writeAtomic } from '../shared/formats/index.js';
-import { matchesCsv } from '../shared/core/index.js';
-import type { Model } from '../shared/core/index.js';
-import type { ConstantMode, MatchMode } from '../shared/core/index.js';
-import { buildReport, type PartialInfo, type Scored } from '../shared/core/index.js';
-import { warnChance } from '../shared/core/index.js';
-import { nullOptions, type NullRequest } from '../shared/core/index.js';
-import { planPair, type PairOptions } from '../shared/formats/index.js';
-import { isShardPlan } from '../shared/formats/index.js';
-import type { ModelPlan } from '../shared/formats/index.js';
-import type { Tile } from '../shared/core/index.js';
-import type { KernelChoice } from '../worker/loader.js';
-import { runEmbedded } from './embedded.js';
-import { startPool } from '../worker/pool.js';
-import { hugePageAllocate, nativeLoops } from '../worker/native-assist.js';
+/**
+ * `score`: the exact score of two activation sets, on this machine or on a
+ * cluster. Both run the same job model (docs/ARCHITECTURE.md): plan the
+ * pair, run its tiles on an executor, reduce, report, write the outputs.
+ */
+import { humanSummary, warnChance, type Report } from '../shared/core/index.js';
+import { planPair } from '../shared/formats/index.js';
+import { checkOutputs, pairReport, writeOutputs } from '../shared/job/index.js';
+import { nativeLoops } from '../worker/native-assist.js';
+import { openSources, runEmbedded } from './embedded.js';
+import { scoreSettings, type ScoreOptions, type ScoreSettings } from './options.js';
 import { createProgress, type Progress } from './progress.js';
-import { ShardStream } from '../shared/formats/index.js';
 
-export interface ScoreOptions extends PairOptions {
-  readonly match: MatchMode;
-  readonly constant: ConstantMode;
-  readonly kernel: KernelChoice;
-  readonly threads?: number;
-  readonly tile?: number;
-  readonly out: string | null;
-  readonly matches: string | null;
-  readonly progress: boolean;
-  readonly log: (line: string) => void;
-  /** Bytes of streamed shard data held at once (shard-set inputs); default 2 GiB. */
-  readonly memory?: number;
-  /** Test hook: reorders the tile plan. */
-  readonly order?: (tiles: Tile[]) => Tile[];
-  /** The permutation null: K permutations (0: off), the sample per direction (null: the default, kept under 10% of the job), the seed. */
-  readonly null?: NullRequest;
+export interface ScoreResult {
+  readonly report: Report;
+  /** The short human summary `neurocorr score` prints. */
+  readonly summary: string;
 }
 
-export interface ModelPair {
-  readonly f: Model;
-  readonly g: Model;
-  readonly partial: PartialInfo | null;
-}
-
-export const DEFAULT_MEMORY = 2 * 1024 ** 3;
-
-const allocateZ = (plan: ModelPlan): Float32Array => new Float32Array(hugePageAllocate(plan.n * plan.m * 4));
-
-/** Loads and standardizes both activation sets with the run's options. */
-export function loadPair(fPath: string, gPath: string, options: ScoreOptions): ModelPair {
-  const { f, g, partial } = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
-  return { f: f.build(allocateZ(f)), g: g.build(allocateZ(g)), partial };
-}
-
-interface Deferred {
-  readonly promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Rejections are observed through the gate; this stops an unhandled-rejection warning for layers no tile reached.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
-
-export async function score(fPath: string, gPath: string, options: ScoreOptions): Promise<Scored> {
-  if (options.out !== null) checkOutputPath(options.out, '--out');
-  if (options.matches !== null) checkOutputPath(options.matches, '--matches');
-  const started = performance.now();
-  // NEUROCORR_TRACE=1: phase times on stderr, to see where a run's time goes.
-  const trace =
-    process.env['NEUROCORR_TRACE'] === '1'
-      ? (phase: string) => options.log(`trace: ${phase} at ${(performance.now() - started).toFixed(0)} ms`)
-      : () => undefined;
-  const plans = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
-  trace('planned');
-  // Shard sets are streamed through a bounded cache; other sets are standardized into memory.
-  const memory = options.memory ?? DEFAULT_MEMORY;
-  const streamF = isShardPlan(plans.f) ? new ShardStream(fPath, plans.f, memory / 2) : null;
-  const streamG = isShardPlan(plans.g) ? new ShardStream(gPath, plans.g, memory / 2) : null;
-  const zF = streamF ? new Float32Array(0) : allocateZ(plans.f);
-  const zG = streamG ? new Float32Array(0) : allocateZ(plans.g);
-  // The threads boot and load their kernel while this thread standardizes G;
-  // then F is standardized layer by layer while the tiles of finished layers run.
-  const pool = await startPool(zF, zG, plans.f.m, options.kernel, options.threads);
-  const fBuild = streamF ? null : plans.f.start(zF);
-  const gBuild = streamG ? null : plans.g.start(zG);
-  const f = streamF?.model ?? fBuild!.model;
-  const g = streamG?.model ?? gBuild!.model;
-  trace('pool starting');
-  // After the pool's start, so this small sum runs while the threads boot.
-  warnChance(f.m, f.probes, f.n, g.n, options.log);
-  try {
-    while (gBuild?.step());
-    trace('G standardized');
-  } catch (err) {
-    await pool.destroy();
-    throw err;
+/** Scores two activation sets; rejects with a NeurocorrError (bad input, a service down, a failed job) or a TypeError/RangeError (bad options). */
+export async function score(options: ScoreOptions): Promise<ScoreResult> {
+  const settings = scoreSettings(options);
+  checkOutputs(settings);
+  if (settings.cluster !== null) {
+    const { ClusterCoordinator } = await import('./cluster/coordinator.js');
+    return new ClusterCoordinator(settings, settings.cluster).run();
   }
-  const { partial } = plans;
-  const layerReady = f.layers.map(() => deferred());
-  if (fBuild === null) for (const ready of layerReady) ready.resolve();
-  const loadF = (async () => {
-    try {
-      for (let k = 0; fBuild?.step(); k++) {
-        layerReady[k]!.resolve();
-        trace(`F layer ${k} standardized`);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    } catch (err) {
-      for (const ready of layerReady) ready.reject(err);
-      throw err;
-    }
-  })();
+  return scoreEmbedded(settings);
+}
 
+async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
+  const started = performance.now();
+  const trace = s.trace ? (phase: string) => s.log(`trace: ${phase} at ${(performance.now() - started).toFixed(0)} ms`) : () => undefined;
+  const loops = nativeLoops();
+  const planned = planPair(s.f, s.g, { ...s.pair, ...(loops ? { loops } : {}) });
+  trace('planned');
+  const [f, g] = [planned.f.skeleton(), planned.g.skeleton()];
+  warnChance(f.m, f.probes, f.n, g.n, s.log);
   let progress: Progress | null = null;
-  const running = runEmbedded(
-    f,
-    g,
-    {
-      kernel: options.kernel,
-      ...(options.threads !== undefined ? { threads: options.threads } : {}),
-      ...(options.tile !== undefined ? { block: options.tile } : {}),
-      ...(options.order ? { order: options.order } : {}),
-      onStart: ({ kernel, tiles }) => {
-        trace('pool ready');
-        for (const note of kernel.notes) options.log(`kernel: ${note}`);
-        progress = createProgress({ total: tiles, pairsPerUnit: (f.n * g.n) / tiles, label: 'tiles', enabled: options.progress });
-      },
-      onTile: (done) => progress?.update(done),
-      gate: (tile) => layerReady[tile.f.layer]!.promise,
-      sources: { ...(streamF ? { f: streamF } : {}), ...(streamG ? { g: streamG } : {}) },
-      null: nullOptions(options.null, plans.f.n, plans.g.n),
-    },
-    pool,
+  const sources = openSources(
+    [
+      { path: s.f, plan: planned.f },
+      { path: s.g, plan: planned.g },
+    ],
+    s.memory,
   );
-  const [, run] = await Promise.all([loadF, running]);
+  const run = await runEmbedded(sources, [{ f: 0, g: 1 }], {
+    kernel: s.kernel,
+    ...(s.threads !== undefined ? { threads: s.threads } : {}),
+    ...(s.tile !== undefined ? { block: s.tile } : {}),
+    memory: s.memory,
+    null: s.null,
+    onStart: ({ kernel, plan }) => {
+      trace('pool ready');
+      for (const note of kernel.notes) s.log(`kernel: ${note}`);
+      progress = createProgress({
+        total: plan.tiles.length,
+        pairsPerUnit: (f.n * g.n) / plan.tiles.length,
+        label: 'tiles',
+        enabled: s.progress,
+        intervalMs: s.progressInterval,
+      });
+    },
+    onTile: (done) => progress?.update(done),
+  });
   trace('tiles done');
   (progress as Progress | null)?.finish();
-
-  const seconds = (performance.now() - started) / 1000;
-  const scored = buildReport(f, g, run.reduction, {
-    match: options.match,
-    constantMode: options.constant,
-    conv: options.conv,
-    partial,
+  const { plan } = run.progress;
+  const scored = pairReport(run.progress, 0, {
+    match: s.match,
+    constantMode: s.constant,
+    conv: s.pair.conv,
+    partial: planned.partial,
     kernel: run.kernel.name,
     threads: run.threads,
-    block: run.block,
-    tiles: run.tiles,
-    seconds,
-    io: streamF || streamG ? { F: streamF?.stats ?? null, G: streamG?.stats ?? null, memory } : null,
-    null: run.null,
+    block: plan.block,
+    tiles: plan.tiles.filter((t) => t.kind === 'main').length,
+    seconds: (performance.now() - started) / 1000,
+    io: run.io,
+    nullSeconds: run.nullSeconds,
   });
-  if (options.out !== null) writeAtomic(options.out, [`${JSON.stringify(scored.report, null, 2)}\n`]);
-  if (options.matches !== null) {
-    const sides = [
-      { label: 'F' as const, self: f, other: g, state: run.reduction.forward, scores: scored.forward },
-      { label: 'G' as const, self: g, other: f, state: run.reduction.backward, scores: scored.backward },
-    ];
-    writeAtomic(options.matches, matchesCsv(sides, options.match));
-  }
-  return scored;
+  writeOutputs(run.progress, 0, scored, s);
+  return { report: scored.report, summary: humanSummary(scored.report) };
 }

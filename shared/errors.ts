@@ -1,7 +1,18 @@
 /**
- * Typed errors. Every error the CLI can surface carries a stable `code`, an
- * optional `cause`, and the exit code the CLI maps it to: 2 for anything the
- * user can fix (bad input, bad usage), 1 for internal failures.
+ * Typed errors. Every error neurocorr raises on purpose carries a stable
+ * `code`, an optional `cause`, and the exit code the CLI maps it to:
+ *
+ * | exit | category                                                    | classes                              |
+ * | ---- | ----------------------------------------------------------- | ------------------------------------ |
+ * | 1    | internal failure (a bug, or the machine)                    | InternalError, anything untyped      |
+ * | 2    | bad input or usage: the message names the file or option    | UsageError, InputError, KernelUnavailableError |
+ * | 3    | a service is unreachable or failing (NATS, Redis, objects)  | ServiceError                         |
+ * | 4    | a cluster job failed: a tile failed on every delivery, or   | JobFailedError                       |
+ * |      | another coordinator took the job's lease                    |                                      |
+ *
+ * Messages name library options as they are spelled in the options objects
+ * (`probes`, `null.sample`); the CLI re-renders them with its flag names
+ * (`--probes`, `--null-sample`) through `describe`.
  */
 
 export type ErrorCode =
@@ -15,25 +26,44 @@ export type ErrorCode =
   | 'E_INPUT_MISMATCH'
   | 'E_LAYER_MAP'
   | 'E_KERNEL_UNAVAILABLE'
+  | 'E_SERVICE'
   | 'E_TILE_FAILED'
+  | 'E_LEASE_LOST'
   | 'E_INTERNAL';
+
+export type ExitCode = 1 | 2 | 3 | 4;
+
+/** How an option is called where the message is shown: `probes` in the library, `--probes` in the CLI. */
+export type OptionNamer = (option: string) => string;
+
+/** A message that names options, rendered for the library or for the CLI. */
+export type Message = string | ((name: OptionNamer) => string);
+
+const asIs: OptionNamer = (option) => option;
 
 export class NeurocorrError extends Error {
   readonly code: ErrorCode;
-  readonly exitCode: 1 | 2;
+  readonly exitCode: ExitCode;
+  private readonly template: Message;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: Message, exitCode: ExitCode, options?: { cause?: unknown }) {
+    super(typeof message === 'string' ? message : message(asIs), options);
     this.name = new.target.name;
     this.code = code;
-    this.exitCode = code === 'E_INTERNAL' ? 1 : 2;
+    this.exitCode = exitCode;
+    this.template = message;
+  }
+
+  /** The message with every option named by `name`. */
+  describe(name: OptionNamer): string {
+    return typeof this.template === 'string' ? this.template : this.template(name);
   }
 }
 
-/** Bad command-line usage or option values. Exit 2. */
+/** Bad usage or option values. Exit 2. */
 export class UsageError extends NeurocorrError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('E_USAGE', message, options);
+  constructor(message: Message, options?: { cause?: unknown }) {
+    super('E_USAGE', message, 2, options);
   }
 }
 
@@ -41,22 +71,40 @@ export class UsageError extends NeurocorrError {
 export class InputError extends NeurocorrError {
   readonly file: string;
 
-  constructor(code: ErrorCode, file: string, problem: string, fix: string, options?: { cause?: unknown }) {
-    super(code, `${file}: ${problem}. Fix: ${fix}`, options);
+  constructor(code: ErrorCode, file: string, problem: string, fix: Message, options?: { cause?: unknown }) {
+    super(code, (name) => `${file}: ${problem}. Fix: ${typeof fix === 'string' ? fix : fix(name)}`, 2, options);
     this.file = file;
   }
 }
 
 /** A requested kernel could not be loaded. Exit 2: the user asked for it. */
 export class KernelUnavailableError extends NeurocorrError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('E_KERNEL_UNAVAILABLE', message, options);
+  constructor(message: Message, options?: { cause?: unknown }) {
+    super('E_KERNEL_UNAVAILABLE', message, 2, options);
+  }
+}
+
+/** A service (NATS, Redis, the object store) is unreachable, or kept failing past its retries. Exit 3. */
+export class ServiceError extends NeurocorrError {
+  constructor(
+    readonly service: 'NATS' | 'Redis' | 'object store',
+    message: Message,
+    options?: { cause?: unknown },
+  ) {
+    super('E_SERVICE', message, 3, options);
+  }
+}
+
+/** A cluster job failed: a tile failed on every delivery (E_TILE_FAILED), or the job's lease was lost (E_LEASE_LOST). Exit 4. */
+export class JobFailedError extends NeurocorrError {
+  constructor(code: 'E_TILE_FAILED' | 'E_LEASE_LOST', message: Message, options?: { cause?: unknown }) {
+    super(code, message, 4, options);
   }
 }
 
 /** A bug or environment failure. Exit 1. */
 export class InternalError extends NeurocorrError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('E_INTERNAL', message, options);
+  constructor(message: Message, options?: { cause?: unknown }) {
+    super('E_INTERNAL', message, 1, options);
   }
 }

@@ -10,7 +10,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 
 export type { Logger };
 
-export function createLogger(name: string, level = process.env['NEUROCORR_LOG_LEVEL'] ?? 'info'): Logger {
+export function createLogger(name: string, level = 'info'): Logger {
   return pino({ name, level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
 }
 

@@ -245,8 +245,10 @@ describe('cluster runs', () => {
     writeFileSync(path, bytes);
     const again = names();
     const c = coordinator(again.job, again.prefix, ['--max-deliver', '2'], join(dir, 'F'));
-    expect(await c.exited).toBe(2);
-    expect(c.stderr()).toMatch(/tile \d+ of job .* failed 2 times \(max_deliver\)/);
+    // Exit 4: the job failed (a tile failed on every delivery); the message names the tile and the worker's error, which names the shard.
+    expect(await c.exited).toBe(4);
+    expect(c.stderr()).toMatch(/tile \d+ \(F .*\) of job .* failed 2 times \(max_deliver\)/);
+    expect(c.stderr()).toMatch(/run the job again with the same --job/);
     expect(c.stderr()).toContain(poisoned);
     expect(c.stdout()).toBe('');
     expect(await redis.hget(jobKeys(again.job, again.prefix).state, 'status')).toBe('failed');
@@ -266,7 +268,7 @@ describe('cluster runs', () => {
     expect(w!.stderr()).toMatch(/"worker stopped"/);
   });
 
-  it('bad cluster usage exits 2 with a clear message', async () => {
+  it('bad cluster usage exits 2 with a clear message; an unreachable service exits 3', async () => {
     const noRedis = spawnCli(['score', fDir, gDir, '--nats', nats.url]);
     expect(await noRedis.exited).toBe(2);
     expect(noRedis.stderr()).toMatch(/needs both --nats and --redis/);
@@ -274,8 +276,9 @@ describe('cluster runs', () => {
     expect(await badJob.exited).toBe(2);
     expect(badJob.stderr()).toMatch(/not a valid job name/);
     const down = spawnCli(['score', fDir, gDir, '--nats', 'nats://user:secret@127.0.0.1:1', '--redis', redisServer.url]);
-    expect(await down.exited).toBe(2);
+    expect(await down.exited).toBe(3);
     expect(down.stderr()).toMatch(/cannot reach NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1/);
+    expect(down.stderr()).toMatch(/or fix --nats/);
     expect(down.stderr()).not.toContain('secret');
   });
 });

@@ -4,13 +4,9 @@
  * layers), conv-shaped layers, one-neuron layers, M = 2 and one-layer models.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { runEmbedded } from '../dist/coordinator/embedded.js';
-import { loadPair, type ScoreOptions } from '../dist/coordinator/score.js';
-import { buildReport } from '../dist/shared/core/index.js';
-import type { Tile } from '../dist/shared/core/index.js';
 import type { KernelChoice } from '../dist/worker/loader.js';
 import { bruteForce } from './helpers/brute.js';
-import { baseOptions } from './helpers/options.js';
+import { runPair, type RunOptions } from './helpers/run.js';
 import { bruteLayers, genModel, latents, rng, writeNpyDir, type GenOptions } from './helpers/models.js';
 
 interface Case {
@@ -54,32 +50,8 @@ function makeCase(c: Case, seed: number) {
   return { f, g, fDir: writeNpyDir(f), gDir: writeNpyDir(g) };
 }
 
-async function run(
-  fDir: string,
-  gDir: string,
-  kernel: KernelChoice,
-  extra: Partial<ScoreOptions> & { threads?: number; tile?: number; order?: (t: Tile[]) => Tile[] } = {},
-) {
-  const options = { ...baseOptions, kernel, ...extra };
-  const { f, g } = loadPair(fDir, gDir, options);
-  const result = await runEmbedded(f, g, {
-    kernel,
-    threads: extra.threads ?? 1,
-    ...(extra.tile !== undefined ? { block: extra.tile } : {}),
-    ...(extra.order ? { order: extra.order } : {}),
-  });
-  const scored = buildReport(f, g, result.reduction, {
-    match: 'paper',
-    constantMode: options.constant,
-    conv: options.conv,
-    partial: null,
-    kernel: result.kernel.name,
-    threads: result.threads,
-    block: result.block,
-    tiles: result.tiles,
-    seconds: 0,
-  });
-  return { ...scored, reduction: result.reduction, kernelName: result.kernel.name };
+function run(fDir: string, gDir: string, kernel: KernelChoice, extra: Omit<RunOptions, 'kernel'> = {}) {
+  return runPair(fDir, gDir, { kernel, ...extra });
 }
 
 const KERNELS: { label: string; choice: KernelChoice; backend?: string }[] = [
@@ -127,21 +99,22 @@ function shuffle<T>(items: T[], seed: number): T[] {
 function fingerprint(r: Awaited<ReturnType<typeof run>>): string {
   const { forward, backward } = r.reduction;
   const arrays = [forward.best, forward.arg, forward.pen, forward.penArg, backward.best, backward.arg, backward.pen, backward.penArg];
-  return JSON.stringify([r.report.scores, arrays.map((a) => Array.from(a))]);
+  return JSON.stringify([r.report.scores, r.report.null?.scores, r.report.layers.map((l) => l.null), arrays.map((a) => Array.from(a))]);
 }
 
 describe.each(KERNELS)('bit-identical results with kernel $label', ({ choice, backend }) => {
-  it('across tile sizes 1, 7, 64 and whole-model, threads 1, 2, 4, and shuffled tile order', async () => {
+  it('across tile sizes 1, 7, 64 and whole-model, threads 1, 2, 4, and shuffled tile order, the permutation null included', async () => {
     if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
     const { fDir, gDir } = makeCase(CASES[0]!, 4242);
-    const baseline = fingerprint(await run(fDir, gDir, choice, { tile: 1 << 20 }));
+    const nul = { permutations: 2, sample: 9, seed: 3 };
+    const baseline = fingerprint(await run(fDir, gDir, choice, { tile: 1 << 20, null: nul }));
     for (const tile of [1, 7, 64]) {
       for (const threads of [1, 2, 4]) {
-        expect(fingerprint(await run(fDir, gDir, choice, { tile, threads })), `tile ${tile} threads ${threads}`).toBe(baseline);
+        expect(fingerprint(await run(fDir, gDir, choice, { tile, threads, null: nul })), `tile ${tile} threads ${threads}`).toBe(baseline);
       }
     }
     for (const seed of [1, 2]) {
-      expect(fingerprint(await run(fDir, gDir, choice, { tile: 7, threads: 2, order: (t) => shuffle(t, seed) }))).toBe(baseline);
+      expect(fingerprint(await run(fDir, gDir, choice, { tile: 7, threads: 2, null: nul, order: (t) => shuffle(t, seed) }))).toBe(baseline);
     }
   });
 });

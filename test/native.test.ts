@@ -5,7 +5,6 @@ import { loadAddon, nativeChunk } from '../dist/worker/kernels/native.js';
 import { computeTileReference } from '../dist/worker/kernels/reference.js';
 import { DEFAULT_CACHES } from '../dist/worker/caches.js';
 import { rng } from './helpers/models.js';
-import { baseOptions } from './helpers/options.js';
 
 const addon = loadAddon();
 const isas = addon.info().isas;
@@ -111,19 +110,16 @@ describe('native addon', () => {
 
 describe('native pool path', () => {
   it('every ISA gives the same score, bit for bit, through the pool', async () => {
-    const { runEmbedded } = await import('../dist/coordinator/embedded.js');
-    const { loadPair } = await import('../dist/coordinator/score.js');
+    const { runPair } = await import('./helpers/run.js');
     const { genModel, latents, writeNpyDir } = await import('./helpers/models.js');
     const latent = latents(1, 24, 3);
     const fDir = writeNpyDir(genModel(1, { m: 24, layers: [[40], [3, 4, 4]], latent, duplicates: 0.2, constants: 0.05 }));
     const gDir = writeNpyDir(genModel(2, { m: 24, layers: [[70]], latent, duplicates: 0.2 }));
-    const options = { ...baseOptions, kernel: 'native' as const };
     const states: string[] = [];
     for (const isa of isas) {
       process.env['NEUROCORR_NATIVE_ISA'] = isa;
-      const { f, g } = loadPair(fDir, gDir, options);
-      const { reduction, kernel } = await runEmbedded(f, g, { kernel: 'native', threads: 2, block: 13 });
-      expect(kernel.name).toBe(`native-${isa}`);
+      const { reduction, kernelName } = await runPair(fDir, gDir, { kernel: 'native', threads: 2, tile: 13 });
+      expect(kernelName).toBe(`native-${isa}`);
       states.push(JSON.stringify([reduction.forward, reduction.backward].flatMap((s) => [s.best, s.arg, s.pen, s.penArg].map((a) => Array.from(a)))));
     }
     delete process.env['NEUROCORR_NATIVE_ISA'];

@@ -144,7 +144,7 @@ describe('permutation null', () => {
     const args = ['--null', '3', '--null-sample', '30', '--null-seed', '5'];
     const base = score(fDir, gDir, [...args, '--threads', '1', '--tile', '8']);
     const shards = join(writeNpyDir({ layers: [], dtype: 'f4' }), 'G-shards');
-    prepare(gDir, shards, { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 7, log: () => undefined });
+    prepare({ input: gDir, out: shards, memory: 64 << 20, conv: 'units', force: false, shardNeurons: 7, log: () => undefined });
     for (const other of [score(fDir, gDir, [...args, '--threads', '2', '--tile', '32']), score(fDir, shards, [...args, '--memory', '4KiB', '--tile', '5'])]) {
       expect(other.null!.scores).toEqual(base.null!.scores);
       expect(other.layers.map((l) => l.null)).toEqual(base.layers.map((l) => l.null));

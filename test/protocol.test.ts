@@ -1,20 +1,30 @@
 /** The cluster's wire formats and key names: round trips, sizes, and refusals. */
 import { describe, expect, it } from 'vitest';
 import { clusterBlock } from '../dist/coordinator/cluster/coordinator.js';
-import { encodeCheckpoint, restoreCheckpoint } from '../dist/shared/cluster/index.js';
-import { redactUrl } from '../dist/shared/cluster/index.js';
-import { checkJobName, decodeResult, decodeTile, encodeFailure, encodeResult, encodeTile, resultPayloadBytes } from '../dist/shared/cluster/index.js';
-import { Reduction } from '../dist/shared/core/index.js';
-import { jobKeys, jobsIndexKey } from '../dist/shared/cluster/index.js';
-import { allocTileResult, type Tile } from '../dist/shared/core/index.js';
+import {
+  checkJobName,
+  decodeResult,
+  decodeTile,
+  encodeFailure,
+  encodeResult,
+  encodeTile,
+  jobKeys,
+  jobsIndexKey,
+  redactUrl,
+  resultPayloadBytes,
+} from '../dist/shared/cluster/index.js';
+import { allocTileResult, type LayerInfo, type Model } from '../dist/shared/core/index.js';
+import { encodeCheckpoint, JobProgress, planJob, type JobTile } from '../dist/shared/job/index.js';
+import { restoreCheckpoint } from '../dist/shared/job/index.js';
 
-const tile: Tile = { id: 7, f: { layer: 1, start: 10, count: 3 }, g: { layer: 0, start: 4, count: 2 } };
+const tile: JobTile = { kind: 'main', id: 7, pair: 0, f: { layer: 1, start: 10, count: 3 }, g: { layer: 0, start: 4, count: 2 } };
+const nullTile: JobTile = { kind: 'null', id: 9, pair: 0, k: 3, side: 1, sample: { layer: 0, start: 0, count: 4 }, other: { layer: 1, start: 12, count: 8 } };
 const provenance = { worker: 'w-1', kernel: 'native-avx512', deliveries: 2, milliseconds: 1.5 };
 
 describe('protocol codecs', () => {
-  it('a tile spec round-trips', () => {
-    expect(decodeTile(encodeTile('job-a', tile))).toEqual({ job: 'job-a', tile, null: null });
-    expect(decodeTile(encodeTile('job-a', tile, { k: 3, side: 1 })).null).toEqual({ k: 3, side: 1 });
+  it('a tile spec round-trips, main and null', () => {
+    expect(decodeTile(encodeTile('job-a', tile))).toEqual({ job: 'job-a', tile });
+    expect(decodeTile(encodeTile('job-a', nullTile))).toEqual({ job: 'job-a', tile: nullTile });
   });
 
   it('a tile result round-trips bit for bit, as raw buffers, even from an unaligned view', () => {
@@ -24,14 +34,14 @@ describe('protocol codecs', () => {
     result.rowArg.set([4, 5, 0xfffffffe]);
     result.colArg.set([10, 12]);
     const constant = Uint8Array.of(0, 1, 0, 0, 1);
-    const bytes = encodeResult('job-a', tile, result, constant, provenance);
+    const bytes = encodeResult('job-a', tile.id, result, constant, provenance);
     // NATS hands out Buffers that are views into a larger pool, at odd offsets.
     const pooled = new Uint8Array(bytes.length + 3);
     pooled.set(bytes, 3);
     const decoded = decodeResult(pooled.subarray(3));
     expect(decoded.kind).toBe('result');
     if (decoded.kind !== 'result') return;
-    expect(decoded).toMatchObject({ job: 'job-a', tile, ...provenance });
+    expect(decoded).toMatchObject({ job: 'job-a', tile: tile.id, ...provenance });
     expect([...decoded.result.rowBest]).toEqual([...result.rowBest]);
     expect([...decoded.result.colBest]).toEqual([...result.colBest]);
     expect([...decoded.result.rowArg]).toEqual([...result.rowArg]);
@@ -40,9 +50,15 @@ describe('protocol codecs', () => {
     expect(bytes.length - resultPayloadBytes(3, 2)).toBeLessThan(80);
   });
 
+  it('a null tile result carries no constant flags', () => {
+    const decoded = decodeResult(encodeResult('job-a', nullTile.id, allocTileResult(8, 4), new Uint8Array(0), provenance));
+    expect(decoded.kind === 'result' && decoded.constant.length).toBe(0);
+    expect(() => encodeResult('job-a', 1, allocTileResult(8, 4), new Uint8Array(3), provenance)).toThrow(/3 constant flags for a result of 8x4/);
+  });
+
   it('a failure carries its message', () => {
-    const decoded = decodeResult(encodeFailure('job-a', tile, 'shard 3 is damaged', provenance));
-    expect(decoded).toMatchObject({ kind: 'failure', error: 'shard 3 is damaged', worker: 'w-1', deliveries: 2 });
+    const decoded = decodeResult(encodeFailure('job-a', tile.id, 'shard 3 is damaged', provenance));
+    expect(decoded).toMatchObject({ kind: 'failure', tile: 7, error: 'shard 3 is damaged', worker: 'w-1', deliveries: 2 });
   });
 
   it('truncated or foreign messages are refused', () => {
@@ -59,31 +75,41 @@ describe('protocol codecs', () => {
 });
 
 describe('checkpoints', () => {
-  const layers = [{ name: 'l', depth: 0, source: 's', shape: [3], start: 0, count: 3, total: 3, constant: 0 }];
-  const shape = { n: 3, layers, constant: new Uint8Array(3) };
-  const progress = () => {
-    const reduction = new Reduction(shape, { ...shape, constant: new Uint8Array(3) });
-    return { reduction, done: new Uint8Array(4), nulls: null };
-  };
+  const layers: LayerInfo[] = [{ name: 'l', depth: 0, source: 's', shape: [3], start: 0, count: 3, total: 3, constant: 0 }];
+  const model = (n = 3): Model => ({
+    path: 'm',
+    probes: 4,
+    m: 4,
+    n,
+    layers: [{ ...layers[0]!, count: n, total: n }],
+    z: new Float32Array(0),
+    constant: new Uint8Array(n),
+    ids: null,
+    fingerprint: null,
+  });
+  const progress = (n = 3) => new JobProgress(planJob([model(n), model()], [{ f: 0, g: 1 }], { block: 2, null: { permutations: 1, sample: 2, seed: 1 } }));
 
-  it('restores exactly what was saved', () => {
+  it('restores exactly what was saved, null included', () => {
     const a = progress();
-    const t: Tile = { id: 2, f: { layer: 0, start: 0, count: 3 }, g: { layer: 0, start: 0, count: 3 } };
-    const r = allocTileResult(3, 3);
-    r.rowBest.set([0.1, 0.2, 0.3]);
-    r.colBest.set([0.4, 0.5, 0.6]);
-    a.reduction.merge(t, r);
-    a.done[2] = 1;
-    a.reduction.g.constant[1] = 1;
+    const main = a.plan.tiles.find((t) => t.kind === 'main')!;
+    const r = allocTileResult(2, 2);
+    r.rowBest.set([0.1, 0.2]);
+    r.colBest.set([0.4, 0.5]);
+    a.merge(main, r, Uint8Array.of(0, 1, 0, 0));
+    const sampleTile = a.plan.tiles.find((t) => t.kind === 'null')!;
+    const n = allocTileResult(sampleTile.kind === 'null' ? sampleTile.other.count : 0, sampleTile.kind === 'null' ? sampleTile.sample.count : 0);
+    n.colBest.fill(0.75);
+    a.merge(sampleTile, n, null);
     const b = progress();
     restoreCheckpoint(encodeCheckpoint(a), b);
     expect(encodeCheckpoint(b)).toEqual(encodeCheckpoint(a));
-    expect([...b.reduction.backward.best]).toEqual([0.4, 0.5, 0.6]);
+    expect([...b.pairs[0]!.reduction.backward.best.subarray(0, 2)]).toEqual([0.4, 0.5]);
+    expect([...b.constant[0]!]).toEqual([0, 1, 0]);
+    expect(b.doneTiles).toBe(2);
   });
 
   it('refuses a checkpoint of another plan', () => {
-    const other = { ...progress(), done: new Uint8Array(5) };
-    expect(() => restoreCheckpoint(encodeCheckpoint(other), progress())).toThrow(/checkpoint is for 3x3 neurons in 5 tiles/);
+    expect(() => restoreCheckpoint(encodeCheckpoint(progress(5)), progress())).toThrow(/checkpoint does not fit this job's plan/);
   });
 });
 

@@ -6,8 +6,6 @@ import { join } from 'node:path';
 import { Field, FixedSizeList, Float32, RecordBatch, Schema, Struct, Table, Uint64, makeData, tableToIPC } from 'apache-arrow';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { runEmbedded } from '../dist/coordinator/embedded.js';
-import { loadPair } from '../dist/coordinator/score.js';
 import { prepare } from '../dist/coordinator/prepare.js';
 import { architectureLayers, neuronCount } from '../dist/coordinator/synth/architectures.js';
 import { loadActivationSet } from '../dist/shared/formats/index.js';
@@ -16,7 +14,7 @@ import { ShardStream } from '../dist/shared/formats/index.js';
 import { synthesize } from '../dist/coordinator/synth/synth.js';
 import { bruteForce } from './helpers/brute.js';
 import { bruteLayers, genModel, latents, writeNpyDir } from './helpers/models.js';
-import { baseOptions } from './helpers/options.js';
+import { runPair } from './helpers/run.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
 const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -24,8 +22,7 @@ const scratch = () => mkdtempSync(join(tmpdir(), 'nc-shards-'));
 const quiet = { log: () => undefined };
 
 async function reductionState(fPath: string, gPath: string, block: number) {
-  const { f, g } = loadPair(fPath, gPath, { ...baseOptions, kernel: 'native' });
-  const { reduction } = await runEmbedded(f, g, { kernel: 'native', threads: 2, block });
+  const { reduction } = await runPair(fPath, gPath, { kernel: 'native', threads: 2, tile: block });
   return JSON.stringify([reduction.forward, reduction.backward].flatMap((s) => [s.best, s.arg, s.pen, s.penArg].map((a) => Array.from(a))));
 }
 
@@ -67,8 +64,8 @@ describe('prepare -> score', () => {
 
   it('scores bit for bit like the .npy it came from, for several block sizes and shard sizes', async () => {
     const dir = scratch();
-    prepare(fDir, join(dir, 'F'), { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 7, ...quiet });
-    prepare(gDir, join(dir, 'G'), { memory: 64 << 20, conv: 'units', force: false, ...quiet });
+    prepare({ input: fDir, out: join(dir, 'F'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 7, ...quiet });
+    prepare({ input: gDir, out: join(dir, 'G'), memory: 64 << 20, conv: 'units', force: false, ...quiet });
     const manifest = JSON.parse(readFileSync(join(dir, 'F', 'manifest.json'), 'utf8'));
     expect(manifest.shards.length).toBe(5 + 4 + 1);
     for (const block of [5, 64, 1 << 20]) {
@@ -83,8 +80,8 @@ describe('prepare -> score', () => {
 
   it('streams shard sets through a bounded cache with the same bits as in memory', () => {
     const dir = scratch();
-    prepare(fDir, join(dir, 'F'), { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });
-    prepare(gDir, join(dir, 'G'), { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 5, ...quiet });
+    prepare({ input: fDir, out: join(dir, 'F'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });
+    prepare({ input: gDir, out: join(dir, 'G'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 5, ...quiet });
     const direct = JSON.parse(cli(['score', fDir, gDir, '--json', '--tile', '4']).stdout);
     for (const memory of ['4KiB', '64MiB']) {
       const r = cli(['score', join(dir, 'F'), join(dir, 'G'), '--json', '--tile', '4', '--memory', memory]);
@@ -103,7 +100,7 @@ describe('prepare -> score', () => {
 
   it('a budget smaller than one shard never recycles a shard that is handed out', () => {
     const dir = scratch();
-    prepare(fDir, join(dir, 'F'), { memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });
+    prepare({ input: fDir, out: join(dir, 'F'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });
     const plan = planShardSet(join(dir, 'F'), 'units', false);
     const whole = plan.build(new Float32Array(plan.n * plan.m));
     const stream = new ShardStream(join(dir, 'F'), plan, 1);

@@ -1,5 +1,3 @@
-export * from './binary.js';
-export * from './checkpoint.js';
 export * from './nats.js';
 export * from './object-files.js';
 export * from './protocol.js';

@@ -3,9 +3,9 @@
  * Credentials come only from the URL (user:pass@ or token@; tls:// for TLS)
  * and never appear in logs or errors: use redactUrl for anything printed.
  */
-import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
-import { UsageError } from '../errors.js';
+import { ServiceError, UsageError } from '../errors.js';
 import { RESULT_STREAM, TILE_STREAM, WORKER_CONSUMER, coordinatorConsumer, resultSubject } from './protocol.js';
 
 /** The URL with any user, password or token replaced by "***". */
@@ -27,9 +27,11 @@ function natsOptions(url: string, name: string): ConnectionOptions {
   try {
     u = new URL(url);
   } catch {
-    throw new UsageError(`--nats ${redactUrl(url)} is not a URL: use nats://host:4222 (or tls://, with user:pass@ or token@ for credentials)`);
+    throw new UsageError(
+      (o) => `${o('cluster.nats')} ${redactUrl(url)} is not a URL: use nats://host:4222 (or tls://, with user:pass@ or token@ for credentials)`,
+    );
   }
-  if (!['nats:', 'tls:'].includes(u.protocol)) throw new UsageError(`--nats ${redactUrl(url)}: the scheme must be nats:// or tls://`);
+  if (!['nats:', 'tls:'].includes(u.protocol)) throw new UsageError((o) => `${o('cluster.nats')} ${redactUrl(url)}: the scheme must be nats:// or tls://`);
   const server = `${u.hostname}:${u.port || '4222'}`;
   const user = decodeURIComponent(u.username);
   const pass = decodeURIComponent(u.password);
@@ -49,7 +51,13 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
   try {
     return await connect(options);
   } catch (err) {
-    throw new UsageError(`cannot reach NATS at ${redactUrl(url)}: ${(err as Error).message}; start nats-server with -js, or fix --nats`);
+    throw new ServiceError(
+      'NATS',
+      (o) => `cannot reach NATS at ${redactUrl(url)}: ${(err as Error).message}; start nats-server with -js, or fix ${o('cluster.nats')}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -73,7 +81,8 @@ export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
   for (const { name, subjects } of want) {
     try {
       await jsm.streams.info(name);
-    } catch {
+    } catch (err) {
+      if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
       await jsm.streams.add({ name, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File });
     }
   }
@@ -98,7 +107,7 @@ export async function ensureWorkerConsumer(jsm: JetStreamManager, config: TileQu
       };
     await jsm.consumers.update(TILE_STREAM, WORKER_CONSUMER, settings);
   } catch (err) {
-    if (!isNotFound(err)) throw err;
+    if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
     await jsm.consumers.add(TILE_STREAM, {
       durable_name: WORKER_CONSUMER,
       ack_policy: AckPolicy.Explicit,
@@ -117,7 +126,7 @@ export async function ensureResultConsumer(jsm: JetStreamManager, job: string, a
     await jsm.consumers.info(RESULT_STREAM, name);
     await jsm.consumers.update(RESULT_STREAM, name, { ack_wait: nanos(ackWaitMs) });
   } catch (err) {
-    if (!isNotFound(err)) throw err;
+    if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
     await jsm.consumers.add(RESULT_STREAM, {
       durable_name: name,
       ack_policy: AckPolicy.Explicit,
@@ -129,7 +138,7 @@ export async function ensureResultConsumer(jsm: JetStreamManager, job: string, a
   }
 }
 
-function isNotFound(err: unknown): boolean {
-  const e = err as { code?: unknown; api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10014 || e.code === '404' || /not found/i.test(e.message ?? '');
+/** A JetStream API error with this code (JetStreamApiCodes). */
+export function isApiError(err: unknown, code: number): boolean {
+  return err instanceof JetStreamApiError && err.code === code;
 }

@@ -3,11 +3,11 @@
  * spec, and the binary codecs of tile specs, tile results and tile failures.
  * Result arrays travel as raw little-endian buffers, never as JSON numbers.
  */
-import { Reader, Writer } from './binary.js';
+import { Reader, Writer } from '../binary.js';
 import { InternalError, UsageError } from '../errors.js';
-import type { NullOptions } from '../core/index.js';
+import { tileResultBytes, tileResultView, type Block, type NullOptions, type TileResult } from '../core/index.js';
 import type { PairOptions } from '../formats/index.js';
-import { tileResultBytes, tileResultView, type Block, type Tile, type TileResult } from '../core/index.js';
+import type { JobPairInput, JobTile } from '../job/index.js';
 
 export const TILE_STREAM = 'NEUROCORR_TILES';
 export const RESULT_STREAM = 'NEUROCORR_RESULTS';
@@ -27,7 +27,8 @@ const JOB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Job names become NATS subject tokens and Redis key parts: letters, digits, _ and - only. */
 export function checkJobName(job: string): string {
-  if (!JOB_NAME.test(job)) throw new UsageError(`--job ${JSON.stringify(job)} is not a valid job name: use 1-64 letters, digits, '_' or '-'`);
+  if (!JOB_NAME.test(job))
+    throw new UsageError((o) => `${o('cluster.job')} ${JSON.stringify(job)} is not a valid job name: use 1-64 letters, digits, '_' or '-'`);
   return job;
 }
 
@@ -44,17 +45,21 @@ export type InputRef =
       readonly files: readonly { readonly path: string; readonly size: number }[];
     };
 
-/** Everything a worker needs to reproduce the coordinator's plan, exactly. */
+/** Everything a worker needs to plan the job exactly as the coordinator did. */
 export interface JobSpec {
-  readonly version: 1;
+  readonly version: 2;
   readonly job: string;
-  readonly f: InputRef;
-  readonly g: InputRef;
-  readonly pair: Omit<PairOptions, 'loops'>;
+  /** Where each model's activation set is. */
+  readonly inputs: readonly InputRef[];
+  /** Model indices of each pair (rows of its main tiles come from f). */
+  readonly pairs: readonly JobPairInput[];
+  /** How the models are read (conv semantics, partial selections). */
+  readonly options: Omit<PairOptions, 'loops'>;
   readonly m: number;
-  readonly n: readonly [number, number];
+  /** Neurons of each model. */
+  readonly n: readonly number[];
   readonly block: number;
-  /** Main tiles; the null's follow them, with ids from `tiles` on. */
+  /** Tiles in the plan, main and null. */
   readonly tiles: number;
   /** The permutation null, with its sample size resolved (permutations 0: none). */
   readonly null: NullOptions;
@@ -66,11 +71,12 @@ export function encodeJobSpec(spec: JobSpec): Uint8Array {
 
 export function decodeJobSpec(bytes: Uint8Array): JobSpec {
   const spec = JSON.parse(new TextDecoder().decode(bytes)) as JobSpec;
-  if (spec.version !== 1) throw new InternalError(`job spec version ${String(spec.version)} is not supported by this worker; upgrade it`);
+  if (spec.version !== 2)
+    throw new InternalError(`job spec version ${String(spec.version)} is not supported by this worker; run the same neurocorr version everywhere`);
   return spec;
 }
 
-const VERSION = 1;
+const VERSION = 2;
 const KIND_TILE = 1;
 const KIND_RESULT = 2;
 const KIND_FAILURE = 3;
@@ -90,33 +96,28 @@ function readHeader(data: Uint8Array): { reader: Reader; kind: number; job: stri
 const writeBlock = (w: Writer, b: Block): Writer => w.u32(b.layer, b.start, b.count);
 const readBlock = (r: Reader): Block => ({ layer: r.u32(), start: r.u32(), count: r.u32() });
 
-/** Which permutation-null work a tile is: permutation k, and the side whose sample forms its rows. */
-export interface NullPart {
-  readonly k: number;
-  readonly side: 0 | 1;
-}
-
 export interface TileMessage {
   readonly job: string;
-  /** For a null tile, f is a block of the side's sample and g a block of the other model. */
-  readonly tile: Tile;
-  readonly null: NullPart | null;
+  readonly tile: JobTile;
 }
 
-export function encodeTile(job: string, tile: Tile, part: NullPart | null = null): Uint8Array {
-  return writeBlock(writeBlock(header(KIND_TILE, job, tile.id), tile.f), tile.g)
-    .u32(part === null ? 0 : part.k * 2 + part.side + 1)
-    .done();
+/** A tile names its pair, its kind (main, or null permutation k and side) and its two blocks. */
+export function encodeTile(job: string, tile: JobTile): Uint8Array {
+  const w = header(KIND_TILE, job, tile.id).u32(tile.pair);
+  if (tile.kind === 'main') return writeBlock(writeBlock(w.u32(0), tile.f), tile.g).done();
+  return writeBlock(writeBlock(w.u32(tile.k * 2 + tile.side + 1), tile.sample), tile.other).done();
 }
 
 export function decodeTile(data: Uint8Array): TileMessage {
-  const { reader, kind, job, tile } = readHeader(data);
+  const { reader, kind, job, tile: id } = readHeader(data);
   if (kind !== KIND_TILE) throw new InternalError(`expected a tile message, got kind ${kind}`);
-  const f = readBlock(reader);
-  const g = readBlock(reader);
+  const pair = reader.u32();
   const code = reader.u32();
+  const a = readBlock(reader);
+  const b = readBlock(reader);
   reader.end();
-  return { job, tile: { id: tile, f, g }, null: code === 0 ? null : { k: (code - 1) >> 1, side: ((code - 1) & 1) as 0 | 1 } };
+  if (code === 0) return { job, tile: { kind: 'main', id, pair, f: a, g: b } };
+  return { job, tile: { kind: 'null', id, pair, k: (code - 1) >> 1, side: ((code - 1) & 1) as 0 | 1, sample: a, other: b } };
 }
 
 /** Who computed a tile, and how. */
@@ -131,16 +132,16 @@ export interface Provenance {
 export interface ResultMessage extends Provenance {
   readonly kind: 'result';
   readonly job: string;
-  readonly tile: Tile;
+  readonly tile: number;
   readonly result: TileResult;
-  /** Constant flags (1 = constant) of the tile's F neurons, then its G neurons. */
+  /** A main tile's constant flags (1 = constant) of its row neurons, then its column neurons; empty for a null tile. */
   readonly constant: Uint8Array;
 }
 
 export interface FailureMessage extends Provenance {
   readonly kind: 'failure';
   readonly job: string;
-  readonly tile: Tile;
+  readonly tile: number;
   readonly error: string;
 }
 
@@ -148,41 +149,39 @@ function provenance(w: Writer, p: Provenance): Writer {
   return w.str(p.worker).str(p.kernel).u32(p.deliveries).f64(p.milliseconds);
 }
 
-export function encodeResult(job: string, tile: Tile, result: TileResult, constant: Uint8Array, p: Provenance): Uint8Array {
-  const nf = tile.f.count;
-  const ng = tile.g.count;
-  if (result.rowBest.length !== nf || result.colBest.length !== ng || constant.length !== nf + ng) {
-    throw new InternalError(`tile ${tile.id}: result of ${result.rowBest.length}x${result.colBest.length} does not fit ${nf}x${ng}`);
+export function encodeResult(job: string, tile: number, result: TileResult, constant: Uint8Array, p: Provenance): Uint8Array {
+  const rows = result.rowBest.length;
+  const cols = result.colBest.length;
+  if (constant.length !== 0 && constant.length !== rows + cols) {
+    throw new InternalError(`tile ${tile}: ${constant.length} constant flags for a result of ${rows}x${cols}`);
   }
-  const w = provenance(writeBlock(writeBlock(header(KIND_RESULT, job, tile.id), tile.f), tile.g), p);
+  const w = provenance(header(KIND_RESULT, job, tile), p).u32(rows, cols, constant.length);
   return w.array(result.rowBest).array(result.colBest).array(result.rowArg).array(result.colArg).bytes(constant).done();
 }
 
-export function encodeFailure(job: string, tile: Tile, error: string, p: Provenance): Uint8Array {
-  return provenance(writeBlock(writeBlock(header(KIND_FAILURE, job, tile.id), tile.f), tile.g), p)
+export function encodeFailure(job: string, tile: number, error: string, p: Provenance): Uint8Array {
+  return provenance(header(KIND_FAILURE, job, tile), p)
     .str(error)
     .done();
 }
 
 export function decodeResult(data: Uint8Array): ResultMessage | FailureMessage {
-  const { reader, kind, job, tile: id } = readHeader(data);
+  const { reader, kind, job, tile } = readHeader(data);
   if (kind !== KIND_RESULT && kind !== KIND_FAILURE) throw new InternalError(`expected a result message, got kind ${kind}`);
-  const tile: Tile = { id, f: readBlock(reader), g: readBlock(reader) };
   const p: Provenance = { worker: reader.str(), kernel: reader.str(), deliveries: reader.u32(), milliseconds: reader.f64() };
   if (kind === KIND_FAILURE) {
     const error = reader.str();
     reader.end();
     return { kind: 'failure', job, tile, error, ...p };
   }
-  const nf = tile.f.count;
-  const ng = tile.g.count;
-  const result = tileResultView(reader.bytes(tileResultBytes(nf, ng)).buffer as ArrayBuffer, nf, ng);
-  const constant = reader.bytes(nf + ng);
+  const [rows, cols, flags] = [reader.u32(), reader.u32(), reader.u32()];
+  const result = tileResultView(reader.bytes(tileResultBytes(rows, cols)).buffer as ArrayBuffer, rows, cols);
+  const constant = reader.bytes(flags);
   reader.end();
   return { kind: 'result', job, tile, result, constant, ...p };
 }
 
-/** Bytes on the wire for a result of nf x ng, job name and provenance aside. */
-export function resultPayloadBytes(nf: number, ng: number): number {
-  return tileResultBytes(nf, ng) + nf + ng;
+/** Bytes on the wire for a result of rows x cols with constant flags, job name and provenance aside. */
+export function resultPayloadBytes(rows: number, cols: number): number {
+  return tileResultBytes(rows, cols) + rows + cols;
 }

@@ -149,7 +149,7 @@ export function scoresFor(
     const forward = meanOver(fScores[mode], f.constant, constantMode);
     const backward = meanOver(gScores[mode], g.constant, constantMode);
     if (Number.isNaN(forward) || Number.isNaN(backward)) {
-      throw new UsageError('--constant exclude leaves no neuron to average: every neuron of one model is constant; use --constant include');
+      throw new UsageError((o) => `${o('constant')} exclude leaves no neuron to average: every neuron of one model is constant; use ${o('constant')} include`);
     }
     out[mode] = directionScores(forward, backward);
   }

@@ -1,7 +1,8 @@
 /** The score report: what `score --json` prints and `--out` writes. */
 import { chanceLevel, samplesForChance, type ChanceLevel } from './chance.js';
 import type { ConvMode, Model } from './model.js';
-import { layerNull, sampleScores, scoreNulls, type DirectionNull, type NullReduction, type NullScores, type NullStat } from './null.js';
+import type { NullReduction } from './null-reduction.js';
+import { layerNull, sampleScores, scoreNulls, type DirectionNull, type NullScores, type NullStat } from './null-stats.js';
 import {
   MATCH_MODES,
   meanOver,

@@ -3,11 +3,11 @@ import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSyn
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
-/** Fails early (before any compute) when an output file's folder does not exist. */
-export function checkOutputPath(path: string, flag: string): void {
+/** Fails early (before any compute) when an output file's folder does not exist; `option` names the output in the message. */
+export function checkOutputPath(path: string, option: string): void {
   const dir = dirname(resolve(path));
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new UsageError(`${flag} ${path}: folder ${dir} does not exist; create it first or choose another path`);
+    throw new UsageError((o) => `${o(option)} ${path}: folder ${dir} does not exist; create it first or choose another path`);
   }
 }
 

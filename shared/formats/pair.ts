@@ -65,7 +65,7 @@ function checkLayerNames(f: Side, g: Side, options: PairOptions): void {
   const missing = (names: readonly string[] | null, sides: Side[]) => (names ?? []).filter((n) => !sides.some((side) => side.names.includes(n)));
   const bad = [...missing(options.layers, [f, g]), ...missing(options.layersF, [f]), ...missing(options.layersG, [g])];
   if (bad.length > 0) {
-    throw new UsageError(`--layers names ${bad.join(', ')}, which no model has. F layers: ${f.names.join(', ')}. G layers: ${g.names.join(', ')}`);
+    throw new UsageError((o) => `${o('layers')} names ${bad.join(', ')}, which no model has. F layers: ${f.names.join(', ')}. G layers: ${g.names.join(', ')}`);
   }
 }
 
@@ -97,8 +97,8 @@ export function planPair(fPath: string, gPath: string, options: PairOptions): Pl
     throw new InputError(
       'E_INPUT_MISMATCH',
       gPath,
-      `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (--conv channels multiplies probes by spatial positions)`,
-      'select layers with the same spatial size in both models, or use --conv units',
+      `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (channels semantics multiplies probes by spatial positions)`,
+      (o) => `select layers with the same spatial size in both models, or use ${o('conv')} units`,
     );
   }
   const partial: PartialInfo | null = isPartial

@@ -51,11 +51,15 @@ export const isShardPlan = (plan: ModelPlan): plan is ShardPlan => 'manifest' in
 export function planShardSet(dir: string, conv: ConvMode, partial: boolean): ShardPlan {
   const manifest = readManifest(dir);
   if (manifest.conv !== conv) {
-    throw new UsageError(`${dir} was prepared with --conv ${manifest.conv}; score it with --conv ${manifest.conv}, or prepare it again with --conv ${conv}`);
+    throw new UsageError(
+      (o) =>
+        `${dir} was prepared with ${o('conv')} ${manifest.conv}; score it with ${o('conv')} ${manifest.conv}, or prepare it again with ${o('conv')} ${conv}`,
+    );
   }
   if (partial) {
     throw new UsageError(
-      `${dir} is a shard set: partial options (--layers, --sample, --probes) apply to .npy or .safetensors input; score the full set, or prepare a partial one`,
+      (o) =>
+        `${dir} is a shard set: partial options (${o('layers')}, ${o('sample')}, ${o('probes')}) apply to .npy or .safetensors input; score the full set, or prepare a partial one`,
     );
   }
   const { samples: m, layers: declared } = manifest;

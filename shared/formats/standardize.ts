@@ -84,14 +84,14 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
     throw new InputError('E_INPUT_SHAPE', raw.path, `has ${fullM} probe(s); a correlation needs at least 2`, 'run the models on at least 2 probe inputs');
   }
   if (probes < 2 || probes > fullM) {
-    throw new UsageError(`--probes ${probes} is out of range: ${raw.path} has ${fullM} probes; use 2..${fullM}`);
+    throw new UsageError((o) => `${o('probes')} ${probes} is out of range: ${raw.path} has ${fullM} probes; use 2..${fullM}`);
   }
 
   const positioned = raw.layers.map((layer, position) => ({ layer, depth: layer.depth ?? position }));
   const selected = options.layers === null ? positioned : positioned.filter((p) => options.layers!.includes(p.layer.name));
   if (selected.length === 0) {
     const names = raw.layers.map((l) => l.name).join(', ');
-    throw new UsageError(`--layers selects no layer of ${raw.path}; its layers are: ${names}`);
+    throw new UsageError((o) => `${o('layers')} selects no layer of ${raw.path}; its layers are: ${names}`);
   }
 
   const geometries = selected.map((p) => layerGeometry(p.layer, options.conv));
@@ -101,8 +101,8 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
       throw new InputError(
         'E_INPUT_SHAPE',
         p.layer.source,
-        `--conv channels needs every layer to have the same number of spatial positions, but this layer has ${geometries[k]!.spatial} and ${selected[0]!.layer.source} has ${spatial}`,
-        'select layers of one spatial size with --layers, or use --conv units',
+        `channels semantics needs every layer to have the same number of spatial positions, but this layer has ${geometries[k]!.spatial} and ${selected[0]!.layer.source} has ${spatial}`,
+        (o) => `select layers of one spatial size with ${o('layers')}, or use ${o('conv')} units`,
       );
     }
   });

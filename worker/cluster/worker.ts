@@ -12,45 +12,87 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge } from 'prom-client';
-import { connectNats, ensureStreams, ensureWorkerConsumer, redactUrl, type TileQueueConfig } from '../../shared/cluster/index.js';
-import { materializeInput } from '../../shared/cluster/index.js';
-import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
-import { retry } from '../../shared/retry.js';
 import {
-  JOB_BUCKET,
-  TILE_STREAM,
-  WORKER_CONSUMER,
+  connectNats,
   decodeJobSpec,
   decodeTile,
   encodeFailure,
   encodeResult,
+  ensureStreams,
+  ensureWorkerConsumer,
+  JOB_BUCKET,
+  redactUrl,
   resultSubject,
-  type NullPart,
+  TILE_STREAM,
+  WORKER_CONSUMER,
   type Provenance,
+  type TileQueueConfig,
 } from '../../shared/cluster/index.js';
-import { gatherSample, nullKey, type NullTile } from '../../shared/core/index.js';
-import type { Tile } from '../../shared/core/index.js';
-import { openJob, type JobBlocks } from './job-blocks.js';
-import type { KernelChoice } from '../loader.js';
-import { startPool, type EmbeddedPool } from '../pool.js';
+import { sameTile, tilePairs } from '../../shared/job/index.js';
+import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
+import { retry } from '../../shared/retry.js';
+import { KERNEL_CHOICES, type KernelChoice } from '../loader.js';
+import { isObject, knownKeys, integer, oneOf, optional, string } from '../../shared/validate.js';
+import { defaultThreads, startPool, type EmbeddedPool } from '../pool.js';
+import { openJob, type OpenJobOptions, type WorkerJob } from './job.js';
 
 export interface WorkerOptions {
+  /** NATS server URL (nats:// or tls://). */
+  readonly nats: string;
+  /** Kernel threads (default: one per core). */
+  readonly threads?: number;
+  /** Tiles pulled and held at once (default: 2 per thread). */
+  readonly inflight?: number;
+  /** Bytes of streamed shard data cached per job (default 2 GiB). */
+  readonly cache?: number;
+  /** Where object-store sets are downloaded (default: $TMPDIR/neurocorr-cache). */
+  readonly cacheDir?: string;
+  /** Tile kernel (default `auto`). */
+  readonly kernel?: KernelChoice;
+  /** Serve Prometheus metrics on this port (0: any free port); none by default. */
+  readonly metricsPort?: number;
+  /** Address for the metrics (default 127.0.0.1). */
+  readonly metricsHost?: string;
+  /** Level of the worker's JSON logs on stderr (default `info`). */
+  readonly logLevel?: string;
+  /**
+   * Fault injection, for tests and chaos runs: `duplicate` publishes every
+   * result twice; `slow:MS` holds each tile MS milliseconds before computing.
+   */
+  readonly fault?: string;
+}
+
+const WORKER_KEYS = ['nats', 'threads', 'inflight', 'cache', 'cacheDir', 'kernel', 'metricsPort', 'metricsHost', 'logLevel', 'fault'] as const;
+
+interface WorkerSettings {
   readonly nats: string;
   readonly threads: number;
-  /** Tiles pulled and held at once. */
   readonly inflight: number;
-  /** Bytes of streamed shard data cached per job. */
   readonly cacheBytes: number;
-  /** Where object-store sets are downloaded. */
   readonly cacheDir: string;
   readonly kernel: KernelChoice;
   readonly metricsPort: number | null;
   readonly metricsHost: string;
-  /**
-   * Fault injection for the integration tests: 'duplicate' publishes every
-   * result twice; 'slow:MS' holds each tile MS milliseconds before computing.
-   */
+  readonly logLevel: string;
   readonly fault: string | null;
+}
+
+function workerSettings(options: WorkerOptions): WorkerSettings {
+  const o = isObject('', options);
+  knownKeys('', o, WORKER_KEYS);
+  const threads = optional(o['threads'], (v) => integer('threads', v, 1, 1024), defaultThreads());
+  return {
+    nats: string('nats', o['nats']),
+    threads,
+    inflight: optional(o['inflight'], (v) => integer('inflight', v, 1, 4096), 2 * threads),
+    cacheBytes: optional(o['cache'], (v) => integer('cache', v, 1), 2 * 1024 ** 3),
+    cacheDir: optional(o['cacheDir'], (v) => string('cacheDir', v), defaultCacheDir()),
+    kernel: optional(o['kernel'], (v) => oneOf('kernel', v, KERNEL_CHOICES), 'auto'),
+    metricsPort: optional<number | null>(o['metricsPort'], (v) => integer('metricsPort', v, 0, 65535), null),
+    metricsHost: optional(o['metricsHost'], (v) => string('metricsHost', v), '127.0.0.1'),
+    logLevel: optional(o['logLevel'], (v) => oneOf('logLevel', v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
+    fault: optional<string | null>(o['fault'], (v) => string('fault', v), null),
+  };
 }
 
 export const defaultCacheDir = (): string => join(tmpdir(), 'neurocorr-cache');
@@ -66,9 +108,10 @@ interface WorkerMetrics {
   readonly cacheLoads: Gauge;
 }
 
-function workerMetrics(endpoint: MetricsEndpoint, settled: Map<string, JobBlocks>): WorkerMetrics {
+function workerMetrics(endpoint: MetricsEndpoint, settled: Map<string, WorkerJob>): WorkerMetrics {
   const registers = [endpoint.registry];
-  const total = (key: 'hits' | 'loads') => [...settled.values()].reduce((sum, j) => sum + j.f.hits()[key] + j.g.hits()[key], 0);
+  const total = (key: 'hits' | 'loads') =>
+    [...settled.values()].reduce((sum, j) => sum + j.sources.reduce((n, source) => n + (source.stats?.[key] ?? 0), 0), 0);
   return {
     done: new Counter({ name: 'neurocorr_worker_tiles_done_total', help: 'tiles computed and published', registers }),
     failed: new Counter({ name: 'neurocorr_worker_tiles_failed_total', help: 'tiles that failed here', registers }),
@@ -102,9 +145,11 @@ export interface RunningWorker {
   readonly closed: Promise<void>;
 }
 
-export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+/** Starts a worker: it pulls tiles from NATS until `drain()` (SIGTERM in the CLI), computing them on a local pool. */
+export async function startWorker(input: WorkerOptions): Promise<RunningWorker> {
+  const options = workerSettings(input);
   const id = `${hostname()}-${process.pid}`;
-  const log = createLogger('neurocorr-worker').child({ worker: id });
+  const log = createLogger('neurocorr-worker', options.logLevel).child({ worker: id });
   const nc = await connectNats(options.nats, `neurocorr-worker ${id}`);
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);
@@ -119,8 +164,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     throw err;
   });
   const metrics = await startMetrics(options.metricsPort, options.metricsHost);
-  const jobs = new Map<string, Promise<JobBlocks | null>>();
-  const settled = new Map<string, JobBlocks>();
+  const jobs = new Map<string, Promise<WorkerJob | null>>();
+  const settled = new Map<string, WorkerJob>();
   const m = workerMetrics(metrics, settled);
   log.info(
     { nats: redactUrl(options.nats), kernel: kernel.name, notes: kernel.notes, threads: options.threads, inflight: options.inflight, metrics: metrics.url },
@@ -128,17 +173,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   );
 
   let serial = 0;
-  const keys = new Map<string, number>();
-  const open = (job: string, beat: () => void): Promise<JobBlocks | null> => {
+  const open = (job: string, beat: () => void): Promise<WorkerJob | null> => {
     let pending = jobs.get(job);
     if (pending === undefined) {
-      pending = openJobFromKv(nc, kv, job, options, beat).then((blocks) => {
-        if (blocks !== null) {
-          settled.set(job, blocks);
-          keys.set(job, ++serial);
+      // Kernel keys of different jobs must differ (TileRunner): a per-job base, a multiple of 2^40, wrapping under 2^53.
+      const keyBase = (++serial % 8192) * 2 ** 40;
+      pending = openJobFromKv(nc, kv, job, pool, { cacheBytes: options.cacheBytes, cacheDir: options.cacheDir, keyBase, beat }).then((opened) => {
+        if (opened !== null) {
+          settled.set(job, opened);
           evict(job);
         } else jobs.delete(job);
-        return blocks;
+        return opened;
       });
       pending.catch(() => jobs.delete(job));
       jobs.set(job, pending);
@@ -147,16 +192,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
   // Whole-model jobs hold their z for the job's life; keep the newest jobs that fit the cache.
   const evict = (keep: string) => {
-    let bytes = [...settled.values()].reduce((s, j) => s + j.f.bytes + j.g.bytes, 0);
-    for (const [job, blocks] of settled) {
+    let bytes = [...settled.values()].reduce((sum, j) => sum + j.bytes, 0);
+    for (const [job, opened] of settled) {
       if (bytes <= options.cacheBytes || job === keep) continue;
       settled.delete(job);
       jobs.delete(job);
-      bytes -= blocks.f.bytes + blocks.g.bytes;
+      bytes -= opened.bytes;
     }
   };
 
-  const ctx: TileContext = { js, log, m, pool, open, key: (job) => keys.get(job) ?? 0, kernel: kernel.name, id, queue: () => queue, fault: options.fault };
+  const ctx: TileContext = { js, log, m, open, kernel: kernel.name, id, queue: () => queue, fault: options.fault };
   let draining = false;
   let rate = { tiles: 0, pairs: 0, at: performance.now() };
   const rateTimer = setInterval(() => {
@@ -220,22 +265,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
 }
 
-async function openJobFromKv(nc: NatsConnection, kv: KV, job: string, options: WorkerOptions, beat: () => void): Promise<JobBlocks | null> {
+async function openJobFromKv(nc: NatsConnection, kv: KV, job: string, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob | null> {
   const entry = await kv.get(job);
   if (entry === null || entry.operation !== 'PUT') return null;
-  const spec = decodeJobSpec(entry.value);
-  const fPath = await materializeInput(nc, spec.f, options.cacheDir);
-  const gPath = await materializeInput(nc, spec.g, options.cacheDir);
-  return openJob(spec, fPath, gPath, options.cacheBytes, beat);
+  return openJob(nc, decodeJobSpec(entry.value), pool, options);
 }
 
 interface TileContext {
   readonly js: JetStreamClient;
   readonly log: Logger;
   readonly m: WorkerMetrics;
-  readonly pool: EmbeddedPool;
-  readonly open: (job: string, beat: () => void) => Promise<JobBlocks | null>;
-  readonly key: (job: string) => number;
+  readonly open: (job: string, beat: () => void) => Promise<WorkerJob | null>;
   readonly kernel: string;
   readonly id: string;
   readonly queue: () => TileQueueConfig;
@@ -243,50 +283,9 @@ interface TileContext {
   onDone?: (pairs: number) => void;
 }
 
-// Kernel keys: job serial x 2^34, plus the F block's start + 1 (main tiles) or nullKey (sample blocks, under 2^34).
-const jobKey = (ctx: TileContext, job: string) => ctx.key(job) * 2 ** 34;
-
-async function mainTile(ctx: TileContext, job: string, tile: Tile, blocks: JobBlocks, provenance: () => Provenance): Promise<Uint8Array> {
-  const f = blocks.f.acquire(tile.f.start, tile.f.count);
-  const g = blocks.g.acquire(tile.g.start, tile.g.count);
-  try {
-    const result = await ctx.pool.run(tile, f, g, { m: blocks.m, fKey: jobKey(ctx, job) + tile.f.start + 1 });
-    const constant = new Uint8Array(tile.f.count + tile.g.count);
-    constant.set(blocks.f.constant.subarray(tile.f.start, tile.f.start + tile.f.count));
-    constant.set(blocks.g.constant.subarray(tile.g.start, tile.g.start + tile.g.count), tile.f.count);
-    return encodeResult(job, tile, result, constant, provenance());
-  } finally {
-    blocks.f.release(tile.f.start);
-    blocks.g.release(tile.g.start);
-  }
-}
-
-/** A permutation-null tile: the side's sample block (gathered and permuted here) against a block of the other model. */
-async function nullTile(ctx: TileContext, job: string, tile: Tile, part: NullPart, blocks: JobBlocks, provenance: () => Provenance): Promise<Uint8Array> {
-  const plan = blocks.nullPlan;
-  if (plan === null) throw new Error(`job ${job}: tile ${tile.id} is a permutation-null tile, but the job spec has no null`);
-  const work: NullTile = { id: tile.id, k: part.k, side: part.side, sample: tile.f, other: tile.g };
-  const [own, other] = part.side === 0 ? [blocks.f, blocks.g] : [blocks.g, blocks.f];
-  const row = (i: number) => {
-    const copy = own.acquire(i, 1).slice();
-    own.release(i);
-    return copy;
-  };
-  const sample = gatherSample(plan, work, row, new Float32Array(new SharedArrayBuffer(tile.f.count * blocks.m * 4)));
-  const g = other.acquire(tile.g.start, tile.g.count);
-  try {
-    // Run the other way round (see nullKey), and send the sample's maxima as the row side, as the tile names them.
-    const r = await ctx.pool.run({ id: tile.id, f: tile.g, g: tile.f }, g, sample, { m: blocks.m, fKey: jobKey(ctx, job) + nullKey(work) });
-    const result = { rowBest: r.colBest, rowArg: r.colArg, colBest: r.rowBest, colArg: r.rowArg };
-    return encodeResult(job, tile, result, new Uint8Array(tile.f.count + tile.g.count), provenance());
-  } finally {
-    other.release(tile.g.start);
-  }
-}
-
 async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
   const started = performance.now();
-  const { job, tile, null: part } = decodeTile(msg.data);
+  const { job, tile } = decodeTile(msg.data);
   const deliveries = msg.info.deliveryCount;
   const queue = ctx.queue();
   const beat = () => msg.working();
@@ -295,27 +294,30 @@ async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
   if (deliveries > 1) ctx.m.redelivered.inc();
   const provenance = (): Provenance => ({ worker: ctx.id, kernel: ctx.kernel, deliveries, milliseconds: performance.now() - started });
   try {
-    const blocks = await ctx.open(job, beat);
-    if (blocks === null) {
+    const opened = await ctx.open(job, beat);
+    if (opened === null) {
       // The job finished or was removed; its leftover tiles are dropped.
       ctx.log.info({ job, tile: tile.id }, 'dropping a tile of a job that is gone');
       msg.term();
       return;
     }
+    const planned = opened.plan.tiles[tile.id];
+    if (planned === undefined || !sameTile(planned, tile)) throw new Error(`tile ${tile.id} does not match this worker's plan of job ${job}`);
     const slow = /^slow:(\d+)$/.exec(ctx.fault ?? '');
     if (slow) await delay(Number(slow[1]));
-    const payload = part === null ? await mainTile(ctx, job, tile, blocks, provenance) : await nullTile(ctx, job, tile, part, blocks, provenance);
+    const outcome = await opened.runner.run(planned);
+    const payload = encodeResult(job, tile.id, outcome.result, outcome.constant ?? new Uint8Array(0), provenance());
     const copies = ctx.fault === 'duplicate' ? 2 : 1;
     for (let k = 0; k < copies; k++) await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), queue.ackWaitMs * 4);
     msg.ack();
     ctx.m.done.inc();
-    ctx.m.pairs.inc(tile.f.count * tile.g.count);
-    ctx.onDone?.(tile.f.count * tile.g.count);
+    ctx.m.pairs.inc(tilePairs(tile));
+    ctx.onDone?.(tilePairs(tile));
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     ctx.m.failed.inc();
     ctx.log.error({ job, tile: tile.id, deliveries, err: message }, 'tile failed');
-    await ctx.js.publish(resultSubject(job), encodeFailure(job, tile, message, provenance())).catch(() => undefined);
+    await ctx.js.publish(resultSubject(job), encodeFailure(job, tile.id, message, provenance())).catch(() => undefined);
     // The last allowed delivery ends it here; the coordinator fails the job on this failure report.
     if (deliveries >= queue.maxDeliver) msg.term();
     else msg.nak(Math.min(5000, 250 * 2 ** deliveries));

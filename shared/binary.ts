@@ -1,5 +1,5 @@
 /** Little-endian binary writer and reader for the protocol and checkpoints. */
-import { InternalError } from '../errors.js';
+import { InternalError } from './errors.js';
 
 // Typed arrays are written as raw bytes in the machine's order; every supported platform is little-endian.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new InternalError('neurocorr needs a little-endian machine');

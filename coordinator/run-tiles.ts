@@ -1,22 +1,18 @@
-/**
- * Runs a list of tiles through a compute function and folds every result in:
- * the main tiles into the Reduction, the permutation null's into its own.
- */
-import type { TileResult } from '../shared/core/index.js';
+/** Runs a list of tiles through a compute function, a few at a time, and folds every result in as it arrives. */
 
 export interface RunTilesOptions<T> {
   /** Tiles in flight at once. */
   readonly concurrency: number;
   readonly onTile?: (done: number, tile: T) => void;
   /** Resolves when a tile's inputs are ready (null: ready now). */
-  readonly gate?: (tile: T) => Promise<void> | null;
+  readonly gate?: (tile: T) => Promise<unknown> | null;
 }
 
 /** Computes every tile, `concurrency` at a time, and merges each result as it arrives. */
-export async function runTiles<T>(
+export async function runTiles<T, R>(
   tiles: readonly T[],
-  compute: (tile: T) => Promise<TileResult>,
-  merge: (tile: T, result: TileResult) => void,
+  compute: (tile: T) => Promise<R>,
+  merge: (tile: T, result: R) => void,
   { concurrency, onTile, gate }: RunTilesOptions<T>,
 ): Promise<void> {
   let next = 0;

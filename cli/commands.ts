@@ -1,0 +1,136 @@
+/** `neurocorr worker`, `jobs`, `prepare` and `synth`: flags mapped onto the library's options. */
+import { Option, type Command } from 'commander';
+import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
+import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
+import type { CliEnv } from './env.js';
+import { integerOption, numberOption, sizeOption } from './options.js';
+import type { Io } from './main.js';
+
+interface WorkerFlags {
+  nats: string;
+  threads?: number;
+  inflight?: number;
+  cache: number;
+  cacheDir?: string;
+  kernel: KernelChoice;
+  metricsPort?: number;
+  metricsHost: string;
+}
+
+interface SynthFlags {
+  arch: string;
+  probes: number;
+  resolution: number;
+  scale: number;
+  allConvs?: boolean;
+  seed: number;
+  probeSeed: number;
+  depth: 'position' | 'stage';
+  force?: boolean;
+}
+
+export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
+  program
+    .command('worker')
+    .description('compute cluster tiles from NATS until SIGTERM (then finish the tiles in flight and exit)')
+    .requiredOption('--nats <url>', 'NATS server: nats://[user:pass@]host:4222, or tls://')
+    .option('--threads <n>', 'kernel threads (default: one per core)', integerOption('--threads', 1, 1024))
+    .option('--inflight <n>', 'tiles held at once (default: 2 per thread)', integerOption('--inflight', 1, 4096))
+    .option('--cache <size>', 'bytes of shard data cached per job, e.g. 4GiB', sizeOption('--cache'), 2 * 1024 ** 3)
+    .option('--cache-dir <dir>', 'where sets from the NATS object store are downloaded (default: $TMPDIR/neurocorr-cache)')
+    .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', 'address for --metrics-port', '127.0.0.1')
+    .action(async (flags: WorkerFlags) => {
+      const { startWorker } = await import('../worker/cluster/worker.js');
+      const worker = await startWorker({
+        nats: flags.nats,
+        ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+        ...(flags.inflight !== undefined ? { inflight: flags.inflight } : {}),
+        cache: flags.cache,
+        ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
+        kernel: flags.kernel,
+        ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
+        metricsHost: flags.metricsHost,
+        ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
+        ...(env.workerFault !== null ? { fault: env.workerFault } : {}),
+      });
+      const stop = () => void worker.drain();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await worker.closed;
+    });
+  program
+    .command('jobs')
+    .description('list cluster jobs with their state and progress')
+    .requiredOption('--redis <url>', 'Redis server: redis://[user:pass@]host:6379, or rediss://')
+    .option('--prefix <prefix>', 'Redis key prefix', DEFAULT_PREFIX)
+    .option('--json', 'print the jobs as JSON')
+    .action(async (flags: { redis: string; prefix: string; json?: boolean }) => {
+      const { jobsTable } = await import('../coordinator/cluster/jobs.js');
+      io.stdout(await jobsTable(flags.redis, flags.prefix, flags.json === true));
+    });
+}
+
+export function addDataCommands(program: Command, io: Io): void {
+  program
+    .command('prepare')
+    .description('turn a .npy folder or .safetensors file into a shard set (standardized, neuron-major Arrow IPC shards), streaming')
+    .argument('<IN>', 'activation set: a folder of .npy layers or a .safetensors file')
+    .argument('<OUT>', 'new shard-set directory (manifest.json + *.arrow)')
+    .option('--memory <size>', 'bytes of shard data held at once, e.g. 512MiB, 2GiB', sizeOption('--memory'), 2 * 1024 ** 3)
+    .addOption(new Option('--conv <mode>', 'conv layers: one neuron per unit, or per channel').choices(['units', 'channels']).default('units'))
+    .option('--shard-neurons <n>', 'at most n neurons per shard (default: as many as --memory allows)', integerOption('--shard-neurons', 1))
+    .option('--force', 'replace OUT if it exists')
+    .action(async (input: string, out: string, flags: { memory: number; conv: 'units' | 'channels'; force?: boolean; shardNeurons?: number }) => {
+      const { prepare } = await import('../coordinator/prepare.js');
+      const started = performance.now();
+      const result = prepare({
+        input,
+        out,
+        memory: flags.memory,
+        conv: flags.conv,
+        force: flags.force === true,
+        ...(flags.shardNeurons !== undefined ? { shardNeurons: flags.shardNeurons } : {}),
+        log: (line) => io.stderr(`${line}\n`),
+      });
+      const seconds = (performance.now() - started) / 1000;
+      io.stdout(`${out}: ${result.neurons} neurons in ${result.shards} shards, ${(result.bytes / 2 ** 20).toFixed(1)} MiB, ${seconds.toFixed(1)} s\n`);
+    });
+  program
+    .command('synth')
+    .description('generate a structured synthetic activation set with the layer shapes of a real architecture (no weights needed)')
+    .argument('<OUT>', 'new output directory: one .npy per layer plus layers.json')
+    .option('--arch <name>', 'resnet18, resnet34, resnet50, resnet101, resnet152, or mlp:<sizes> such as mlp:100,60,40', 'resnet18')
+    .option('--probes <M>', 'probes (samples per neuron)', integerOption('--probes', 2, 1_000_000), 32)
+    .option('--resolution <px>', 'input resolution of the architecture', integerOption('--resolution', 8, 4096), 224)
+    .option('--scale <f>', 'multiply every spatial side by f (at least 1 position), to keep tests small', numberOption('--scale', 1e-4, 1), 1)
+    .option('--all-convs', 'every conv output, not only block outputs')
+    .option('--seed <s>', "seed of this model's weights", integerOption('--seed', 0, 2 ** 32 - 1), 1)
+    .option('--probe-seed <s>', 'seed of the latent features; models to be compared must share it', integerOption('--probe-seed', 0, 2 ** 32 - 1), 0)
+    .addOption(new Option('--depth <mode>', 'layer depth in layers.json: position, or ResNet stage').choices(['position', 'stage']).default('position'))
+    .option('--force', 'replace OUT if it exists')
+    .action(async (out: string, flags: SynthFlags) => {
+      const { synthesize } = await import('../coordinator/synth/synth.js');
+      const started = performance.now();
+      const result = synthesize(
+        out,
+        {
+          arch: flags.arch,
+          probes: flags.probes,
+          resolution: flags.resolution,
+          scale: flags.scale,
+          allConvs: flags.allConvs === true,
+          seed: flags.seed,
+          probeSeed: flags.probeSeed,
+          depth: flags.depth,
+          force: flags.force === true,
+        },
+        (done, total) => io.stderr(`synth: layer ${done}/${total}\n`),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      io.stdout(
+        `${out}: ${flags.arch}, ${result.layers} layers, ${result.neurons} neurons, ${flags.probes} probes, ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${seconds.toFixed(1)} s\n`,
+      );
+    });
+}

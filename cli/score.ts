@@ -1,0 +1,197 @@
+/** `neurocorr score`, `coordinator` and `plan`: flags mapped onto the library's ScoreOptions and PlanOptions. */
+import { Option, type Command } from 'commander';
+import type { ClusterOptions, ModelOptions, NullOptionsInput, ScoreOptions } from '../coordinator/options.js';
+import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
+import { UsageError } from '../shared/errors.js';
+import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
+import type { CliEnv } from './env.js';
+import { integerOption, listOption, numberOption, sizeOption } from './options.js';
+import type { Io } from './main.js';
+
+interface PairFlags {
+  conv: 'units' | 'channels';
+  layers?: string[];
+  layersF?: string[];
+  layersG?: string[];
+  sample?: number;
+  seed: number;
+  probes?: number;
+  threads?: number;
+  kernel: KernelChoice;
+  null: number;
+  nullSample?: number;
+  nullSeed: number;
+}
+
+interface ScoreFlags extends PairFlags {
+  match: 'paper' | 'penalized';
+  constant: 'include' | 'exclude';
+  tile?: number;
+  json?: boolean;
+  out?: string;
+  matches?: string;
+  memory?: number;
+  progress: boolean;
+  nats?: string;
+  redis?: string;
+  job?: string;
+  upload?: boolean;
+  prefix: string;
+  ackWait: number;
+  maxDeliver: number;
+  checkpointTiles: number;
+  checkpointSeconds: number;
+  ttl: number;
+  lease: number;
+  metricsPort?: number;
+  metricsHost: string;
+}
+
+/** What selects and shapes the neurons, the kernel, and the permutation null: shared by score, coordinator and plan. */
+function addPairOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--conv <mode>', 'conv layers: one neuron per unit (C*H*W), or per channel (samples M*H*W)').choices(['units', 'channels']).default('units'),
+    )
+    .option('--layers <names>', 'partial: keep only these layers (comma-separated) in both models', listOption('--layers'))
+    .option('--layers-f <names>', 'partial: keep only these layers of F', listOption('--layers-f'))
+    .option('--layers-g <names>', 'partial: keep only these layers of G', listOption('--layers-g'))
+    .option('--sample <n>', 'partial: keep at most n random neurons per layer', integerOption('--sample', 1))
+    .option('--seed <s>', 'seed for --sample', integerOption('--seed', 0, 2 ** 32 - 1), 0)
+    .option('--probes <k>', 'partial: use only the first k probes', integerOption('--probes', 2))
+    .option('--threads <n>', 'worker threads (default: one per core)', integerOption('--threads', 1, 1024))
+    .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
+    .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), 5)
+    .option(
+      '--null-sample <n>',
+      'neurons per direction sampled for the null (default 2000, fewer if needed to keep it under 10% of the job)',
+      integerOption('--null-sample', 1),
+    )
+    .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), 1);
+}
+
+function modelOptions(flags: PairFlags): ModelOptions & { null: NullOptionsInput; kernel: KernelChoice; threads?: number } {
+  if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
+  return {
+    conv: flags.conv,
+    ...(flags.layers ? { layers: flags.layers } : {}),
+    ...(flags.layersF ? { layersF: flags.layersF } : {}),
+    ...(flags.layersG ? { layersG: flags.layersG } : {}),
+    ...(flags.sample !== undefined ? { sample: { n: flags.sample, seed: flags.seed } } : {}),
+    ...(flags.probes !== undefined ? { probes: flags.probes } : {}),
+    kernel: flags.kernel,
+    ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+    null: { permutations: flags.null, ...(flags.nullSample !== undefined ? { sample: flags.nullSample } : {}), seed: flags.nullSeed },
+  };
+}
+
+function addScoreOptions(command: Command, cluster: boolean): Command {
+  return addPairOptions(command)
+    .addOption(new Option('--match <mode>', 'match mode for the headline score and --matches').choices(['paper', 'penalized']).default('paper'))
+    .addOption(new Option('--constant <mode>', 'constant neurons count in the means, or are dropped').choices(['include', 'exclude']).default('include'))
+    .option('--tile <b>', 'neurons per block; a tile is b x b (default: chosen per kernel and M)', integerOption('--tile', 1))
+    .option('--json', 'print the full report as JSON on stdout (nothing else goes to stdout)')
+    .option('--out <file>', 'write the full JSON report to a file')
+    .option('--matches <file>', "write every neuron's best partner as CSV")
+    .option('--memory <size>', 'bytes of shard-set data cached at once when scoring shard sets, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
+    .option('--no-progress', 'no progress output on stderr')
+    .addOption(new Option('--nats <url>', 'cluster: NATS server, nats://[user:pass@]host:4222 or tls://; needs --redis').makeOptionMandatory(cluster))
+    .addOption(new Option('--redis <url>', 'cluster: Redis server for job state, redis://[user:pass@]host:6379 or rediss://').makeOptionMandatory(cluster))
+    .option('--job <name>', 'cluster: job name; rerun with the same name to resume (default: made up and printed)')
+    .option('--upload', 'cluster: put both sets in the NATS object store, for workers with no shared path')
+    .option('--prefix <prefix>', 'cluster: Redis key prefix', DEFAULT_PREFIX)
+    .option('--ack-wait <seconds>', 'cluster: seconds a worker may hold a tile without a heartbeat', numberOption('--ack-wait', 0.5, 86_400), 30)
+    .option('--max-deliver <n>', 'cluster: deliveries of a tile before the job fails', integerOption('--max-deliver', 1, 1000), 5)
+    .option('--checkpoint-tiles <n>', 'cluster: checkpoint to Redis after this many tiles...', integerOption('--checkpoint-tiles', 1), 256)
+    .option('--checkpoint-seconds <s>', '...or this many seconds', numberOption('--checkpoint-seconds', 0.1, 3600), 5)
+    .option('--ttl <seconds>', 'cluster: how long a finished job stays in Redis', integerOption('--ttl', 1), 7 * 24 * 3600)
+    .option(
+      '--lease <seconds>',
+      "cluster: the coordinator's lease on its job; a restart waits for a dead one's to expire",
+      numberOption('--lease', 1, 3600),
+      15,
+    )
+    .option('--metrics-port <port>', 'cluster: serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', 'cluster: address for --metrics-port', '127.0.0.1');
+}
+
+function clusterOptions(flags: ScoreFlags, env: CliEnv): ClusterOptions {
+  if (flags.nats === undefined || flags.redis === undefined) throw new UsageError('a cluster run needs both --nats and --redis');
+  return {
+    nats: flags.nats,
+    redis: flags.redis,
+    ...(flags.job !== undefined ? { job: flags.job } : {}),
+    upload: flags.upload === true,
+    prefix: flags.prefix,
+    ackWait: flags.ackWait,
+    maxDeliver: flags.maxDeliver,
+    checkpointTiles: flags.checkpointTiles,
+    checkpointSeconds: flags.checkpointSeconds,
+    ttl: flags.ttl,
+    lease: flags.lease,
+    ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
+    metricsHost: flags.metricsHost,
+    ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
+  };
+}
+
+async function runScore(f: string, g: string, flags: ScoreFlags, io: Io, env: CliEnv, coordinator: boolean): Promise<void> {
+  const clustered = coordinator || flags.nats !== undefined || flags.redis !== undefined;
+  if (!clustered) {
+    for (const flag of ['job', 'upload', 'metricsPort'] as const) {
+      if (flags[flag] !== undefined)
+        throw new UsageError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to cluster runs: add --nats and --redis`);
+    }
+  }
+  const options: ScoreOptions = {
+    f,
+    g,
+    ...modelOptions(flags),
+    match: flags.match,
+    constant: flags.constant,
+    ...(flags.tile !== undefined ? { tile: flags.tile } : {}),
+    ...(flags.out !== undefined ? { out: flags.out } : {}),
+    ...(flags.matches !== undefined ? { matches: flags.matches } : {}),
+    ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
+    progress: flags.progress,
+    ...(env.progressMs !== undefined ? { progressInterval: env.progressMs } : {}),
+    log: (line) => io.stderr(`${line}\n`),
+    trace: env.trace,
+    ...(clustered ? { cluster: clusterOptions(flags, env) } : {}),
+  };
+  const { score } = await import('../coordinator/score.js');
+  const { report, summary } = await score(options);
+  io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${summary}\n`);
+}
+
+export function addScoreCommands(program: Command, io: Io, env: CliEnv): void {
+  addScoreOptions(
+    program
+      .command('score')
+      .description('score two activation sets (a folder of .npy layers, a .safetensors file, or a shard set each)')
+      .argument('<F>', 'activation set of model F')
+      .argument('<G>', 'activation set of model G'),
+    false,
+  ).action(async (f: string, g: string, flags: ScoreFlags) => runScore(f, g, flags, io, env, false));
+  addScoreOptions(
+    program
+      .command('coordinator')
+      .description("run a cluster job: publish the tiles of F x G to NATS, reduce the workers' results, keep state in Redis")
+      .argument('<F>', 'activation set of model F (on a path the workers share, or with --upload)')
+      .argument('<G>', 'activation set of model G'),
+    true,
+  ).action(async (f: string, g: string, flags: ScoreFlags) => runScore(f, g, flags, io, env, true));
+  addPairOptions(
+    program
+      .command('plan')
+      .description('what scoring F against G would cost and mean, before any compute: pairs, FLOPs, time on this machine, chance level')
+      .argument('<F>', 'activation set of model F')
+      .argument('<G>', 'activation set of model G'),
+  )
+    .option('--json', 'print the plan as JSON')
+    .action(async (f: string, g: string, flags: PairFlags & { json?: boolean }) => {
+      const { plan, planSummary } = await import('../coordinator/plan.js');
+      const p = await plan({ f, g, ...modelOptions(flags) });
+      io.stdout(flags.json ? `${JSON.stringify(p, null, 2)}\n` : `${planSummary(p)}\n`);
+    });
+}

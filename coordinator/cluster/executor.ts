@@ -1,0 +1,288 @@
+/**
+ * The tile executor of cluster runs: tiles go out on the JetStream work
+ * queue, results come back on the job's results stream. JetStream is the
+ * transport, not the truth (docs/ARCHITECTURE.md): results are acked only
+ * once a checkpoint holding them is stored, tiles whose messages went
+ * missing are published again, and a tile that failed on every delivery
+ * fails the job.
+ */
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import {
+  coordinatorConsumer,
+  decodeResult,
+  decodeTile,
+  encodeTile,
+  maxDeliveriesAdvisory,
+  RESULT_STREAM,
+  TILE_STREAM,
+  tileSubject,
+  type TileQueueConfig,
+} from '../../shared/cluster/index.js';
+import type { NeurocorrError } from '../../shared/errors.js';
+import { InternalError, JobFailedError } from '../../shared/errors.js';
+import { describeTile, operands, tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
+import type { Logger } from '../../shared/observe.js';
+import { retry } from '../../shared/retry.js';
+
+export interface JetStreamExecutorOptions {
+  readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
+  readonly js: JetStreamClient;
+  readonly job: string;
+  readonly plan: JobPlan;
+  readonly queue: TileQueueConfig;
+  readonly checkpointTiles: number;
+  readonly checkpointSeconds: number;
+  /** Stores the job's state (a checkpoint); the results it holds are acked after it resolves. */
+  readonly persist: () => Promise<void>;
+  readonly log: Logger;
+  readonly registry: Registry;
+  readonly onTile?: (done: number) => void;
+}
+
+/** What the faults cost, and who computed the job. */
+export interface ExecutionStats {
+  duplicates: number;
+  redelivered: number;
+  republished: number;
+  readonly workers: Set<string>;
+  readonly kernels: Set<string>;
+}
+
+interface Metrics {
+  readonly done: Gauge;
+  readonly total: Gauge;
+  readonly inFlight: Gauge;
+  readonly duplicates: Counter;
+  readonly redelivered: Counter;
+  readonly republished: Counter;
+  readonly pairs: Counter;
+  readonly pairsPerSecond: Gauge;
+}
+
+function jobMetrics(registry: Registry): Metrics {
+  const registers = [registry];
+  return {
+    done: new Gauge({ name: 'neurocorr_tiles_done', help: 'tiles of the job folded into the reduction', registers }),
+    total: new Gauge({ name: 'neurocorr_tiles_total', help: 'tiles in the job plan', registers }),
+    inFlight: new Gauge({ name: 'neurocorr_tiles_in_flight', help: 'tiles published and not yet done', registers }),
+    duplicates: new Counter({ name: 'neurocorr_tiles_duplicate_total', help: 'results for tiles already done (harmless)', registers }),
+    redelivered: new Counter({ name: 'neurocorr_tiles_redelivered_total', help: 'tiles whose result came from a second or later delivery', registers }),
+    republished: new Counter({ name: 'neurocorr_tiles_republished_total', help: 'tiles published again after their message went missing', registers }),
+    pairs: new Counter({ name: 'neurocorr_pairs_total', help: 'neuron pairs correlated (rate() gives pairs/s)', registers }),
+    pairsPerSecond: new Gauge({ name: 'neurocorr_pairs_per_second', help: 'neuron pairs per second since this coordinator started', registers }),
+  };
+}
+
+export class JetStreamExecutor implements TileExecutor {
+  readonly stats: ExecutionStats = { duplicates: 0, redelivered: 0, republished: 0, workers: new Set(), kernels: new Set() };
+  private readonly metrics: Metrics;
+  /** Tiles not yet accepted, by id. */
+  private readonly remaining = new Map<number, JobTile>();
+  private readonly lastError = new Map<number, string>();
+  private held: JsMsg[] = [];
+  private saving: Promise<void> = Promise.resolve();
+  private lastSave = Date.now();
+  private failure: NeurocorrError | null = null;
+  private stop: () => void = () => undefined;
+
+  constructor(private readonly o: JetStreamExecutorOptions) {
+    this.metrics = jobMetrics(o.registry);
+    this.metrics.total.set(o.plan.tiles.length);
+  }
+
+  /** Stops the run: `execute` rejects with `err` once the results in hand are settled. */
+  abort(err: NeurocorrError): void {
+    this.failure ??= err;
+    this.stop();
+  }
+
+  async execute(tiles: readonly JobTile[], accept: Accept): Promise<void> {
+    const { o } = this;
+    for (const tile of tiles) this.remaining.set(tile.id, tile);
+    this.metrics.done.set(o.plan.tiles.length - tiles.length);
+    // Leftovers of an earlier run are purged first, so they do not run twice.
+    await retry('purging old tiles', o.log, () => o.jsm.streams.purge(TILE_STREAM, { filter: tileSubject(o.job) }));
+    const published = await this.publishRemaining();
+    o.log.info({ published, tiles: o.plan.tiles.length, block: o.plan.block }, 'tiles published');
+    await this.collect(accept);
+  }
+
+  private async publishRemaining(): Promise<number> {
+    const missing = [...this.remaining.values()];
+    const subject = tileSubject(this.o.job);
+    // Pipelined in windows: awaiting JetStream's ack of each publish in turn caps the rate at a few thousand per second.
+    await retry('publishing tiles', this.o.log, async () => {
+      for (let i = 0; i < missing.length; i += 256) {
+        await Promise.all(missing.slice(i, i + 256).map((tile) => this.o.js.publish(subject, encodeTile(this.o.job, tile))));
+      }
+    });
+    this.metrics.inFlight.set(missing.length);
+    return missing.length;
+  }
+
+  /** A checkpoint first, then the acks of the results it holds: a crash in between only replays them. */
+  private checkpoint(): Promise<void> {
+    const acks = this.held;
+    this.held = [];
+    this.lastSave = Date.now();
+    this.saving = this.saving
+      .then(() => this.o.persist())
+      .then(
+        () => acks.forEach((msg) => msg.ack()),
+        (err: unknown) => {
+          this.o.log.warn({ err: (err as Error).message }, 'checkpoint failed; will retry');
+          this.held = [...acks, ...this.held];
+        },
+      );
+    return this.saving;
+  }
+
+  private tileFailed(tile: JobTile, deliveries: number, why: string): JobFailedError {
+    return new JobFailedError(
+      'E_TILE_FAILED',
+      (name) =>
+        `${describeTile(this.o.plan, tile)} of job ${this.o.job} failed ${deliveries} times (max_deliver): ${why}. Fix: fix the input named above and run the job again with the same ${name('cluster.job')}`,
+    );
+  }
+
+  /** A tile that JetStream stopped delivering (its last delivery died with its worker) fails the job. */
+  private watchMaxDeliveries(): { unsubscribe(): void } {
+    const { o } = this;
+    return o.nc.subscribe(maxDeliveriesAdvisory(), {
+      callback: (err, msg) => {
+        if (err) return;
+        const { stream_seq: seq } = msg.json<{ stream_seq: number }>();
+        o.jsm.streams
+          .getMessage(TILE_STREAM, { seq })
+          .then((stored) => {
+            if (stored === null) return;
+            const { job, tile } = decodeTile(stored.data);
+            const pending = this.remaining.get(tile.id);
+            if (job !== o.job || pending === undefined) return;
+            const why = this.lastError.get(tile.id) ?? 'no worker reported an error: a worker may have died on it each time';
+            this.abort(this.tileFailed(pending, o.queue.maxDeliver, why));
+          })
+          .catch(() => undefined);
+      },
+    });
+  }
+
+  /** Nothing finished for a while: if neither stream holds anything of the job, tiles went missing; publish them again. */
+  private async checkMissing(): Promise<void> {
+    const { o } = this;
+    const info = await o.jsm.streams.info(TILE_STREAM, { subjects_filter: tileSubject(o.job) });
+    const queued = info.state.subjects?.[tileSubject(o.job)] ?? 0;
+    const pending = await o.jsm.consumers.info(RESULT_STREAM, coordinatorConsumer(o.job));
+    if (queued > 0) {
+      o.log.warn(
+        { queued },
+        `no tile finished in the last ${Math.round(this.idleMs / 1000)} s while tiles wait in the queue: are workers running (neurocorr worker --nats URL)?`,
+      );
+    } else if (pending.num_pending === 0 && pending.num_ack_pending <= this.held.length && this.remaining.size > 0) {
+      const n = await this.publishRemaining();
+      this.stats.republished += n;
+      this.metrics.republished.inc(n);
+      o.log.warn({ tiles: n }, 'tiles went missing from the work queue; published them again');
+    }
+  }
+
+  private get idleMs(): number {
+    return Math.max(2000, this.o.queue.ackWaitMs * 2);
+  }
+
+  /** Consumes results until every tile is accepted (or the job fails), checkpointing as it goes. */
+  private async collect(accept: Accept): Promise<void> {
+    const { o, metrics, stats } = this;
+    const consumer = await o.js.consumers.get(RESULT_STREAM, coordinatorConsumer(o.job));
+    const messages = await consumer.consume({ max_messages: 512 });
+    this.stop = () => messages.stop();
+    if (this.failure !== null) messages.stop();
+    const advisories = this.watchMaxDeliveries();
+    let lastRemaining = this.remaining.size;
+    let pairsDone = 0;
+    const started = performance.now();
+    const timers = [
+      setInterval(() => {
+        if (this.held.length > 0 && Date.now() - this.lastSave >= o.checkpointSeconds * 1000) void this.checkpoint();
+      }, 250),
+      setInterval(() => {
+        if (this.remaining.size !== lastRemaining || this.remaining.size === 0) {
+          lastRemaining = this.remaining.size;
+          return;
+        }
+        this.checkMissing().catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'missing-tile check failed'));
+      }, this.idleMs),
+    ];
+    try {
+      if (this.remaining.size === 0) messages.stop();
+      for await (const msg of messages) {
+        let decoded;
+        try {
+          decoded = decodeResult(msg.data);
+        } catch (err) {
+          o.log.error({ err: (err as Error).message, seq: msg.seq }, 'dropping an undecodable result');
+          msg.term();
+          continue;
+        }
+        const tile = o.plan.tiles[decoded.tile];
+        if (decoded.job !== o.job || tile === undefined) {
+          o.log.error({ tile: decoded.tile, job: decoded.job }, 'dropping a result that does not match the plan');
+          msg.term();
+          continue;
+        }
+        if (decoded.kind === 'failure') {
+          this.lastError.set(tile.id, `${decoded.error} (worker ${decoded.worker})`);
+          o.log.warn({ tile: tile.id, worker: decoded.worker, deliveries: decoded.deliveries, err: decoded.error }, 'tile failed on a worker');
+          msg.ack();
+          if (decoded.deliveries >= o.queue.maxDeliver && this.remaining.has(tile.id)) this.abort(this.tileFailed(tile, decoded.deliveries, decoded.error));
+          continue;
+        }
+        const { rows, cols } = operands(o.plan, tile);
+        const flags = tile.kind === 'main' ? rows.block.count + cols.block.count : 0;
+        if (decoded.result.rowBest.length !== rows.block.count || decoded.result.colBest.length !== cols.block.count || decoded.constant.length !== flags) {
+          o.log.error({ tile: tile.id, worker: decoded.worker }, 'dropping a result whose sizes do not match its tile');
+          msg.term();
+          continue;
+        }
+        stats.workers.add(decoded.worker);
+        stats.kernels.add(decoded.kernel);
+        const outcome = { result: decoded.result, constant: tile.kind === 'main' ? decoded.constant : null, seconds: decoded.milliseconds / 1000 };
+        if (!accept(tile, outcome)) {
+          stats.duplicates++;
+          metrics.duplicates.inc();
+          msg.ack();
+          continue;
+        }
+        this.remaining.delete(tile.id);
+        if (decoded.deliveries > 1) {
+          stats.redelivered++;
+          metrics.redelivered.inc();
+        }
+        const done = o.plan.tiles.length - this.remaining.size;
+        metrics.done.set(done);
+        metrics.inFlight.dec();
+        metrics.pairs.inc(tilePairs(tile));
+        pairsDone += tilePairs(tile);
+        metrics.pairsPerSecond.set(pairsDone / ((performance.now() - started) / 1000));
+        o.onTile?.(done);
+        this.held.push(msg);
+        if (this.held.length >= o.checkpointTiles) void this.checkpoint();
+        if (this.remaining.size === 0) break;
+      }
+    } finally {
+      timers.forEach(clearInterval);
+      advisories.unsubscribe();
+      messages.stop();
+    }
+    if (this.failure !== null) throw this.failure;
+    if (this.remaining.size > 0) throw new InternalError(`the results stream closed with ${this.remaining.size} of ${o.plan.tiles.length} tiles not done`);
+    for (;;) {
+      await this.checkpoint();
+      if (this.held.length === 0) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

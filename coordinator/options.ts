@@ -1,0 +1,292 @@
+/**
+ * The library's options objects, one per entry point, with their defaults,
+ * validated at the edge (coordinator/validate.ts). The CLI maps its flags and
+ * environment variables onto these.
+ */
+import { DEFAULT_NULL, type ConstantMode, type ConvMode, type MatchMode, type NullRequest } from '../shared/core/index.js';
+import { checkJobName, DEFAULT_PREFIX, DEFAULT_TILE_QUEUE, type TileQueueConfig } from '../shared/cluster/index.js';
+import type { PairOptions } from '../shared/formats/index.js';
+import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
+import { boolean, func, integer, isObject, knownKeys, number, oneOf, optional, string, stringList } from '../shared/validate.js';
+
+/** How the activation sets are read: conv semantics, and the partial selections. */
+export interface ModelOptions {
+  /** A conv layer [M, C, H, W] gives C*H*W neurons (`units`, the default), or C neurons with M*H*W samples (`channels`). */
+  readonly conv?: ConvMode;
+  /** Partial: keep only these layers, in both models / in F / in G. */
+  readonly layers?: readonly string[];
+  readonly layersF?: readonly string[];
+  readonly layersG?: readonly string[];
+  /** Partial: keep at most `n` neurons per layer, chosen with `seed` (default 0). */
+  readonly sample?: { readonly n: number; readonly seed?: number };
+  /** Partial: use only the first `probes` probes. */
+  readonly probes?: number;
+}
+
+/** The permutation null (the chance baseline). */
+export interface NullOptionsInput {
+  /** Permutations; 0 turns the null off (default 5). */
+  readonly permutations?: number;
+  /** Neurons sampled per direction (default: 2000, fewer to keep the null under 8% of the job's arithmetic). */
+  readonly sample?: number;
+  /** Seed of the permutations and the sample (default 1). */
+  readonly seed?: number;
+}
+
+export interface ClusterOptions {
+  /** NATS server URL (nats:// or tls://). */
+  readonly nats: string;
+  /** Redis server URL (redis:// or rediss://). */
+  readonly redis: string;
+  /** Job name; rerun with the same name to resume (default: made up and logged). */
+  readonly job?: string;
+  /** Put both activation sets in the NATS object store, for workers with no shared path. */
+  readonly upload?: boolean;
+  /** Redis key prefix (default `neurocorr`). */
+  readonly prefix?: string;
+  /** Seconds a worker may hold a tile without a heartbeat (default 30). */
+  readonly ackWait?: number;
+  /** Deliveries of a tile before the job fails (default 5). */
+  readonly maxDeliver?: number;
+  /** Checkpoint to Redis after this many tiles or seconds, whichever comes first (defaults 256, 5). */
+  readonly checkpointTiles?: number;
+  readonly checkpointSeconds?: number;
+  /** Seconds a finished job stays in Redis (default 7 days). */
+  readonly ttl?: number;
+  /** Seconds of the coordinator's lease on its job (default 15). */
+  readonly lease?: number;
+  /** Serve Prometheus metrics on this port (0: any free port); none by default. */
+  readonly metricsPort?: number;
+  /** Address for the metrics (default 127.0.0.1). */
+  readonly metricsHost?: string;
+  /** Level of the coordinator's JSON logs on stderr (default `info`). */
+  readonly logLevel?: string;
+}
+
+export interface ScoreOptions extends ModelOptions {
+  /** Activation set of model F: a folder of .npy layers, a .safetensors file, or a shard set. */
+  readonly f: string;
+  /** Activation set of model G. */
+  readonly g: string;
+  /** Match mode of the headline score and of `matches` (default `paper`); the report holds both. */
+  readonly match?: MatchMode;
+  /** Constant neurons count in the means as S = 0 (`include`, the default) or are dropped. */
+  readonly constant?: ConstantMode;
+  /** Tile kernel (default `auto`: native, then tfjs, then reference). */
+  readonly kernel?: KernelChoice;
+  /** Kernel threads (default: one per core). */
+  readonly threads?: number;
+  /** Neurons per block (default: chosen per kernel and M). */
+  readonly tile?: number;
+  /** Bytes of decoded shard-set data held at once (default 2 GiB). */
+  readonly memory?: number;
+  readonly null?: NullOptionsInput;
+  /** Write the full JSON report here. */
+  readonly out?: string;
+  /** Write every neuron's best partner here, as CSV. */
+  readonly matches?: string;
+  /** Progress on stderr: a bar on a terminal, plain lines otherwise (default false). */
+  readonly progress?: boolean;
+  /** Milliseconds between plain progress lines off a terminal (default 5000). */
+  readonly progressInterval?: number;
+  /** Where notes and warnings go (default: nowhere). */
+  readonly log?: (line: string) => void;
+  /** Log when each phase of the run ended (default false). */
+  readonly trace?: boolean;
+  /** Run on a cluster instead of this machine. */
+  readonly cluster?: ClusterOptions;
+}
+
+export interface PlanOptions extends ModelOptions {
+  readonly f: string;
+  readonly g: string;
+  readonly kernel?: KernelChoice;
+  readonly threads?: number;
+  readonly null?: NullOptionsInput;
+}
+
+export const DEFAULT_MEMORY = 2 * 1024 ** 3;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const MAX_THREADS = 1024;
+
+export interface ClusterSettings {
+  readonly nats: string;
+  readonly redis: string;
+  readonly job: string | null;
+  readonly upload: boolean;
+  readonly prefix: string;
+  readonly queue: TileQueueConfig;
+  readonly checkpointTiles: number;
+  readonly checkpointSeconds: number;
+  readonly ttlSeconds: number;
+  readonly leaseMs: number;
+  readonly metricsPort: number | null;
+  readonly metricsHost: string;
+  readonly logLevel: string;
+}
+
+/** ScoreOptions checked, with every default filled in. */
+export interface ScoreSettings {
+  readonly f: string;
+  readonly g: string;
+  readonly pair: PairOptions;
+  readonly match: MatchMode;
+  readonly constant: ConstantMode;
+  readonly kernel: KernelChoice;
+  readonly threads: number | undefined;
+  readonly tile: number | undefined;
+  readonly memory: number;
+  readonly null: NullRequest;
+  readonly out: string | null;
+  readonly matches: string | null;
+  readonly progress: boolean;
+  readonly progressInterval: number;
+  readonly log: (line: string) => void;
+  readonly trace: boolean;
+  readonly cluster: ClusterSettings | null;
+}
+
+const MODEL_KEYS = ['conv', 'layers', 'layersF', 'layersG', 'sample', 'probes'] as const;
+const NULL_KEYS = ['permutations', 'sample', 'seed'] as const;
+const SCORE_KEYS = [
+  'f',
+  'g',
+  ...MODEL_KEYS,
+  'match',
+  'constant',
+  'kernel',
+  'threads',
+  'tile',
+  'memory',
+  'null',
+  'out',
+  'matches',
+  'progress',
+  'progressInterval',
+  'log',
+  'trace',
+  'cluster',
+] as const;
+const PLAN_KEYS = ['f', 'g', ...MODEL_KEYS, 'kernel', 'threads', 'null'] as const;
+const CLUSTER_KEYS = [
+  'nats',
+  'redis',
+  'job',
+  'upload',
+  'prefix',
+  'ackWait',
+  'maxDeliver',
+  'checkpointTiles',
+  'checkpointSeconds',
+  'ttl',
+  'lease',
+  'metricsPort',
+  'metricsHost',
+  'logLevel',
+] as const;
+
+const uint32 = 2 ** 32 - 1;
+
+export function modelOptions(o: Record<string, unknown>): PairOptions {
+  const list = (key: 'layers' | 'layersF' | 'layersG') => optional<readonly string[] | null>(o[key], (v) => stringList(key, v), null);
+  const sample =
+    o['sample'] === undefined
+      ? null
+      : (() => {
+          const s = isObject('sample', o['sample']);
+          knownKeys('sample', s, ['n', 'seed']);
+          return { n: integer('sample.n', s['n'], 1), seed: optional(s['seed'], (v) => integer('sample.seed', v, 0, uint32), 0) };
+        })();
+  return {
+    conv: optional(o['conv'], (v) => oneOf('conv', v, ['units', 'channels'] as const), 'units'),
+    layers: list('layers'),
+    layersF: list('layersF'),
+    layersG: list('layersG'),
+    sample,
+    probes: optional<number | null>(o['probes'], (v) => integer('probes', v, 2), null),
+  };
+}
+
+function nullRequest(value: unknown): NullRequest {
+  if (value === undefined) return { permutations: DEFAULT_NULL.permutations, sample: null, seed: DEFAULT_NULL.seed };
+  const o = isObject('null', value);
+  knownKeys('null', o, NULL_KEYS);
+  return {
+    permutations: optional(o['permutations'], (v) => integer('null.permutations', v, 0, 1000), DEFAULT_NULL.permutations),
+    sample: optional<number | null>(o['sample'], (v) => integer('null.sample', v, 1), null),
+    seed: optional(o['seed'], (v) => integer('null.seed', v, 0, uint32), DEFAULT_NULL.seed),
+  };
+}
+
+function clusterSettings(value: unknown): ClusterSettings {
+  const o = isObject('cluster', value);
+  knownKeys('cluster', o, CLUSTER_KEYS);
+  return {
+    nats: string('cluster.nats', o['nats']),
+    redis: string('cluster.redis', o['redis']),
+    job: optional<string | null>(o['job'], (v) => checkJobName(string('cluster.job', v)), null),
+    upload: optional(o['upload'], (v) => boolean('cluster.upload', v), false),
+    prefix: optional(o['prefix'], (v) => string('cluster.prefix', v), DEFAULT_PREFIX),
+    queue: {
+      ackWaitMs: optional(o['ackWait'], (v) => number('cluster.ackWait', v, 0.5, 86_400), DEFAULT_TILE_QUEUE.ackWaitMs / 1000) * 1000,
+      maxDeliver: optional(o['maxDeliver'], (v) => integer('cluster.maxDeliver', v, 1, 1000), DEFAULT_TILE_QUEUE.maxDeliver),
+    },
+    checkpointTiles: optional(o['checkpointTiles'], (v) => integer('cluster.checkpointTiles', v, 1), 256),
+    checkpointSeconds: optional(o['checkpointSeconds'], (v) => number('cluster.checkpointSeconds', v, 0.1, 3600), 5),
+    ttlSeconds: optional(o['ttl'], (v) => integer('cluster.ttl', v, 1), 7 * 24 * 3600),
+    leaseMs: optional(o['lease'], (v) => number('cluster.lease', v, 1, 3600), 15) * 1000,
+    metricsPort: optional<number | null>(o['metricsPort'], (v) => integer('cluster.metricsPort', v, 0, 65535), null),
+    metricsHost: optional(o['metricsHost'], (v) => string('cluster.metricsHost', v), '127.0.0.1'),
+    logLevel: optional(o['logLevel'], (v) => oneOf('cluster.logLevel', v, LOG_LEVELS), 'info'),
+  };
+}
+
+const noLog = (): void => undefined;
+
+export function scoreSettings(options: ScoreOptions): ScoreSettings {
+  const o = isObject('', options);
+  knownKeys('', o, SCORE_KEYS);
+  const out = optional<string | null>(o['out'], (v) => string('out', v), null);
+  const matches = optional<string | null>(o['matches'], (v) => string('matches', v), null);
+  return {
+    f: string('f', o['f']),
+    g: string('g', o['g']),
+    pair: modelOptions(o),
+    match: optional(o['match'], (v) => oneOf('match', v, ['paper', 'penalized'] as const), 'paper'),
+    constant: optional(o['constant'], (v) => oneOf('constant', v, ['include', 'exclude'] as const), 'include'),
+    kernel: optional(o['kernel'], (v) => oneOf('kernel', v, KERNEL_CHOICES), 'auto'),
+    threads: optional<number | undefined>(o['threads'], (v) => integer('threads', v, 1, MAX_THREADS), undefined),
+    tile: optional<number | undefined>(o['tile'], (v) => integer('tile', v, 1), undefined),
+    memory: optional(o['memory'], (v) => integer('memory', v, 1), DEFAULT_MEMORY),
+    null: nullRequest(o['null']),
+    out,
+    matches,
+    progress: optional(o['progress'], (v) => boolean('progress', v), false),
+    progressInterval: optional(o['progressInterval'], (v) => integer('progressInterval', v, 0), 5000),
+    log: optional(o['log'], (v) => func<(line: string) => void>('log', v), noLog),
+    trace: optional(o['trace'], (v) => boolean('trace', v), false),
+    cluster: o['cluster'] === undefined ? null : clusterSettings(o['cluster']),
+  };
+}
+
+export interface PlanSettings {
+  readonly f: string;
+  readonly g: string;
+  readonly pair: PairOptions;
+  readonly kernel: KernelChoice;
+  readonly threads: number | undefined;
+  readonly null: NullRequest;
+}
+
+export function planSettings(options: PlanOptions): PlanSettings {
+  const o = isObject('', options);
+  knownKeys('', o, PLAN_KEYS);
+  return {
+    f: string('f', o['f']),
+    g: string('g', o['g']),
+    pair: modelOptions(o),
+    kernel: optional(o['kernel'], (v) => oneOf('kernel', v, KERNEL_CHOICES), 'auto'),
+    threads: optional<number | undefined>(o['threads'], (v) => integer('threads', v, 1, MAX_THREADS), undefined),
+    null: nullRequest(o['null']),
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * neurocorr's library API. Each entry point takes one options object,
+ * validated at the edge: a wrong type is a TypeError and a value out of range
+ * a RangeError, each naming the option; problems with inputs, services or
+ * jobs reject with a NeurocorrError whose `code` and `exitCode` say which
+ * (shared/errors.ts). The `neurocorr` command line is a thin layer over this.
+ */
+export { score, type ScoreResult } from './coordinator/score.js';
+export { plan, planSummary, type Plan } from './coordinator/plan.js';
+export { prepare, type PrepareOptions, type PrepareResult } from './coordinator/prepare.js';
+export { startWorker, type RunningWorker, type WorkerOptions } from './worker/cluster/worker.js';
+export type { ClusterOptions, ModelOptions, NullOptionsInput, PlanOptions, ScoreOptions } from './coordinator/options.js';
+export type { KernelChoice } from './worker/loader.js';
+export {
+  humanSummary,
+  type ChanceInfo,
+  type ClusterInfo,
+  type ConstantMode,
+  type ConvMode,
+  type DirectionNull,
+  type DirectionScores,
+  type IoInfo,
+  type LayerRow,
+  type MatchMode,
+  type NullReport,
+  type NullStat,
+  type PartialInfo,
+  type Report,
+} from './shared/core/index.js';
+export {
+  InputError,
+  InternalError,
+  JobFailedError,
+  KernelUnavailableError,
+  NeurocorrError,
+  ServiceError,
+  UsageError,
+  type ErrorCode,
+  type ExitCode,
+} from './shared/errors.js';

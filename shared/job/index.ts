@@ -1,0 +1,6 @@
+export * from './checkpoint.js';
+export * from './executor.js';
+export * from './plan.js';
+export * from './progress.js';
+export * from './report.js';
+export * from './sources.js';

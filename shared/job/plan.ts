@@ -1,0 +1,120 @@
+/**
+ * The job model (docs/ARCHITECTURE.md, "Jobs"). A job is a set of model pairs
+ * over a set of models, planned once into tiles: every pair's main tiles
+ * (an F block against a G block), then its permutation null's. Embedded and
+ * cluster runs plan through here, and cluster workers re-plan the same job
+ * from its spec, so every side agrees on every tile id.
+ */
+import { planNull, planTiles, splitBlocks, type Block, type Model, type NullOptions, type NullPlan, type NullWork } from '../core/index.js';
+
+/** A tile of a pair's main job: rows are F's block, columns G's. */
+export interface MainTile {
+  readonly kind: 'main';
+  readonly id: number;
+  readonly pair: number;
+  readonly f: Block;
+  readonly g: Block;
+}
+
+/** A tile of a pair's permutation null: a block of one side's sample (permuted) against a block of the other model. */
+export interface NullTile extends NullWork {
+  readonly kind: 'null';
+  readonly id: number;
+  readonly pair: number;
+}
+
+export type JobTile = MainTile | NullTile;
+
+export interface JobPairInput {
+  /** Model indices: rows of the main tiles come from `f`, columns from `g`. */
+  readonly f: number;
+  readonly g: number;
+}
+
+export interface PairPlan extends JobPairInput {
+  /** The pair's permutation null, or null when it is off. */
+  readonly null: NullPlan | null;
+}
+
+export interface JobPlan {
+  /** Each model's layout (no values): layers, sizes, depths. */
+  readonly models: readonly Model[];
+  readonly pairs: readonly PairPlan[];
+  /** Neurons per block. */
+  readonly block: number;
+  /** Every tile; a tile's id is its position here. */
+  readonly tiles: readonly JobTile[];
+}
+
+export interface JobPlanOptions {
+  readonly block: number;
+  readonly null: NullOptions;
+  /** Per model, where blocks must be cut (shard starts of a shard set; none for other sets). */
+  readonly cuts?: readonly (readonly number[])[];
+}
+
+/**
+ * Plans the tiles of every pair: first all main tiles (F-major within a pair,
+ * so one F block stays hot while G blocks stream past), then all null tiles.
+ */
+export function planJob(models: readonly Model[], pairs: readonly JobPairInput[], options: JobPlanOptions): JobPlan {
+  const cuts = (model: number) => options.cuts?.[model] ?? [];
+  const tiles: JobTile[] = [];
+  pairs.forEach((pair, index) => {
+    const blocks = (model: number) => splitBlocks(models[model]!.layers, options.block, cuts(model));
+    for (const t of planTiles(blocks(pair.f), blocks(pair.g))) tiles.push({ kind: 'main', id: tiles.length, pair: index, f: t.f, g: t.g });
+  });
+  const planned = pairs.map((pair, index): PairPlan => {
+    if (options.null.permutations === 0) return { ...pair, null: null };
+    const plan = planNull(models[pair.f]!, models[pair.g]!, options.null, options.block, [cuts(pair.f), cuts(pair.g)]);
+    for (const work of plan.work) tiles.push({ kind: 'null', id: tiles.length, pair: index, ...work });
+    return { ...pair, null: plan };
+  });
+  return { models, pairs: planned, block: options.block, tiles };
+}
+
+/** One operand of a tile's kernel call: a block of a model, or (`sampled`) a block of a pair's null sample, gathered and permuted. */
+export interface Operand {
+  readonly model: number;
+  readonly block: Block;
+  readonly sampled: boolean;
+}
+
+/**
+ * What the kernel multiplies. A main tile: F's block as rows, G's as columns.
+ * A null tile: the other model's block as rows (long, packed once and kept
+ * while the short sample blocks pass) and the sample block as columns; the
+ * sample's best matches are the column maxima. A dot product is the same sum
+ * in the same order either way round, so only speed depends on this.
+ */
+export function operands(plan: JobPlan, tile: JobTile): { readonly rows: Operand; readonly cols: Operand } {
+  const pair = plan.pairs[tile.pair]!;
+  if (tile.kind === 'main') {
+    return { rows: { model: pair.f, block: tile.f, sampled: false }, cols: { model: pair.g, block: tile.g, sampled: false } };
+  }
+  const [own, other] = tile.side === 0 ? [pair.f, pair.g] : [pair.g, pair.f];
+  return { rows: { model: other, block: tile.other, sampled: false }, cols: { model: own, block: tile.sample, sampled: true } };
+}
+
+/** Neuron pairs a tile compares. */
+export function tilePairs(tile: JobTile): number {
+  return tile.kind === 'main' ? tile.f.count * tile.g.count : tile.sample.count * tile.other.count;
+}
+
+/** The tile in words, for errors: which layers and neurons, or which null sample. */
+export function describeTile(plan: JobPlan, tile: JobTile): string {
+  const pair = plan.pairs[tile.pair]!;
+  const side = (model: number, b: Block) => `${plan.models[model]!.layers[b.layer]?.name ?? `layer ${b.layer}`} neurons ${b.start}..${b.start + b.count - 1}`;
+  const where = plan.pairs.length > 1 ? ` of pair ${tile.pair}` : '';
+  if (tile.kind === 'main') return `tile ${tile.id}${where} (F ${side(pair.f, tile.f)}, G ${side(pair.g, tile.g)})`;
+  const [own, other, otherModel] = tile.side === 0 ? ['F', 'G', pair.g] : ['G', 'F', pair.f];
+  return `tile ${tile.id}${where} (permutation null ${tile.k}: ${tile.sample.count} sampled ${own} neurons against ${other} ${side(otherModel, tile.other)})`;
+}
+
+/** Same tile, as far as a message can say: kind, pair and blocks. */
+export function sameTile(a: JobTile, b: JobTile): boolean {
+  const same = (x: Block, y: Block) => x.layer === y.layer && x.start === y.start && x.count === y.count;
+  if (a.id !== b.id || a.pair !== b.pair) return false;
+  if (a.kind === 'main') return b.kind === 'main' && same(a.f, b.f) && same(a.g, b.g);
+  return b.kind === 'null' && a.k === b.k && a.side === b.side && same(a.sample, b.sample) && same(a.other, b.other);
+}

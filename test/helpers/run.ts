@@ -1,0 +1,50 @@
+/** A pair scored in-process through the embedded job (internals on purpose: tests set the arrival order, tile size and threads). */
+import { openSources, runEmbedded } from '../../dist/coordinator/embedded.js';
+import type { ConstantMode, ConvMode, NullRequest } from '../../dist/shared/core/index.js';
+import { planPair } from '../../dist/shared/formats/index.js';
+import { pairReport, type JobTile } from '../../dist/shared/job/index.js';
+import type { KernelChoice } from '../../dist/worker/loader.js';
+
+export interface RunOptions {
+  readonly kernel: KernelChoice;
+  readonly threads?: number;
+  readonly tile?: number;
+  readonly conv?: ConvMode;
+  readonly constant?: ConstantMode;
+  readonly memory?: number;
+  readonly null?: NullRequest;
+  readonly order?: (tiles: JobTile[]) => JobTile[];
+}
+
+export async function runPair(fPath: string, gPath: string, o: RunOptions) {
+  const conv = o.conv ?? 'units';
+  const planned = planPair(fPath, gPath, { conv, layers: null, layersF: null, layersG: null, sample: null, probes: null });
+  const sources = openSources(
+    [
+      { path: fPath, plan: planned.f },
+      { path: gPath, plan: planned.g },
+    ],
+    o.memory ?? 2 ** 31,
+  );
+  const run = await runEmbedded(sources, [{ f: 0, g: 1 }], {
+    kernel: o.kernel,
+    threads: o.threads ?? 1,
+    ...(o.tile !== undefined ? { block: o.tile } : {}),
+    ...(o.order ? { order: o.order } : {}),
+    ...(o.null ? { null: o.null } : {}),
+  });
+  const { plan } = run.progress;
+  const scored = pairReport(run.progress, 0, {
+    match: 'paper',
+    constantMode: o.constant ?? 'include',
+    conv,
+    partial: null,
+    kernel: run.kernel.name,
+    threads: run.threads,
+    block: plan.block,
+    tiles: plan.tiles.filter((t) => t.kind === 'main').length,
+    seconds: 0,
+    nullSeconds: run.nullSeconds,
+  });
+  return { ...scored, reduction: run.progress.pairs[0]!.reduction, kernelName: run.kernel.name, progress: run.progress };
+}

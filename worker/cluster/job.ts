@@ -1,0 +1,55 @@
+/**
+ * A cluster worker's view of one job: its models opened from the spec's
+ * inputs and planned exactly as the coordinator planned them, and a tile
+ * runner over them.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { materializeInput, type JobSpec } from '../../shared/cluster/index.js';
+import { InternalError } from '../../shared/errors.js';
+import { planPair } from '../../shared/formats/index.js';
+import { openSource, planJob, type JobPlan, type ModelSource } from '../../shared/job/index.js';
+import { hugePageAllocate, nativeLoops } from '../native-assist.js';
+import type { EmbeddedPool } from '../pool.js';
+import { TileRunner } from '../tile-runner.js';
+
+export interface WorkerJob {
+  readonly spec: JobSpec;
+  readonly plan: JobPlan;
+  readonly sources: readonly ModelSource[];
+  readonly runner: TileRunner;
+  /** Bytes its models hold at most. */
+  readonly bytes: number;
+}
+
+export interface OpenJobOptions {
+  /** Bytes of streamed shard data per job, split over its shard-set models. */
+  readonly cacheBytes: number;
+  readonly cacheDir: string;
+  /** Separates this job's kernel keys from other jobs' on the same pool (see TileRunner). */
+  readonly keyBase: number;
+  /** Runs between the layers of a long standardization, so the tile that asked keeps its lease. */
+  readonly beat: () => void;
+}
+
+export async function openJob(nc: NatsConnection, spec: JobSpec, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob> {
+  if (spec.inputs.length !== 2 || spec.pairs.length !== 1) throw new InternalError(`job ${spec.job}: this worker runs jobs of one pair of models`);
+  const paths = await Promise.all(spec.inputs.map((ref) => materializeInput(nc, ref, options.cacheDir)));
+  const loops = nativeLoops();
+  const planned = planPair(paths[0]!, paths[1]!, { ...spec.options, ...(loops ? { loops } : {}) });
+  const plans = [planned.f, planned.g];
+  if (plans.some((p, k) => p.m !== spec.m || p.n !== spec.n[k])) {
+    throw new InternalError(
+      `job ${spec.job}: this worker plans ${plans.map((p) => p.n).join('x')} neurons at m=${planned.f.m}, the coordinator ${spec.n.join('x')} at m=${spec.m}; are both reading the same files?`,
+    );
+  }
+  const shardSets = plans.filter((p) => 'manifest' in p).length;
+  const sources = plans.map((plan, k) => openSource(paths[k]!, plan, { budget: options.cacheBytes / Math.max(1, shardSets), allocate: hugePageAllocate }));
+  for (const source of sources) await source.load(options.beat);
+  const plan = planJob(
+    sources.map((s) => s.model),
+    spec.pairs,
+    { block: spec.block, null: spec.null, cuts: sources.map((s) => s.cuts) },
+  );
+  if (plan.tiles.length !== spec.tiles) throw new InternalError(`job ${spec.job}: this worker plans ${plan.tiles.length} tiles, the coordinator ${spec.tiles}`);
+  return { spec, plan, sources, runner: new TileRunner(pool, plan, sources, options.keyBase), bytes: sources.reduce((sum, s) => sum + s.bytes, 0) };
+}
