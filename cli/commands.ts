@@ -4,7 +4,7 @@ import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
 import type { CliEnv } from './env.js';
 import { integerOption, numberOption, sizeOption } from './options.js';
-import type { Io } from './main.js';
+import type { Io } from './io.js';
 
 interface WorkerFlags {
   nats: string;

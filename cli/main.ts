@@ -1,20 +1,13 @@
+export type { Io } from './io.js';
+
 /** The `neurocorr` command line: flags and environment variables mapped onto the library API, errors onto exit codes (shared/errors.ts). */
 import { Command, CommanderError } from 'commander';
 import { NeurocorrError } from '../shared/errors.js';
 import { addDataCommands, addWorkerCommands } from './commands.js';
 import { readEnv, type CliEnv } from './env.js';
 import { flagName } from './flags.js';
+import { defaultIo, type Io } from './io.js';
 import { addScoreCommands } from './score.js';
-
-export interface Io {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const defaultIo: Io = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
 
 function buildProgram(io: Io, env: CliEnv): Command {
   const program = new Command('neurocorr')

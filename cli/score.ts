@@ -6,7 +6,7 @@ import { UsageError } from '../shared/errors.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
 import type { CliEnv } from './env.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
-import type { Io } from './main.js';
+import type { Io } from './io.js';
 
 interface PairFlags {
   conv: 'units' | 'channels';

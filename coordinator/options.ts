@@ -3,7 +3,7 @@
  * validated at the edge (coordinator/validate.ts). The CLI maps its flags and
  * environment variables onto these.
  */
-import { DEFAULT_NULL, type ConstantMode, type ConvMode, type MatchMode, type NullRequest } from '../shared/core/index.js';
+import { DEFAULT_NULL, type ConstantMode, type ConvMode, type MatchMode, type NullRequest, type Report } from '../shared/core/index.js';
 import { checkJobName, DEFAULT_PREFIX, DEFAULT_TILE_QUEUE, type TileQueueConfig } from '../shared/cluster/index.js';
 import type { PairOptions } from '../shared/formats/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
@@ -103,6 +103,12 @@ export interface PlanOptions extends ModelOptions {
   readonly kernel?: KernelChoice;
   readonly threads?: number;
   readonly null?: NullOptionsInput;
+}
+
+export interface ScoreResult {
+  readonly report: Report;
+  /** The short human summary `neurocorr score` prints. */
+  readonly summary: string;
 }
 
 export const DEFAULT_MEMORY = 2 * 1024 ** 3;

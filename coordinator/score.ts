@@ -3,19 +3,15 @@
  * cluster. Both run the same job model (docs/ARCHITECTURE.md): plan the
  * pair, run its tiles on an executor, reduce, report, write the outputs.
  */
-import { humanSummary, warnChance, type Report } from '../shared/core/index.js';
+import { humanSummary, warnChance } from '../shared/core/index.js';
 import { planPair } from '../shared/formats/index.js';
 import { checkOutputs, pairReport, writeOutputs } from '../shared/job/index.js';
 import { nativeLoops } from '../worker/native-assist.js';
 import { openSources, runEmbedded } from './embedded.js';
-import { scoreSettings, type ScoreOptions, type ScoreSettings } from './options.js';
-import { createProgress, type Progress } from './progress.js';
+import { scoreSettings, type ScoreOptions, type ScoreResult, type ScoreSettings } from './options.js';
 
-export interface ScoreResult {
-  readonly report: Report;
-  /** The short human summary `neurocorr score` prints. */
-  readonly summary: string;
-}
+export type { ScoreResult } from './options.js';
+import { createProgress, type Progress } from './progress.js';
 
 /** Scores two activation sets; rejects with a NeurocorrError (bad input, a service down, a failed job) or a TypeError/RangeError (bad options). */
 export async function score(options: ScoreOptions): Promise<ScoreResult> {

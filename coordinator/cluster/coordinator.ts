@@ -36,9 +36,8 @@ import { isShardPlan, planPair, type PlannedPair } from '../../shared/formats/in
 import { encodeCheckpoint, JobProgress, pairReport, planJob, restoreCheckpoint, writeOutputs, type JobPlan } from '../../shared/job/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
-import type { ClusterSettings, ScoreSettings } from '../options.js';
+import type { ClusterSettings, ScoreResult, ScoreSettings } from '../options.js';
 import { createProgress } from '../progress.js';
-import type { ScoreResult } from '../score.js';
 import { JetStreamExecutor } from './executor.js';
 import { JobStore } from './job-store.js';
 

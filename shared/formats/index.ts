@@ -2,6 +2,7 @@ export * from './activations.js';
 export * from './files.js';
 export * from './gc.js';
 export * from './layer-file.js';
+export * from './model-plan.js';
 export * from './npy.js';
 export * from './pair.js';
 export * from './raw.js';

@@ -9,7 +9,8 @@ import type { ConvMode } from '../core/index.js';
 import type { PartialInfo } from '../core/index.js';
 import { planShardSet } from './shard-model.js';
 import { isShardSet } from './shards.js';
-import { planModel, type ModelPlan, type StandardizeLoops } from './standardize.js';
+import type { ModelPlan } from './model-plan.js';
+import { planModel, type StandardizeLoops } from './standardize.js';
 
 export interface PairOptions {
   readonly conv: ConvMode;

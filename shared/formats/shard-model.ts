@@ -4,7 +4,7 @@ import { InputError, UsageError } from '../errors.js';
 import type { ConvMode, LayerInfo } from '../core/index.js';
 import { decodeShard } from './shard-arrow.js';
 import { readManifest, readShardBytes, type Manifest, type ShardEntry } from './shards.js';
-import type { ModelBuild, ModelPlan } from './standardize.js';
+import { modelPlan, type ModelBuild, type ModelPlan } from './model-plan.js';
 
 /**
  * One shard's z (count x m), read, checked (size, optionally sha256, neuron
@@ -87,14 +87,5 @@ export function planShardSet(dir: string, conv: ConvMode, partial: boolean): Sha
       step: () => next < layers.length && (standardize(next++), true),
     };
   };
-  const start = (z: Float32Array): ModelBuild => {
-    if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values; the set needs ${n * m}`);
-    return layout(z);
-  };
-  const build = (z: Float32Array) => {
-    const run = start(z);
-    while (run.step());
-    return run.model;
-  };
-  return { manifest, n, m, build, start, skeleton: () => layout(new Float32Array(0)).model };
+  return modelPlan(n, m, layout, { manifest });
 }

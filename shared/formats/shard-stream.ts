@@ -8,14 +8,6 @@ import { lastAtOrBefore, type LayerInfo, type Model } from '../core/index.js';
 import { loadShard, markConstants, type ShardPlan } from './shard-model.js';
 import type { ShardEntry } from './shards.js';
 
-export interface BlockSource {
-  /** Shard starts: blocks must be cut there. */
-  readonly cuts: readonly number[];
-  /** The block [start, start + count) as a SharedArrayBuffer view; pins its shard until release. */
-  acquire(start: number, count: number): Float32Array;
-  release(start: number): void;
-}
-
 export interface StreamStats {
   loads: number;
   hits: number;
@@ -31,8 +23,9 @@ interface Cached {
   pins: number;
 }
 
-export class ShardStream implements BlockSource {
+export class ShardStream {
   readonly model: Model;
+  /** Shard starts: blocks must be cut there. */
   readonly cuts: readonly number[];
   readonly stats: StreamStats = { loads: 0, hits: 0, bytesRead: 0, readSeconds: 0, peakBytes: 0 };
   private readonly cache = new Map<number, Cached>();
@@ -71,6 +64,7 @@ export class ShardStream implements BlockSource {
     return lastAtOrBefore(this.plan.manifest.shards, start, (s) => s.first);
   }
 
+  /** The block [start, start + count) as a SharedArrayBuffer view; pins its shard until release. */
   acquire(start: number, count: number): Float32Array {
     const index = this.shardOf(start);
     const shard = this.plan.manifest.shards[index]!;

@@ -4,7 +4,8 @@
  * worker threads read it without copies.
  */
 import { InputError, UsageError } from '../errors.js';
-import type { ConvMode, LayerInfo, Model } from '../core/index.js';
+import type { ConvMode, LayerInfo } from '../core/index.js';
+import { modelPlan, type ModelBuild, type ModelPlan } from './model-plan.js';
 import type { RawLayer, RawModel } from './raw.js';
 import { createRng, hashString, sampleIndices } from '../core/index.js';
 
@@ -54,28 +55,6 @@ export const DEFAULT_CONSTANT_TOLERANCE = 1e-12;
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export type Allocate = (bytes: number) => SharedArrayBuffer;
-
-/** Everything about a model that does not need its values: sizes, layers, sampling. */
-export interface ModelPlan {
-  readonly n: number;
-  readonly m: number;
-  /** Standardizes every layer into `z` (n x m) and returns the finished model. */
-  build(z: Float32Array): Model;
-  /**
-   * The model over `z` before any value is written, and a step that
-   * standardizes its next layer (false once all are done). Its layers' sizes
-   * and depths are final from the start; each layer's constant count is set
-   * when that layer is standardized.
-   */
-  start(z: Float32Array): ModelBuild;
-  /** The model's layout with no values: empty z, no constants marked yet (what a cluster coordinator reduces into). */
-  skeleton(): Model;
-}
-
-export interface ModelBuild {
-  readonly model: Model;
-  step(): boolean;
-}
 
 export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
   const fullM = raw.layers[0]?.shape[0] ?? 0;
@@ -156,16 +135,7 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
       },
     };
   };
-  const start = (z: Float32Array): ModelBuild => {
-    if (z.length !== n * m) throw new RangeError(`z holds ${z.length} values, the model needs ${n * m}`);
-    return layout(z);
-  };
-  const build = (z: Float32Array): Model => {
-    const run = start(z);
-    while (run.step());
-    return run.model;
-  };
-  return { n, m, build, start, skeleton: () => layout(new Float32Array(0)).model };
+  return modelPlan(n, m, layout);
 }
 
 /** Neurons per block in the write pass: their z rows are written side by side, sequentially in t. */
