@@ -4,8 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type {
-  NeurocorrError} from 'neurocorr';
+import type { NeurocorrError } from 'neurocorr';
 import {
   InputError,
   ServiceError,
