@@ -1,7 +1,8 @@
-/** The native addon: every SIMD variant gives the same bits, and it is safe in many threads at once. */
+/** The native addon: every SIMD variant gives the same bits, input checks, and many threads at once. */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { loadAddon, nativeChunk } from '../dist/worker/kernels/native.js';
+import { loadAddon, nativeChunk, nativeKernel, type Isa } from '../dist/worker/kernels/native.js';
+import type { TileInput } from '../dist/worker/kernel.js';
 import { computeTileReference } from '../dist/worker/kernels/reference.js';
 import { DEFAULT_CACHES } from '../dist/worker/caches.js';
 import { rng } from './helpers/models.js';
@@ -22,9 +23,11 @@ function randomRows(n: number, m: number, seed: number): Float32Array {
   return out;
 }
 
-function tile(isa: string, f: Float32Array, g: Float32Array, nf: number, ng: number, m: number, chunk: number): Uint8Array {
+function tile(isa: Isa, f: Float32Array, g: Float32Array, nf: number, ng: number, m: number, chunk: number): Uint8Array {
   const out = new ArrayBuffer((nf + ng) * 12);
-  expect(addon.computeTile(f, g, nf, ng, m, 100, 7, chunk, isa as 'auto', out)).toBe(isa);
+  const kernel = addon.tileKernel({ isa, gChunk: chunk });
+  expect(kernel.isa).toBe(isa);
+  kernel({ f, g, fCount: nf, gCount: ng, m, fStart: 100, gStart: 7 }, out);
   return new Uint8Array(out);
 }
 
@@ -59,13 +62,14 @@ describe('native addon', () => {
 
   it('reuses packed F panels only for the same key and sizes', () => {
     const m = 20;
+    const kernel = addon.tileKernel({ isa: 'auto', gChunk: 32 });
     const f1 = randomRows(30, m, 1);
     const f2 = randomRows(30, m, 2);
     const g1 = randomRows(50, m, 3);
     const g2 = randomRows(70, m, 4);
     const run = (f: Float32Array, g: Float32Array, ng: number, key: number, nf = 30) => {
       const out = new ArrayBuffer((nf + ng) * 12);
-      addon.computeTile(f, g, nf, ng, m, 0, 0, 32, 'auto', out, key);
+      kernel({ f, g, fCount: nf, gCount: ng, m, fStart: 0, gStart: 0, fKey: key }, out);
       return Buffer.from(out);
     };
     const fresh = (f: Float32Array, g: Float32Array, ng: number, nf = 30) => run(f, g, ng, 0, nf);
@@ -76,10 +80,49 @@ describe('native addon', () => {
     expect(run(f2, g1, 50, 8, 17).equals(fresh(f2, g1, 50, 17))).toBe(true);
   });
 
-  it('rejects buffers that do not match the sizes', () => {
-    const f = new Float32Array(4);
-    expect(() => addon.computeTile(f, f, 2, 2, 4, 0, 0, 32, 'auto', new ArrayBuffer(48))).toThrow(RangeError);
-    expect(() => addon.computeTile(f, f, 1, 1, 4, 0, 0, 32, 'mmx' as 'auto', new ArrayBuffer(24))).toThrow(/isa/);
+  it('chooses the ISA when the tile kernel is made: an unknown or unsupported one fails there', () => {
+    expect(addon.tileKernel({ isa: 'auto', gChunk: 32 }).isa).toBe(addon.info().best);
+    expect(() => addon.tileKernel({ isa: 'mmx' as Isa, gChunk: 32 })).toThrow(RangeError);
+    expect(() => addon.tileKernel({ isa: 'mmx' as Isa, gChunk: 32 })).toThrow(/isa must be auto, avx512, avx2 or scalar, got 'mmx'/);
+    for (const isa of (['avx512', 'avx2'] as const).filter((i) => !isas.includes(i))) {
+      expect(() => addon.tileKernel({ isa, gChunk: 32 })).toThrow(`this CPU does not support ${isa}`);
+    }
+    expect(() => addon.tileKernel({ isa: 'auto', gChunk: 0 })).toThrow(RangeError);
+    expect(() => addon.tileKernel({ isa: 'auto', gChunk: '32' as unknown as number })).toThrow(TypeError);
+    expect(() => addon.tileKernel(undefined as unknown as { isa: 'auto'; gChunk: number })).toThrow(TypeError);
+    // Through the kernel: at creation, before any tile.
+    expect(() => nativeKernel(addon, 'mmx' as Isa)).toThrow(RangeError);
+    expect(nativeKernel(addon, 'scalar').name).toBe('native-scalar');
+  });
+
+  it('checks the input object: TypeError for a wrong type, RangeError for a wrong size or value', () => {
+    const kernel = addon.tileKernel({ isa: 'auto', gChunk: 32 });
+    const f = new Float32Array(8);
+    const good: TileInput = { f, g: f, fCount: 2, gCount: 2, m: 4, fStart: 0, gStart: 0 };
+    const out = () => new ArrayBuffer(48);
+    // Called as untyped JavaScript would call it.
+    const compute = kernel as unknown as (input: unknown, out: unknown) => void;
+    const call = (input: unknown, o: unknown = out()) => compute.bind(null, input, o);
+    expect(call(good)).not.toThrow();
+    // Views of a SharedArrayBuffer are fine.
+    const shared = new Float32Array(new SharedArrayBuffer(32));
+    expect(call({ ...good, f: shared, g: shared })).not.toThrow();
+    expect(call(undefined)).toThrow(TypeError);
+    expect(call(good, new Float64Array(6))).toThrow(/out must be an ArrayBuffer/);
+    expect(call(good, new SharedArrayBuffer(48))).toThrow(TypeError);
+    expect(call({ ...good, f: new Float64Array(8) })).toThrow(/input.f must be a Float32Array/);
+    expect(call({ ...good, g: [0, 0, 0, 0, 0, 0, 0, 0] })).toThrow(TypeError);
+    expect(call({ ...good, m: '4' })).toThrow(/input.m must be a number/);
+    expect(call({ ...good, fStart: undefined })).toThrow(TypeError);
+    expect(call({ ...good, fKey: 'k' })).toThrow(TypeError);
+    expect(call({ ...good, fCount: 0 })).toThrow(RangeError);
+    expect(call({ ...good, gCount: 1.5 })).toThrow(/input.gCount must be an integer from 1 to 2147483647, got 1.5/);
+    expect(call({ ...good, gStart: -1 })).toThrow(RangeError);
+    expect(call({ ...good, fKey: -1 })).toThrow(RangeError);
+    expect(call({ ...good, fCount: 3 })).toThrow(/input.f holds 8 floats, fewer than fCount x m = 12/);
+    expect(call({ ...good, g: new Float32Array(7) })).toThrow(RangeError);
+    expect(call(good, new ArrayBuffer(47))).toThrow(/out holds 47 bytes/);
+    expect(call({ ...good, fStart: 2 ** 32 - 1 })).toThrow(/past 2\^32 - 1/);
   });
 
   it('loads and computes in several worker threads at once', async () => {
@@ -92,7 +135,9 @@ describe('native addon', () => {
       const { parentPort, workerData } = require('node:worker_threads');
       const addon = require(workerData.path);
       const out = new ArrayBuffer((workerData.n * 2) * 12);
-      for (let rep = 0; rep < 20; rep++) addon.computeTile(workerData.f, workerData.g, workerData.n, workerData.n, workerData.m, 100, 7, 64, 'auto', out);
+      const kernel = addon.tileKernel({ isa: 'auto', gChunk: 64 });
+      const { f, g, n, m } = workerData;
+      for (let rep = 0; rep < 20; rep++) kernel({ f, g, fCount: n, gCount: n, m, fStart: 100, gStart: 7 }, out);
       parentPort.postMessage(Buffer.from(out));
     `;
     const path = new URL('../worker/native/build/Release/neurocorr.node', import.meta.url).pathname;

@@ -11,24 +11,25 @@ import type { Kernel, TileInput } from '../kernel.js';
 
 export type Isa = 'avx512' | 'avx2' | 'scalar';
 
+/**
+ * The tile kernel of one ISA and G chunk. `out` receives rowBest f64[fCount],
+ * colBest f64[gCount], rowArg u32[fCount], colArg u32[gCount] (global
+ * indices), the layout of a TileResult's buffer.
+ */
+export interface NativeTileKernel {
+  (input: TileInput, out: ArrayBuffer): void;
+  /** What the requested ISA resolved to ('auto' gives the best one). */
+  readonly isa: Isa;
+  readonly gChunk: number;
+}
+
 export interface NativeAddon {
   info(): { isas: Isa[]; best: Isa; l1d: number; l2: number; l3: number };
   adviseHugePages(view: ArrayBufferView): boolean;
   standardizeAccumulate: StandardizeLoops['accumulate'];
   standardizeWrite: StandardizeLoops['write'];
-  computeTile(
-    f: Float32Array,
-    g: Float32Array,
-    fCount: number,
-    gCount: number,
-    m: number,
-    fStart: number,
-    gStart: number,
-    gChunk: number,
-    isa: Isa | 'auto',
-    out: ArrayBuffer,
-    fKey?: number,
-  ): Isa;
+  /** Throws (RangeError, or Error for an ISA this CPU lacks) here, not on the first tile. */
+  tileKernel(options: { readonly isa: Isa | 'auto'; readonly gChunk: number }): NativeTileKernel;
 }
 
 // Compiled code runs from dist/worker/kernels/; the addon is built under worker/native/ at the package root.
@@ -63,16 +64,23 @@ export function nativeChunk(m: number, caches: CacheSizes): number {
   return Math.max(32, Math.floor(caches.l2 / 2 / (4 * m)));
 }
 
-export function nativeKernel(addon = loadAddon(), isa: Isa | 'auto' = (process.env['NEUROCORR_NATIVE_ISA'] as Isa | undefined) ?? 'auto'): Kernel {
-  const info = addon.info();
-  const chosen = isa === 'auto' ? info.best : isa;
-  if (!info.isas.includes(chosen)) throw new Error(`NEUROCORR_NATIVE_ISA=${isa}: this CPU supports ${info.isas.join(', ')}`);
-  const caches = cacheSizes(info);
+export function nativeKernel(addon = loadAddon(), requested: Isa | 'auto' = (process.env['NEUROCORR_NATIVE_ISA'] as Isa | undefined) ?? 'auto'): Kernel {
+  const caches = cacheSizes(addon.info());
+  const create = (isa: Isa | 'auto', m: number) => addon.tileKernel({ isa, gChunk: nativeChunk(m, caches) });
+  // The G chunk depends on m, so one bound kernel per m (a pool serving several jobs sees a few).
+  // The first is made here, so that a bad ISA fails now, and it tells what 'auto' resolved to.
+  const bound = new Map<number, NativeTileKernel>([[1, create(requested, 1)]]);
+  const isa = bound.get(1)!.isa;
+  const forM = (m: number): NativeTileKernel => {
+    let tile = bound.get(m);
+    if (tile === undefined) bound.set(m, (tile = create(isa, m)));
+    return tile;
+  };
   return {
-    name: `native-${chosen}`,
-    computeTile({ f, g, fCount, gCount, m, fStart, gStart, fKey }: TileInput): TileResult {
-      const result = allocTileResult(fCount, gCount);
-      addon.computeTile(f, g, fCount, gCount, m, fStart, gStart, nativeChunk(m, caches), chosen, result.rowBest.buffer as ArrayBuffer, fKey ?? 0);
+    name: `native-${isa}`,
+    computeTile(input: TileInput): TileResult {
+      const result = allocTileResult(input.fCount, input.gCount);
+      forM(input.m)(input, result.rowBest.buffer as ArrayBuffer);
       return result;
     },
   };
