@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { runEmbedded } from '../coordinator/embedded.js';
+import { kernelFromEnv } from '../cli/env.js';
 import { loadKernel } from '../worker/loader.js';
 import { cacheSizes } from '../worker/caches.js';
 import { loadAddon } from '../worker/kernels/native.js';
@@ -57,7 +58,13 @@ async function kernelSeconds(kernel: 'native' | 'tfjs' | 'reference', n: number,
     let started = 0;
     let ended = 0;
     // Timed from the moment the pool is warm (kernel loaded in every thread) to the last merged tile.
-    await runEmbedded(f, g, { kernel, threads, warm: true, onStart: () => (started = performance.now()), onTile: () => (ended = performance.now()) });
+    await runEmbedded(f, g, {
+      kernel: kernelFromEnv(kernel),
+      threads,
+      warm: true,
+      onStart: () => (started = performance.now()),
+      onTile: () => (ended = performance.now()),
+    });
     times.push((ended - started) / 1000);
   }
   return median(times);
@@ -113,10 +120,10 @@ const fmt = (x: number | null, digits = 1) => (x === null ? 'n/a' : x.toFixed(di
 const ratio = (a: number | null, b: number | null) => (a === null || b === null ? 'n/a' : `${(a / b).toFixed(2)}x`);
 
 async function main(): Promise<void> {
-  const addonInfo = loadAddon().info();
+  const addonInfo = loadAddon(kernelFromEnv('native')).info();
   const caches = cacheSizes(addonInfo);
-  const native = await loadKernel('native');
-  const tfjs = await loadKernel('tfjs');
+  const native = await loadKernel(kernelFromEnv('native'));
+  const tfjs = await loadKernel(kernelFromEnv('tfjs'));
   log(`kernels: ${native.kernel.name}, ${tfjs.kernel.name}; numpy ${numpyAvailable ? numpyAvailable.numpy : 'MISSING: peer columns skipped'}`);
 
   const sizes: [number, number[]][] = quick

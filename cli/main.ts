@@ -4,6 +4,7 @@ import { NeurocorrError, UsageError } from '../shared/errors.js';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { humanSummary, type Report } from '../shared/core/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
+import { kernelFromEnv, standardizeFromEnv } from './env.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
 
 // Metrics stay on loopback unless asked; pino and prom-client load only for cluster commands.
@@ -114,7 +115,8 @@ function pairOptions(flags: PairFlags) {
     layersG: flags.layersG ?? null,
     sample: flags.sample === undefined ? null : { n: flags.sample, seed: flags.seed },
     probes: flags.probes ?? null,
-    kernel: flags.kernel,
+    kernel: kernelFromEnv(flags.kernel),
+    standardize: standardizeFromEnv(),
     ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
     null: { permutations: flags.null, sample: flags.nullSample ?? null, seed: flags.nullSeed },
   };
@@ -251,7 +253,8 @@ function buildProgram(io: Io): Command {
         inflight: flags.inflight ?? 2 * threads,
         cacheBytes: flags.cache,
         cacheDir: flags.cacheDir ?? defaultCacheDir(),
-        kernel: flags.kernel,
+        kernel: kernelFromEnv(flags.kernel),
+        standardize: standardizeFromEnv(),
         metricsPort: flags.metricsPort ?? null,
         metricsHost: flags.metricsHost,
         fault: process.env['NEUROCORR_WORKER_FAULT'] ?? null,
@@ -288,6 +291,7 @@ function buildProgram(io: Io): Command {
         conv: flags.conv,
         force: flags.force === true,
         ...(flags.shardNeurons !== undefined ? { shardNeurons: flags.shardNeurons } : {}),
+        standardize: standardizeFromEnv(),
         log: (line) => io.stderr(`${line}\n`),
       });
       const seconds = (performance.now() - started) / 1000;

@@ -7,13 +7,13 @@ import { NullReduction, gatherSample, nullKey, planNull, type NullOptions, type 
 import { Reduction } from '../shared/core/index.js';
 import { defaultBlockSize } from '../shared/core/index.js';
 import { planTiles, splitBlocks, type Tile, type TileResult } from '../shared/core/index.js';
-import type { KernelChoice } from '../worker/loader.js';
+import type { KernelOptions } from '../worker/loader.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
 import { runTiles } from './engine.js';
 import type { BlockSource } from '../shared/formats/index.js';
 
 export interface EmbeddedOptions {
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
   /** Worker threads; default one per core. */
   readonly threads?: number;
   /** Neurons per block; default chosen from the kernel and m. */

@@ -15,7 +15,7 @@ import { encodeShard, preloadArrow } from '../shared/formats/index.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/formats/index.js';
 import { layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
 import { replaceDirectory } from '../shared/formats/index.js';
-import { nativeLoops } from '../worker/native-assist.js';
+import { nativeLoops, type NativeLoopsOptions } from '../worker/native-assist.js';
 
 export interface PrepareOptions {
   /** Bytes of shard data held at once. */
@@ -24,6 +24,8 @@ export interface PrepareOptions {
   readonly conv: ConvMode;
   /** At most this many neurons per shard (the budget may allow more). */
   readonly shardNeurons?: number;
+  /** Native standardization loops (and the addon path for them); on by default where the addon loads. */
+  readonly standardize?: NativeLoopsOptions;
   readonly log: (line: string) => void;
 }
 
@@ -53,7 +55,7 @@ export function prepare(input: string, out: string, options: PrepareOptions): Pr
   const { m } = plan;
   const probes = raw.layers[0]!.shape[0]!;
   const perShard = Math.min(shardNeurons(options.memory, m), options.shardNeurons ?? Number.MAX_SAFE_INTEGER);
-  const loops = nativeLoops();
+  const loops = nativeLoops(options.standardize);
   const z = new Float32Array(Math.min(perShard, plan.n) * m);
   const flags = new Uint8Array(Math.min(perShard, plan.n));
 

@@ -10,17 +10,19 @@ import { planPair, type PairOptions } from '../shared/formats/index.js';
 import { isShardPlan } from '../shared/formats/index.js';
 import type { ModelPlan } from '../shared/formats/index.js';
 import type { Tile } from '../shared/core/index.js';
-import type { KernelChoice } from '../worker/loader.js';
+import type { KernelOptions } from '../worker/loader.js';
 import { runEmbedded } from './embedded.js';
 import { startPool } from '../worker/pool.js';
-import { hugePageAllocate, nativeLoops } from '../worker/native-assist.js';
+import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../worker/native-assist.js';
 import { createProgress, type Progress } from './progress.js';
 import { ShardStream } from '../shared/formats/index.js';
 
 export interface ScoreOptions extends PairOptions {
   readonly match: MatchMode;
   readonly constant: ConstantMode;
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
+  /** Native standardization loops (and the addon path for them); on by default where the addon loads. */
+  readonly standardize?: NativeLoopsOptions;
   readonly threads?: number;
   readonly tile?: number;
   readonly out: string | null;
@@ -43,12 +45,12 @@ export interface ModelPair {
 
 export const DEFAULT_MEMORY = 2 * 1024 ** 3;
 
-const allocateZ = (plan: ModelPlan): Float32Array => new Float32Array(hugePageAllocate(plan.n * plan.m * 4));
+const allocateZ = (plan: ModelPlan, options: ScoreOptions): Float32Array => new Float32Array(hugePageAllocate(plan.n * plan.m * 4, options.kernel));
 
 /** Loads and standardizes both activation sets with the run's options. */
 export function loadPair(fPath: string, gPath: string, options: ScoreOptions): ModelPair {
-  const { f, g, partial } = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
-  return { f: f.build(allocateZ(f)), g: g.build(allocateZ(g)), partial };
+  const { f, g, partial } = planPair(fPath, gPath, { ...options, loops: nativeLoops(options.standardize) });
+  return { f: f.build(allocateZ(f, options)), g: g.build(allocateZ(g, options)), partial };
 }
 
 interface Deferred {
@@ -78,14 +80,14 @@ export async function score(fPath: string, gPath: string, options: ScoreOptions)
     process.env['NEUROCORR_TRACE'] === '1'
       ? (phase: string) => options.log(`trace: ${phase} at ${(performance.now() - started).toFixed(0)} ms`)
       : () => undefined;
-  const plans = planPair(fPath, gPath, { ...options, loops: nativeLoops() });
+  const plans = planPair(fPath, gPath, { ...options, loops: nativeLoops(options.standardize) });
   trace('planned');
   // Shard sets are streamed through a bounded cache; other sets are standardized into memory.
   const memory = options.memory ?? DEFAULT_MEMORY;
   const streamF = isShardPlan(plans.f) ? new ShardStream(fPath, plans.f, memory / 2) : null;
   const streamG = isShardPlan(plans.g) ? new ShardStream(gPath, plans.g, memory / 2) : null;
-  const zF = streamF ? new Float32Array(0) : allocateZ(plans.f);
-  const zG = streamG ? new Float32Array(0) : allocateZ(plans.g);
+  const zF = streamF ? new Float32Array(0) : allocateZ(plans.f, options);
+  const zG = streamG ? new Float32Array(0) : allocateZ(plans.g, options);
   // The threads boot and load their kernel while this thread standardizes G;
   // then F is standardized layer by layer while the tiles of finished layers run.
   const pool = await startPool(zF, zG, plans.f.m, options.kernel, options.threads);

@@ -3,12 +3,12 @@
  * force, on random models with constant neurons, exact ties (also across
  * layers), conv-shaped layers, one-neuron layers, M = 2 and one-layer models.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runEmbedded } from '../dist/coordinator/embedded.js';
 import { loadPair, type ScoreOptions } from '../dist/coordinator/score.js';
 import { buildReport } from '../dist/shared/core/index.js';
 import type { Tile } from '../dist/shared/core/index.js';
-import type { KernelChoice } from '../dist/worker/loader.js';
+import type { KernelOptions } from '../dist/worker/loader.js';
 import { bruteForce } from './helpers/brute.js';
 import { baseOptions } from './helpers/options.js';
 import { bruteLayers, genModel, latents, rng, writeNpyDir, type GenOptions } from './helpers/models.js';
@@ -57,7 +57,7 @@ function makeCase(c: Case, seed: number) {
 async function run(
   fDir: string,
   gDir: string,
-  kernel: KernelChoice,
+  kernel: KernelOptions,
   extra: Partial<ScoreOptions> & { threads?: number; tile?: number; order?: (t: Tile[]) => Tile[] } = {},
 ) {
   const options = { ...baseOptions, kernel, ...extra };
@@ -82,26 +82,21 @@ async function run(
   return { ...scored, reduction: result.reduction, kernelName: result.kernel.name };
 }
 
-const KERNELS: { label: string; choice: KernelChoice; backend?: string }[] = [
-  { label: 'native', choice: 'native' },
-  { label: 'reference', choice: 'reference' },
-  { label: 'tfjs on wasm', choice: 'tfjs', backend: 'wasm' },
-  { label: 'tfjs on cpu', choice: 'tfjs', backend: 'cpu' },
+const KERNELS: { label: string; kernel: KernelOptions }[] = [
+  { label: 'native', kernel: { choice: 'native' } },
+  { label: 'reference', kernel: { choice: 'reference' } },
+  { label: 'tfjs on wasm', kernel: { choice: 'tfjs', tfjsBackend: 'wasm' } },
+  { label: 'tfjs on cpu', kernel: { choice: 'tfjs', tfjsBackend: 'cpu' } },
 ];
 
-afterEach(() => {
-  delete process.env['NEUROCORR_TFJS_BACKEND'];
-});
-
-describe.each(KERNELS)('kernel $label against the float64 brute force', ({ choice, backend }) => {
+describe.each(KERNELS)('kernel $label against the float64 brute force', ({ kernel }) => {
   it.each(CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
     const { f, g, fDir, gDir } = makeCase(c, 1000 + 17 * i);
     const conv = c.conv ?? 'units';
     for (const constant of ['include', 'exclude'] as const) {
       const expected = bruteForce(bruteLayers(f, conv), bruteLayers(g, conv), constant === 'exclude');
-      const got = await run(fDir, gDir, choice, { conv, constant, tile: 5 });
-      if (backend) expect(got.kernelName).toBe(`tfjs-${backend}`);
+      const got = await run(fDir, gDir, kernel, { conv, constant, tile: 5 });
+      if (kernel.tfjsBackend) expect(got.kernelName).toBe(`tfjs-${kernel.tfjsBackend}`);
       for (const dir of ['forward', 'backward', 'symmetric'] as const) {
         expect(got.report.scores.paper[dir]).toBeCloseTo(expected[dir].paper, 6);
         expect(got.report.scores.penalized[dir]).toBeCloseTo(expected[dir].penalized, 6);
@@ -130,18 +125,17 @@ function fingerprint(r: Awaited<ReturnType<typeof run>>): string {
   return JSON.stringify([r.report.scores, arrays.map((a) => Array.from(a))]);
 }
 
-describe.each(KERNELS)('bit-identical results with kernel $label', ({ choice, backend }) => {
+describe.each(KERNELS)('bit-identical results with kernel $label', ({ kernel }) => {
   it('across tile sizes 1, 7, 64 and whole-model, threads 1, 2, 4, and shuffled tile order', async () => {
-    if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
     const { fDir, gDir } = makeCase(CASES[0]!, 4242);
-    const baseline = fingerprint(await run(fDir, gDir, choice, { tile: 1 << 20 }));
+    const baseline = fingerprint(await run(fDir, gDir, kernel, { tile: 1 << 20 }));
     for (const tile of [1, 7, 64]) {
       for (const threads of [1, 2, 4]) {
-        expect(fingerprint(await run(fDir, gDir, choice, { tile, threads })), `tile ${tile} threads ${threads}`).toBe(baseline);
+        expect(fingerprint(await run(fDir, gDir, kernel, { tile, threads })), `tile ${tile} threads ${threads}`).toBe(baseline);
       }
     }
     for (const seed of [1, 2]) {
-      expect(fingerprint(await run(fDir, gDir, choice, { tile: 7, threads: 2, order: (t) => shuffle(t, seed) }))).toBe(baseline);
+      expect(fingerprint(await run(fDir, gDir, kernel, { tile: 7, threads: 2, order: (t) => shuffle(t, seed) }))).toBe(baseline);
     }
   });
 });
@@ -160,8 +154,8 @@ describe('hand-worked 3-neuron example', () => {
       ],
       dtype: 'f8' as const,
     };
-    for (const kernel of ['native', 'reference', 'tfjs'] as const) {
-      const { report } = await run(writeNpyDir(f), writeNpyDir(g), kernel);
+    for (const choice of ['native', 'reference', 'tfjs'] as const) {
+      const { report } = await run(writeNpyDir(f), writeNpyDir(g), { choice });
       expect(report.scores.paper.forward).toBeCloseTo(0.5, 6);
       expect(report.scores.paper.backward).toBeCloseTo(0.65, 6);
       expect(report.scores.paper.symmetric).toBeCloseTo(0.575, 6);
@@ -187,12 +181,11 @@ describe('many random models', () => {
     const c = randomCase(7000 + i);
     const { f, g, fDir, gDir } = makeCase(c, 9000 + i);
     const expected = bruteForce(bruteLayers(f), bruteLayers(g));
-    for (const { choice, backend } of kernels) {
-      if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
-      const got = await run(fDir, gDir, choice, { tile: c.tile, threads: 2 });
+    for (const { kernel } of kernels) {
+      const got = await run(fDir, gDir, kernel, { tile: c.tile, threads: 2 });
       for (const dir of ['forward', 'backward', 'symmetric'] as const) {
-        expect(got.report.scores.paper[dir], `${choice} paper ${dir}`).toBeCloseTo(expected[dir].paper, 6);
-        expect(got.report.scores.penalized[dir], `${choice} penalized ${dir}`).toBeCloseTo(expected[dir].penalized, 6);
+        expect(got.report.scores.paper[dir], `${kernel.choice} paper ${dir}`).toBeCloseTo(expected[dir].paper, 6);
+        expect(got.report.scores.penalized[dir], `${kernel.choice} penalized ${dir}`).toBeCloseTo(expected[dir].penalized, 6);
       }
       got.reduction.forward.best.forEach((b, k) => expect(Math.abs(b - expected.bestF[k]!)).toBeLessThan(1e-5));
       got.reduction.backward.best.forEach((b, k) => expect(Math.abs(b - expected.bestG[k]!)).toBeLessThan(1e-5));

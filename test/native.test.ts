@@ -1,10 +1,13 @@
 /** The native addon: every SIMD variant gives the same bits, input checks, and many threads at once. */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { loadAddon, nativeChunk, nativeKernel, type Isa } from '../dist/worker/kernels/native.js';
 import type { TileInput } from '../dist/worker/kernel.js';
 import { computeTileReference } from '../dist/worker/kernels/reference.js';
 import { DEFAULT_CACHES } from '../dist/worker/caches.js';
+import { loadKernel } from '../dist/worker/loader.js';
 import { rng } from './helpers/models.js';
 import { baseOptions } from './helpers/options.js';
 
@@ -90,9 +93,12 @@ describe('native addon', () => {
     expect(() => addon.tileKernel({ isa: 'auto', gChunk: 0 })).toThrow(RangeError);
     expect(() => addon.tileKernel({ isa: 'auto', gChunk: '32' as unknown as number })).toThrow(TypeError);
     expect(() => addon.tileKernel(undefined as unknown as { isa: 'auto'; gChunk: number })).toThrow(TypeError);
-    // Through the kernel: at creation, before any tile.
-    expect(() => nativeKernel(addon, 'mmx' as Isa)).toThrow(RangeError);
-    expect(nativeKernel(addon, 'scalar').name).toBe('native-scalar');
+    // Through the kernel and the loader: at creation, before any tile.
+    expect(() => nativeKernel({ isa: 'mmx' as Isa })).toThrow(RangeError);
+    expect(nativeKernel({ isa: 'scalar' }).name).toBe('native-scalar');
+    return expect(loadKernel({ choice: 'native', isa: 'mmx' as Isa })).rejects.toThrow(
+      /--kernel native cannot be loaded: native: unavailable \(tileKernel: isa must be/,
+    );
   });
 
   it('checks the input object: TypeError for a wrong type, RangeError for a wrong size or value', () => {
@@ -162,16 +168,14 @@ describe('native pool path', () => {
     const latent = latents(1, 24, 3);
     const fDir = writeNpyDir(genModel(1, { m: 24, layers: [[40], [3, 4, 4]], latent, duplicates: 0.2, constants: 0.05 }));
     const gDir = writeNpyDir(genModel(2, { m: 24, layers: [[70]], latent, duplicates: 0.2 }));
-    const options = { ...baseOptions, kernel: 'native' as const };
     const states: string[] = [];
     for (const isa of isas) {
-      process.env['NEUROCORR_NATIVE_ISA'] = isa;
+      const options = { ...baseOptions, kernel: { choice: 'native', isa } as const };
       const { f, g } = loadPair(fDir, gDir, options);
-      const { reduction, kernel } = await runEmbedded(f, g, { kernel: 'native', threads: 2, block: 13 });
+      const { reduction, kernel } = await runEmbedded(f, g, { kernel: options.kernel, threads: 2, block: 13 });
       expect(kernel.name).toBe(`native-${isa}`);
       states.push(JSON.stringify([reduction.forward, reduction.backward].flatMap((s) => [s.best, s.arg, s.pen, s.penArg].map((a) => Array.from(a)))));
     }
-    delete process.env['NEUROCORR_NATIVE_ISA'];
     expect(new Set(states).size).toBe(1);
   });
 });
@@ -184,6 +188,8 @@ describe('native standardization loops', () => {
     const { genModel, latents, writeNpyDir } = await import('./helpers/models.js');
     const loops = nativeLoops();
     expect(loops).toBeDefined();
+    expect(nativeLoops({ disabled: true })).toBeUndefined();
+    expect(nativeLoops({ addon: join(tmpdir(), 'nc-no-addon', 'neurocorr.node') })).toBeUndefined();
     for (const dtype of ['f4', 'f8'] as const) {
       const dir = writeNpyDir(genModel(5, { m: 37, layers: [[9], [3, 4, 5], [1]], latent: latents(2, 37, 2), dtype, constants: 0.1, duplicates: 0.1 }));
       for (const conv of ['units', 'channels'] as const) {

@@ -24,8 +24,8 @@ const scratch = () => mkdtempSync(join(tmpdir(), 'nc-shards-'));
 const quiet = { log: () => undefined };
 
 async function reductionState(fPath: string, gPath: string, block: number) {
-  const { f, g } = loadPair(fPath, gPath, { ...baseOptions, kernel: 'native' });
-  const { reduction } = await runEmbedded(f, g, { kernel: 'native', threads: 2, block });
+  const { f, g } = loadPair(fPath, gPath, { ...baseOptions, kernel: { choice: 'native' } });
+  const { reduction } = await runEmbedded(f, g, { kernel: { choice: 'native' }, threads: 2, block });
   return JSON.stringify([reduction.forward, reduction.backward].flatMap((s) => [s.best, s.arg, s.pen, s.penArg].map((a) => Array.from(a))));
 }
 

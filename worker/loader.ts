@@ -7,10 +7,23 @@ import { KernelUnavailableError } from '../shared/errors.js';
 import type { Kernel } from './kernel.js';
 import { nativeKernel } from './kernels/native.js';
 import { referenceKernel } from './kernels/reference.js';
-import { loadTfjsKernel } from './kernels/tfjs.js';
+import { loadTfjsKernel, type TfjsBackend } from './kernels/tfjs.js';
 
 export const KERNEL_CHOICES = ['auto', 'native', 'tfjs', 'reference'] as const;
 export type KernelChoice = (typeof KERNEL_CHOICES)[number];
+export const NATIVE_ISAS = ['auto', 'avx512', 'avx2', 'scalar'] as const;
+export { TFJS_BACKENDS } from './kernels/tfjs.js';
+
+/** Which kernel to load and how; plain data, so it reaches the pool threads in workerData. */
+export interface KernelOptions {
+  readonly choice: KernelChoice;
+  /** The native kernel's SIMD variant; 'auto' (the default) picks the best this CPU runs. */
+  readonly isa?: (typeof NATIVE_ISAS)[number];
+  /** The native addon's path, replacing the build locations under the package root. */
+  readonly addon?: string;
+  /** One tfjs backend instead of the first that loads. */
+  readonly tfjsBackend?: TfjsBackend;
+}
 
 export interface LoadedKernel {
   readonly kernel: Kernel;
@@ -18,11 +31,11 @@ export interface LoadedKernel {
   readonly notes: readonly string[];
 }
 
-type Step = (notes: string[]) => Kernel | Promise<Kernel>;
+type Step = (options: KernelOptions, notes: string[]) => Kernel | Promise<Kernel>;
 
 const STEPS: Record<Exclude<KernelChoice, 'auto'>, Step> = {
-  native: () => nativeKernel(),
-  tfjs: (notes) => loadTfjsKernel(notes),
+  native: (options) => nativeKernel(options),
+  tfjs: ({ tfjsBackend }, notes) => loadTfjsKernel(notes, tfjsBackend),
   reference: () => referenceKernel,
 };
 
@@ -30,13 +43,14 @@ const CHAIN: readonly Exclude<KernelChoice, 'auto'>[] = ['native', 'tfjs', 'refe
 
 const describe = (err: unknown): string => (err instanceof Error ? err.message.split('\n')[0]! : String(err));
 
-export async function loadKernel(choice: KernelChoice): Promise<LoadedKernel> {
+export async function loadKernel(options: KernelOptions): Promise<LoadedKernel> {
+  const { choice } = options;
   const notes: string[] = [];
   const chain = choice === 'auto' ? CHAIN : [choice];
   for (const name of chain) {
     const stepNotes: string[] = [];
     try {
-      const kernel = await STEPS[name](stepNotes);
+      const kernel = await STEPS[name](options, stepNotes);
       notes.push(...stepNotes, `${name}: loaded as ${kernel.name}`);
       return { kernel, notes };
     } catch (err) {

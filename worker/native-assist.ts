@@ -5,31 +5,31 @@
  * and the standardization loops run natively, bit-identical to the
  * TypeScript ones. Without the addon both fall back silently.
  */
-import type { Allocate, StandardizeLoops } from '../shared/formats/index.js';
-import { loadAddon, type NativeAddon } from './kernels/native.js';
+import type { StandardizeLoops } from '../shared/formats/index.js';
+import { loadAddon, type AddonOptions, type NativeAddon } from './kernels/native.js';
 
-let cached: NativeAddon | null | undefined;
-
-function addon(): NativeAddon | null {
-  if (cached === undefined) {
-    try {
-      cached = loadAddon();
-    } catch {
-      cached = null;
-    }
-  }
-  return cached;
+export interface NativeLoopsOptions extends AddonOptions {
+  /** Keep the TypeScript loops even where the addon loads. */
+  readonly disabled?: boolean;
 }
 
-export const hugePageAllocate: Allocate = (bytes) => {
+function tryAddon(options: AddonOptions): NativeAddon | null {
+  try {
+    return loadAddon(options);
+  } catch {
+    return null;
+  }
+}
+
+/** A SharedArrayBuffer of `bytes`, advised onto huge pages when it is big and the addon loads. */
+export function hugePageAllocate(bytes: number, options: AddonOptions = {}): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(bytes);
-  if (bytes >= 4 << 20) addon()?.adviseHugePages(new Uint8Array(buffer));
+  if (bytes >= 4 << 20) tryAddon(options)?.adviseHugePages(new Uint8Array(buffer));
   return buffer;
-};
+}
 
 /** Native standardization loops, or undefined to keep the TypeScript ones. */
-export function nativeLoops(): StandardizeLoops | undefined {
-  const a = addon();
-  if (a === null || process.env['NEUROCORR_JS_STANDARDIZE'] === '1') return undefined;
-  return { accumulate: a.standardizeAccumulate, write: a.standardizeWrite };
+export function nativeLoops(options: NativeLoopsOptions = {}): StandardizeLoops | undefined {
+  const addon = options.disabled ? null : tryAddon(options);
+  return addon ? { accumulate: addon.standardizeAccumulate, write: addon.standardizeWrite } : undefined;
 }

@@ -10,7 +10,7 @@ export const baseOptions: ScoreOptions = {
   layersG: null,
   sample: null,
   probes: null,
-  kernel: 'reference',
+  kernel: { choice: 'reference' },
   out: null,
   matches: null,
   progress: false,

@@ -9,7 +9,7 @@ import type { JobSpec } from '../../shared/cluster/index.js';
 import { isShardPlan } from '../../shared/formats/index.js';
 import { ShardStream } from '../../shared/formats/index.js';
 import type { ModelPlan } from '../../shared/formats/index.js';
-import { hugePageAllocate, nativeLoops } from '../native-assist.js';
+import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../native-assist.js';
 
 export interface SideBlocks {
   /** The side's layout (layers, sizes, constant flags), values aside. */
@@ -38,7 +38,7 @@ export interface JobBlocks {
  * Builds a side. `beat` runs between layers of a whole-model build, so the
  * tile that triggered it keeps its JetStream lease (in-progress acks).
  */
-async function side(path: string, plan: ModelPlan, budget: number, beat: () => void): Promise<SideBlocks> {
+async function side(path: string, plan: ModelPlan, budget: number, beat: () => void, native: NativeLoopsOptions): Promise<SideBlocks> {
   if (isShardPlan(plan)) {
     const stream = new ShardStream(path, plan, budget);
     return {
@@ -51,7 +51,7 @@ async function side(path: string, plan: ModelPlan, budget: number, beat: () => v
       hits: () => ({ hits: stream.stats.hits, loads: stream.stats.loads }),
     };
   }
-  const z = new Float32Array(hugePageAllocate(plan.n * plan.m * 4));
+  const z = new Float32Array(hugePageAllocate(plan.n * plan.m * 4, native));
   const build = plan.start(z);
   while (build.step()) {
     beat();
@@ -70,16 +70,23 @@ async function side(path: string, plan: ModelPlan, budget: number, beat: () => v
 }
 
 /** Opens a job whose inputs are at `fPath` and `gPath` on this machine; `cacheBytes` bounds streamed shard data. */
-export async function openJob(spec: JobSpec, fPath: string, gPath: string, cacheBytes: number, beat: () => void): Promise<JobBlocks> {
-  const loops = nativeLoops();
+export async function openJob(
+  spec: JobSpec,
+  fPath: string,
+  gPath: string,
+  cacheBytes: number,
+  beat: () => void,
+  native: NativeLoopsOptions = {},
+): Promise<JobBlocks> {
+  const loops = nativeLoops(native);
   const plans = planPair(fPath, gPath, { ...spec.pair, ...(loops ? { loops } : {}) });
   if (plans.f.m !== spec.m || plans.f.n !== spec.n[0] || plans.g.n !== spec.n[1]) {
     throw new Error(
       `job ${spec.job}: this worker plans ${plans.f.n}x${plans.g.n} neurons at m=${plans.f.m}, the coordinator ${spec.n[0]}x${spec.n[1]} at m=${spec.m}; are both reading the same files?`,
     );
   }
-  const f = await side(fPath, plans.f, cacheBytes / 2, beat);
-  const g = await side(gPath, plans.g, cacheBytes / 2, beat);
+  const f = await side(fPath, plans.f, cacheBytes / 2, beat, native);
+  const g = await side(gPath, plans.g, cacheBytes / 2, beat, native);
   const nullPlan = spec.null.permutations > 0 ? planNull(f.model, g.model, spec.null, spec.block, [f.cuts, g.cuts], spec.tiles) : null;
   return { spec, m: spec.m, f, g, nullPlan };
 }

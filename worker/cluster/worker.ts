@@ -31,7 +31,8 @@ import {
 import { gatherSample, nullKey, type NullTile } from '../../shared/core/index.js';
 import type { Tile } from '../../shared/core/index.js';
 import { openJob, type JobBlocks } from './job-blocks.js';
-import type { KernelChoice } from '../loader.js';
+import type { KernelOptions } from '../loader.js';
+import type { NativeLoopsOptions } from '../native-assist.js';
 import { startPool, type EmbeddedPool } from '../pool.js';
 
 export interface WorkerOptions {
@@ -43,7 +44,9 @@ export interface WorkerOptions {
   readonly cacheBytes: number;
   /** Where object-store sets are downloaded. */
   readonly cacheDir: string;
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
+  /** Native standardization loops (and the addon path for them); on by default where the addon loads. */
+  readonly standardize?: NativeLoopsOptions;
   readonly metricsPort: number | null;
   readonly metricsHost: string;
   /**
@@ -226,7 +229,7 @@ async function openJobFromKv(nc: NatsConnection, kv: KV, job: string, options: W
   const spec = decodeJobSpec(entry.value);
   const fPath = await materializeInput(nc, spec.f, options.cacheDir);
   const gPath = await materializeInput(nc, spec.g, options.cacheDir);
-  return openJob(spec, fPath, gPath, options.cacheBytes, beat);
+  return openJob(spec, fPath, gPath, options.cacheBytes, beat, options.standardize);
 }
 
 interface TileContext {

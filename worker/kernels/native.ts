@@ -4,6 +4,8 @@
  * error names every place tried.
  */
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { KernelUnavailableError } from '../../shared/errors.js';
 import type { StandardizeLoops } from '../../shared/formats/index.js';
 import { allocTileResult, type TileResult } from '../../shared/core/index.js';
 import { cacheSizes, type CacheSizes } from '../caches.js';
@@ -32,28 +34,43 @@ export interface NativeAddon {
   tileKernel(options: { readonly isa: Isa | 'auto'; readonly gChunk: number }): NativeTileKernel;
 }
 
+export interface AddonOptions {
+  /** The addon's path, replacing the list of build locations (relative to the working directory). */
+  readonly addon?: string;
+}
+
 // Compiled code runs from dist/worker/kernels/; the addon is built under worker/native/ at the package root.
 const PACKAGE_ROOT = new URL('../../../', import.meta.url);
 const BUILDS = ['worker/native/build/Release/neurocorr.node', 'worker/native/build/Debug/neurocorr.node'];
 
-/** Candidates in order: the Release and Debug builds, or only NEUROCORR_NATIVE_ADDON when set. */
-export function addonCandidates(): string[] {
-  const override = process.env['NEUROCORR_NATIVE_ADDON'];
-  return override ? [override] : BUILDS.map((b) => new URL(b, PACKAGE_ROOT).pathname);
+/** Candidates in order: the Release and Debug builds, or only `options.addon`. */
+export function addonCandidates(options: AddonOptions = {}): string[] {
+  return options.addon ? [resolve(options.addon)] : BUILDS.map((b) => new URL(b, PACKAGE_ROOT).pathname);
 }
 
-export function loadAddon(): NativeAddon {
-  const require = createRequire(import.meta.url);
-  const failures: string[] = [];
-  for (const path of addonCandidates()) {
-    try {
-      return require(path) as NativeAddon;
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      failures.push(`${path} (${code === 'MODULE_NOT_FOUND' ? 'absent' : err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
+// Per thread (module state is per thread): the addon, or why it did not load, by addon path ('' for the default list).
+const loaded = new Map<string, NativeAddon | KernelUnavailableError>();
+
+export function loadAddon(options: AddonOptions = {}): NativeAddon {
+  const key = options.addon ?? '';
+  let entry = loaded.get(key);
+  if (entry === undefined) {
+    const require = createRequire(import.meta.url);
+    const failures: string[] = [];
+    for (const path of addonCandidates(options)) {
+      try {
+        entry = require(path) as NativeAddon;
+        break;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        failures.push(`${path} (${code === 'MODULE_NOT_FOUND' ? 'absent' : err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
+      }
     }
+    entry ??= new KernelUnavailableError(`native addon not built (run npm ci or npm rebuild); tried ${failures.join(', ')}`);
+    loaded.set(key, entry);
   }
-  throw new Error(`native addon not built (run npm ci or npm rebuild); tried ${failures.join(', ')}`);
+  if (entry instanceof Error) throw entry;
+  return entry;
 }
 
 /**
@@ -64,12 +81,18 @@ export function nativeChunk(m: number, caches: CacheSizes): number {
   return Math.max(32, Math.floor(caches.l2 / 2 / (4 * m)));
 }
 
-export function nativeKernel(addon = loadAddon(), requested: Isa | 'auto' = (process.env['NEUROCORR_NATIVE_ISA'] as Isa | undefined) ?? 'auto'): Kernel {
+export interface NativeKernelOptions extends AddonOptions {
+  /** 'auto' (the default) picks the best ISA this CPU runs. */
+  readonly isa?: Isa | 'auto';
+}
+
+/** Throws at creation for an ISA that is unknown or that this CPU lacks. */
+export function nativeKernel(options: NativeKernelOptions = {}, addon: NativeAddon = loadAddon(options)): Kernel {
   const caches = cacheSizes(addon.info());
   const create = (isa: Isa | 'auto', m: number) => addon.tileKernel({ isa, gChunk: nativeChunk(m, caches) });
   // The G chunk depends on m, so one bound kernel per m (a pool serving several jobs sees a few).
   // The first is made here, so that a bad ISA fails now, and it tells what 'auto' resolved to.
-  const bound = new Map<number, NativeTileKernel>([[1, create(requested, 1)]]);
+  const bound = new Map<number, NativeTileKernel>([[1, create(options.isa ?? 'auto', 1)]]);
   const isa = bound.get(1)!.isa;
   const forM = (m: number): NativeTileKernel => {
     let tile = bound.get(m);
