@@ -11,7 +11,7 @@ import { runEmbedded } from '../coordinator/embedded.js';
 import { kernelFromEnv } from '../cli/env.js';
 import { loadKernel } from '../worker/loader.js';
 import { cacheSizes } from '../worker/caches.js';
-import { loadAddon } from '../worker/kernels/native.js';
+import { loadAddon } from '../worker/native/addon.js';
 import { replaceHead } from './results.js';
 import { randomModel, writeModel } from './synthetic.js';
 

@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../shared/errors.js';
 import { NATIVE_ISAS, TFJS_BACKENDS, type KernelChoice, type KernelOptions } from '../worker/loader.js';
-import type { NativeLoopsOptions } from '../worker/native-assist.js';
+import type { NativeLoopsOptions } from '../worker/native/assist.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 

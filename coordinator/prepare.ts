@@ -15,7 +15,7 @@ import { encodeShard, preloadArrow } from '../shared/formats/index.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/formats/index.js';
 import { layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
 import { replaceDirectory } from '../shared/formats/index.js';
-import { nativeLoops, type NativeLoopsOptions } from '../worker/native-assist.js';
+import { nativeLoops, type NativeLoopsOptions } from '../worker/native/assist.js';
 
 export interface PrepareOptions {
   /** Bytes of shard data held at once. */

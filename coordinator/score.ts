@@ -13,7 +13,7 @@ import type { Tile } from '../shared/core/index.js';
 import type { KernelOptions } from '../worker/loader.js';
 import { runEmbedded } from './embedded.js';
 import { startPool } from '../worker/pool.js';
-import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../worker/native-assist.js';
+import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../worker/native/assist.js';
 import { createProgress, type Progress } from './progress.js';
 import { ShardStream } from '../shared/formats/index.js';
 

@@ -1,16 +1,20 @@
-/** The native addon: every SIMD variant gives the same bits, input checks, and many threads at once. */
+/** The native addon: its loader, every SIMD variant gives the same bits, input checks, and many threads at once. */
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { loadAddon, nativeChunk, nativeKernel, type Isa } from '../dist/worker/kernels/native.js';
-import type { TileInput } from '../dist/worker/kernel.js';
+import { nativeChunk, nativeKernel } from '../dist/worker/kernels/native.js';
+import { addonCandidates, loadAddon, packageRoot, requireAddon, type Isa } from '../dist/worker/native/addon.js';
 import { computeTileReference } from '../dist/worker/kernels/reference.js';
 import { DEFAULT_CACHES } from '../dist/worker/caches.js';
 import { loadKernel } from '../dist/worker/loader.js';
+import { KernelUnavailableError } from '../dist/shared/errors.js';
+import type { TileInput } from '../dist/worker/kernel.js';
 import { rng } from './helpers/models.js';
 import { baseOptions } from './helpers/options.js';
 
+const ROOT = join(import.meta.dirname, '..');
 const addon = loadAddon();
 const isas = addon.info().isas;
 
@@ -33,6 +37,50 @@ function tile(isa: Isa, f: Float32Array, g: Float32Array, nf: number, ng: number
   kernel({ f, g, fCount: nf, gCount: ng, m, fStart: 100, gStart: 7 }, out);
   return new Uint8Array(out);
 }
+
+describe('native addon loader', () => {
+  it('finds the package root from dist and from the sources, and the Release build under it', () => {
+    expect(packageRoot(join(ROOT, 'dist', 'worker', 'native', 'addon.js'))).toBe(ROOT);
+    expect(packageRoot(new URL('../worker/native/addon.ts', import.meta.url))).toBe(ROOT);
+    // Other packages' package.json files on the way up are passed over.
+    expect(packageRoot(join(ROOT, 'node_modules', 'vitest', 'dist', 'index.js'))).toBe(ROOT);
+    expect(() => packageRoot(join(tmpdir(), 'x.js'))).toThrow(/no folder above .* has a package.json named neurocorr/);
+    const candidates = addonCandidates();
+    expect(candidates).toEqual(['Release', 'Debug'].map((b) => join(ROOT, 'worker', 'native', 'build', b, 'neurocorr.node')));
+    expect(existsSync(candidates[0]!)).toBe(true);
+    // An explicit path is the only candidate.
+    expect(addonCandidates({ addon: '/x/y.node' })).toEqual(['/x/y.node']);
+  });
+
+  it('loads once per thread', () => {
+    expect(loadAddon()).toBe(addon);
+    expect(loadAddon({ addon: addonCandidates()[0]! })).toBe(addon);
+  });
+
+  it('names every place tried, why each failed, and the fix', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nc-root-'));
+    const [release, debug] = addonCandidates({}, root);
+    mkdirSync(join(debug!, '..'), { recursive: true });
+    writeFileSync(debug!, 'not a shared object');
+    let error: unknown;
+    try {
+      requireAddon(addonCandidates({}, root));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(KernelUnavailableError);
+    const message = (error as Error).message;
+    expect(message).not.toContain('\n');
+    expect(message).toContain(`${release} (absent)`);
+    // A file that is there but does not load: dlopen's reason.
+    expect(message).toContain(`${debug} (${debug}: `);
+    expect(message).toMatch(/^native addon not built or not loadable: tried .* Fix: run npm rebuild \(or npm ci\)/);
+    const missing = join(root, 'nope.node');
+    expect(() => loadAddon({ addon: missing })).toThrow(
+      `native addon not built or not loadable: tried ${missing} (absent). Fix: point the addon path at a built neurocorr.node`,
+    );
+  });
+});
 
 describe('native addon', () => {
   it('reports its ISAs and cache sizes', () => {
@@ -137,19 +185,21 @@ describe('native addon', () => {
     const f = randomRows(n, m, 1);
     const g = randomRows(n, m, 2);
     const expected = Buffer.from(tile(addon.info().best, f, g, n, n, m, 64));
+    // Each thread loads the addon through the loader and makes its own tile kernel.
     const source = `
       const { parentPort, workerData } = require('node:worker_threads');
-      const addon = require(workerData.path);
-      const out = new ArrayBuffer((workerData.n * 2) * 12);
-      const kernel = addon.tileKernel({ isa: 'auto', gChunk: 64 });
-      const { f, g, n, m } = workerData;
-      for (let rep = 0; rep < 20; rep++) kernel({ f, g, fCount: n, gCount: n, m, fStart: 100, gStart: 7 }, out);
-      parentPort.postMessage(Buffer.from(out));
+      import(workerData.loader).then(({ loadAddon }) => {
+        const kernel = loadAddon().tileKernel({ isa: 'auto', gChunk: 64 });
+        const { f, g, n, m } = workerData;
+        const out = new ArrayBuffer((n * 2) * 12);
+        for (let rep = 0; rep < 20; rep++) kernel({ f, g, fCount: n, gCount: n, m, fStart: 100, gStart: 7 }, out);
+        parentPort.postMessage(Buffer.from(out));
+      });
     `;
-    const path = new URL('../worker/native/build/Release/neurocorr.node', import.meta.url).pathname;
+    const loader = new URL('../dist/worker/native/addon.js', import.meta.url).href;
     const results = await Promise.all(
       Array.from({ length: 6 }, () => {
-        const worker = new Worker(source, { eval: true, workerData: { path, f, g, n, m } });
+        const worker = new Worker(source, { eval: true, workerData: { loader, f, g, n, m } });
         return new Promise<Uint8Array>((resolve, reject) => {
           worker.once('message', resolve);
           worker.once('error', reject);
@@ -184,7 +234,7 @@ describe('native standardization loops', () => {
   it('give z bit-identical to the TypeScript loops, for float32 and float64, units and channels', async () => {
     const { planModel, jsLoops } = await import('../dist/shared/formats/index.js');
     const { loadActivationSet } = await import('../dist/shared/formats/index.js');
-    const { nativeLoops } = await import('../dist/worker/native-assist.js');
+    const { nativeLoops } = await import('../dist/worker/native/assist.js');
     const { genModel, latents, writeNpyDir } = await import('./helpers/models.js');
     const loops = nativeLoops();
     expect(loops).toBeDefined();

@@ -9,7 +9,7 @@ import type { JobSpec } from '../../shared/cluster/index.js';
 import { isShardPlan } from '../../shared/formats/index.js';
 import { ShardStream } from '../../shared/formats/index.js';
 import type { ModelPlan } from '../../shared/formats/index.js';
-import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../native-assist.js';
+import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../native/assist.js';
 
 export interface SideBlocks {
   /** The side's layout (layers, sizes, constant flags), values aside. */

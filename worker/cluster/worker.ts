@@ -32,7 +32,7 @@ import { gatherSample, nullKey, type NullTile } from '../../shared/core/index.js
 import type { Tile } from '../../shared/core/index.js';
 import { openJob, type JobBlocks } from './job-blocks.js';
 import type { KernelOptions } from '../loader.js';
-import type { NativeLoopsOptions } from '../native-assist.js';
+import type { NativeLoopsOptions } from '../native/assist.js';
 import { startPool, type EmbeddedPool } from '../pool.js';
 
 export interface WorkerOptions {

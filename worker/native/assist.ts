@@ -5,8 +5,8 @@
  * and the standardization loops run natively, bit-identical to the
  * TypeScript ones. Without the addon both fall back silently.
  */
-import type { StandardizeLoops } from '../shared/formats/index.js';
-import { loadAddon, type AddonOptions, type NativeAddon } from './kernels/native.js';
+import type { StandardizeLoops } from '../../shared/formats/index.js';
+import { loadAddon, type AddonOptions, type NativeAddon } from './addon.js';
 
 export interface NativeLoopsOptions extends AddonOptions {
   /** Keep the TypeScript loops even where the addon loads. */
