@@ -11,7 +11,8 @@ import { runEmbedded } from '#dist/coordinator/embedded.js';
 import { memorySource } from '#dist/shared/job/index.js';
 import { loadKernel } from '#dist/worker/loader.js';
 import { cacheSizes } from '#dist/worker/caches.js';
-import { loadAddon } from '#dist/worker/kernels/native.js';
+import { loadAddon } from '#dist/worker/native/addon.js';
+import { kernelFromEnv } from '#dist/cli/env.js';
 import { replaceHead } from './results.js';
 import { randomModel, writeModel } from './synthetic.js';
 
@@ -59,7 +60,7 @@ async function kernelSeconds(kernel: 'native' | 'tfjs' | 'reference', n: number,
     let ended = 0;
     // Timed from the moment the pool is warm (kernel loaded in every thread) to the last merged tile.
     await runEmbedded([memorySource(f), memorySource(g)], [{ f: 0, g: 1 }], {
-      kernel,
+      kernel: kernelFromEnv(kernel),
       threads,
       warm: true,
       onStart: () => (started = performance.now()),
@@ -120,10 +121,10 @@ const fmt = (x: number | null, digits = 1) => (x === null ? 'n/a' : x.toFixed(di
 const ratio = (a: number | null, b: number | null) => (a === null || b === null ? 'n/a' : `${(a / b).toFixed(2)}x`);
 
 async function main(): Promise<void> {
-  const addonInfo = loadAddon().info();
+  const addonInfo = loadAddon(kernelFromEnv('native')).info();
   const caches = cacheSizes(addonInfo);
-  const native = await loadKernel('native');
-  const tfjs = await loadKernel('tfjs');
+  const native = await loadKernel(kernelFromEnv('native'));
+  const tfjs = await loadKernel(kernelFromEnv('tfjs'));
   log(`kernels: ${native.kernel.name}, ${tfjs.kernel.name}; numpy ${numpyAvailable ? numpyAvailable.numpy : 'MISSING: peer columns skipped'}`);
 
   const sizes: [number, number[]][] = quick

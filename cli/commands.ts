@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
-import type { CliEnv } from './env.js';
+import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, numberOption, sizeOption } from './options.js';
 import type { Io } from './io.js';
 
@@ -49,7 +49,8 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
         ...(flags.inflight !== undefined ? { inflight: flags.inflight } : {}),
         cache: flags.cache,
         ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
-        kernel: flags.kernel,
+        kernel: kernelFromEnv(flags.kernel, env.vars),
+        nativeStandardize: !env.jsStandardize,
         ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
         metricsHost: flags.metricsHost,
         ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
@@ -72,7 +73,7 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
     });
 }
 
-export function addDataCommands(program: Command, io: Io): void {
+export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
   program
     .command('prepare')
     .description('turn a .npy folder or .safetensors file into a shard set (standardized, neuron-major Arrow IPC shards), streaming')
@@ -92,6 +93,8 @@ export function addDataCommands(program: Command, io: Io): void {
         conv: flags.conv,
         force: flags.force === true,
         ...(flags.shardNeurons !== undefined ? { shardNeurons: flags.shardNeurons } : {}),
+        nativeStandardize: !env.jsStandardize,
+        ...(env.vars['NEUROCORR_NATIVE_ADDON'] ? { addon: env.vars['NEUROCORR_NATIVE_ADDON'] } : {}),
         log: (line) => io.stderr(`${line}\n`),
       });
       const seconds = (performance.now() - started) / 1000;

@@ -1,7 +1,13 @@
 /**
  * The environment variables neurocorr reads, all of them, here and only
- * here: the CLI turns them into library options.
+ * here: the CLI turns them into library options. A bad value is a usage
+ * error naming the variable and the values it takes.
  */
+import { UsageError } from '../shared/errors.js';
+import { NATIVE_ISAS, TFJS_BACKENDS, type KernelChoice, type KernelOptions } from '../worker/loader.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
 export interface CliEnv {
   /** NEUROCORR_TRACE=1: log when each phase of a run ended. */
   readonly trace: boolean;
@@ -13,6 +19,10 @@ export interface CliEnv {
   readonly logLevel: string | undefined;
   /** NEUROCORR_WORKER_FAULT: fault injection for tests and chaos runs (`duplicate`, `slow:MS`). */
   readonly workerFault: string | null;
+  /** NEUROCORR_JS_STANDARDIZE=1: keep the TypeScript standardization loops. */
+  readonly jsStandardize: boolean;
+  /** The variables as read, for the kernel settings (checked when a command needs a kernel). */
+  readonly vars: Env;
 }
 
 export function readEnv(env: NodeJS.ProcessEnv = process.env): CliEnv {
@@ -23,5 +33,23 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CliEnv {
     debug: (env['NEUROCORR_DEBUG'] ?? '') !== '',
     logLevel: env['NEUROCORR_LOG_LEVEL'] || undefined,
     workerFault: env['NEUROCORR_WORKER_FAULT'] || null,
+    jsStandardize: env['NEUROCORR_JS_STANDARDIZE'] === '1',
+    vars: { ...env },
   };
+}
+
+/** An unset or empty variable is undefined. */
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]): T | undefined {
+  const value = env[name];
+  if (value === undefined || value === '') return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${name}=${value} is not one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** `choice` with NEUROCORR_NATIVE_ISA, NEUROCORR_NATIVE_ADDON and NEUROCORR_TFJS_BACKEND. */
+export function kernelFromEnv(choice: KernelChoice, env: Env = process.env): KernelOptions {
+  const isa = oneOf(env, 'NEUROCORR_NATIVE_ISA', NATIVE_ISAS);
+  const tfjsBackend = oneOf(env, 'NEUROCORR_TFJS_BACKEND', TFJS_BACKENDS);
+  const addon = env['NEUROCORR_NATIVE_ADDON'];
+  return { choice, ...(isa ? { isa } : {}), ...(addon ? { addon } : {}), ...(tfjsBackend ? { tfjsBackend } : {}) };
 }

@@ -18,7 +18,7 @@ function buildProgram(io: Io, env: CliEnv): Command {
     .showHelpAfterError('(run neurocorr --help for usage)');
   addScoreCommands(program, io, env);
   addWorkerCommands(program, io, env);
-  addDataCommands(program, io);
+  addDataCommands(program, io, env);
   return program;
 }
 

@@ -3,8 +3,8 @@ import { Option, type Command } from 'commander';
 import type { ClusterOptions, ModelOptions, NullOptionsInput, ScoreOptions } from '../coordinator/options.js';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { UsageError } from '../shared/errors.js';
-import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
-import type { CliEnv } from './env.js';
+import { KERNEL_CHOICES, type KernelChoice, type KernelOptions } from '../worker/loader.js';
+import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
 import type { Io } from './io.js';
 
@@ -70,7 +70,7 @@ function addPairOptions(command: Command): Command {
     .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), 1);
 }
 
-function modelOptions(flags: PairFlags): ModelOptions & { null: NullOptionsInput; kernel: KernelChoice; threads?: number } {
+function modelOptions(flags: PairFlags, env: CliEnv): ModelOptions & { null: NullOptionsInput; kernel: KernelOptions; threads?: number } {
   if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
   return {
     conv: flags.conv,
@@ -79,7 +79,7 @@ function modelOptions(flags: PairFlags): ModelOptions & { null: NullOptionsInput
     ...(flags.layersG ? { layersG: flags.layersG } : {}),
     ...(flags.sample !== undefined ? { sample: { n: flags.sample, seed: flags.seed } } : {}),
     ...(flags.probes !== undefined ? { probes: flags.probes } : {}),
-    kernel: flags.kernel,
+    kernel: kernelFromEnv(flags.kernel, env.vars),
     ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
     null: { permutations: flags.null, ...(flags.nullSample !== undefined ? { sample: flags.nullSample } : {}), seed: flags.nullSeed },
   };
@@ -146,7 +146,8 @@ async function runScore(f: string, g: string, flags: ScoreFlags, io: Io, env: Cl
   const options: ScoreOptions = {
     f,
     g,
-    ...modelOptions(flags),
+    ...modelOptions(flags, env),
+    nativeStandardize: !env.jsStandardize,
     match: flags.match,
     constant: flags.constant,
     ...(flags.tile !== undefined ? { tile: flags.tile } : {}),
@@ -191,7 +192,7 @@ export function addScoreCommands(program: Command, io: Io, env: CliEnv): void {
     .option('--json', 'print the plan as JSON')
     .action(async (f: string, g: string, flags: PairFlags & { json?: boolean }) => {
       const { plan, planSummary } = await import('../coordinator/plan.js');
-      const p = await plan({ f, g, ...modelOptions(flags) });
+      const p = await plan({ f, g, ...modelOptions(flags, env) });
       io.stdout(flags.json ? `${JSON.stringify(p, null, 2)}\n` : `${planSummary(p)}\n`);
     });
 }

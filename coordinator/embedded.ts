@@ -19,8 +19,9 @@ import {
   type TileExecutor,
   type TileOutcome,
 } from '../shared/job/index.js';
-import type { KernelChoice } from '../worker/loader.js';
-import { hugePageAllocate } from '../worker/native-assist.js';
+import type { KernelOptions } from '../worker/loader.js';
+import { hugePageAllocate } from '../worker/native/assist.js';
+import type { AddonOptions } from '../worker/native/addon.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
 import { TileRunner } from '../worker/tile-runner.js';
 import { runTiles } from './run-tiles.js';
@@ -51,7 +52,7 @@ export class LocalExecutor implements TileExecutor {
 }
 
 export interface EmbeddedOptions {
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
   /** Worker threads; default one per core. */
   readonly threads?: number;
   /** Neurons per block; default chosen from the kernel and m. */
@@ -79,9 +80,9 @@ export interface EmbeddedRun {
 }
 
 /** Opens activation sets for an embedded run: shard sets share `memory` bytes of cache, other sets go into huge-page SharedArrayBuffers. */
-export function openSources(inputs: readonly { readonly path: string; readonly plan: ModelPlan }[], memory: number): ModelSource[] {
+export function openSources(inputs: readonly { readonly path: string; readonly plan: ModelPlan }[], memory: number, addon: AddonOptions = {}): ModelSource[] {
   const budget = memory / Math.max(1, inputs.filter((i) => isShardPlan(i.plan)).length);
-  return inputs.map((input) => openSource(input.path, input.plan, { budget, allocate: hugePageAllocate }));
+  return inputs.map((input) => openSource(input.path, input.plan, { budget, allocate: (bytes) => hugePageAllocate(bytes, addon) }));
 }
 
 /** Runs a whole job over opened models on a local pool (started here unless given, destroyed at the end). */

@@ -6,7 +6,8 @@
 import { DEFAULT_NULL, type ConstantMode, type ConvMode, type MatchMode, type NullRequest, type Report } from '../shared/core/index.js';
 import { checkJobName, DEFAULT_PREFIX, DEFAULT_TILE_QUEUE, type TileQueueConfig } from '../shared/cluster/index.js';
 import type { PairOptions } from '../shared/formats/index.js';
-import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
+import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/loader.js';
+import type { NativeLoopsOptions } from '../worker/native/assist.js';
 import { boolean, func, integer, isObject, knownKeys, number, oneOf, optional, string, stringList } from '../shared/validate.js';
 
 /** How the activation sets are read: conv semantics, and the partial selections. */
@@ -72,8 +73,10 @@ export interface ScoreOptions extends ModelOptions {
   readonly match?: MatchMode;
   /** Constant neurons count in the means as S = 0 (`include`, the default) or are dropped. */
   readonly constant?: ConstantMode;
-  /** Tile kernel (default `auto`: native, then tfjs, then reference). */
-  readonly kernel?: KernelChoice;
+  /** Tile kernel (default `auto`: native, then tfjs, then reference), or the kernel with its settings. */
+  readonly kernel?: KernelChoice | KernelOptions;
+  /** Standardize with the native loops where the addon loads (default true; bit-identical to the TypeScript loops). */
+  readonly nativeStandardize?: boolean;
   /** Kernel threads (default: one per core). */
   readonly threads?: number;
   /** Neurons per block (default: chosen per kernel and M). */
@@ -100,7 +103,7 @@ export interface ScoreOptions extends ModelOptions {
 export interface PlanOptions extends ModelOptions {
   readonly f: string;
   readonly g: string;
-  readonly kernel?: KernelChoice;
+  readonly kernel?: KernelChoice | KernelOptions;
   readonly threads?: number;
   readonly null?: NullOptionsInput;
 }
@@ -138,7 +141,9 @@ export interface ScoreSettings {
   readonly pair: PairOptions;
   readonly match: MatchMode;
   readonly constant: ConstantMode;
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
+  /** Native standardization loops (and the addon they come from). */
+  readonly standardize: NativeLoopsOptions;
   readonly threads: number | undefined;
   readonly tile: number | undefined;
   readonly memory: number;
@@ -161,6 +166,7 @@ const SCORE_KEYS = [
   'match',
   'constant',
   'kernel',
+  'nativeStandardize',
   'threads',
   'tile',
   'memory',
@@ -252,6 +258,7 @@ const noLog = (): void => undefined;
 export function scoreSettings(options: ScoreOptions): ScoreSettings {
   const o = isObject('', options);
   knownKeys('', o, SCORE_KEYS);
+  const kernel = kernelOptions(o['kernel']);
   const out = optional<string | null>(o['out'], (v) => string('out', v), null);
   const matches = optional<string | null>(o['matches'], (v) => string('matches', v), null);
   return {
@@ -260,7 +267,11 @@ export function scoreSettings(options: ScoreOptions): ScoreSettings {
     pair: modelOptions(o),
     match: optional(o['match'], (v) => oneOf('match', v, ['paper', 'penalized'] as const), 'paper'),
     constant: optional(o['constant'], (v) => oneOf('constant', v, ['include', 'exclude'] as const), 'include'),
-    kernel: optional(o['kernel'], (v) => oneOf('kernel', v, KERNEL_CHOICES), 'auto'),
+    kernel,
+    standardize: {
+      ...(kernel.addon !== undefined ? { addon: kernel.addon } : {}),
+      disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+    },
     threads: optional<number | undefined>(o['threads'], (v) => integer('threads', v, 1, MAX_THREADS), undefined),
     tile: optional<number | undefined>(o['tile'], (v) => integer('tile', v, 1), undefined),
     memory: optional(o['memory'], (v) => integer('memory', v, 1), DEFAULT_MEMORY),
@@ -279,7 +290,7 @@ export interface PlanSettings {
   readonly f: string;
   readonly g: string;
   readonly pair: PairOptions;
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
   readonly threads: number | undefined;
   readonly null: NullRequest;
 }
@@ -291,7 +302,7 @@ export function planSettings(options: PlanOptions): PlanSettings {
     f: string('f', o['f']),
     g: string('g', o['g']),
     pair: modelOptions(o),
-    kernel: optional(o['kernel'], (v) => oneOf('kernel', v, KERNEL_CHOICES), 'auto'),
+    kernel: kernelOptions(o['kernel']),
     threads: optional<number | undefined>(o['threads'], (v) => integer('threads', v, 1, MAX_THREADS), undefined),
     null: nullRequest(o['null']),
   };

@@ -9,7 +9,7 @@ import { chanceLevel, samplesForChance, type ChanceLevel } from '../shared/core/
 import { nullOptions } from '../shared/core/index.js';
 import { planPair } from '../shared/formats/index.js';
 import { planSettings, type PlanOptions } from './options.js';
-import { loadKernel, type KernelChoice } from '../worker/loader.js';
+import { loadKernel, type KernelOptions } from '../worker/loader.js';
 import { defaultThreads } from '../worker/pool.js';
 
 export interface Plan {
@@ -33,8 +33,8 @@ export interface Plan {
 }
 
 /** GFLOP/s of one thread on a 1024 x 1024 tile at this m (best of three, after a warm-up). */
-async function measureRate(choice: KernelChoice, m: number): Promise<{ name: string; rate: number }> {
-  const { kernel } = await loadKernel(choice);
+async function measureRate(options: KernelOptions, m: number): Promise<{ name: string; rate: number }> {
+  const { kernel } = await loadKernel(options);
   const n = kernel.name === 'reference' ? 128 : 1024;
   const z = Float32Array.from({ length: n * m }, (_, i) => Math.sin(i * 12.9898) * 0.1);
   let best = Infinity;

@@ -15,7 +15,7 @@ import { encodeShard, preloadArrow } from '../shared/formats/index.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/formats/index.js';
 import { layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
 import { replaceDirectory } from '../shared/formats/index.js';
-import { nativeLoops } from '../worker/native-assist.js';
+import { nativeLoops } from '../worker/native/assist.js';
 import { boolean, func, integer, isObject, knownKeys, oneOf, optional, string } from '../shared/validate.js';
 
 export interface PrepareOptions {
@@ -31,11 +31,15 @@ export interface PrepareOptions {
   readonly conv?: ConvMode;
   /** At most this many neurons per shard (default: as many as `memory` allows). */
   readonly shardNeurons?: number;
+  /** Standardize with the native loops where the addon loads (default true; bit-identical to the TypeScript loops). */
+  readonly nativeStandardize?: boolean;
+  /** The native addon's path, replacing the build locations under the package root. */
+  readonly addon?: string;
   /** Where progress lines go (default: nowhere). */
   readonly log?: (line: string) => void;
 }
 
-const PREPARE_KEYS = ['input', 'out', 'memory', 'force', 'conv', 'shardNeurons', 'log'] as const;
+const PREPARE_KEYS = ['input', 'out', 'memory', 'force', 'conv', 'shardNeurons', 'nativeStandardize', 'addon', 'log'] as const;
 
 export interface PrepareResult {
   readonly neurons: number;
@@ -67,6 +71,10 @@ export function prepare(options: PrepareOptions): PrepareResult {
     (v) => func<(line: string) => void>('log', v),
     () => undefined,
   );
+  const native = {
+    disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+    ...(o['addon'] !== undefined ? { addon: string('addon', o['addon']) } : {}),
+  };
   if (memory < MIN_MEMORY) throw new UsageError((n) => `${n('memory')} ${memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
   if (resolve(input) === resolve(out)) throw new UsageError('prepare needs an output directory different from its input');
   if (existsSync(out) && !force) throw new UsageError((n) => `${out} already exists; pass ${n('force')} to replace it`);
@@ -77,7 +85,7 @@ export function prepare(options: PrepareOptions): PrepareResult {
   const { m } = plan;
   const probes = raw.layers[0]!.shape[0]!;
   const perShard = Math.min(shardNeurons(memory, m), maxNeurons);
-  const loops = nativeLoops();
+  const loops = nativeLoops(native);
   const z = new Float32Array(Math.min(perShard, plan.n) * m);
   const flags = new Uint8Array(Math.min(perShard, plan.n));
 

@@ -6,7 +6,7 @@
 import { humanSummary, warnChance } from '../shared/core/index.js';
 import { planPair } from '../shared/formats/index.js';
 import { checkOutputs, pairReport, writeOutputs } from '../shared/job/index.js';
-import { nativeLoops } from '../worker/native-assist.js';
+import { nativeLoops } from '../worker/native/assist.js';
 import { openSources, runEmbedded } from './embedded.js';
 import { scoreSettings, type ScoreOptions, type ScoreResult, type ScoreSettings } from './options.js';
 
@@ -27,7 +27,7 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
 async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
   const started = performance.now();
   const trace = s.trace ? (phase: string) => s.log(`trace: ${phase} at ${(performance.now() - started).toFixed(0)} ms`) : () => undefined;
-  const loops = nativeLoops();
+  const loops = nativeLoops(s.standardize);
   const planned = planPair(s.f, s.g, { ...s.pair, ...(loops ? { loops } : {}) });
   trace('planned');
   const [f, g] = [planned.f.skeleton(), planned.g.skeleton()];
@@ -39,6 +39,7 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
       { path: s.g, plan: planned.g },
     ],
     s.memory,
+    s.kernel,
   );
   const run = await runEmbedded(sources, [{ f: 0, g: 1 }], {
     kernel: s.kernel,

@@ -4,6 +4,8 @@ import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { kernelFromEnv, readEnv } from '../dist/cli/env.js';
+import { UsageError } from '../dist/shared/errors.js';
 import { encodeSafetensors } from '../dist/shared/formats/index.js';
 import { loadKernel } from '../dist/worker/loader.js';
 import { bruteForce } from './helpers/brute.js';
@@ -42,7 +44,7 @@ describe('the installed command', () => {
 
 describe('kernel loading', () => {
   it('says which kernel runs and why the others did not', async () => {
-    const { kernel, notes } = await loadKernel('auto');
+    const { kernel, notes } = await loadKernel({ choice: 'auto' });
     // npm ci builds the addon, and auto prefers it.
     expect(kernel.name).toMatch(/^native-(avx512|avx2|scalar)$/);
     expect(notes.some((n) => /^native: (unavailable|loaded)/.test(n))).toBe(true);
@@ -59,16 +61,50 @@ describe('kernel loading', () => {
   it('a kernel asked for by name that cannot load fails loudly with exit 2', async () => {
     const r = neurocorr(['score', fDir, gDir, '--kernel', 'tfjs'], { NEUROCORR_TFJS_BACKEND: 'gpu' });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--kernel tfjs cannot be loaded/);
+    expect(r.stderr).toMatch(/the tfjs kernel was asked for and cannot be loaded/);
     const missing = { NEUROCORR_NATIVE_ADDON: join(tmpdir(), 'nc-no-addon', 'neurocorr.node') };
     const native = neurocorr(['score', fDir, gDir, '--kernel', 'native'], missing);
     expect(native.status).toBe(2);
-    expect(native.stderr).toMatch(/--kernel native cannot be loaded: native: unavailable \(native addon not built .*nc-no-addon/);
+    expect(native.stderr).toMatch(/the native kernel was asked for and cannot be loaded: native: unavailable \(native addon not built .*nc-no-addon/);
     // Without --kernel, the chain falls back past the missing addon and says why.
     const auto = neurocorr(['score', fDir, gDir, '--json'], missing);
     expect(auto.status).toBe(0);
     expect(auto.stderr).toMatch(/native: unavailable/);
     expect(JSON.parse(auto.stdout).kernel).toMatch(/^tfjs/);
+  });
+});
+
+describe('kernel environment variables', () => {
+  it('become kernel and standardization options, read in one place', () => {
+    expect(kernelFromEnv('auto', {})).toEqual({ choice: 'auto' });
+    const env = { NEUROCORR_NATIVE_ISA: 'avx2', NEUROCORR_NATIVE_ADDON: '/a/b.node', NEUROCORR_TFJS_BACKEND: 'wasm', NEUROCORR_JS_STANDARDIZE: '1' };
+    expect(kernelFromEnv('native', env)).toEqual({ choice: 'native', isa: 'avx2', addon: '/a/b.node', tfjsBackend: 'wasm' });
+    expect(kernelFromEnv('tfjs', { NEUROCORR_NATIVE_ISA: '', NEUROCORR_TFJS_BACKEND: '' })).toEqual({ choice: 'tfjs' });
+    expect(readEnv(env).jsStandardize).toBe(true);
+    expect(readEnv({}).jsStandardize).toBe(false);
+    expect(readEnv({ NEUROCORR_PROGRESS_MS: '250', NEUROCORR_TRACE: '1', NEUROCORR_LOG_LEVEL: 'debug' })).toMatchObject({
+      progressMs: 250,
+      trace: true,
+      logLevel: 'debug',
+    });
+  });
+
+  it('a bad value is a usage error naming the variable and the values it takes', () => {
+    expect(() => kernelFromEnv('auto', { NEUROCORR_NATIVE_ISA: 'mmx' })).toThrow(UsageError);
+    expect(() => kernelFromEnv('auto', { NEUROCORR_NATIVE_ISA: 'mmx' })).toThrow('NEUROCORR_NATIVE_ISA=mmx is not one of auto, avx512, avx2, scalar');
+    expect(() => kernelFromEnv('auto', { NEUROCORR_TFJS_BACKEND: 'webgl' })).toThrow('NEUROCORR_TFJS_BACKEND=webgl is not one of gpu, node, wasm, cpu');
+    const r = neurocorr(['score', fDir, gDir, '--json'], { NEUROCORR_NATIVE_ISA: 'mmx' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/error: NEUROCORR_NATIVE_ISA=mmx is not one of auto, avx512, avx2, scalar/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('NEUROCORR_NATIVE_ISA forces the SIMD variant, with the same scores', () => {
+    const best = JSON.parse(neurocorr(['score', fDir, gDir, '--json']).stdout);
+    const scalar = neurocorr(['score', fDir, gDir, '--json'], { NEUROCORR_NATIVE_ISA: 'scalar' });
+    expect(scalar.status, scalar.stderr).toBe(0);
+    expect(JSON.parse(scalar.stdout).kernel).toBe('native-scalar');
+    expect(JSON.parse(scalar.stdout).scores).toEqual(best.scores);
   });
 });
 

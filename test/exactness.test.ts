@@ -3,8 +3,8 @@
  * force, on random models with constant neurons, exact ties (also across
  * layers), conv-shaped layers, one-neuron layers, M = 2 and one-layer models.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import type { KernelChoice } from '../dist/worker/loader.js';
+import { describe, expect, it } from 'vitest';
+import type { KernelChoice, KernelOptions } from '../dist/worker/loader.js';
 import { bruteForce } from './helpers/brute.js';
 import { runPair, type RunOptions } from './helpers/run.js';
 import { bruteLayers, genModel, latents, rng, writeNpyDir, type GenOptions } from './helpers/models.js';
@@ -50,30 +50,25 @@ function makeCase(c: Case, seed: number) {
   return { f, g, fDir: writeNpyDir(f), gDir: writeNpyDir(g) };
 }
 
-function run(fDir: string, gDir: string, kernel: KernelChoice, extra: Omit<RunOptions, 'kernel'> = {}) {
+function run(fDir: string, gDir: string, kernel: KernelChoice | KernelOptions, extra: Omit<RunOptions, 'kernel'> = {}) {
   return runPair(fDir, gDir, { kernel, ...extra });
 }
 
-const KERNELS: { label: string; choice: KernelChoice; backend?: string }[] = [
-  { label: 'native', choice: 'native' },
-  { label: 'reference', choice: 'reference' },
-  { label: 'tfjs on wasm', choice: 'tfjs', backend: 'wasm' },
-  { label: 'tfjs on cpu', choice: 'tfjs', backend: 'cpu' },
+const KERNELS: { label: string; kernel: KernelOptions }[] = [
+  { label: 'native', kernel: { choice: 'native' } },
+  { label: 'reference', kernel: { choice: 'reference' } },
+  { label: 'tfjs on wasm', kernel: { choice: 'tfjs', tfjsBackend: 'wasm' } },
+  { label: 'tfjs on cpu', kernel: { choice: 'tfjs', tfjsBackend: 'cpu' } },
 ];
 
-afterEach(() => {
-  delete process.env['NEUROCORR_TFJS_BACKEND'];
-});
-
-describe.each(KERNELS)('kernel $label against the float64 brute force', ({ choice, backend }) => {
+describe.each(KERNELS)('kernel $label against the float64 brute force', ({ kernel }) => {
   it.each(CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
     const { f, g, fDir, gDir } = makeCase(c, 1000 + 17 * i);
     const conv = c.conv ?? 'units';
     for (const constant of ['include', 'exclude'] as const) {
       const expected = bruteForce(bruteLayers(f, conv), bruteLayers(g, conv), constant === 'exclude');
-      const got = await run(fDir, gDir, choice, { conv, constant, tile: 5 });
-      if (backend) expect(got.kernelName).toBe(`tfjs-${backend}`);
+      const got = await run(fDir, gDir, kernel, { conv, constant, tile: 5 });
+      if (kernel.tfjsBackend) expect(got.kernelName).toBe(`tfjs-${kernel.tfjsBackend}`);
       for (const dir of ['forward', 'backward', 'symmetric'] as const) {
         expect(got.report.scores.paper[dir]).toBeCloseTo(expected[dir].paper, 6);
         expect(got.report.scores.penalized[dir]).toBeCloseTo(expected[dir].penalized, 6);
@@ -102,19 +97,18 @@ function fingerprint(r: Awaited<ReturnType<typeof run>>): string {
   return JSON.stringify([r.report.scores, r.report.null?.scores, r.report.layers.map((l) => l.null), arrays.map((a) => Array.from(a))]);
 }
 
-describe.each(KERNELS)('bit-identical results with kernel $label', ({ choice, backend }) => {
+describe.each(KERNELS)('bit-identical results with kernel $label', ({ kernel }) => {
   it('across tile sizes 1, 7, 64 and whole-model, threads 1, 2, 4, and shuffled tile order, the permutation null included', async () => {
-    if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
     const { fDir, gDir } = makeCase(CASES[0]!, 4242);
     const nul = { permutations: 2, sample: 9, seed: 3 };
-    const baseline = fingerprint(await run(fDir, gDir, choice, { tile: 1 << 20, null: nul }));
+    const baseline = fingerprint(await run(fDir, gDir, kernel, { tile: 1 << 20, null: nul }));
     for (const tile of [1, 7, 64]) {
       for (const threads of [1, 2, 4]) {
-        expect(fingerprint(await run(fDir, gDir, choice, { tile, threads, null: nul })), `tile ${tile} threads ${threads}`).toBe(baseline);
+        expect(fingerprint(await run(fDir, gDir, kernel, { tile, threads, null: nul })), `tile ${tile} threads ${threads}`).toBe(baseline);
       }
     }
     for (const seed of [1, 2]) {
-      expect(fingerprint(await run(fDir, gDir, choice, { tile: 7, threads: 2, null: nul, order: (t) => shuffle(t, seed) }))).toBe(baseline);
+      expect(fingerprint(await run(fDir, gDir, kernel, { tile: 7, threads: 2, null: nul, order: (t) => shuffle(t, seed) }))).toBe(baseline);
     }
   });
 });
@@ -160,12 +154,11 @@ describe('many random models', () => {
     const c = randomCase(7000 + i);
     const { f, g, fDir, gDir } = makeCase(c, 9000 + i);
     const expected = bruteForce(bruteLayers(f), bruteLayers(g));
-    for (const { choice, backend } of kernels) {
-      if (backend) process.env['NEUROCORR_TFJS_BACKEND'] = backend;
-      const got = await run(fDir, gDir, choice, { tile: c.tile, threads: 2 });
+    for (const { kernel } of kernels) {
+      const got = await run(fDir, gDir, kernel, { tile: c.tile, threads: 2 });
       for (const dir of ['forward', 'backward', 'symmetric'] as const) {
-        expect(got.report.scores.paper[dir], `${choice} paper ${dir}`).toBeCloseTo(expected[dir].paper, 6);
-        expect(got.report.scores.penalized[dir], `${choice} penalized ${dir}`).toBeCloseTo(expected[dir].penalized, 6);
+        expect(got.report.scores.paper[dir], `${kernel.choice} paper ${dir}`).toBeCloseTo(expected[dir].paper, 6);
+        expect(got.report.scores.penalized[dir], `${kernel.choice} penalized ${dir}`).toBeCloseTo(expected[dir].penalized, 6);
       }
       got.reduction.forward.best.forEach((b, k) => expect(Math.abs(b - expected.bestF[k]!)).toBeLessThan(1e-5));
       got.reduction.backward.best.forEach((b, k) => expect(Math.abs(b - expected.bestG[k]!)).toBeLessThan(1e-5));

@@ -1,11 +1,19 @@
-/** The native addon: every SIMD variant gives the same bits, and it is safe in many threads at once. */
+/** The native addon: its loader, every SIMD variant gives the same bits, input checks, and many threads at once. */
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { loadAddon, nativeChunk } from '../dist/worker/kernels/native.js';
+import { nativeChunk, nativeKernel } from '../dist/worker/kernels/native.js';
+import { addonCandidates, loadAddon, packageRoot, requireAddon, type Isa } from '../dist/worker/native/addon.js';
 import { computeTileReference } from '../dist/worker/kernels/reference.js';
 import { DEFAULT_CACHES } from '../dist/worker/caches.js';
+import { loadKernel } from '../dist/worker/loader.js';
+import { KernelUnavailableError } from '../dist/shared/errors.js';
+import type { TileInput } from '../dist/worker/kernel.js';
 import { rng } from './helpers/models.js';
 
+const ROOT = join(import.meta.dirname, '..');
 const addon = loadAddon();
 const isas = addon.info().isas;
 
@@ -21,11 +29,57 @@ function randomRows(n: number, m: number, seed: number): Float32Array {
   return out;
 }
 
-function tile(isa: string, f: Float32Array, g: Float32Array, nf: number, ng: number, m: number, chunk: number): Uint8Array {
+function tile(isa: Isa, f: Float32Array, g: Float32Array, nf: number, ng: number, m: number, chunk: number): Uint8Array {
   const out = new ArrayBuffer((nf + ng) * 12);
-  expect(addon.computeTile(f, g, nf, ng, m, 100, 7, chunk, isa as 'auto', out)).toBe(isa);
+  const kernel = addon.tileKernel({ isa, gChunk: chunk });
+  expect(kernel.isa).toBe(isa);
+  kernel({ f, g, fCount: nf, gCount: ng, m, fStart: 100, gStart: 7 }, out);
   return new Uint8Array(out);
 }
+
+describe('native addon loader', () => {
+  it('finds the package root from dist and from the sources, and the Release build under it', () => {
+    expect(packageRoot(join(ROOT, 'dist', 'worker', 'native', 'addon.js'))).toBe(ROOT);
+    expect(packageRoot(new URL('../worker/native/addon.ts', import.meta.url))).toBe(ROOT);
+    // Other packages' package.json files on the way up are passed over.
+    expect(packageRoot(join(ROOT, 'node_modules', 'vitest', 'dist', 'index.js'))).toBe(ROOT);
+    expect(() => packageRoot(join(tmpdir(), 'x.js'))).toThrow(/no folder above .* has a package.json named neurocorr/);
+    const candidates = addonCandidates();
+    expect(candidates).toEqual(['Release', 'Debug'].map((b) => join(ROOT, 'worker', 'native', 'build', b, 'neurocorr.node')));
+    expect(existsSync(candidates[0]!)).toBe(true);
+    // An explicit path is the only candidate.
+    expect(addonCandidates({ addon: '/x/y.node' })).toEqual(['/x/y.node']);
+  });
+
+  it('loads once per thread', () => {
+    expect(loadAddon()).toBe(addon);
+    expect(loadAddon({ addon: addonCandidates()[0]! })).toBe(addon);
+  });
+
+  it('names every place tried, why each failed, and the fix', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nc-root-'));
+    const [release, debug] = addonCandidates({}, root);
+    mkdirSync(join(debug!, '..'), { recursive: true });
+    writeFileSync(debug!, 'not a shared object');
+    let error: unknown;
+    try {
+      requireAddon(addonCandidates({}, root));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(KernelUnavailableError);
+    const message = (error as Error).message;
+    expect(message).not.toContain('\n');
+    expect(message).toContain(`${release} (absent)`);
+    // A file that is there but does not load: dlopen's reason.
+    expect(message).toContain(`${debug} (${debug}: `);
+    expect(message).toMatch(/^native addon not built or not loadable: tried .* Fix: run npm rebuild \(or npm ci\)/);
+    const missing = join(root, 'nope.node');
+    expect(() => loadAddon({ addon: missing })).toThrow(
+      `native addon not built or not loadable: tried ${missing} (absent). Fix: point the addon path at a built neurocorr.node`,
+    );
+  });
+});
 
 describe('native addon', () => {
   it('reports its ISAs and cache sizes', () => {
@@ -58,13 +112,14 @@ describe('native addon', () => {
 
   it('reuses packed F panels only for the same key and sizes', () => {
     const m = 20;
+    const kernel = addon.tileKernel({ isa: 'auto', gChunk: 32 });
     const f1 = randomRows(30, m, 1);
     const f2 = randomRows(30, m, 2);
     const g1 = randomRows(50, m, 3);
     const g2 = randomRows(70, m, 4);
     const run = (f: Float32Array, g: Float32Array, ng: number, key: number, nf = 30) => {
       const out = new ArrayBuffer((nf + ng) * 12);
-      addon.computeTile(f, g, nf, ng, m, 0, 0, 32, 'auto', out, key);
+      kernel({ f, g, fCount: nf, gCount: ng, m, fStart: 0, gStart: 0, fKey: key }, out);
       return Buffer.from(out);
     };
     const fresh = (f: Float32Array, g: Float32Array, ng: number, nf = 30) => run(f, g, ng, 0, nf);
@@ -75,10 +130,52 @@ describe('native addon', () => {
     expect(run(f2, g1, 50, 8, 17).equals(fresh(f2, g1, 50, 17))).toBe(true);
   });
 
-  it('rejects buffers that do not match the sizes', () => {
-    const f = new Float32Array(4);
-    expect(() => addon.computeTile(f, f, 2, 2, 4, 0, 0, 32, 'auto', new ArrayBuffer(48))).toThrow(RangeError);
-    expect(() => addon.computeTile(f, f, 1, 1, 4, 0, 0, 32, 'mmx' as 'auto', new ArrayBuffer(24))).toThrow(/isa/);
+  it('chooses the ISA when the tile kernel is made: an unknown or unsupported one fails there', () => {
+    expect(addon.tileKernel({ isa: 'auto', gChunk: 32 }).isa).toBe(addon.info().best);
+    expect(() => addon.tileKernel({ isa: 'mmx' as Isa, gChunk: 32 })).toThrow(RangeError);
+    expect(() => addon.tileKernel({ isa: 'mmx' as Isa, gChunk: 32 })).toThrow(/isa must be auto, avx512, avx2 or scalar, got 'mmx'/);
+    for (const isa of (['avx512', 'avx2'] as const).filter((i) => !isas.includes(i))) {
+      expect(() => addon.tileKernel({ isa, gChunk: 32 })).toThrow(`this CPU does not support ${isa}`);
+    }
+    expect(() => addon.tileKernel({ isa: 'auto', gChunk: 0 })).toThrow(RangeError);
+    expect(() => addon.tileKernel({ isa: 'auto', gChunk: '32' as unknown as number })).toThrow(TypeError);
+    expect(() => addon.tileKernel(undefined as unknown as { isa: 'auto'; gChunk: number })).toThrow(TypeError);
+    // Through the kernel and the loader: at creation, before any tile.
+    expect(() => nativeKernel({ isa: 'mmx' as Isa })).toThrow(RangeError);
+    expect(nativeKernel({ isa: 'scalar' }).name).toBe('native-scalar');
+    return expect(loadKernel({ choice: 'native', isa: 'mmx' as Isa })).rejects.toThrow(
+      /the native kernel was asked for and cannot be loaded: native: unavailable \(tileKernel: isa must be/,
+    );
+  });
+
+  it('checks the input object: TypeError for a wrong type, RangeError for a wrong size or value', () => {
+    const kernel = addon.tileKernel({ isa: 'auto', gChunk: 32 });
+    const f = new Float32Array(8);
+    const good: TileInput = { f, g: f, fCount: 2, gCount: 2, m: 4, fStart: 0, gStart: 0 };
+    const out = () => new ArrayBuffer(48);
+    // Called as untyped JavaScript would call it.
+    const compute = kernel as unknown as (input: unknown, out: unknown) => void;
+    const call = (input: unknown, o: unknown = out()) => compute.bind(null, input, o);
+    expect(call(good)).not.toThrow();
+    // Views of a SharedArrayBuffer are fine.
+    const shared = new Float32Array(new SharedArrayBuffer(32));
+    expect(call({ ...good, f: shared, g: shared })).not.toThrow();
+    expect(call(undefined)).toThrow(TypeError);
+    expect(call(good, new Float64Array(6))).toThrow(/out must be an ArrayBuffer/);
+    expect(call(good, new SharedArrayBuffer(48))).toThrow(TypeError);
+    expect(call({ ...good, f: new Float64Array(8) })).toThrow(/input.f must be a Float32Array/);
+    expect(call({ ...good, g: [0, 0, 0, 0, 0, 0, 0, 0] })).toThrow(TypeError);
+    expect(call({ ...good, m: '4' })).toThrow(/input.m must be a number/);
+    expect(call({ ...good, fStart: undefined })).toThrow(TypeError);
+    expect(call({ ...good, fKey: 'k' })).toThrow(TypeError);
+    expect(call({ ...good, fCount: 0 })).toThrow(RangeError);
+    expect(call({ ...good, gCount: 1.5 })).toThrow(/input.gCount must be an integer from 1 to 2147483647, got 1.5/);
+    expect(call({ ...good, gStart: -1 })).toThrow(RangeError);
+    expect(call({ ...good, fKey: -1 })).toThrow(RangeError);
+    expect(call({ ...good, fCount: 3 })).toThrow(/input.f holds 8 floats, fewer than fCount x m = 12/);
+    expect(call({ ...good, g: new Float32Array(7) })).toThrow(RangeError);
+    expect(call(good, new ArrayBuffer(47))).toThrow(/out holds 47 bytes/);
+    expect(call({ ...good, fStart: 2 ** 32 - 1 })).toThrow(/past 2\^32 - 1/);
   });
 
   it('loads and computes in several worker threads at once', async () => {
@@ -87,17 +184,21 @@ describe('native addon', () => {
     const f = randomRows(n, m, 1);
     const g = randomRows(n, m, 2);
     const expected = Buffer.from(tile(addon.info().best, f, g, n, n, m, 64));
+    // Each thread loads the addon through the loader and makes its own tile kernel.
     const source = `
       const { parentPort, workerData } = require('node:worker_threads');
-      const addon = require(workerData.path);
-      const out = new ArrayBuffer((workerData.n * 2) * 12);
-      for (let rep = 0; rep < 20; rep++) addon.computeTile(workerData.f, workerData.g, workerData.n, workerData.n, workerData.m, 100, 7, 64, 'auto', out);
-      parentPort.postMessage(Buffer.from(out));
+      import(workerData.loader).then(({ loadAddon }) => {
+        const kernel = loadAddon().tileKernel({ isa: 'auto', gChunk: 64 });
+        const { f, g, n, m } = workerData;
+        const out = new ArrayBuffer((n * 2) * 12);
+        for (let rep = 0; rep < 20; rep++) kernel({ f, g, fCount: n, gCount: n, m, fStart: 100, gStart: 7 }, out);
+        parentPort.postMessage(Buffer.from(out));
+      });
     `;
-    const path = new URL('../worker/native/build/Release/neurocorr.node', import.meta.url).pathname;
+    const loader = new URL('../dist/worker/native/addon.js', import.meta.url).href;
     const results = await Promise.all(
       Array.from({ length: 6 }, () => {
-        const worker = new Worker(source, { eval: true, workerData: { path, f, g, n, m } });
+        const worker = new Worker(source, { eval: true, workerData: { loader, f, g, n, m } });
         return new Promise<Uint8Array>((resolve, reject) => {
           worker.once('message', resolve);
           worker.once('error', reject);
@@ -117,12 +218,10 @@ describe('native pool path', () => {
     const gDir = writeNpyDir(genModel(2, { m: 24, layers: [[70]], latent, duplicates: 0.2 }));
     const states: string[] = [];
     for (const isa of isas) {
-      process.env['NEUROCORR_NATIVE_ISA'] = isa;
-      const { reduction, kernelName } = await runPair(fDir, gDir, { kernel: 'native', threads: 2, tile: 13 });
+      const { reduction, kernelName } = await runPair(fDir, gDir, { kernel: { choice: 'native', isa }, threads: 2, tile: 13 });
       expect(kernelName).toBe(`native-${isa}`);
       states.push(JSON.stringify([reduction.forward, reduction.backward].flatMap((s) => [s.best, s.arg, s.pen, s.penArg].map((a) => Array.from(a)))));
     }
-    delete process.env['NEUROCORR_NATIVE_ISA'];
     expect(new Set(states).size).toBe(1);
   });
 });
@@ -131,10 +230,12 @@ describe('native standardization loops', () => {
   it('give z bit-identical to the TypeScript loops, for float32 and float64, units and channels', async () => {
     const { planModel, jsLoops } = await import('../dist/shared/formats/index.js');
     const { loadActivationSet } = await import('../dist/shared/formats/index.js');
-    const { nativeLoops } = await import('../dist/worker/native-assist.js');
+    const { nativeLoops } = await import('../dist/worker/native/assist.js');
     const { genModel, latents, writeNpyDir } = await import('./helpers/models.js');
     const loops = nativeLoops();
     expect(loops).toBeDefined();
+    expect(nativeLoops({ disabled: true })).toBeUndefined();
+    expect(nativeLoops({ addon: join(tmpdir(), 'nc-no-addon', 'neurocorr.node') })).toBeUndefined();
     for (const dtype of ['f4', 'f8'] as const) {
       const dir = writeNpyDir(genModel(5, { m: 37, layers: [[9], [3, 4, 5], [1]], latent: latents(2, 37, 2), dtype, constants: 0.1, duplicates: 0.1 }));
       for (const conv of ['units', 'channels'] as const) {

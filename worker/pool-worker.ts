@@ -5,10 +5,10 @@
  */
 import { move, workerData } from 'piscina';
 import type { Kernel } from './kernel.js';
-import { loadKernel, type KernelChoice } from './loader.js';
+import { loadKernel, type KernelOptions } from './loader.js';
 
 export interface PoolData {
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
   readonly fz: Float32Array;
   readonly gz: Float32Array;
   readonly m: number;

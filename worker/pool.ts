@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KernelUnavailableError } from '../shared/errors.js';
 import { tileResultView, type Tile, type TileResult } from '../shared/core/index.js';
-import type { KernelChoice } from './loader.js';
+import type { KernelOptions } from './loader.js';
 import type { KernelDescription, PoolData, PoolTask } from './pool-worker.js';
 
 export interface LoadedKernelInfo {
@@ -41,7 +41,7 @@ export interface EmbeddedPool {
  * Starts the threads at once, so they load their kernel while the caller is
  * still filling `fz` and `gz` (they are shared, not copied).
  */
-export async function startPool(fz: Float32Array, gz: Float32Array, m: number, kernel: KernelChoice, threads = defaultThreads()): Promise<EmbeddedPool> {
+export async function startPool(fz: Float32Array, gz: Float32Array, m: number, kernel: KernelOptions, threads = defaultThreads()): Promise<EmbeddedPool> {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const { Piscina } = await import('piscina');
   const workerData: PoolData = { kernel, fz, gz, m };

@@ -3,10 +3,10 @@ import { openSources, runEmbedded } from '../../dist/coordinator/embedded.js';
 import type { ConstantMode, ConvMode, NullRequest } from '../../dist/shared/core/index.js';
 import { planPair } from '../../dist/shared/formats/index.js';
 import { pairReport, type JobTile } from '../../dist/shared/job/index.js';
-import type { KernelChoice } from '../../dist/worker/loader.js';
+import type { KernelChoice, KernelOptions } from '../../dist/worker/loader.js';
 
 export interface RunOptions {
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelChoice | KernelOptions;
   readonly threads?: number;
   readonly tile?: number;
   readonly conv?: ConvMode;
@@ -27,7 +27,7 @@ export async function runPair(fPath: string, gPath: string, o: RunOptions) {
     o.memory ?? 2 ** 31,
   );
   const run = await runEmbedded(sources, [{ f: 0, g: 1 }], {
-    kernel: o.kernel,
+    kernel: typeof o.kernel === 'string' ? { choice: o.kernel } : o.kernel,
     threads: o.threads ?? 1,
     ...(o.tile !== undefined ? { block: o.tile } : {}),
     ...(o.order ? { order: o.order } : {}),

@@ -8,7 +8,7 @@ import { materializeInput, type JobSpec } from '../../shared/cluster/index.js';
 import { InternalError } from '../../shared/errors.js';
 import { planPair } from '../../shared/formats/index.js';
 import { openSource, planJob, type JobPlan, type ModelSource } from '../../shared/job/index.js';
-import { hugePageAllocate, nativeLoops } from '../native-assist.js';
+import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../native/assist.js';
 import type { EmbeddedPool } from '../pool.js';
 import { TileRunner } from '../tile-runner.js';
 
@@ -29,12 +29,14 @@ export interface OpenJobOptions {
   readonly keyBase: number;
   /** Runs between the layers of a long standardization, so the tile that asked keeps its lease. */
   readonly beat: () => void;
+  /** Native standardization loops (and the addon they come from). */
+  readonly standardize: NativeLoopsOptions;
 }
 
 export async function openJob(nc: NatsConnection, spec: JobSpec, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob> {
   if (spec.inputs.length !== 2 || spec.pairs.length !== 1) throw new InternalError(`job ${spec.job}: this worker runs jobs of one pair of models`);
   const paths = await Promise.all(spec.inputs.map((ref) => materializeInput(nc, ref, options.cacheDir)));
-  const loops = nativeLoops();
+  const loops = nativeLoops(options.standardize);
   const planned = planPair(paths[0]!, paths[1]!, { ...spec.options, ...(loops ? { loops } : {}) });
   const plans = [planned.f, planned.g];
   if (plans.some((p, k) => p.m !== spec.m || p.n !== spec.n[k])) {
@@ -43,7 +45,9 @@ export async function openJob(nc: NatsConnection, spec: JobSpec, pool: EmbeddedP
     );
   }
   const shardSets = plans.filter((p) => 'manifest' in p).length;
-  const sources = plans.map((plan, k) => openSource(paths[k]!, plan, { budget: options.cacheBytes / Math.max(1, shardSets), allocate: hugePageAllocate }));
+  const sources = plans.map((plan, k) =>
+    openSource(paths[k]!, plan, { budget: options.cacheBytes / Math.max(1, shardSets), allocate: (bytes) => hugePageAllocate(bytes, options.standardize) }),
+  );
   for (const source of sources) await source.load(options.beat);
   const plan = planJob(
     sources.map((s) => s.model),

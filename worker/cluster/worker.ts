@@ -31,8 +31,9 @@ import {
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
-import { KERNEL_CHOICES, type KernelChoice } from '../loader.js';
-import { isObject, knownKeys, integer, oneOf, optional, string } from '../../shared/validate.js';
+import { kernelOptions, type KernelChoice, type KernelOptions } from '../loader.js';
+import type { NativeLoopsOptions } from '../native/assist.js';
+import { boolean, isObject, knownKeys, integer, oneOf, optional, string } from '../../shared/validate.js';
 import { defaultThreads, startPool, type EmbeddedPool } from '../pool.js';
 import { openJob, type OpenJobOptions, type WorkerJob } from './job.js';
 
@@ -47,8 +48,10 @@ export interface WorkerOptions {
   readonly cache?: number;
   /** Where object-store sets are downloaded (default: $TMPDIR/neurocorr-cache). */
   readonly cacheDir?: string;
-  /** Tile kernel (default `auto`). */
-  readonly kernel?: KernelChoice;
+  /** Tile kernel (default `auto`), or the kernel with its settings. */
+  readonly kernel?: KernelChoice | KernelOptions;
+  /** Standardize with the native loops where the addon loads (default true). */
+  readonly nativeStandardize?: boolean;
   /** Serve Prometheus metrics on this port (0: any free port); none by default. */
   readonly metricsPort?: number;
   /** Address for the metrics (default 127.0.0.1). */
@@ -62,7 +65,19 @@ export interface WorkerOptions {
   readonly fault?: string;
 }
 
-const WORKER_KEYS = ['nats', 'threads', 'inflight', 'cache', 'cacheDir', 'kernel', 'metricsPort', 'metricsHost', 'logLevel', 'fault'] as const;
+const WORKER_KEYS = [
+  'nats',
+  'threads',
+  'inflight',
+  'cache',
+  'cacheDir',
+  'kernel',
+  'nativeStandardize',
+  'metricsPort',
+  'metricsHost',
+  'logLevel',
+  'fault',
+] as const;
 
 interface WorkerSettings {
   readonly nats: string;
@@ -70,7 +85,8 @@ interface WorkerSettings {
   readonly inflight: number;
   readonly cacheBytes: number;
   readonly cacheDir: string;
-  readonly kernel: KernelChoice;
+  readonly kernel: KernelOptions;
+  readonly standardize: NativeLoopsOptions;
   readonly metricsPort: number | null;
   readonly metricsHost: string;
   readonly logLevel: string;
@@ -81,13 +97,18 @@ function workerSettings(options: WorkerOptions): WorkerSettings {
   const o = isObject('', options);
   knownKeys('', o, WORKER_KEYS);
   const threads = optional(o['threads'], (v) => integer('threads', v, 1, 1024), defaultThreads());
+  const kernel = kernelOptions(o['kernel']);
   return {
     nats: string('nats', o['nats']),
     threads,
     inflight: optional(o['inflight'], (v) => integer('inflight', v, 1, 4096), 2 * threads),
     cacheBytes: optional(o['cache'], (v) => integer('cache', v, 1), 2 * 1024 ** 3),
     cacheDir: optional(o['cacheDir'], (v) => string('cacheDir', v), defaultCacheDir()),
-    kernel: optional(o['kernel'], (v) => oneOf('kernel', v, KERNEL_CHOICES), 'auto'),
+    kernel,
+    standardize: {
+      ...(kernel.addon !== undefined ? { addon: kernel.addon } : {}),
+      disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+    },
     metricsPort: optional<number | null>(o['metricsPort'], (v) => integer('metricsPort', v, 0, 65535), null),
     metricsHost: optional(o['metricsHost'], (v) => string('metricsHost', v), '127.0.0.1'),
     logLevel: optional(o['logLevel'], (v) => oneOf('logLevel', v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
@@ -178,7 +199,13 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
     if (pending === undefined) {
       // Kernel keys of different jobs must differ (TileRunner): a per-job base, a multiple of 2^40, wrapping under 2^53.
       const keyBase = (++serial % 8192) * 2 ** 40;
-      pending = openJobFromKv(nc, kv, job, pool, { cacheBytes: options.cacheBytes, cacheDir: options.cacheDir, keyBase, beat }).then((opened) => {
+      pending = openJobFromKv(nc, kv, job, pool, {
+        cacheBytes: options.cacheBytes,
+        cacheDir: options.cacheDir,
+        keyBase,
+        beat,
+        standardize: options.standardize,
+      }).then((opened) => {
         if (opened !== null) {
           settled.set(job, opened);
           evict(job);

@@ -2,7 +2,7 @@
  * The tile in TensorFlow.js ops: |F G^T|, then max/argMax along both axes.
  * Backends, in order: tfjs-node-gpu, tfjs-node (optional dependencies that
  * need libtensorflow), then the wasm backend, then the plain cpu backend.
- * NEUROCORR_TFJS_BACKEND=gpu|node|wasm|cpu forces one.
+ * A backend named by the caller is the only one tried.
  */
 import type * as TfCore from '@tensorflow/tfjs-core';
 import { allocTileResult, type TileResult } from '../../shared/core/index.js';
@@ -10,8 +10,11 @@ import type { Kernel, TileInput } from '../kernel.js';
 
 type Tf = typeof TfCore;
 
+export const TFJS_BACKENDS = ['gpu', 'node', 'wasm', 'cpu'] as const;
+export type TfjsBackend = (typeof TFJS_BACKENDS)[number];
+
 interface BackendStep {
-  readonly id: string;
+  readonly id: TfjsBackend;
   load(): Promise<Tf>;
 }
 
@@ -39,10 +42,9 @@ const reason = (err: unknown): string => {
   return err instanceof Error ? err.message.split('\n')[0]! : String(err);
 };
 
-/** Loads the first backend that works; `notes` collects why earlier ones did not. */
-export async function loadTfjsKernel(notes: string[], forced = process.env['NEUROCORR_TFJS_BACKEND']): Promise<Kernel> {
-  const steps = forced === undefined || forced === '' ? STEPS : STEPS.filter((s) => s.id === forced);
-  if (steps.length === 0) throw new Error(`NEUROCORR_TFJS_BACKEND=${forced} is not one of ${STEPS.map((s) => s.id).join(', ')}`);
+/** Loads the first backend that works (or only `forced`); `notes` collects why earlier ones did not. */
+export async function loadTfjsKernel(notes: string[], forced?: TfjsBackend): Promise<Kernel> {
+  const steps = forced === undefined ? STEPS : STEPS.filter((s) => s.id === forced);
   for (const step of steps) {
     try {
       const tf = await step.load();

@@ -3,6 +3,8 @@
 #include <napi.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
@@ -51,64 +53,105 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// computeTile(f, g, fCount, gCount, m, fStart, gStart, gChunk, isa, out[, fKey]) -> isa used
+// The ISA and G chunk a thread's tile kernel was created with.
+struct TileConfig {
+  Isa isa;
+  int gChunk;
+};
+
+bool ThrowFalse(const Napi::Error& error) {
+  error.ThrowAsJavaScriptException();
+  return false;
+}
+
+std::string Describe(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", v);
+  return text;
+}
+
+// input[name] as an integer in [lo, hi]; a missing optional field gives `fallback`.
+bool ReadInteger(const Napi::Object& input, const char* name, double lo, double hi, double* out, const double* fallback = nullptr) {
+  Napi::Env env = input.Env();
+  const Napi::Value v = input.Get(name);
+  if (env.IsExceptionPending()) return false;
+  if (fallback != nullptr && v.IsUndefined()) {
+    *out = *fallback;
+    return true;
+  }
+  if (!v.IsNumber()) return ThrowFalse(Napi::TypeError::New(env, std::string("computeTile: input.") + name + " must be a number"));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || std::floor(d) != d) {
+    return ThrowFalse(Napi::RangeError::New(
+        env, std::string("computeTile: input.") + name + " must be an integer from " + Describe(lo) + " to " + Describe(hi) + ", got " + Describe(d)));
+  }
+  *out = d;
+  return true;
+}
+
+bool ReadRows(const Napi::Object& input, const char* name, Napi::Float32Array* out) {
+  Napi::Env env = input.Env();
+  const Napi::Value v = input.Get(name);
+  if (env.IsExceptionPending()) return false;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    return ThrowFalse(Napi::TypeError::New(env, std::string("computeTile: input.") + name + " must be a Float32Array"));
+  }
+  *out = v.As<Napi::Float32Array>();
+  return true;
+}
+
+// computeTile({ f, g, fCount, gCount, m, fStart, gStart, fKey? }, out), bound to one TileConfig.
 // fKey (optional, default 0): see RunTile in driver.h.
 // out: ArrayBuffer laid out as rowBest f64[fCount], colBest f64[gCount],
 //      rowArg u32[fCount], colArg u32[gCount] (global indices).
-Napi::Value ComputeTile(const Napi::CallbackInfo& info) {
+Napi::Value ComputeTile(const Napi::CallbackInfo& info, TileConfig config) {
   Napi::Env env = info.Env();
-  if (info.Length() < 10 || info.Length() > 11 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[9].IsArrayBuffer()) {
-    Napi::TypeError::New(env, "computeTile(f, g, fCount, gCount, m, fStart, gStart, gChunk, isa, out[, fKey])").ThrowAsJavaScriptException();
+  if (info.Length() != 2 || !info[0].IsObject()) {
+    Napi::TypeError::New(env, "computeTile({ f, g, fCount, gCount, m, fStart, gStart, fKey? }, out)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Float32Array f = info[0].As<Napi::Float32Array>();
-  Napi::Float32Array g = info[1].As<Napi::Float32Array>();
-  const int nf = info[2].As<Napi::Number>().Int32Value();
-  const int ng = info[3].As<Napi::Number>().Int32Value();
-  const int m = info[4].As<Napi::Number>().Int32Value();
-  const uint32_t fStart = info[5].As<Napi::Number>().Uint32Value();
-  const uint32_t gStart = info[6].As<Napi::Number>().Uint32Value();
-  const int gChunk = info[7].As<Napi::Number>().Int32Value();
-  const std::string requested = info[8].As<Napi::String>().Utf8Value();
-  Napi::ArrayBuffer out = info[9].As<Napi::ArrayBuffer>();
-  const uint64_t fKey = info.Length() > 10 ? static_cast<uint64_t>(info[10].As<Napi::Number>().Int64Value()) : 0;
+  if (!info[1].IsArrayBuffer()) {
+    Napi::TypeError::New(env, "computeTile: out must be an ArrayBuffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const Napi::Object input = info[0].As<Napi::Object>();
+  Napi::Float32Array f, g;
+  double nf = 0, ng = 0, m = 0, fStart = 0, gStart = 0, fKey = 0;
+  const double noKey = 0;
+  constexpr double kMaxInt = 2147483647.0, kMaxIndex = 4294967295.0, kMaxKey = 9007199254740991.0;
+  if (!ReadRows(input, "f", &f) || !ReadRows(input, "g", &g) || !ReadInteger(input, "fCount", 1, kMaxInt, &nf) ||
+      !ReadInteger(input, "gCount", 1, kMaxInt, &ng) || !ReadInteger(input, "m", 1, kMaxInt, &m) || !ReadInteger(input, "fStart", 0, kMaxIndex, &fStart) ||
+      !ReadInteger(input, "gStart", 0, kMaxIndex, &gStart) || !ReadInteger(input, "fKey", 0, kMaxKey, &fKey, &noKey)) {
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer out = info[1].As<Napi::ArrayBuffer>();
+  const size_t fNeed = static_cast<size_t>(nf) * static_cast<size_t>(m), gNeed = static_cast<size_t>(ng) * static_cast<size_t>(m);
+  const size_t outNeed = static_cast<size_t>(nf + ng) * 12;
+  std::string problem;
+  if (f.ElementLength() < fNeed) problem = "input.f holds " + std::to_string(f.ElementLength()) + " floats, fewer than fCount x m = " + std::to_string(fNeed);
+  else if (g.ElementLength() < gNeed) problem = "input.g holds " + std::to_string(g.ElementLength()) + " floats, fewer than gCount x m = " + std::to_string(gNeed);
+  else if (out.ByteLength() < outNeed) problem = "out holds " + std::to_string(out.ByteLength()) + " bytes, fewer than (fCount + gCount) x 12 = " + std::to_string(outNeed);
+  else if (fStart + nf - 1 > kMaxIndex || gStart + ng - 1 > kMaxIndex) problem = "global indices past 2^32 - 1";
+  if (!problem.empty()) {
+    Napi::RangeError::New(env, "computeTile: " + problem).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int nfi = static_cast<int>(nf), ngi = static_cast<int>(ng), mi = static_cast<int>(m);
+  const uint64_t key = static_cast<uint64_t>(fKey);
 
-  if (f.TypedArrayType() != napi_float32_array || g.TypedArrayType() != napi_float32_array) {
-    Napi::TypeError::New(env, "f and g must be Float32Arrays").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (nf <= 0 || ng <= 0 || m <= 0 || f.ElementLength() < static_cast<size_t>(nf) * m || g.ElementLength() < static_cast<size_t>(ng) * m ||
-      out.ByteLength() < static_cast<size_t>(nf + ng) * 12) {
-    Napi::RangeError::New(env, "computeTile: sizes do not match the buffers").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-
-  Isa isa = BestIsa();
-  if (requested == "scalar") isa = Isa::Scalar;
-  else if (requested == "avx2") isa = Isa::Avx2;
-  else if (requested == "avx512") isa = Isa::Avx512;
-  else if (requested != "auto") {
-    Napi::RangeError::New(env, "isa must be auto, avx512, avx2 or scalar").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (!neurocorr::CpuHas(isa)) {
-    Napi::Error::New(env, std::string("this CPU does not support ") + IsaName(isa)).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-
-  std::vector<float> rowBest(nf), colBest(ng);
-  std::vector<uint32_t> rowArg(nf), colArg(ng);
+  std::vector<float> rowBest(nfi), colBest(ngi);
+  std::vector<uint32_t> rowArg(nfi), colArg(ngi);
   neurocorr::TileOut tile{rowBest.data(), rowArg.data(), colBest.data(), colArg.data()};
   try {
-    switch (isa) {
+    switch (config.isa) {
       case Isa::Avx512:
-        neurocorr::TileAvx512(f.Data(), g.Data(), nf, ng, m, gChunk, fKey, tile);
+        neurocorr::TileAvx512(f.Data(), g.Data(), nfi, ngi, mi, config.gChunk, key, tile);
         break;
       case Isa::Avx2:
-        neurocorr::TileAvx2(f.Data(), g.Data(), nf, ng, m, gChunk, fKey, tile);
+        neurocorr::TileAvx2(f.Data(), g.Data(), nfi, ngi, mi, config.gChunk, key, tile);
         break;
       case Isa::Scalar:
-        neurocorr::TileScalar(f.Data(), g.Data(), nf, ng, m, tile);
+        neurocorr::TileScalar(f.Data(), g.Data(), nfi, ngi, mi, tile);
         break;
     }
   } catch (const std::bad_alloc&) {
@@ -118,18 +161,69 @@ Napi::Value ComputeTile(const Napi::CallbackInfo& info) {
 
   auto* base = static_cast<uint8_t*>(out.Data());
   auto* rowBestOut = reinterpret_cast<double*>(base);
-  auto* colBestOut = rowBestOut + nf;
-  auto* rowArgOut = reinterpret_cast<uint32_t*>(colBestOut + ng);
-  auto* colArgOut = rowArgOut + nf;
-  for (int i = 0; i < nf; i++) {
+  auto* colBestOut = rowBestOut + nfi;
+  auto* rowArgOut = reinterpret_cast<uint32_t*>(colBestOut + ngi);
+  auto* colArgOut = rowArgOut + nfi;
+  const auto f0 = static_cast<uint32_t>(fStart), g0 = static_cast<uint32_t>(gStart);
+  for (int i = 0; i < nfi; i++) {
     rowBestOut[i] = rowBest[i];
-    rowArgOut[i] = gStart + rowArg[i];
+    rowArgOut[i] = g0 + rowArg[i];
   }
-  for (int j = 0; j < ng; j++) {
+  for (int j = 0; j < ngi; j++) {
     colBestOut[j] = colBest[j];
-    colArgOut[j] = fStart + colArg[j];
+    colArgOut[j] = f0 + colArg[j];
   }
-  return Napi::String::New(env, IsaName(isa));
+  return env.Undefined();
+}
+
+// tileKernel({ isa, gChunk }) -> computeTile bound to that ISA and G chunk (columns per
+// packed chunk), with `isa` (what 'auto' resolved to) and `gChunk` as properties.
+// The ISA is resolved and checked here, once, rather than on every tile.
+Napi::Value TileKernel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsObject()) {
+    Napi::TypeError::New(env, "tileKernel({ isa, gChunk })").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const Napi::Object options = info[0].As<Napi::Object>();
+  const Napi::Value isaValue = options.Get("isa");
+  const Napi::Value chunkValue = options.Get("gChunk");
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (!isaValue.IsString()) {
+    Napi::TypeError::New(env, "tileKernel: isa must be a string: auto, avx512, avx2 or scalar").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string requested = isaValue.As<Napi::String>().Utf8Value();
+  Isa isa = BestIsa();
+  if (requested == "scalar") isa = Isa::Scalar;
+  else if (requested == "avx2") isa = Isa::Avx2;
+  else if (requested == "avx512") isa = Isa::Avx512;
+  else if (requested != "auto") {
+    Napi::RangeError::New(env, "tileKernel: isa must be auto, avx512, avx2 or scalar, got '" + requested + "'").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!neurocorr::CpuHas(isa)) {
+    std::string supported;
+    for (Isa other : {Isa::Avx512, Isa::Avx2, Isa::Scalar}) {
+      if (neurocorr::CpuHas(other)) supported += std::string(supported.empty() ? "" : ", ") + IsaName(other);
+    }
+    Napi::Error::New(env, std::string("tileKernel: this CPU does not support ") + IsaName(isa) + " (it supports " + supported + ")").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!chunkValue.IsNumber()) {
+    Napi::TypeError::New(env, "tileKernel: gChunk must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double chunk = chunkValue.As<Napi::Number>().DoubleValue();
+  if (!(chunk >= 1 && chunk <= 2147483647.0) || std::floor(chunk) != chunk) {
+    Napi::RangeError::New(env, "tileKernel: gChunk must be a positive integer, got " + Describe(chunk)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const TileConfig config{isa, static_cast<int>(chunk)};
+  Napi::Function bound = Napi::Function::New(env, [config](const Napi::CallbackInfo& call) { return ComputeTile(call, config); }, "computeTile");
+  bound.Set("isa", IsaName(isa));
+  bound.Set("gChunk", config.gChunk);
+  return bound;
 }
 
 // adviseHugePages(view) -> whether the kernel accepted the advice. For large
@@ -157,7 +251,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("standardizeAccumulate", Napi::Function::New(env, neurocorr::StandardizeAccumulate));
   exports.Set("standardizeWrite", Napi::Function::New(env, neurocorr::StandardizeWrite));
   exports.Set("info", Napi::Function::New(env, Info));
-  exports.Set("computeTile", Napi::Function::New(env, ComputeTile));
+  exports.Set("tileKernel", Napi::Function::New(env, TileKernel));
   return exports;
 }
 
