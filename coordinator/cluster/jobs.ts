@@ -1,6 +1,6 @@
 /** `neurocorr jobs`: the cluster jobs in Redis, with their state and progress. */
 import { Redis } from 'ioredis';
-import { UsageError } from '../../shared/errors.js';
+import { ServiceError } from '../../shared/errors.js';
 import { redactUrl } from '../../shared/cluster/index.js';
 import { listJobs } from './job-store.js';
 
@@ -11,7 +11,7 @@ export async function jobsTable(url: string, prefix: string, json: boolean): Pro
     try {
       await redis.connect();
     } catch (err) {
-      throw new UsageError(`cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message}; start redis-server, or fix --redis`);
+      throw new ServiceError('Redis', (o) => `cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message}; start redis-server, or fix ${o('redis')}`, { cause: err });
     }
     const jobs = await listJobs(redis, prefix);
     if (json) return `${JSON.stringify(jobs, null, 2)}\n`;

@@ -75,12 +75,12 @@ export function architectureLayers(arch: string, resolution: number, scale: numb
       .split(',')
       .map((s) => Number(s.trim()));
     if (sizes.length === 0 || !sizes.every((n) => Number.isInteger(n) && n > 0)) {
-      throw new UsageError(`--arch ${arch}: expected mlp:<sizes>, e.g. mlp:100,60,40`);
+      throw new UsageError((o) => `${o('arch')} ${arch}: expected mlp:<sizes>, e.g. mlp:100,60,40`);
     }
     return sizes.map((n, i) => ({ name: `fc${i + 1}`, shape: [n], stage: i }));
   }
   const spec = RESNETS[arch];
-  if (spec === undefined) throw new UsageError(`--arch ${arch}: expected one of ${ARCHITECTURES.join(', ')}`);
+  if (spec === undefined) throw new UsageError((o) => `${o('arch')} ${arch}: expected one of ${ARCHITECTURES.join(', ')}`);
   return resnet(spec, resolution, allConvs).map((l) =>
     l.shape.length === 3 ? { ...l, shape: [l.shape[0]!, Math.max(1, Math.round(l.shape[1]! * scale)), Math.max(1, Math.round(l.shape[2]! * scale))] } : l,
   );

@@ -1,6 +1,6 @@
 /**
  * Shard sets: the scalable form of a standardized activation set
- * (DESIGN.md section 2). A directory with `manifest.json` and Arrow IPC files;
+ * (docs/ARCHITECTURE.md, "Formats"). A directory with `manifest.json` and Arrow IPC files;
  * each record batch has a column `neuron` (uint32 or uint64, global index) and
  * a column `z` (FixedSizeList<float32>[m]), so the z child buffer is one
  * neuron-major Float32Array. A shard never straddles two layers.
