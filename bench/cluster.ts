@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { architectureLayers, neuronCount } from '#dist/coordinator/synth/architectures.js';
 import { decodeResult, encodeResult, encodeTile } from '#dist/shared/cluster/index.js';
 import { Reduction } from '#dist/shared/core/index.js';
-import { allocTileResult, type Tile } from '#dist/shared/core/index.js';
+import { allocTileResult, type Tile } from '#dist/shared/tiles/index.js';
 import type { JobTile } from '#dist/shared/job/index.js';
 import { startNats, startRedis, stopAllServers } from '../test/helpers/servers.js';
 import { provision } from '../test/setup/tools.js';

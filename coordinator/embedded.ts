@@ -4,7 +4,8 @@
  * standardized into SharedArrayBuffers that every thread reads in place),
  * and the tiles run on the pool as soon as the layers they read are in.
  */
-import { defaultBlockSize, nullOptions, type IoInfo, type NullRequest } from '../shared/core/index.js';
+import { nullOptions, type IoInfo, type NullRequest } from '../shared/core/index.js';
+import { defaultBlockSize } from '../shared/tiles/index.js';
 import { isShardPlan, type ModelPlan } from '../shared/formats/index.js';
 import {
   JobProgress,
@@ -65,6 +66,8 @@ export interface EmbeddedOptions {
   readonly order?: (tiles: JobTile[]) => JobTile[];
   /** Wait until every thread is up before the first tile (for timing the kernel alone). */
   readonly warm?: boolean;
+  /** Called once the threads are starting, before the models are read: light work here overlaps their boot. */
+  readonly onPoolStart?: () => void;
   readonly onStart?: (info: { readonly kernel: LoadedKernelInfo; readonly plan: JobPlan; readonly threads: number }) => void;
   readonly onTile?: (done: number, tile: JobTile) => void;
 }
@@ -93,8 +96,9 @@ export async function runEmbedded(
   started?: EmbeddedPool,
 ): Promise<EmbeddedRun> {
   // The threads boot and load their kernel while this thread standardizes the models.
-  const pool = started ?? (await startPool(new Float32Array(0), new Float32Array(0), 0, options.kernel, options.threads));
+  const pool = started ?? (await startPool(options.kernel, options.threads));
   try {
+    options.onPoolStart?.();
     const loaded = loadInOrder(sources, pairs);
     loaded.all.catch(() => undefined);
     const kernel = await pool.kernel;

@@ -31,7 +31,6 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
   const planned = planPair(s.f, s.g, { ...s.pair, ...(loops ? { loops } : {}) });
   trace('planned');
   const [f, g] = [planned.f.skeleton(), planned.g.skeleton()];
-  warnChance(f.m, f.probes, f.n, g.n, s.log);
   let progress: Progress | null = null;
   const sources = openSources(
     [
@@ -47,6 +46,11 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
     ...(s.tile !== undefined ? { block: s.tile } : {}),
     memory: s.memory,
     null: s.null,
+    onPoolStart: () => {
+      trace('pool starting');
+      // A small sum: it runs while the threads boot.
+      warnChance(f.m, f.probes, f.n, g.n, s.log);
+    },
     onStart: ({ kernel, plan }) => {
       trace('pool ready');
       for (const note of kernel.notes) s.log(`kernel: ${note}`);

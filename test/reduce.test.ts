@@ -1,7 +1,7 @@
 /** The merge is commutative, associative and idempotent, with the smallest-index tie rule. */
 import { describe, expect, it } from 'vitest';
 import { DirectionState, Reduction } from '../dist/shared/core/index.js';
-import { allocTileResult, planTiles, splitBlocks, type Tile, type TileResult } from '../dist/shared/core/index.js';
+import { allocTileResult, planTiles, splitBlocks, type Tile, type TileResult } from '../dist/shared/tiles/index.js';
 import type { LayerInfo } from '../dist/shared/core/index.js';
 import { rng } from './helpers/models.js';
 

@@ -38,7 +38,7 @@ describe('synth', () => {
     expect(r18.find((l) => l.name === 'layer4.1')!.shape).toEqual([512, 7, 7]);
     expect(architectureLayers('resnet50', 224, 1, true).length).toBeGreaterThan(architectureLayers('resnet50', 224, 1, false).length);
     expect(architectureLayers('mlp:100,60,40', 224, 1, false).map((l) => l.shape)).toEqual([[100], [60], [40]]);
-    expect(() => architectureLayers('vgg', 224, 1, false)).toThrow(/--arch/);
+    expect(() => architectureLayers('vgg', 224, 1, false)).toThrow(/^arch vgg: expected one of resnet18/);
   });
 
   it('writes a loadable set with dead units whose models share structure', () => {

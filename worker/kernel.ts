@@ -1,5 +1,5 @@
 /** The one interface every kernel implements. */
-import type { TileResult } from '../shared/core/index.js';
+import type { TileResult } from '../shared/tiles/index.js';
 
 export interface TileInput {
   /** F block rows, fCount x m, neuron-major standardized float32. */

@@ -7,9 +7,10 @@ import { availableParallelism } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KernelUnavailableError } from '../shared/errors.js';
-import { tileResultView, type Tile, type TileResult } from '../shared/core/index.js';
+import { tileResultView, type TileResult } from '../shared/tiles/index.js';
 import type { KernelOptions } from './loader.js';
-import type { KernelDescription, PoolData, PoolTask } from './pool-worker.js';
+import type { TileInput } from './kernel.js';
+import { LOADED, type KernelDescription, type PoolData, type PoolTask } from './pool-protocol.js';
 
 export interface LoadedKernelInfo {
   readonly name: string;
@@ -22,29 +23,24 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
-/** A warm (or warming) pool holding both models' z buffers. */
+/** A warm (or warming) pool of kernel threads. */
 export interface EmbeddedPool {
   readonly threads: number;
-  /** Resolves once every thread has tried to load its kernel. */
+  /** Resolves once a thread has tried to load its kernel. */
   readonly kernel: Promise<LoadedKernelInfo>;
-  /**
-   * Runs a tile; `f`/`g` are the blocks when they are not in the pool's z
-   * buffers, and `job` gives m and an F-block key for pools that serve many jobs.
-   */
-  run(tile: Tile, f?: Float32Array, g?: Float32Array, job?: { readonly m: number; readonly fKey: number }): Promise<TileResult>;
+  /** Runs one tile: rows and columns are block views (never copied), `fKey` as in TileInput. */
+  run(input: TileInput): Promise<TileResult>;
   /** Resolves once every thread is idle: started, kernel loaded, queue empty. */
   warm(): Promise<void>;
+  /** Waits for threads still starting (a thread stopped while it loads modules can abort the process), then stops them. */
   destroy(): Promise<void>;
 }
 
-/**
- * Starts the threads at once, so they load their kernel while the caller is
- * still filling `fz` and `gz` (they are shared, not copied).
- */
-export async function startPool(fz: Float32Array, gz: Float32Array, m: number, kernel: KernelOptions, threads = defaultThreads()): Promise<EmbeddedPool> {
+/** Starts the threads at once, so they load their kernel while the caller reads and standardizes the models. */
+export async function startPool(kernel: KernelOptions, threads = defaultThreads()): Promise<EmbeddedPool> {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const { Piscina } = await import('piscina');
-  const workerData: PoolData = { kernel, fz, gz, m };
+  const workerData: PoolData = { kernel };
   // Two tasks queued per thread, so a thread never waits on the main thread for its next tile.
   const pool = new Piscina<PoolTask, KernelDescription | ArrayBuffer>({
     filename: WORKER,
@@ -61,26 +57,26 @@ export async function startPool(fz: Float32Array, gz: Float32Array, m: number, k
     return description;
   });
   described.catch(() => undefined);
+  // Piscina counts its first threads as ready before they have loaded anything.
+  let loaded = 0;
+  pool.on('message', (message: unknown) => void (message === LOADED && loaded++));
+  const allIdle = async () => {
+    await described.catch(() => undefined);
+    for (let waited = 0; (loaded < threads || pool.idleThreads < threads) && waited < 10_000; waited += 5) await delay(5);
+  };
   return {
     threads,
     kernel: described,
-    async run(tile, f, g, job) {
-      const task: PoolTask = {
-        kind: 'tile',
-        fStart: tile.f.start,
-        fCount: tile.f.count,
-        gStart: tile.g.start,
-        gCount: tile.g.count,
-        ...(f ? { f } : {}),
-        ...(g ? { g } : {}),
-        ...(job ?? {}),
-      };
-      return tileResultView((await pool.run(task)) as ArrayBuffer, tile.f.count, tile.g.count);
+    async run(input) {
+      return tileResultView((await pool.run({ kind: 'tile', ...input })) as ArrayBuffer, input.fCount, input.gCount);
     },
     async warm() {
       await described;
-      for (let waited = 0; pool.idleThreads < threads && waited < 10_000; waited += 5) await delay(5);
+      await allIdle();
     },
-    destroy: () => pool.destroy(),
+    async destroy() {
+      await allIdle();
+      await pool.destroy();
+    },
   };
 }

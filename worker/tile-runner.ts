@@ -44,7 +44,16 @@ export class TileRunner {
       try {
         const started = performance.now();
         const fKey = this.keyBase + rows.model * MODEL_KEY + rows.block.start + 1;
-        const result = await this.pool.run({ id: tile.id, f: rows.block, g: cols.block }, rowValues, colValues, { m, fKey });
+        const result = await this.pool.run({
+          f: rowValues,
+          g: colValues,
+          fCount: rows.block.count,
+          gCount: cols.block.count,
+          m,
+          fStart: rows.block.start,
+          gStart: cols.block.start,
+          fKey,
+        });
         const seconds = (performance.now() - started) / 1000;
         if (tile.kind === 'null') return { result, constant: null, seconds };
         const constant = new Uint8Array(rows.block.count + cols.block.count);

@@ -13,12 +13,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import {
   checkJobName,
-  connectNats,
   coordinatorConsumer,
   encodeJobSpec,
-  ensureResultConsumer,
-  ensureStreams,
-  ensureWorkerConsumer,
   JOB_BUCKET,
   redactUrl,
   RESULT_STREAM,
@@ -26,11 +22,12 @@ import {
   resultSubject,
   TILE_STREAM,
   tileSubject,
-  uploadInput,
   type InputRef,
   type JobSpec,
 } from '../../shared/cluster/index.js';
-import { defaultBlockSize, humanSummary, NULL_ROWS, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
+import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, uploadInput } from '../../shared/nats/index.js';
+import { humanSummary, NULL_ROWS, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
+import { defaultBlockSize } from '../../shared/tiles/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
 import { isShardPlan, planPair, type PlannedPair } from '../../shared/formats/index.js';
 import { encodeCheckpoint, JobProgress, pairReport, planJob, restoreCheckpoint, writeOutputs, type JobPlan } from '../../shared/job/index.js';

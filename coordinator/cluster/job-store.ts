@@ -58,7 +58,9 @@ export class JobStore {
       if ((await this.redis.set(this.keys.lease, this.token, 'PX', ttlMs, 'NX')) === 'OK') return;
       const holder = await this.redis.get(this.keys.lease);
       if (Date.now() > deadline) {
-        throw new UsageError((o) => `job ${this.job} is being run by another coordinator (${holder ?? 'unknown'}); wait for it, or pick another ${o('cluster.job')}`);
+        throw new UsageError(
+          (o) => `job ${this.job} is being run by another coordinator (${holder ?? 'unknown'}); wait for it, or pick another ${o('cluster.job')}`,
+        );
       }
       if (!said) log(`job ${this.job}: waiting for the lease held by ${holder ?? 'a previous coordinator'} to expire (at most ${Math.ceil(ttlMs / 1000)} s)`);
       said = true;

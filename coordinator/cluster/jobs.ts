@@ -11,7 +11,9 @@ export async function jobsTable(url: string, prefix: string, json: boolean): Pro
     try {
       await redis.connect();
     } catch (err) {
-      throw new ServiceError('Redis', (o) => `cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message}; start redis-server, or fix ${o('redis')}`, { cause: err });
+      throw new ServiceError('Redis', (o) => `cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message}; start redis-server, or fix ${o('redis')}`, {
+        cause: err,
+      });
     }
     const jobs = await listJobs(redis, prefix);
     if (json) return `${JSON.stringify(jobs, null, 2)}\n`;

@@ -50,7 +50,8 @@ export function probeFingerprint(probeSeed: number, probes: number): string {
 
 /** Writes the set into `out` (a new directory), through a temporary directory renamed at the end. */
 export function synthesize(out: string, options: SynthOptions, onLayer?: (done: number, total: number) => void): SynthResult {
-  if (existsSync(out) && options.force !== true) throw new UsageError((o) => `${out} already exists; choose a new output directory, or pass ${o('force')} to replace it`);
+  if (existsSync(out) && options.force !== true)
+    throw new UsageError((o) => `${out} already exists; choose a new output directory, or pass ${o('force')} to replace it`);
   const layers = architectureLayers(options.arch, options.resolution, options.scale, options.allConvs);
   const k = options.latents ?? 16;
   const m = options.probes;

@@ -1,4 +1,2 @@
-export * from './nats.js';
-export * from './object-files.js';
 export * from './protocol.js';
 export * from './redis-keys.js';

@@ -5,7 +5,8 @@
  */
 import { Reader, Writer } from '../binary.js';
 import { InternalError, UsageError } from '../errors.js';
-import { tileResultBytes, tileResultView, type Block, type NullOptions, type TileResult } from '../core/index.js';
+import { type NullOptions } from '../core/index.js';
+import { tileResultBytes, tileResultView, type Block, type TileResult } from '../tiles/index.js';
 import type { PairOptions } from '../formats/index.js';
 import type { JobPairInput, JobTile } from '../job/index.js';
 
@@ -184,4 +185,27 @@ export function decodeResult(data: Uint8Array): ResultMessage | FailureMessage {
 /** Bytes on the wire for a result of rows x cols with constant flags, job name and provenance aside. */
 export function resultPayloadBytes(rows: number, cols: number): number {
   return tileResultBytes(rows, cols) + rows + cols;
+}
+
+export interface TileQueueConfig {
+  /** How long a worker may hold a tile without an ack or an in-progress ack. */
+  readonly ackWaitMs: number;
+  /** Deliveries of one tile before JetStream gives up on it (and the job fails). */
+  readonly maxDeliver: number;
+}
+
+export const DEFAULT_TILE_QUEUE: TileQueueConfig = { ackWaitMs: 30_000, maxDeliver: 5 };
+
+/** The URL with any user, password or token replaced by "***". */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) {
+      u.username = '***';
+      u.password = '';
+    }
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(unparsable URL)';
+  }
 }

@@ -1,4 +1,3 @@
-export * from './blocking.js';
 export * from './chance.js';
 export * from './matches.js';
 export * from './model.js';
@@ -8,4 +7,3 @@ export * from './null-stats.js';
 export * from './reduce.js';
 export * from './report.js';
 export * from './rng.js';
-export * from './tile.js';

@@ -16,7 +16,7 @@
 import { createRng, hashString, sampleIndices } from './rng.js';
 import type { LayerInfo } from './model.js';
 import type { ModelShape } from './reduce.js';
-import { splitBlocks, type Block } from './tile.js';
+import { splitBlocks, type Block } from '../tiles/index.js';
 
 export interface NullOptions {
   /** Permutations; 0 turns the null off. */
@@ -174,7 +174,10 @@ export function gatherSample(plan: NullPlan, tile: Pick<NullWork, 'k' | 'side' |
   for (let r = 0; r < tile.sample.count; r++) {
     const z = row(plan.samples[tile.side].indices[tile.sample.start + r]!);
     const to = out.subarray(r * m, (r + 1) * m);
-    for (let t = 0; t < probes; t++) to.set(z.subarray(source[t]! * spatial, (source[t]! + 1) * spatial), t * spatial);
+    for (let t = 0; t < probes; t++) {
+      const from = source[t]! * spatial;
+      for (let s = 0; s < spatial; s++) to[t * spatial + s] = z[from + s]!;
+    }
   }
   return out;
 }

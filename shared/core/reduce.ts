@@ -9,7 +9,7 @@
  */
 import { InternalError, UsageError } from '../errors.js';
 import { layerIndexOf, type LayerInfo } from './model.js';
-import type { Tile, TileResult } from './tile.js';
+import type { Tile, TileResult } from '../tiles/index.js';
 
 export type MatchMode = 'paper' | 'penalized';
 export type ConstantMode = 'include' | 'exclude';

@@ -3,7 +3,7 @@
  * every other part of a job (docs/ARCHITECTURE.md): the local piscina pool
  * (coordinator/embedded.ts) and NATS JetStream (coordinator/cluster/).
  */
-import type { TileResult } from '../core/index.js';
+import type { TileResult } from '../tiles/index.js';
 import type { JobTile } from './plan.js';
 
 export interface TileOutcome {

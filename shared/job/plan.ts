@@ -5,7 +5,8 @@
  * cluster runs plan through here, and cluster workers re-plan the same job
  * from its spec, so every side agrees on every tile id.
  */
-import { planNull, planTiles, splitBlocks, type Block, type Model, type NullOptions, type NullPlan, type NullWork } from '../core/index.js';
+import { planNull, type Model, type NullOptions, type NullPlan, type NullWork } from '../core/index.js';
+import { planTiles, splitBlocks, type Block } from '../tiles/index.js';
 
 /** A tile of a pair's main job: rows are F's block, columns G's. */
 export interface MainTile {

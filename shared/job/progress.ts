@@ -6,7 +6,8 @@
  * order, twice, or after a restart (docs/ARCHITECTURE.md, "Invariants").
  */
 import { InternalError } from '../errors.js';
-import { NullReduction, Reduction, type LayerInfo, type Model, type TileResult } from '../core/index.js';
+import { NullReduction, Reduction, type LayerInfo, type Model } from '../core/index.js';
+import { type TileResult } from '../tiles/index.js';
 import { operands, type JobPlan, type JobTile } from './plan.js';
 
 export interface PairState {

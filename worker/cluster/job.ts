@@ -4,7 +4,8 @@
  * runner over them.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { materializeInput, type JobSpec } from '../../shared/cluster/index.js';
+import { type JobSpec } from '../../shared/cluster/index.js';
+import { materializeInput } from '../../shared/nats/index.js';
 import { InternalError } from '../../shared/errors.js';
 import { planPair } from '../../shared/formats/index.js';
 import { openSource, planJob, type JobPlan, type ModelSource } from '../../shared/job/index.js';

@@ -13,13 +13,10 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge } from 'prom-client';
 import {
-  connectNats,
   decodeJobSpec,
   decodeTile,
   encodeFailure,
   encodeResult,
-  ensureStreams,
-  ensureWorkerConsumer,
   JOB_BUCKET,
   redactUrl,
   resultSubject,
@@ -28,6 +25,7 @@ import {
   type Provenance,
   type TileQueueConfig,
 } from '../../shared/cluster/index.js';
+import { connectNats, ensureStreams, ensureWorkerConsumer } from '../../shared/nats/index.js';
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
@@ -178,7 +176,7 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   const js = jetstream(nc);
   const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
   const consumer = await js.consumers.get(TILE_STREAM, WORKER_CONSUMER);
-  const pool = await startPool(new Float32Array(0), new Float32Array(0), 0, options.kernel, options.threads);
+  const pool = await startPool(options.kernel, options.threads);
   const kernel = await pool.kernel.catch(async (err: unknown) => {
     await pool.destroy();
     await nc.close();

@@ -1,5 +1,5 @@
 /** The fused C++ kernel (worker/native), through the addon's per-ISA tile kernels. */
-import { allocTileResult, type TileResult } from '../../shared/core/index.js';
+import { allocTileResult, type TileResult } from '../../shared/tiles/index.js';
 import { cacheSizes, type CacheSizes } from '../caches.js';
 import type { Kernel, TileInput } from '../kernel.js';
 import { loadAddon, type AddonOptions, type Isa, type NativeAddon, type NativeTileKernel } from '../native/addon.js';

@@ -1,5 +1,5 @@
 /** The float64 oracle: plain loops, sequential sums. */
-import { allocTileResult, type TileResult } from '../../shared/core/index.js';
+import { allocTileResult, type TileResult } from '../../shared/tiles/index.js';
 import type { Kernel, TileInput } from '../kernel.js';
 
 export function computeTileReference({ f, g, fCount, gCount, m, fStart, gStart }: TileInput): TileResult {

@@ -5,7 +5,7 @@
  * A backend named by the caller is the only one tried.
  */
 import type * as TfCore from '@tensorflow/tfjs-core';
-import { allocTileResult, type TileResult } from '../../shared/core/index.js';
+import { allocTileResult, type TileResult } from '../../shared/tiles/index.js';
 import type { Kernel, TileInput } from '../kernel.js';
 
 type Tf = typeof TfCore;

@@ -12,7 +12,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { InputError, ServiceError } from '../errors.js';
-import { FILE_BUCKET, type InputRef } from './protocol.js';
+import { FILE_BUCKET, type InputRef } from '../cluster/index.js';
 
 function listFiles(path: string): string[] {
   if (!statSync(path).isDirectory()) return [path];
@@ -65,7 +65,10 @@ export async function materializeInput(nc: NatsConnection, ref: InputRef, cacheD
     if (existsSync(local) && statSync(local).size === f.size) continue;
     const object = await store.get(`${ref.set}/${f.path}`);
     if (object === null)
-      throw new ServiceError('object store', (o) => `object ${ref.set}/${f.path} is missing from the ${ref.bucket} object store; upload the set again (${o('cluster.upload')})`);
+      throw new ServiceError(
+        'object store',
+        (o) => `object ${ref.set}/${f.path} is missing from the ${ref.bucket} object store; upload the set again (${o('cluster.upload')})`,
+      );
     mkdirSync(dirname(local), { recursive: true });
     const partial = `${local}.${process.pid}.part`;
     // The object store checks the digest at the end of the stream, and fails the stream on a mismatch.

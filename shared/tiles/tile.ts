@@ -2,7 +2,6 @@
  * Blocks and tiles. A block is a contiguous neuron range inside one layer, so
  * the depth penalty is constant across a tile.
  */
-import type { LayerInfo } from './model.js';
 
 export interface Block {
   /** Index into the model's layers. */
@@ -29,7 +28,7 @@ export interface TileResult {
 }
 
 /** Blocks of at most `blockSize` neurons; a block also ends at every index in `cuts` (shard starts, when streaming). */
-export function splitBlocks(layers: readonly LayerInfo[], blockSize: number, cuts: readonly number[] = []): Block[] {
+export function splitBlocks(layers: readonly { readonly start: number; readonly count: number }[], blockSize: number, cuts: readonly number[] = []): Block[] {
   if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`block size must be a positive integer, got ${blockSize}`);
   const sortedCuts = [...cuts].sort((a, b) => a - b);
   const blocks: Block[] = [];

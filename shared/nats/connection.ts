@@ -6,21 +6,16 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { ServiceError, UsageError } from '../errors.js';
-import { RESULT_STREAM, TILE_STREAM, WORKER_CONSUMER, coordinatorConsumer, resultSubject } from './protocol.js';
-
-/** The URL with any user, password or token replaced by "***". */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '***';
-      u.password = '';
-    }
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return '(unparsable URL)';
-  }
-}
+import {
+  DEFAULT_TILE_QUEUE,
+  RESULT_STREAM,
+  TILE_STREAM,
+  WORKER_CONSUMER,
+  coordinatorConsumer,
+  redactUrl,
+  resultSubject,
+  type TileQueueConfig,
+} from '../cluster/index.js';
 
 function natsOptions(url: string, name: string): ConnectionOptions {
   let u: URL;
@@ -60,15 +55,6 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
     );
   }
 }
-
-export interface TileQueueConfig {
-  /** How long a worker may hold a tile without an ack or an in-progress ack. */
-  readonly ackWaitMs: number;
-  /** Deliveries of one tile before JetStream gives up on it (and the job fails). */
-  readonly maxDeliver: number;
-}
-
-export const DEFAULT_TILE_QUEUE: TileQueueConfig = { ackWaitMs: 30_000, maxDeliver: 5 };
 
 const nanos = (ms: number): number => Math.round(ms * 1e6);
 

@@ -1,0 +1,2 @@
+export * from './blocking.js';
+export * from './tile.js';
