@@ -11,6 +11,8 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/consistent-type-imports': 'error',
+      // An import whose names are all types is erased whole; `import { type X }` would keep loading the module.
+      '@typescript-eslint/no-import-type-side-effects': 'error',
     },
   },
   {

@@ -25,7 +25,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const baseAt = args.indexOf('--base');
 const BASE = baseAt >= 0 ? resolve(args[baseAt + 1] ?? '') : '';
-const ROUNDS = quick ? 2 : 5;
+const ROUNDS = quick ? 2 : 7;
 const log = (line: string) => process.stderr.write(`bench:ab: ${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

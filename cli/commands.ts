@@ -1,7 +1,7 @@
 /** `neurocorr worker`, `jobs`, `prepare` and `synth`: flags mapped onto the library's options. */
 import { Option, type Command } from 'commander';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
-import { KERNEL_CHOICES, type KernelChoice } from '../worker/loader.js';
+import { KERNEL_CHOICES, type KernelChoice } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, numberOption, sizeOption } from './options.js';
 import type { Io } from './io.js';

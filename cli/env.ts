@@ -4,7 +4,7 @@
  * error naming the variable and the values it takes.
  */
 import { UsageError } from '../shared/errors.js';
-import { NATIVE_ISAS, TFJS_BACKENDS, type KernelChoice, type KernelOptions } from '../worker/loader.js';
+import { NATIVE_ISAS, TFJS_BACKENDS, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 

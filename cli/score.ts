@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import type { ClusterOptions, ModelOptions, NullOptionsInput, ScoreOptions } from '../coordinator/options.js';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { UsageError } from '../shared/errors.js';
-import { KERNEL_CHOICES, type KernelChoice, type KernelOptions } from '../worker/loader.js';
+import { KERNEL_CHOICES, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
 import type { Io } from './io.js';

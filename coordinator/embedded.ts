@@ -20,7 +20,7 @@ import {
   type TileExecutor,
   type TileOutcome,
 } from '../shared/job/index.js';
-import type { KernelOptions } from '../worker/loader.js';
+import type { KernelOptions } from '../worker/kernel-options.js';
 import { hugePageAllocate } from '../worker/native/assist.js';
 import type { AddonOptions } from '../worker/native/addon.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';

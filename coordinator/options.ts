@@ -6,7 +6,7 @@
 import { DEFAULT_NULL, type ConstantMode, type ConvMode, type MatchMode, type NullRequest, type Report } from '../shared/core/index.js';
 import { checkJobName, DEFAULT_PREFIX, DEFAULT_TILE_QUEUE, type TileQueueConfig } from '../shared/cluster/index.js';
 import type { PairOptions } from '../shared/formats/index.js';
-import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/loader.js';
+import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import type { NativeLoopsOptions } from '../worker/native/assist.js';
 import { boolean, func, integer, isObject, knownKeys, number, oneOf, optional, string, stringList } from '../shared/validate.js';
 

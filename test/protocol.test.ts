@@ -13,7 +13,7 @@ import {
   redactUrl,
   resultPayloadBytes,
 } from '../dist/shared/cluster/index.js';
-import { type LayerInfo, type Model } from '../dist/shared/core/index.js';
+import type { LayerInfo, Model } from '../dist/shared/core/index.js';
 import { allocTileResult } from '../dist/shared/tiles/index.js';
 import { encodeCheckpoint, JobProgress, planJob, type JobTile } from '../dist/shared/job/index.js';
 import { restoreCheckpoint } from '../dist/shared/job/index.js';

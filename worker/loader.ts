@@ -4,27 +4,10 @@
  * load is an error, never a silent fallback.
  */
 import { KernelUnavailableError } from '../shared/errors.js';
-import { isObject, knownKeys, oneOf, optional, string } from '../shared/validate.js';
 import type { Kernel } from './kernel.js';
-import { nativeKernel } from './kernels/native.js';
-import { referenceKernel } from './kernels/reference.js';
-import { loadTfjsKernel, TFJS_BACKENDS, type TfjsBackend } from './kernels/tfjs.js';
+import type { KernelChoice, KernelOptions } from './kernel-options.js';
 
-export const KERNEL_CHOICES = ['auto', 'native', 'tfjs', 'reference'] as const;
-export type KernelChoice = (typeof KERNEL_CHOICES)[number];
-export const NATIVE_ISAS = ['auto', 'avx512', 'avx2', 'scalar'] as const;
-export { TFJS_BACKENDS };
-
-/** Which kernel to load and how; plain data, so it reaches the pool threads in workerData. */
-export interface KernelOptions {
-  readonly choice: KernelChoice;
-  /** The native kernel's SIMD variant; 'auto' (the default) picks the best this CPU runs. */
-  readonly isa?: (typeof NATIVE_ISAS)[number];
-  /** The native addon's path, replacing the build locations under the package root. */
-  readonly addon?: string;
-  /** One tfjs backend instead of the first that loads. */
-  readonly tfjsBackend?: TfjsBackend;
-}
+export * from './kernel-options.js';
 
 export interface LoadedKernel {
   readonly kernel: Kernel;
@@ -34,10 +17,11 @@ export interface LoadedKernel {
 
 type Step = (options: KernelOptions, notes: string[]) => Kernel | Promise<Kernel>;
 
+// Each kernel's module loads only when it is tried.
 const STEPS: Record<Exclude<KernelChoice, 'auto'>, Step> = {
-  native: (options) => nativeKernel(options),
-  tfjs: ({ tfjsBackend }, notes) => loadTfjsKernel(notes, tfjsBackend),
-  reference: () => referenceKernel,
+  native: async (options) => (await import('./kernels/native.js')).nativeKernel(options),
+  tfjs: async ({ tfjsBackend }, notes) => (await import('./kernels/tfjs.js')).loadTfjsKernel(notes, tfjsBackend),
+  reference: async () => (await import('./kernels/reference.js')).referenceKernel,
 };
 
 const CHAIN: readonly Exclude<KernelChoice, 'auto'>[] = ['native', 'tfjs', 'reference'];
@@ -60,18 +44,4 @@ export async function loadKernel(options: KernelOptions): Promise<LoadedKernel> 
     }
   }
   throw new KernelUnavailableError(`no kernel could be loaded: ${notes.join('; ')}`);
-}
-
-/** `kernel`: a choice, or an object with the choice and its settings. */
-export function kernelOptions(value: unknown, path = 'kernel'): KernelOptions {
-  if (value === undefined) return { choice: 'auto' };
-  if (typeof value === 'string') return { choice: oneOf(path, value, KERNEL_CHOICES) };
-  const o = isObject(path, value);
-  knownKeys(path, o, ['choice', 'isa', 'addon', 'tfjsBackend']);
-  return {
-    choice: optional(o['choice'], (v) => oneOf(`${path}.choice`, v, KERNEL_CHOICES), 'auto'),
-    ...(o['isa'] !== undefined ? { isa: oneOf(`${path}.isa`, o['isa'], NATIVE_ISAS) } : {}),
-    ...(o['addon'] !== undefined ? { addon: string(`${path}.addon`, o['addon']) } : {}),
-    ...(o['tfjsBackend'] !== undefined ? { tfjsBackend: oneOf(`${path}.tfjsBackend`, o['tfjsBackend'], TFJS_BACKENDS) } : {}),
-  };
 }

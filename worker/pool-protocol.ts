@@ -1,6 +1,6 @@
 /** What the pool and its threads (pool-worker.ts) exchange. */
 import type { TileInput } from './kernel.js';
-import type { KernelOptions } from './loader.js';
+import type { KernelOptions } from './kernel-options.js';
 
 export interface PoolData {
   readonly kernel: KernelOptions;

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KernelUnavailableError } from '../shared/errors.js';
 import { tileResultView, type TileResult } from '../shared/tiles/index.js';
-import type { KernelOptions } from './loader.js';
+import type { KernelOptions } from './kernel-options.js';
 import type { TileInput } from './kernel.js';
 import { LOADED, type KernelDescription, type PoolData, type PoolTask } from './pool-protocol.js';
 

@@ -5,7 +5,7 @@
  */
 import { Reader, Writer } from '../binary.js';
 import { InternalError, UsageError } from '../errors.js';
-import { type NullOptions } from '../core/index.js';
+import type { NullOptions } from '../core/index.js';
 import { tileResultBytes, tileResultView, type Block, type TileResult } from '../tiles/index.js';
 import type { PairOptions } from '../formats/index.js';
 import type { JobPairInput, JobTile } from '../job/index.js';

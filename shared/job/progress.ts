@@ -7,7 +7,7 @@
  */
 import { InternalError } from '../errors.js';
 import { NullReduction, Reduction, type LayerInfo, type Model } from '../core/index.js';
-import { type TileResult } from '../tiles/index.js';
+import type { TileResult } from '../tiles/index.js';
 import { operands, type JobPlan, type JobTile } from './plan.js';
 
 export interface PairState {

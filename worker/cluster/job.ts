@@ -4,7 +4,7 @@
  * runner over them.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { type JobSpec } from '../../shared/cluster/index.js';
+import type { JobSpec } from '../../shared/cluster/index.js';
 import { materializeInput } from '../../shared/nats/index.js';
 import { InternalError } from '../../shared/errors.js';
 import { planPair } from '../../shared/formats/index.js';

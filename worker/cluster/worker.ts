@@ -29,7 +29,7 @@ import { connectNats, ensureStreams, ensureWorkerConsumer } from '../../shared/n
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
-import { kernelOptions, type KernelChoice, type KernelOptions } from '../loader.js';
+import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
 import { boolean, isObject, knownKeys, integer, oneOf, optional, string } from '../../shared/validate.js';
 import { defaultThreads, startPool, type EmbeddedPool } from '../pool.js';

@@ -10,8 +10,7 @@ import type { Kernel, TileInput } from '../kernel.js';
 
 type Tf = typeof TfCore;
 
-export const TFJS_BACKENDS = ['gpu', 'node', 'wasm', 'cpu'] as const;
-export type TfjsBackend = (typeof TFJS_BACKENDS)[number];
+import type { TfjsBackend } from '../kernel-options.js';
 
 interface BackendStep {
   readonly id: TfjsBackend;
