@@ -1,13 +1,16 @@
 /** `neurocorr worker`, `jobs`, `prepare` and `synth`: flags mapped onto the library's options. */
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, numberOption, sizeOption } from './options.js';
+import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
 
-interface WorkerFlags {
+interface WorkerFlags extends NatsFlags {
   nats: string;
+  dataRoot: string[];
   threads?: number;
   inflight?: number;
   cache: number;
@@ -30,14 +33,24 @@ interface SynthFlags {
 }
 
 export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
-  program
-    .command('worker')
-    .description('compute cluster tiles from NATS until SIGTERM (then finish the tiles in flight and exit)')
-    .requiredOption('--nats <url>', 'NATS server: nats://[user:pass@]host:4222, or tls://')
+  addServiceTimeout(
+    addNatsFlags(
+      program
+        .command('worker')
+        .description('compute cluster tiles from NATS until SIGTERM (then finish the tiles in flight and exit)')
+        .requiredOption('--nats <url>', 'NATS server: nats://host:4222, or tls://'),
+    ),
+  )
+    .option(
+      '--data-root <dir>',
+      'a folder whose files jobs may name by path (repeatable); with none, only jobs whose inputs are in the object store (--upload)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
     .option('--threads <n>', 'kernel threads (default: one per core)', integerOption('--threads', 1, 1024))
     .option('--inflight <n>', 'tiles held at once (default: 2 per thread)', integerOption('--inflight', 1, 4096))
     .option('--cache <size>', 'bytes of shard data cached per job, e.g. 4GiB', sizeOption('--cache'), 2 * 1024 ** 3)
-    .option('--cache-dir <dir>', 'where sets from the NATS object store are downloaded (default: $TMPDIR/neurocorr-cache)')
+    .option('--cache-dir <dir>', 'private folder for sets from the NATS object store (default: ~/.cache/neurocorr, or $XDG_CACHE_HOME/neurocorr)')
     .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
     .option('--metrics-host <host>', 'address for --metrics-port', '127.0.0.1')
@@ -45,10 +58,13 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
       const { startWorker } = await import('../worker/cluster/worker.js');
       const worker = await startWorker({
         nats: flags.nats,
+        natsCredentials: natsCredentials(flags, env),
+        dataRoots: flags.dataRoot,
+        serviceTimeout: flags.serviceTimeout,
         ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
         ...(flags.inflight !== undefined ? { inflight: flags.inflight } : {}),
         cache: flags.cache,
-        ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
+        ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : env.cacheHome !== undefined ? { cacheDir: join(env.cacheHome, 'neurocorr') } : {}),
         kernel: kernelFromEnv(flags.kernel, env.vars),
         nativeStandardize: !env.jsStandardize,
         ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
@@ -61,15 +77,21 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
       process.once('SIGINT', stop);
       await worker.closed;
     });
-  program
-    .command('jobs')
-    .description('list cluster jobs with their state and progress')
-    .requiredOption('--redis <url>', 'Redis server: redis://[user:pass@]host:6379, or rediss://')
+  addServiceTimeout(
+    addRedisFlags(
+      program
+        .command('jobs')
+        .description('list cluster jobs with their state and progress, or remove one (--delete NAME)')
+        .requiredOption('--redis <url>', 'Redis server: redis://host:6379, or rediss://'),
+    ),
+  )
     .option('--prefix <prefix>', 'Redis key prefix', DEFAULT_PREFIX)
+    .option('--delete <name>', "remove this job's state (its spec, checkpoint, report and lease) from Redis")
     .option('--json', 'print the jobs as JSON')
-    .action(async (flags: { redis: string; prefix: string; json?: boolean }) => {
+    .action(async (flags: RedisFlags & { redis: string; prefix: string; json?: boolean; delete?: string }) => {
       const { jobsTable } = await import('../coordinator/cluster/jobs.js');
-      io.stdout(await jobsTable(flags.redis, flags.prefix, flags.json === true));
+      const redis = { url: flags.redis, credentials: redisCredentials(flags, env), timeoutMs: flags.serviceTimeout * 1000, option: 'redis' };
+      io.stdout(await jobsTable({ redis, prefix: flags.prefix, json: flags.json === true, ...(flags.delete !== undefined ? { delete: flags.delete } : {}) }));
     });
 }
 

@@ -21,7 +21,9 @@ export interface CliEnv {
   readonly workerFault: string | null;
   /** NEUROCORR_JS_STANDARDIZE=1: keep the TypeScript standardization loops. */
   readonly jsStandardize: boolean;
-  /** The variables as read, for the kernel settings (checked when a command needs a kernel). */
+  /** XDG_CACHE_HOME: where the worker's default cache folder goes. */
+  readonly cacheHome: string | undefined;
+  /** The variables as read, for the kernel settings and secrets (NEUROCORR_NATS_PASSWORD, ...), used when a command needs them. */
   readonly vars: Env;
 }
 
@@ -34,6 +36,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CliEnv {
     logLevel: env['NEUROCORR_LOG_LEVEL'] || undefined,
     workerFault: env['NEUROCORR_WORKER_FAULT'] || null,
     jsStandardize: env['NEUROCORR_JS_STANDARDIZE'] === '1',
+    cacheHome: env['XDG_CACHE_HOME'] || undefined,
     vars: { ...env },
   };
 }

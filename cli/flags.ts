@@ -40,6 +40,11 @@ const FLAGS: Readonly<Record<string, string>> = {
   cache: '--cache',
   cacheDir: '--cache-dir',
   inflight: '--inflight',
+  dataRoots: '--data-root',
+  serviceTimeout: '--service-timeout',
+  'cluster.serviceTimeout': '--service-timeout',
+  'cluster.natsCredentials': '--nats-user/--nats-creds',
+  'cluster.redisCredentials': '--redis-user/--redis-password-file',
 };
 
 export const flagName = (option: string): string => FLAGS[option] ?? option;

@@ -6,6 +6,7 @@ import { UsageError } from '../shared/errors.js';
 import { KERNEL_CHOICES, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
+import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
 
 interface PairFlags {
@@ -23,7 +24,7 @@ interface PairFlags {
   nullSeed: number;
 }
 
-interface ScoreFlags extends PairFlags {
+interface ScoreFlags extends PairFlags, NatsFlags, RedisFlags {
   match: 'paper' | 'penalized';
   constant: 'include' | 'exclude';
   tile?: number;
@@ -86,7 +87,7 @@ function modelOptions(flags: PairFlags, env: CliEnv): ModelOptions & { null: Nul
 }
 
 function addScoreOptions(command: Command, cluster: boolean): Command {
-  return addPairOptions(command)
+  return addServiceTimeout(addRedisFlags(addNatsFlags(addPairOptions(command))))
     .addOption(new Option('--match <mode>', 'match mode for the headline score and --matches').choices(['paper', 'penalized']).default('paper'))
     .addOption(new Option('--constant <mode>', 'constant neurons count in the means, or are dropped').choices(['include', 'exclude']).default('include'))
     .option('--tile <b>', 'neurons per block; a tile is b x b (default: chosen per kernel and M)', integerOption('--tile', 1))
@@ -131,6 +132,9 @@ function clusterOptions(flags: ScoreFlags, env: CliEnv): ClusterOptions {
     lease: flags.lease,
     ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
     metricsHost: flags.metricsHost,
+    natsCredentials: natsCredentials(flags, env),
+    redisCredentials: redisCredentials(flags, env),
+    serviceTimeout: flags.serviceTimeout,
     ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
   };
 }

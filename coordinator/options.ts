@@ -4,7 +4,16 @@
  * environment variables onto these.
  */
 import { DEFAULT_NULL, type ConstantMode, type ConvMode, type MatchMode, type NullRequest, type Report } from '../shared/core/index.js';
-import { checkJobName, DEFAULT_PREFIX, DEFAULT_TILE_QUEUE, type TileQueueConfig } from '../shared/cluster/index.js';
+import {
+  checkJobName,
+  DEFAULT_PREFIX,
+  DEFAULT_TILE_QUEUE,
+  natsCredentials,
+  redisCredentials,
+  type NatsCredentials,
+  type RedisCredentials,
+  type TileQueueConfig,
+} from '../shared/cluster/index.js';
 import type { PairOptions } from '../shared/formats/index.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import type { NativeLoopsOptions } from '../worker/native/assist.js';
@@ -62,6 +71,12 @@ export interface ClusterOptions {
   readonly metricsHost?: string;
   /** Level of the coordinator's JSON logs on stderr (default `info`). */
   readonly logLevel?: string;
+  /** NATS login: user and password, token, NKey seed, .creds file, TLS files (keep secrets out of the URL: it shows in `ps`). */
+  readonly natsCredentials?: NatsCredentials;
+  /** Redis login: username, password, TLS files. */
+  readonly redisCredentials?: RedisCredentials;
+  /** Seconds to keep trying an unreachable NATS or Redis, at start and mid-run, before failing (default 60). */
+  readonly serviceTimeout?: number;
 }
 
 export interface ScoreOptions extends ModelOptions {
@@ -132,6 +147,9 @@ export interface ClusterSettings {
   readonly metricsPort: number | null;
   readonly metricsHost: string;
   readonly logLevel: string;
+  readonly natsCredentials: NatsCredentials;
+  readonly redisCredentials: RedisCredentials;
+  readonly serviceTimeoutMs: number;
 }
 
 /** ScoreOptions checked, with every default filled in. */
@@ -195,6 +213,9 @@ const CLUSTER_KEYS = [
   'metricsPort',
   'metricsHost',
   'logLevel',
+  'natsCredentials',
+  'redisCredentials',
+  'serviceTimeout',
 ] as const;
 
 const uint32 = 2 ** 32 - 1;
@@ -250,6 +271,9 @@ function clusterSettings(value: unknown): ClusterSettings {
     metricsPort: optional<number | null>(o['metricsPort'], (v) => integer('cluster.metricsPort', v, 0, 65535), null),
     metricsHost: optional(o['metricsHost'], (v) => string('cluster.metricsHost', v), '127.0.0.1'),
     logLevel: optional(o['logLevel'], (v) => oneOf('cluster.logLevel', v, LOG_LEVELS), 'info'),
+    natsCredentials: natsCredentials('cluster.natsCredentials', o['natsCredentials']),
+    redisCredentials: redisCredentials('cluster.redisCredentials', o['redisCredentials']),
+    serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('cluster.serviceTimeout', v, 0.1, 86_400), 60) * 1000,
   };
 }
 

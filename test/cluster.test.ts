@@ -275,7 +275,7 @@ describe('cluster runs', () => {
     const badJob = spawnCli(['score', fDir, gDir, '--nats', nats.url, '--redis', redisServer.url, '--job', 'no spaces']);
     expect(await badJob.exited).toBe(2);
     expect(badJob.stderr()).toMatch(/not a valid job name/);
-    const down = spawnCli(['score', fDir, gDir, '--nats', 'nats://user:secret@127.0.0.1:1', '--redis', redisServer.url]);
+    const down = spawnCli(['score', fDir, gDir, '--nats', 'nats://user:secret@127.0.0.1:1', '--redis', redisServer.url, '--service-timeout', '1']);
     expect(await down.exited).toBe(3);
     expect(down.stderr()).toMatch(/cannot reach NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1/);
     expect(down.stderr()).toMatch(/or fix --nats/);

@@ -2,41 +2,40 @@
  * The cluster coordinator: the same job as an embedded run (plan, executor,
  * reduction, report), with JetStream as the executor and Redis holding the
  * job's state. Its phases: set up (connect, take the job's lease), prepare
- * (plan, compare with the stored spec, restore the checkpoint, make sure the
- * streams exist), execute (publish and collect), finish (report, outputs,
- * clean up). See docs/ARCHITECTURE.md, "Cluster".
+ * (plan, check the job name against a stored spec, restore the checkpoint,
+ * make sure the streams exist), execute (publish and collect), finish
+ * (report, outputs, clean up). See docs/ARCHITECTURE.md, "Cluster".
  */
-import { resolve } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
 import {
   checkJobName,
   coordinatorConsumer,
   encodeJobSpec,
   JOB_BUCKET,
-  redactUrl,
   RESULT_STREAM,
   resultPayloadBytes,
   resultSubject,
   TILE_STREAM,
   tileSubject,
-  type InputRef,
+  urlHasCredentials,
   type JobSpec,
 } from '../../shared/cluster/index.js';
-import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, uploadInput } from '../../shared/nats/index.js';
 import { humanSummary, NULL_ROWS, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
-import { defaultBlockSize } from '../../shared/tiles/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
 import { isShardPlan, planPair, type PlannedPair } from '../../shared/formats/index.js';
-import { encodeCheckpoint, JobProgress, pairReport, planJob, restoreCheckpoint, writeOutputs, type JobPlan } from '../../shared/job/index.js';
+import { encodeCheckpoint, JobProgress, pairReport, planJob, restoreCheckpoint, writeOutputs, writeReport, type JobPlan } from '../../shared/job/index.js';
+import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
+import { defaultBlockSize } from '../../shared/tiles/index.js';
 import type { ClusterSettings, ScoreResult, ScoreSettings } from '../options.js';
 import { createProgress } from '../progress.js';
 import { JetStreamExecutor } from './executor.js';
+import { inputRef, specDifferences } from './inputs.js';
 import { JobStore } from './job-store.js';
+import { connectRedis, type RedisConnection } from './redis.js';
 
 function jobName(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
@@ -62,14 +61,19 @@ export function clusterBlock(m: number, nF: number, nG: number, maxPayload: numb
   return block;
 }
 
+const isSpec = (v: unknown): v is JobSpec => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 2;
+const isReport = (v: unknown): v is Report => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 1;
+
 interface Connected {
   readonly nc: NatsConnection;
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly metrics: MetricsEndpoint;
   readonly store: JobStore;
+  readonly stopWatching: () => void;
 }
 
 interface Prepared {
+  readonly nc: NatsConnection;
   readonly plan: JobPlan;
   readonly progress: JobProgress;
   readonly spec: string;
@@ -82,9 +86,11 @@ export class ClusterCoordinator {
   private readonly log: Logger;
   private readonly started = performance.now();
   private readonly planned: PlannedPair;
+  private readonly nats: NatsService;
   private leaseTimer: NodeJS.Timeout | undefined;
   private executor: JetStreamExecutor | null = null;
-  private leaseLost: JobFailedError | null = null;
+  /** Why the run must stop, set from outside the result loop (a lost lease, a service gone). */
+  private stopped: NeurocorrError | null = null;
 
   constructor(
     private readonly s: ScoreSettings,
@@ -92,21 +98,23 @@ export class ClusterCoordinator {
   ) {
     this.job = checkJobName(c.job ?? jobName());
     this.log = createLogger('neurocorr-coordinator', c.logLevel).child({ job: this.job });
+    this.nats = { url: c.nats, credentials: c.natsCredentials, timeoutMs: c.serviceTimeoutMs, option: 'cluster.nats' };
     this.planned = planPair(s.f, s.g, s.pair);
   }
 
   async run(): Promise<ScoreResult> {
     const [f, g] = [this.planned.f.skeleton(), this.planned.g.skeleton()];
     warnChance(f.m, f.probes, f.n, g.n, this.s.log);
+    for (const [url, flag] of [
+      [this.c.nats, 'cluster.nats'],
+      [this.c.redis, 'cluster.redis'],
+    ] as const) {
+      if (urlHasCredentials(url)) this.log.warn({ option: flag }, 'credentials in a URL show in ps; pass them in a file or the environment instead (README, Cluster)');
+    }
     const connected = await this.setUp();
     try {
-      const stored = await connected.store.report();
-      if (stored !== null) {
-        const report = JSON.parse(stored) as Report;
-        this.s.log(`job ${this.job} is already done; its stored report follows`);
-        return { report, summary: humanSummary(report) };
-      }
       const prepared = await this.prepare(connected);
+      if ('report' in prepared) return prepared;
       const executor = await this.execute(connected, prepared);
       return await this.finish(connected, prepared, executor);
     } catch (err) {
@@ -114,60 +122,56 @@ export class ClusterCoordinator {
       throw err;
     } finally {
       clearInterval(this.leaseTimer);
+      connected.stopWatching();
       await connected.store.release().catch(() => undefined);
       await connected.metrics.close();
-      connected.redis.disconnect();
+      connected.redis.close();
       await connected.nc.close();
     }
   }
 
-  /** Connects to NATS and Redis and takes the job's lease, renewed while the job runs. */
+  /** Stops the run from outside the result loop: execute() rejects with `err`. */
+  private stop(err: NeurocorrError): void {
+    this.stopped ??= err;
+    this.executor?.abort(err);
+  }
+
+  /** Connects to NATS and Redis (each bounded by the service timeout) and takes the job's lease, renewed while the job runs. */
   private async setUp(): Promise<Connected> {
     const { c, s, job, log } = this;
-    const nc = await connectNats(c.nats, `neurocorr-coordinator ${job}`);
-    const redis = new Redis(c.redis, { lazyConnect: true, maxRetriesPerRequest: 50 });
-    // ioredis reconnects on its own; its connection errors are worth a line, not a crash or an unhandled-event dump.
-    redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
+    const nc = await connectNats(this.nats, `neurocorr-coordinator ${job}`, s.log);
     let metrics: MetricsEndpoint | null = null;
+    let redis: RedisConnection | null = null;
     try {
       metrics = await startMetrics(c.metricsPort, c.metricsHost);
-      try {
-        await redis.connect();
-      } catch (err) {
-        throw new ServiceError(
-          'Redis',
-          (o) => `cannot reach Redis at ${redactUrl(c.redis)}: ${(err as Error).message}; start redis-server, or fix ${o('cluster.redis')}`,
-          {
-            cause: err,
-          },
-        );
-      }
+      redis = await connectRedis({ url: c.redis, credentials: c.redisCredentials, timeoutMs: c.serviceTimeoutMs, option: 'cluster.redis' }, log, (err) => this.stop(err));
+      const stopWatching = watchConnection(nc, this.nats, (err) => this.stop(err));
       if (c.job === null) s.log(`job: ${job} (resume it with the same job name: ${job})`);
-      log.info({ nats: redactUrl(c.nats), redis: redactUrl(c.redis), metrics: metrics.url }, 'coordinator starting');
-      const store = new JobStore(redis, job, c.prefix);
+      log.info({ nats: nc.getServer(), redis: redis.shown, metrics: metrics.url }, 'coordinator starting');
+      const store = new JobStore(redis.redis, job, c.prefix);
       await store.acquire(c.leaseMs, s.log);
       this.leaseTimer = setInterval(() => {
         store.renew(c.leaseMs).then(
-          (held) => held || this.loseLease(),
+          (held) => held || this.stop(new JobFailedError('E_LEASE_LOST', `job ${job}: another coordinator took over its lease; this one stops and leaves the job to it`)),
           (err: unknown) => log.warn({ err: (err as Error).message }, 'lease renewal failed'),
         );
       }, c.leaseMs / 3);
-      return { nc, redis, metrics, store };
+      return { nc, redis, metrics, store, stopWatching };
     } catch (err) {
       await metrics?.close();
-      redis.disconnect();
+      redis?.close();
       await nc.close();
       throw err;
     }
   }
 
-  private loseLease(): void {
-    this.leaseLost = new JobFailedError('E_LEASE_LOST', `job ${this.job}: another coordinator took over its lease; this one stops and leaves the job to it`);
-    this.executor?.abort(this.leaseLost);
-  }
-
-  /** Plans the job, checks it against a stored spec of the same name, restores its checkpoint, and makes sure the streams exist. */
-  private async prepare({ nc, store }: Connected): Promise<Prepared> {
+  /**
+   * Plans the job and checks the job name against its stored spec: the same
+   * inputs and options resume it (or, finished, return its stored report);
+   * other ones are refused. Then restores the checkpoint and makes sure the
+   * streams, consumers and the spec in the KV bucket exist.
+   */
+  private async prepare({ nc, store }: Connected): Promise<Prepared | ScoreResult> {
     const { c, s, job, log, planned } = this;
     const models = [planned.f.skeleton(), planned.g.skeleton()];
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
@@ -176,35 +180,37 @@ export class ClusterCoordinator {
     const pairs = [{ f: 0, g: 1 }];
     const nul = nullOptions(s.null, models[0]!.n, models[1]!.n);
     const plan = planJob(models, pairs, { block, null: nul, cuts });
+    const inputs = await Promise.all([s.f, s.g].map((p) => inputRef(p, c.upload, nc, log)));
+    const spec: JobSpec = { version: 2, job, inputs, pairs, options: s.pair, m: planned.f.m, n: models.map((m) => m.n), block, tiles: plan.tiles.length, null: nul };
+    const specJson = JSON.stringify(spec);
 
     const previous = await store.spec();
-    const inputs = previous === null ? await Promise.all([s.f, s.g].map((p) => this.inputRef(nc, p))) : (JSON.parse(previous) as JobSpec).inputs;
-    const spec: JobSpec = {
-      version: 2,
-      job,
-      inputs,
-      pairs,
-      options: s.pair,
-      m: planned.f.m,
-      n: models.map((m) => m.n),
-      block,
-      tiles: plan.tiles.length,
-      null: nul,
-    };
-    const specJson = JSON.stringify(spec);
     if (previous !== null && previous !== specJson) {
-      const was = JSON.parse(previous) as JobSpec;
-      const why =
-        was.tiles !== spec.tiles || was.block !== spec.block ? `it was planned as ${was.tiles} tiles of ${was.block}` : 'its inputs or options differ';
+      const differences = specDifferences(store.parse('spec', previous, isSpec), spec);
       throw new UsageError(
-        (o) => `job ${job} already exists with a different plan (${why}); resume it with the same inputs and options, or pick another ${o('cluster.job')}`,
+        (o) =>
+          `job ${job} already exists with other inputs or options (${differences.join('; ') || 'its spec differs'}). Resume it with the same ones, pick another ${o('cluster.job')}, or remove it with \`neurocorr jobs --delete ${job} --redis URL\``,
       );
+    }
+    const finished = await store.report();
+    if (finished !== null) {
+      const report = store.parse('report', finished, isReport);
+      s.log(`job ${job} is already done; its stored report follows`);
+      if (s.out !== null) writeReport(s.out, report);
+      if (s.matches !== null) s.log(`the stored report has no matches; run the job again under another name to write ${s.matches}`);
+      return { report, summary: humanSummary(report) };
     }
 
     const progress = new JobProgress(plan);
     const saved = await store.checkpoint();
-    if (saved !== null) restoreCheckpoint(saved, progress);
-    if (saved !== null) log.info({ done: progress.doneTiles, tiles: plan.tiles.length }, 'resuming from checkpoint');
+    if (saved !== null) {
+      try {
+        restoreCheckpoint(saved, progress);
+      } catch (err) {
+        throw store.corrupt('checkpoint', `holds a checkpoint that does not fit this job (${(err as Error).message})`, err);
+      }
+      log.info({ done: progress.doneTiles, tiles: plan.tiles.length }, 'resuming from checkpoint');
+    }
     const prior = await store.state();
     await store.save(specJson, encodeCheckpoint(progress), {
       done: progress.doneTiles,
@@ -213,24 +219,36 @@ export class ClusterCoordinator {
       redelivered: prior?.redelivered ?? 0,
     });
     const jsm = await jetstreamManager(nc);
-    await ensureStreams(jsm);
-    await ensureWorkerConsumer(jsm, c.queue);
     const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
-    await kv.put(job, encodeJobSpec(spec));
-    // Results wait (unacked) for up to two checkpoint periods before JetStream hands them out again.
-    await ensureResultConsumer(jsm, job, Math.max(30_000, 4 * c.checkpointSeconds * 1000));
-    return { plan, progress, spec: specJson, jsm, kv };
+    const prepared = { nc, plan, progress, spec: specJson, jsm, kv };
+    await this.ensureTransport(prepared);
+    return prepared;
   }
 
-  private async inputRef(nc: NatsConnection, path: string): Promise<InputRef> {
-    return this.c.upload ? uploadInput(nc, path, this.log) : { kind: 'path', path: resolve(path) };
+  /**
+   * JetStream is a transport: this (re-)creates what the job needs there,
+   * from the coordinator's own state. Returns true when something was missing.
+   */
+  private async ensureTransport({ nc, jsm, spec }: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
+    const { c, job, s } = this;
+    let missing = await ensureStreams(jsm);
+    await ensureWorkerConsumer(jsm, c.queue);
+    // Results wait (unacked) for up to two checkpoint periods before JetStream hands them out again.
+    missing = (await ensureResultConsumer(jsm, job, Math.max(30_000, 4 * c.checkpointSeconds * 1000))) || missing;
+    const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
+    const entry = await kv.get(job);
+    if (entry === null || entry.operation !== 'PUT' || entry.string() !== spec) {
+      await kv.put(job, encodeJobSpec(JSON.parse(spec) as JobSpec));
+      missing = missing || entry !== null;
+    }
+    // An object store that lost the job's sets gets them again (uploading skips what is there).
+    if (c.upload && missing) await Promise.all([s.f, s.g].map((p) => inputRef(p, true, nc, this.log)));
+    return missing;
   }
 
   /** Publishes the tiles not done and folds in the results until every tile is done. */
-  private async execute(
-    { nc, store, metrics }: Connected,
-    { plan, progress, spec, jsm }: Prepared,
-  ): Promise<{ executor: JetStreamExecutor; nullSeconds: number }> {
+  private async execute({ nc, store, metrics }: Connected, prepared: Prepared): Promise<{ executor: JetStreamExecutor; nullSeconds: number }> {
+    const { plan, progress, spec, jsm } = prepared;
     const { c, s, job, log } = this;
     const prior = await store.state();
     const bar = createProgress({
@@ -257,12 +275,13 @@ export class ClusterCoordinator {
           duplicates: (prior?.duplicates ?? 0) + executor.stats.duplicates,
           redelivered: (prior?.redelivered ?? 0) + executor.stats.redelivered,
         }),
+      recover: () => this.ensureTransport(prepared),
       log,
       registry: metrics.registry,
       onTile: (done) => bar.update(done),
     });
     this.executor = executor;
-    if (this.leaseLost !== null) executor.abort(this.leaseLost);
+    if (this.stopped !== null) executor.abort(this.stopped);
     let nullSeconds = 0;
     await executor.execute(
       plan.tiles.filter((t) => progress.done[t.id] === 0),
@@ -312,9 +331,10 @@ export class ClusterCoordinator {
     return { report: scored.report, summary: humanSummary(scored.report) };
   }
 
-  /** A job that failed is recorded as failed; one whose lease was taken belongs to the new holder. */
+  /** A job that failed is recorded as failed; one whose lease was taken belongs to the new holder; one whose services went away is left to resume. */
   private async recordFailure({ nc, store }: Connected, err: unknown): Promise<void> {
-    if (!(err instanceof NeurocorrError) || err.code === 'E_LEASE_LOST' || (await store.state().catch(() => null)) === null) return;
+    if (!(err instanceof NeurocorrError) || err.code === 'E_LEASE_LOST' || err instanceof ServiceError) return;
+    if ((await store.state().catch(() => null)) === null) return;
     await store.finish('failed', this.c.ttlSeconds, { error: err.message }).catch(() => undefined);
     await jetstreamManager(nc)
       .then((jsm) => retry('purging tiles', this.log, () => jsm.streams.purge(TILE_STREAM, { filter: tileSubject(this.job) }), 5000))

@@ -6,7 +6,7 @@
  * missing are published again, and a tile that failed on every delivery
  * fails the job.
  */
-import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import {
@@ -37,6 +37,8 @@ export interface JetStreamExecutorOptions {
   readonly checkpointSeconds: number;
   /** Stores the job's state (a checkpoint); the results it holds are acked after it resolves. */
   readonly persist: () => Promise<void>;
+  /** Re-creates whatever the job needs in JetStream that went missing; true when something did. */
+  readonly recover: () => Promise<boolean>;
   readonly log: Logger;
   readonly registry: Registry;
   readonly onTile?: (done: number) => void;
@@ -87,6 +89,10 @@ export class JetStreamExecutor implements TileExecutor {
   private lastSave = Date.now();
   private failure: NeurocorrError | null = null;
   private stop: () => void = () => undefined;
+  /** The results being consumed now. */
+  private current: ConsumerMessages | undefined;
+  private pairsDone = 0;
+  private readonly started = performance.now();
 
   constructor(private readonly o: JetStreamExecutorOptions) {
     this.metrics = jobMetrics(o.registry);
@@ -170,9 +176,30 @@ export class JetStreamExecutor implements TileExecutor {
     });
   }
 
-  /** Nothing finished for a while: if neither stream holds anything of the job, tiles went missing; publish them again. */
-  private async checkMissing(): Promise<void> {
+  /**
+   * JetStream is a transport: what the job needs there (streams, consumers,
+   * the spec in the KV bucket) is re-created from the coordinator's state
+   * when missing, and then every tile not done is published again.
+   */
+  private async restoreTransport(): Promise<boolean> {
+    const missing = await retry("restoring the job's JetStream state", this.o.log, () => this.o.recover(), this.o.queue.ackWaitMs * 4);
+    if (missing && this.remaining.size > 0) {
+      const n = await this.publishRemaining();
+      this.stats.republished += n;
+      this.metrics.republished.inc(n);
+      this.o.log.warn({ tiles: n }, "JetStream had lost the job's streams, consumers or spec; re-created them and published the tiles not done again");
+    }
+    return missing;
+  }
+
+  /** Nothing finished for a while: restore what JetStream lost; if neither stream holds anything of the job, publish the missing tiles again. */
+  private async checkIdle(): Promise<void> {
     const { o } = this;
+    if (await this.restoreTransport()) {
+      // The results consumer may be a new one: consume from it.
+      this.current?.stop();
+      return;
+    }
     const info = await o.jsm.streams.info(TILE_STREAM, { subjects_filter: tileSubject(o.job) });
     const queued = info.state.subjects?.[tileSubject(o.job)] ?? 0;
     const pending = await o.jsm.consumers.info(RESULT_STREAM, coordinatorConsumer(o.job));
@@ -193,89 +220,48 @@ export class JetStreamExecutor implements TileExecutor {
     return Math.max(2000, this.o.queue.ackWaitMs * 2);
   }
 
-  /** Consumes results until every tile is accepted (or the job fails), checkpointing as it goes. */
+  /** Consumes results until every tile is accepted (or the job fails), checkpointing as it goes; a lost consumer is re-created. */
   private async collect(accept: Accept): Promise<void> {
-    const { o, metrics, stats } = this;
-    const consumer = await o.js.consumers.get(RESULT_STREAM, coordinatorConsumer(o.job));
-    const messages = await consumer.consume({ max_messages: 512 });
-    this.stop = () => messages.stop();
-    if (this.failure !== null) messages.stop();
+    const { o } = this;
     const advisories = this.watchMaxDeliveries();
     let lastRemaining = this.remaining.size;
-    let pairsDone = 0;
-    const started = performance.now();
+    let checking = false;
     const timers = [
       setInterval(() => {
         if (this.held.length > 0 && Date.now() - this.lastSave >= o.checkpointSeconds * 1000) void this.checkpoint();
       }, 250),
       setInterval(() => {
-        if (this.remaining.size !== lastRemaining || this.remaining.size === 0) {
+        if (this.remaining.size !== lastRemaining || this.remaining.size === 0 || checking) {
           lastRemaining = this.remaining.size;
           return;
         }
-        this.checkMissing().catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'missing-tile check failed'));
+        checking = true;
+        this.checkIdle()
+          .catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'idle check failed; will retry'))
+          .finally(() => (checking = false));
       }, this.idleMs),
     ];
+    this.stop = () => this.current?.stop();
     try {
-      if (this.remaining.size === 0) messages.stop();
-      for await (const msg of messages) {
-        let decoded;
+      while (this.remaining.size > 0 && this.failure === null) {
         try {
-          decoded = decodeResult(msg.data);
+          const consumer = await o.js.consumers.get(RESULT_STREAM, coordinatorConsumer(o.job));
+          this.current = await consumer.consume({ max_messages: 512, abort_on_missing_resource: true });
+          if (this.failure !== null) this.current.stop();
+          for await (const msg of this.current) {
+            this.handle(msg, accept);
+            if (this.remaining.size === 0) break;
+          }
         } catch (err) {
-          o.log.error({ err: (err as Error).message, seq: msg.seq }, 'dropping an undecodable result');
-          msg.term();
-          continue;
+          o.log.warn({ err: (err as Error).message }, 'the results consumer went away; restoring it');
         }
-        const tile = o.plan.tiles[decoded.tile];
-        if (decoded.job !== o.job || tile === undefined) {
-          o.log.error({ tile: decoded.tile, job: decoded.job }, 'dropping a result that does not match the plan');
-          msg.term();
-          continue;
-        }
-        if (decoded.kind === 'failure') {
-          this.lastError.set(tile.id, `${decoded.error} (worker ${decoded.worker})`);
-          o.log.warn({ tile: tile.id, worker: decoded.worker, deliveries: decoded.deliveries, err: decoded.error }, 'tile failed on a worker');
-          msg.ack();
-          if (decoded.deliveries >= o.queue.maxDeliver && this.remaining.has(tile.id)) this.abort(this.tileFailed(tile, decoded.deliveries, decoded.error));
-          continue;
-        }
-        const { rows, cols } = operands(o.plan, tile);
-        const flags = tile.kind === 'main' ? rows.block.count + cols.block.count : 0;
-        if (decoded.result.rowBest.length !== rows.block.count || decoded.result.colBest.length !== cols.block.count || decoded.constant.length !== flags) {
-          o.log.error({ tile: tile.id, worker: decoded.worker }, 'dropping a result whose sizes do not match its tile');
-          msg.term();
-          continue;
-        }
-        stats.workers.add(decoded.worker);
-        stats.kernels.add(decoded.kernel);
-        const outcome = { result: decoded.result, constant: tile.kind === 'main' ? decoded.constant : null, seconds: decoded.milliseconds / 1000 };
-        if (!accept(tile, outcome)) {
-          stats.duplicates++;
-          metrics.duplicates.inc();
-          msg.ack();
-          continue;
-        }
-        this.remaining.delete(tile.id);
-        if (decoded.deliveries > 1) {
-          stats.redelivered++;
-          metrics.redelivered.inc();
-        }
-        const done = o.plan.tiles.length - this.remaining.size;
-        metrics.done.set(done);
-        metrics.inFlight.dec();
-        metrics.pairs.inc(tilePairs(tile));
-        pairsDone += tilePairs(tile);
-        metrics.pairsPerSecond.set(pairsDone / ((performance.now() - started) / 1000));
-        o.onTile?.(done);
-        this.held.push(msg);
-        if (this.held.length >= o.checkpointTiles) void this.checkpoint();
-        if (this.remaining.size === 0) break;
+        if (this.remaining.size > 0 && this.failure === null)
+          await this.restoreTransport().catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'restoring JetStream failed; will retry'));
       }
     } finally {
       timers.forEach(clearInterval);
       advisories.unsubscribe();
-      messages.stop();
+      this.current?.stop();
     }
     if (this.failure !== null) throw this.failure;
     if (this.remaining.size > 0) throw new InternalError(`the results stream closed with ${this.remaining.size} of ${o.plan.tiles.length} tiles not done`);
@@ -284,5 +270,61 @@ export class JetStreamExecutor implements TileExecutor {
       if (this.held.length === 0) break;
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  /** Folds in one result message (or drops it, saying why). */
+  private handle(msg: JsMsg, accept: Accept): void {
+    const { o, metrics, stats } = this;
+    let decoded;
+    try {
+      decoded = decodeResult(msg.data);
+    } catch (err) {
+      o.log.error({ err: (err as Error).message, seq: msg.seq }, 'dropping an undecodable result');
+      msg.term();
+      return;
+    }
+    const tile = o.plan.tiles[decoded.tile];
+    if (decoded.job !== o.job || tile === undefined) {
+      o.log.error({ tile: decoded.tile, job: decoded.job }, 'dropping a result that does not match the plan');
+      msg.term();
+      return;
+    }
+    if (decoded.kind === 'failure') {
+      this.lastError.set(tile.id, `${decoded.error} (worker ${decoded.worker})`);
+      o.log.warn({ tile: tile.id, worker: decoded.worker, deliveries: decoded.deliveries, err: decoded.error }, 'tile failed on a worker');
+      msg.ack();
+      if (decoded.deliveries >= o.queue.maxDeliver && this.remaining.has(tile.id)) this.abort(this.tileFailed(tile, decoded.deliveries, decoded.error));
+      return;
+    }
+    const { rows, cols } = operands(o.plan, tile);
+    const flags = tile.kind === 'main' ? rows.block.count + cols.block.count : 0;
+    if (decoded.result.rowBest.length !== rows.block.count || decoded.result.colBest.length !== cols.block.count || decoded.constant.length !== flags) {
+      o.log.error({ tile: tile.id, worker: decoded.worker }, 'dropping a result whose sizes do not match its tile');
+      msg.term();
+      return;
+    }
+    stats.workers.add(decoded.worker);
+    stats.kernels.add(decoded.kernel);
+    const outcome = { result: decoded.result, constant: tile.kind === 'main' ? decoded.constant : null, seconds: decoded.milliseconds / 1000 };
+    if (!accept(tile, outcome)) {
+      stats.duplicates++;
+      metrics.duplicates.inc();
+      msg.ack();
+      return;
+    }
+    this.remaining.delete(tile.id);
+    if (decoded.deliveries > 1) {
+      stats.redelivered++;
+      metrics.redelivered.inc();
+    }
+    const done = o.plan.tiles.length - this.remaining.size;
+    metrics.done.set(done);
+    metrics.inFlight.dec();
+    metrics.pairs.inc(tilePairs(tile));
+    this.pairsDone += tilePairs(tile);
+    metrics.pairsPerSecond.set(this.pairsDone / ((performance.now() - this.started) / 1000));
+    o.onTile?.(done);
+    this.held.push(msg);
+    if (this.held.length >= o.checkpointTiles) void this.checkpoint();
   }
 }

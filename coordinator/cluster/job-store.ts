@@ -89,6 +89,27 @@ export class JobStore {
     return this.redis.get(this.keys.report);
   }
 
+  /** Parses a stored JSON value; garbage is a usage error naming the key and the command that clears the job. */
+  parse<T>(key: keyof JobKeys, text: string, check: (value: unknown) => value is T): T {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw this.corrupt(key, 'is not JSON');
+    }
+    if (!check(value)) throw this.corrupt(key, 'does not hold what this version of neurocorr wrote there');
+    return value;
+  }
+
+  /** The error for a key whose value cannot be used: it names the key and how to clear the job. */
+  corrupt(key: keyof JobKeys, why: string, cause?: unknown): UsageError {
+    return new UsageError(
+      (o) =>
+        `job ${this.job}: Redis key ${this.keys[key]} ${why}, so the job cannot be resumed. Clear it with \`neurocorr jobs --delete ${this.job} --redis URL\` (with the same ${o('cluster.prefix')}) and run it again, or use another ${o('cluster.job')}`,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
   async state(): Promise<JobState | null> {
     return readState(this.redis, this.keys, this.job);
   }
@@ -120,13 +141,19 @@ export class JobStore {
   }
 }
 
+const STATUSES: readonly string[] = ['running', 'done', 'failed'];
+
 async function readState(redis: Redis, keys: JobKeys, job: string): Promise<JobState | null> {
-  const h = await redis.hgetall(keys.state);
+  // A key of another type (a stray SET, say) reads as no state rather than a WRONGTYPE error.
+  const h = (await redis.type(keys.state)) === 'hash' ? await redis.hgetall(keys.state) : {};
   if (h['status'] === undefined) return null;
-  const num = (k: string) => Number(h[k] ?? 0);
+  const num = (k: string) => {
+    const v = Number(h[k] ?? 0);
+    return Number.isFinite(v) ? v : 0;
+  };
   return {
     job,
-    status: h['status'] as JobStatus,
+    status: (STATUSES.includes(h['status']) ? h['status'] : 'failed') as JobStatus,
     done: num('done'),
     tiles: num('tiles'),
     duplicates: num('duplicates'),
@@ -135,6 +162,14 @@ async function readState(redis: Redis, keys: JobKeys, job: string): Promise<JobS
     updated: num('updated'),
     error: h['error'] ? h['error'] : null,
   };
+}
+
+/** Removes every key of a job; true when there was something to remove. */
+export async function deleteJob(redis: Redis, prefix: string, job: string): Promise<boolean> {
+  const keys = jobKeys(job, prefix);
+  const removed = await redis.del(keys.spec, keys.state, keys.checkpoint, keys.report, keys.lease);
+  const indexed = await redis.zrem(jobsIndexKey(prefix), job);
+  return removed + indexed > 0;
 }
 
 /** Every job under the prefix, oldest first; names whose keys expired are dropped from the index. */

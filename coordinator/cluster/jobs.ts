@@ -1,19 +1,27 @@
-/** `neurocorr jobs`: the cluster jobs in Redis, with their state and progress. */
-import { Redis } from 'ioredis';
-import { ServiceError } from '../../shared/errors.js';
-import { redactUrl } from '../../shared/cluster/index.js';
-import { listJobs } from './job-store.js';
+/** `neurocorr jobs`: the cluster jobs in Redis, with their state and progress; `--delete NAME` removes one. */
+import { checkJobName } from '../../shared/cluster/index.js';
+import { UsageError } from '../../shared/errors.js';
+import { createLogger } from '../../shared/observe.js';
+import { deleteJob, listJobs } from './job-store.js';
+import { connectRedis, type RedisService } from './redis.js';
 
-export async function jobsTable(url: string, prefix: string, json: boolean): Promise<string> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
-  redis.on('error', () => undefined); // reported through connect() and the commands
+export interface JobsOptions {
+  readonly redis: RedisService;
+  readonly prefix: string;
+  readonly json: boolean;
+  /** Remove this job's keys instead of listing. */
+  readonly delete?: string;
+}
+
+export async function jobsTable(options: JobsOptions): Promise<string> {
+  const { prefix, json } = options;
+  const connection = await connectRedis(options.redis, createLogger('neurocorr-jobs', 'warn'));
+  const { redis } = connection;
   try {
-    try {
-      await redis.connect();
-    } catch (err) {
-      throw new ServiceError('Redis', (o) => `cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message}; start redis-server, or fix ${o('redis')}`, {
-        cause: err,
-      });
+    if (options.delete !== undefined) {
+      const job = checkJobName(options.delete);
+      if (!(await deleteJob(redis, prefix, job))) throw new UsageError((o) => `no job ${job} under the prefix ${prefix}; list them with \`neurocorr jobs\` (and the same ${o('cluster.prefix')})`);
+      return `deleted job ${job}\n`;
     }
     const jobs = await listJobs(redis, prefix);
     if (json) return `${JSON.stringify(jobs, null, 2)}\n`;
@@ -41,6 +49,6 @@ export async function jobsTable(url: string, prefix: string, json: boolean): Pro
         .join('\n') + '\n'
     );
   } finally {
-    redis.disconnect();
+    connection.close();
   }
 }

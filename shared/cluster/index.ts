@@ -1,2 +1,3 @@
 export * from './protocol.js';
 export * from './redis-keys.js';
+export * from './services.js';

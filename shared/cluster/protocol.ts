@@ -35,7 +35,12 @@ export function checkJobName(job: string): string {
 
 /** Where a worker finds one model's activation set. */
 export type InputRef =
-  | { readonly kind: 'path'; readonly path: string }
+  | {
+      readonly kind: 'path';
+      readonly path: string;
+      /** The files' paths, sizes and times, hashed: a rerun of the job on changed files is refused. */
+      readonly fingerprint: string;
+    }
   | {
       readonly kind: 'object';
       readonly bucket: string;
@@ -43,7 +48,8 @@ export type InputRef =
       readonly set: string;
       /** The set's name as given (a folder or a .safetensors file); workers rebuild it under their cache as `${set}/${root}`. */
       readonly root: string;
-      readonly files: readonly { readonly path: string; readonly size: number }[];
+      /** Each object: its path under the set's root folder, size and sha256 (workers verify both). */
+      readonly files: readonly { readonly path: string; readonly size: number; readonly sha256: string }[];
     };
 
 /** Everything a worker needs to plan the job exactly as the coordinator did. */
@@ -195,17 +201,3 @@ export interface TileQueueConfig {
 }
 
 export const DEFAULT_TILE_QUEUE: TileQueueConfig = { ackWaitMs: 30_000, maxDeliver: 5 };
-
-/** The URL with any user, password or token replaced by "***". */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '***';
-      u.password = '';
-    }
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return '(unparsable URL)';
-  }
-}

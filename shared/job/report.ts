@@ -1,5 +1,5 @@
 /** One report writer for every path: a pair's report from the job's reduction, and the output files written whole or not at all. */
-import { buildReport, matchesCsv, type MatchMode, type RunInfo, type Scored } from '../core/index.js';
+import { buildReport, matchesCsv, type MatchMode, type Report, type RunInfo, type Scored } from '../core/index.js';
 import { checkOutputPath, writeAtomic } from '../formats/index.js';
 import type { JobProgress } from './progress.js';
 
@@ -34,9 +34,14 @@ export function checkOutputs(options: OutputOptions): void {
   if (options.matches !== null) checkOutputPath(options.matches, 'matches');
 }
 
+/** Writes a report as JSON, atomically. */
+export function writeReport(path: string, report: Report): void {
+  writeAtomic(path, [`${JSON.stringify(report, null, 2)}\n`]);
+}
+
 /** Writes the report and the matches of pair `index`, each atomically. */
 export function writeOutputs(progress: JobProgress, index: number, scored: Scored, options: OutputOptions): void {
-  if (options.out !== null) writeAtomic(options.out, [`${JSON.stringify(scored.report, null, 2)}\n`]);
+  if (options.out !== null) writeReport(options.out, scored.report);
   if (options.matches !== null) {
     const pair = progress.plan.pairs[index]!;
     const { reduction } = progress.pairs[index]!;

@@ -1,10 +1,14 @@
 /**
  * NATS connection and JetStream set-up shared by coordinator and workers.
- * Credentials come only from the URL (user:pass@ or token@; tls:// for TLS)
- * and never appear in logs or errors: use redactUrl for anything printed.
+ * Credentials come from NatsCredentials (user and password, token, nkey seed,
+ * .creds file, TLS files) or, discouraged, from the URL; none ever appears in
+ * a log or an error. Connecting retries for a bounded time, then fails with a
+ * ServiceError; a connection that stays down longer than that is reported
+ * through `watchConnection`, so nothing waits on NATS forever.
  */
+import { readFileSync } from 'node:fs';
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { ServiceError, UsageError } from '../errors.js';
 import {
   DEFAULT_TILE_QUEUE,
@@ -12,54 +16,117 @@ import {
   TILE_STREAM,
   WORKER_CONSUMER,
   coordinatorConsumer,
-  redactUrl,
+  parseServiceUrl,
   resultSubject,
+  type NatsCredentials,
   type TileQueueConfig,
 } from '../cluster/index.js';
 
-function natsOptions(url: string, name: string): ConnectionOptions {
-  let u: URL;
+export interface NatsService {
+  readonly url: string;
+  readonly credentials?: NatsCredentials;
+  /** How long to keep trying to reach the server (and how long it may stay unreachable mid-run). */
+  readonly timeoutMs: number;
+  /** The option that named the URL, for messages (`cluster.nats`, `nats`). */
+  readonly option: string;
+}
+
+function readSecretFile(path: string, what: string, option: string): Uint8Array {
   try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(
-      (o) => `${o('cluster.nats')} ${redactUrl(url)} is not a URL: use nats://host:4222 (or tls://, with user:pass@ or token@ for credentials)`,
-    );
+    return new Uint8Array(readFileSync(path));
+  } catch (err) {
+    throw new UsageError((o) => `${o(option)}: cannot read the ${what} file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
-  if (!['nats:', 'tls:'].includes(u.protocol)) throw new UsageError((o) => `${o('cluster.nats')} ${redactUrl(url)}: the scheme must be nats:// or tls://`);
-  const server = `${u.hostname}:${u.port || '4222'}`;
-  const user = decodeURIComponent(u.username);
-  const pass = decodeURIComponent(u.password);
+}
+
+function natsOptions(service: NatsService, name: string): ConnectionOptions {
+  const url = parseServiceUrl('nats', service.url, service.option);
+  const c = service.credentials ?? {};
+  const user = c.user ?? (url.user !== '' && url.password !== '' ? url.user : undefined);
+  const pass = c.password ?? (url.password !== '' ? url.password : undefined);
+  const token = c.token ?? (url.user !== '' && url.password === '' ? url.user : undefined);
+  const tls = c.tls !== undefined || url.tls;
+  const authenticator =
+    c.credsFile !== undefined
+      ? credsAuthenticator(readSecretFile(c.credsFile, 'credentials', `${service.option}Creds`))
+      : c.nkeySeed !== undefined
+        ? nkeyAuthenticator(new TextEncoder().encode(c.nkeySeed.trim()))
+        : undefined;
   return {
-    servers: server,
+    servers: `${url.host.includes(':') ? `[${url.host}]` : url.host}:${url.port}`,
     name,
-    // Keep trying through a server restart; JetStream state survives on disk.
+    // Keep trying through a server restart; watchConnection bounds how long.
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
-    ...(user && pass ? { user, pass } : user ? { token: user } : {}),
-    ...(u.protocol === 'tls:' ? { tls: {} } : {}),
+    timeout: Math.min(5000, service.timeoutMs),
+    ...(user !== undefined && pass !== undefined ? { user, pass } : {}),
+    ...(token !== undefined ? { token } : {}),
+    ...(authenticator !== undefined ? { authenticator } : {}),
+    ...(tls ? { tls: { ...(c.tls?.ca ? { caFile: c.tls.ca } : {}), ...(c.tls?.cert ? { certFile: c.tls.cert } : {}), ...(c.tls?.key ? { keyFile: c.tls.key } : {}) } } : {}),
   };
 }
 
-export async function connectNats(url: string, name: string): Promise<NatsConnection> {
-  const options = natsOptions(url, name);
-  try {
-    return await connect(options);
-  } catch (err) {
-    throw new ServiceError(
-      'NATS',
-      (o) => `cannot reach NATS at ${redactUrl(url)}: ${(err as Error).message}; start nats-server with -js, or fix ${o('cluster.nats')}`,
-      {
-        cause: err,
-      },
-    );
+/** Connects, retrying for up to `service.timeoutMs`; then a ServiceError that names the server (redacted) and the fix. */
+export async function connectNats(service: NatsService, name: string, log?: (line: string) => void): Promise<NatsConnection> {
+  const options = natsOptions(service, name);
+  const shown = parseServiceUrl('nats', service.url, service.option).shown;
+  const deadline = Date.now() + service.timeoutMs;
+  for (let wait = 250, said = false; ; wait = Math.min(wait * 2, 2000)) {
+    try {
+      return await connect(options);
+    } catch (err) {
+      const message = (err as Error).message;
+      // A refused login will not get better by waiting.
+      const denied = /authorization|authentication|permissions/i.test(message);
+      if (denied || Date.now() + wait > deadline) {
+        throw new ServiceError(
+          'NATS',
+          (o) =>
+            `cannot ${denied ? 'log in to' : 'reach'} NATS at ${shown}${denied ? '' : ` within ${Math.round(service.timeoutMs / 1000)} s`}: ${message}; ${denied ? 'check the NATS credentials' : `start nats-server with -js, or fix ${o(service.option)}`}`,
+          { cause: err },
+        );
+      }
+      if (!said) log?.(`NATS at ${shown} is not reachable yet (${message}); retrying for up to ${Math.round(service.timeoutMs / 1000)} s`);
+      said = true;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
+}
+
+/**
+ * Calls `lost` with a ServiceError once the connection has been down (or
+ * reconnecting) for longer than `timeoutMs`; a reconnect in time resets it.
+ * Returns a function that stops watching.
+ */
+export function watchConnection(nc: NatsConnection, service: NatsService, lost: (err: ServiceError) => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const shown = parseServiceUrl('nats', service.url, service.option).shown;
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (stopped) return;
+      if (status.type === 'disconnect' || status.type === 'reconnecting') {
+        timer ??= setTimeout(
+          () => lost(new ServiceError('NATS', `lost NATS at ${shown} for more than ${Math.round(service.timeoutMs / 1000)} s; the job's state is kept, run it again to resume`)),
+          service.timeoutMs,
+        );
+      } else if (status.type === 'reconnect') {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+    }
+  })().catch(() => undefined);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 const nanos = (ms: number): number => Math.round(ms * 1e6);
 
-/** Creates both streams if missing: tiles as a work queue, results kept until the coordinator acks them. */
-export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
+/** Creates both streams if missing (tiles as a work queue, results kept until the coordinator acks them); true when one was missing. */
+export async function ensureStreams(jsm: JetStreamManager): Promise<boolean> {
+  let created = false;
   const want = [
     { name: TILE_STREAM, subjects: ['neurocorr.tiles.>'] },
     { name: RESULT_STREAM, subjects: ['neurocorr.results.>'] },
@@ -70,8 +137,10 @@ export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
     } catch (err) {
       if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
       await jsm.streams.add({ name, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File });
+      created = true;
     }
   }
+  return created;
 }
 
 /**
@@ -105,12 +174,13 @@ export async function ensureWorkerConsumer(jsm: JetStreamManager, config: TileQu
   return config ?? DEFAULT_TILE_QUEUE;
 }
 
-/** The coordinator's durable consumer of its job's results; unacked results come back to a restarted coordinator. */
-export async function ensureResultConsumer(jsm: JetStreamManager, job: string, ackWaitMs: number): Promise<void> {
+/** The coordinator's durable consumer of its job's results (unacked results come back to a restarted coordinator); true when it was missing. */
+export async function ensureResultConsumer(jsm: JetStreamManager, job: string, ackWaitMs: number): Promise<boolean> {
   const name = coordinatorConsumer(job);
   try {
     await jsm.consumers.info(RESULT_STREAM, name);
     await jsm.consumers.update(RESULT_STREAM, name, { ack_wait: nanos(ackWaitMs) });
+    return false;
   } catch (err) {
     if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
     await jsm.consumers.add(RESULT_STREAM, {
@@ -121,6 +191,7 @@ export async function ensureResultConsumer(jsm: JetStreamManager, job: string, a
       ack_wait: nanos(ackWaitMs),
       max_ack_pending: -1,
     });
+    return true;
   }
 }
 

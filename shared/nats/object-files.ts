@@ -4,7 +4,7 @@
  * their contents, and each worker rebuilds the set in its own cache folder.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -52,33 +52,29 @@ export async function uploadInput(nc: NatsConnection, path: string, log: UploadL
     bytes += f.size;
   }
   log.info({ path, set, files: files.length, uploaded: bytes }, 'activation set in the object store');
-  return { kind: 'object', bucket: FILE_BUCKET, set, root: basename(full), files: files.map(({ path: p, size }) => ({ path: p, size })) };
+  return { kind: 'object', bucket: FILE_BUCKET, set, root: basename(full), files: files.map(({ path: p, size, sha256 }) => ({ path: p, size, sha256 })) };
 }
 
-/** The set as a local path: as given, or downloaded (once, atomically per file) into `cacheDir`. */
-export async function materializeInput(nc: NatsConnection, ref: InputRef, cacheDir: string): Promise<string> {
-  if (ref.kind === 'path') return ref.path;
-  const store = await new Objm(nc).create(ref.bucket);
-  const root = join(cacheDir, ref.set);
-  for (const f of ref.files) {
-    const local = join(root, f.path);
-    if (existsSync(local) && statSync(local).size === f.size) continue;
-    const object = await store.get(`${ref.set}/${f.path}`);
-    if (object === null)
-      throw new ServiceError(
-        'object store',
-        (o) => `object ${ref.set}/${f.path} is missing from the ${ref.bucket} object store; upload the set again (${o('cluster.upload')})`,
-      );
-    mkdirSync(dirname(local), { recursive: true });
-    const partial = `${local}.${process.pid}.part`;
-    // The object store checks the digest at the end of the stream, and fails the stream on a mismatch.
-    try {
-      await pipeline(Readable.fromWeb(object.data as unknown as WebReadableStream<Uint8Array>), createWriteStream(partial));
-      await object.error;
-      renameSync(partial, local);
-    } finally {
-      rmSync(partial, { force: true });
-    }
+/**
+ * Downloads one object into `local` through a temporary file in the same
+ * folder (created exclusively), and renames it into place once its sha256
+ * matches. The object store checks its own digest at the end of the stream.
+ */
+export async function downloadObject(nc: NatsConnection, bucket: string, name: string, local: string, sha256: string): Promise<void> {
+  const store = await new Objm(nc).create(bucket);
+  const object = await store.get(name);
+  if (object === null) {
+    throw new ServiceError('object store', (o) => `object ${name} is missing from the ${bucket} object store; upload the set again (${o('cluster.upload')})`);
   }
-  return join(root, ref.root);
+  const partial = `${local}.${process.pid}.part`;
+  try {
+    await pipeline(Readable.fromWeb(object.data as unknown as WebReadableStream<Uint8Array>), createWriteStream(partial, { flags: 'wx', mode: 0o600 }));
+    await object.error;
+    if ((await fileSha256(partial)) !== sha256) throw new ServiceError('object store', `object ${name} in the ${bucket} object store does not have the sha256 the job names`);
+    renameSync(partial, local);
+  } finally {
+    rmSync(partial, { force: true });
+  }
 }
+
+export { fileSha256 };

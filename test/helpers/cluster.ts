@@ -1,5 +1,6 @@
 /** Coordinator and worker processes for the cluster tests: real OS processes running the real CLI. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -36,7 +37,8 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): CliP
 }
 
 export function startWorker(nats: string, env: Record<string, string> = {}, extra: string[] = []): CliProcess {
-  return spawnCli(['worker', '--nats', nats, '--threads', '1', ...extra], env);
+  // The test data lives under the OS temp folder: the workers may read paths there.
+  return spawnCli(['worker', '--nats', nats, '--threads', '1', '--data-root', tmpdir(), '--cache-dir', join(tmpdir(), 'neurocorr-test-cache'), ...extra], env);
 }
 
 /** Resolves once the worker has logged that it is ready. */

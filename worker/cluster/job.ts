@@ -5,13 +5,13 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JobSpec } from '../../shared/cluster/index.js';
-import { materializeInput } from '../../shared/nats/index.js';
 import { InternalError } from '../../shared/errors.js';
 import { planPair } from '../../shared/formats/index.js';
 import { openSource, planJob, type JobPlan, type ModelSource } from '../../shared/job/index.js';
 import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../native/assist.js';
 import type { EmbeddedPool } from '../pool.js';
 import { TileRunner } from '../tile-runner.js';
+import { resolveInput } from './inputs.js';
 
 export interface WorkerJob {
   readonly spec: JobSpec;
@@ -26,6 +26,8 @@ export interface OpenJobOptions {
   /** Bytes of streamed shard data per job, split over its shard-set models. */
   readonly cacheBytes: number;
   readonly cacheDir: string;
+  /** Folders whose files a job may name by path. */
+  readonly dataRoots: readonly string[];
   /** Separates this job's kernel keys from other jobs' on the same pool (see TileRunner). */
   readonly keyBase: number;
   /** Runs between the layers of a long standardization, so the tile that asked keeps its lease. */
@@ -36,7 +38,7 @@ export interface OpenJobOptions {
 
 export async function openJob(nc: NatsConnection, spec: JobSpec, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob> {
   if (spec.inputs.length !== 2 || spec.pairs.length !== 1) throw new InternalError(`job ${spec.job}: this worker runs jobs of one pair of models`);
-  const paths = await Promise.all(spec.inputs.map((ref) => materializeInput(nc, ref, options.cacheDir)));
+  const paths = await Promise.all(spec.inputs.map((ref) => resolveInput(nc, ref, options.dataRoots, options.cacheDir)));
   const loops = nativeLoops(options.standardize);
   const planned = planPair(paths[0]!, paths[1]!, { ...spec.options, ...(loops ? { loops } : {}) });
   const plans = [planned.f, planned.g];

@@ -1,0 +1,56 @@
+/**
+ * What a cluster job's spec says about its inputs, and how two specs of one
+ * job name differ. A job name is bound to its inputs and options: a rerun
+ * with other ones is refused, naming the difference.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { InputRef, JobSpec } from '../../shared/cluster/index.js';
+import { uploadInput, type UploadLog } from '../../shared/nats/index.js';
+
+/**
+ * A cheap fingerprint of a set on a shared path: every file's relative path,
+ * size and modification time. (Workers verify contents themselves: shard
+ * sha256s, and object-store digests.)
+ */
+function fingerprint(path: string): string {
+  const root = resolve(path);
+  const files = statSync(root).isDirectory()
+    ? readdirSync(root, { withFileTypes: true, recursive: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name))
+        .sort()
+    : [root];
+  const hash = createHash('sha256');
+  for (const file of files) {
+    const st = statSync(file);
+    hash.update(`${relative(root, file)}\0${st.size}\0${st.mtimeMs}\n`);
+  }
+  return hash.digest('hex');
+}
+
+/** The spec's reference to an input: its path and fingerprint, or (uploading) its objects in the NATS object store. */
+export async function inputRef(path: string, upload: boolean, nc: NatsConnection, log: UploadLog): Promise<InputRef> {
+  return upload ? uploadInput(nc, path, log) : { kind: 'path', path: resolve(path), fingerprint: fingerprint(path) };
+}
+
+const describeRef = (ref: InputRef | undefined): string =>
+  ref === undefined ? 'none' : ref.kind === 'path' ? ref.path : `${ref.root} in the object store (set ${ref.set.slice(0, 12)})`;
+
+/** What differs between a stored spec and this run's, in words; empty when they agree. */
+export function specDifferences(was: JobSpec, now: JobSpec): string[] {
+  const out: string[] = [];
+  ['F', 'G'].forEach((side, k) => {
+    const [a, b] = [was.inputs[k], now.inputs[k]];
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    const samePlace = a?.kind === 'path' && b?.kind === 'path' && a.path === b.path;
+    out.push(samePlace ? `${side}'s files at ${describeRef(b)} changed since the job was started` : `${side} was ${describeRef(a)}, this run's is ${describeRef(b)}`);
+  });
+  const fields = ['options', 'null', 'block', 'm', 'n', 'tiles'] as const;
+  for (const field of fields) {
+    if (JSON.stringify(was[field]) !== JSON.stringify(now[field])) out.push(`${field} was ${JSON.stringify(was[field])}, this run's is ${JSON.stringify(now[field])}`);
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+/**
+ * The coordinator's Redis connection: credentials from RedisCredentials (or,
+ * discouraged, the URL), never printed; connecting and reconnecting are
+ * bounded by `timeoutMs`, after which every pending and later command fails
+ * and `lost` is called with a ServiceError, so nothing waits on Redis forever.
+ */
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { parseServiceUrl, type RedisCredentials } from '../../shared/cluster/index.js';
+import { ServiceError, UsageError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/observe.js';
+
+export interface RedisService {
+  readonly url: string;
+  readonly credentials?: RedisCredentials;
+  readonly timeoutMs: number;
+  /** The option that named the URL, for messages (`cluster.redis`, `redis`). */
+  readonly option: string;
+}
+
+export interface RedisConnection {
+  readonly redis: Redis;
+  /** The URL with credentials masked. */
+  readonly shown: string;
+  close(): void;
+}
+
+function pem(path: string | undefined, option: string): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError((o) => `${o(option)}: cannot read the TLS file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+}
+
+/** Connects (retrying for up to `timeoutMs`), or throws a ServiceError naming the server, redacted, and the fix. */
+export async function connectRedis(service: RedisService, log: Logger, lost?: (err: ServiceError) => void): Promise<RedisConnection> {
+  const url = parseServiceUrl('redis', service.url, service.option);
+  const c = service.credentials ?? {};
+  const seconds = Math.round(service.timeoutMs / 1000);
+  let downSince: number | undefined;
+  let lastError = '';
+  const tls = c.tls !== undefined || url.tls;
+  const redis = new Redis({
+    host: url.host,
+    port: url.port,
+    db: url.db,
+    ...((c.username ?? url.user) ? { username: c.username ?? url.user } : {}),
+    ...((c.password ?? url.password) ? { password: c.password ?? url.password } : {}),
+    ...(tls ? { tls: { ...(c.tls?.ca ? { ca: pem(c.tls.ca, service.option) } : {}), ...(c.tls?.cert ? { cert: pem(c.tls.cert, service.option) } : {}), ...(c.tls?.key ? { key: pem(c.tls.key, service.option) } : {}) } } : {}),
+    lazyConnect: true,
+    connectTimeout: Math.min(5000, service.timeoutMs),
+    // Commands wait while Redis restarts; retryStrategy bounds how long.
+    maxRetriesPerRequest: null,
+    retryStrategy: (times) => {
+      downSince ??= Date.now();
+      return Date.now() - downSince > service.timeoutMs ? null : Math.min(100 * 2 ** times, 2000);
+    },
+  });
+  const failure = () =>
+    new ServiceError(
+      'Redis',
+      (o) => `cannot reach Redis at ${url.shown} within ${seconds} s${lastError ? ` (${lastError})` : ''}; start redis-server, or fix ${o(service.option)}`,
+    );
+  let warned = false;
+  redis.on('error', (err: Error) => {
+    // ioredis messages name host and port, never the password.
+    lastError = err.message;
+    if (!warned) log.warn({ redis: url.shown, err: err.message }, 'redis connection error; retrying');
+    warned = true;
+  });
+  redis.on('ready', () => {
+    downSince = undefined;
+    warned = false;
+  });
+  let ready = false;
+  redis.on('end', () => {
+    if (ready) lost?.(failure());
+  });
+  try {
+    await redis.connect();
+  } catch (err) {
+    // A refused login (or a server that wants one) will not get better by waiting.
+    if (/NOAUTH|WRONGPASS|invalid password|invalid username/i.test((err as Error).message)) {
+      redis.disconnect();
+      throw new ServiceError('Redis', `cannot log in to Redis at ${url.shown}: ${(err as Error).message}; check the Redis credentials`, { cause: err });
+    }
+    await new Promise<void>((resolve) => {
+      if (redis.status === 'ready') resolve();
+      redis.once('ready', () => resolve());
+      redis.once('end', () => resolve());
+    });
+    if (redis.status !== 'ready') {
+      redis.disconnect();
+      throw failure();
+    }
+  }
+  ready = true;
+  return { redis, shown: url.shown, close: () => redis.disconnect() };
+}

@@ -1,0 +1,111 @@
+/** The worker's options object, checked at the edge, with its defaults. */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { natsCredentials, type NatsCredentials } from '../../shared/cluster/index.js';
+import { boolean, integer, isObject, knownKeys, number, oneOf, optional, string } from '../../shared/validate.js';
+import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
+import type { NativeLoopsOptions } from '../native/assist.js';
+import { defaultThreads } from '../pool.js';
+
+export interface WorkerOptions {
+  /** NATS server URL (nats:// or tls://). */
+  readonly nats: string;
+  /** NATS login: user and password, token, NKey seed, .creds file, TLS files (keep secrets out of the URL: it shows in `ps`). */
+  readonly natsCredentials?: NatsCredentials;
+  /**
+   * Folders whose files jobs may name by path (a shared volume). A job's path
+   * must resolve inside one of them; with none (the default), the worker
+   * serves only jobs whose inputs are in the NATS object store (`upload`).
+   */
+  readonly dataRoots?: readonly string[];
+  /** Kernel threads (default: one per core). */
+  readonly threads?: number;
+  /** Tiles pulled and held at once (default: 2 per thread). */
+  readonly inflight?: number;
+  /** Bytes of streamed shard data cached per job (default 2 GiB). */
+  readonly cache?: number;
+  /** Where object-store sets are downloaded; made private (0700) (default: ~/.cache/neurocorr). */
+  readonly cacheDir?: string;
+  /** Tile kernel (default `auto`), or the kernel with its settings. */
+  readonly kernel?: KernelChoice | KernelOptions;
+  /** Standardize with the native loops where the addon loads (default true). */
+  readonly nativeStandardize?: boolean;
+  /** Serve Prometheus metrics on this port (0: any free port); none by default. */
+  readonly metricsPort?: number;
+  /** Address for the metrics (default 127.0.0.1). */
+  readonly metricsHost?: string;
+  /** Level of the worker's JSON logs on stderr (default `info`). */
+  readonly logLevel?: string;
+  /** Seconds to keep trying an unreachable NATS, at start and mid-run, before the worker exits (default 60). */
+  readonly serviceTimeout?: number;
+  /**
+   * Fault injection, for tests and chaos runs: `duplicate` publishes every
+   * result twice; `slow:MS` holds each tile MS milliseconds before computing.
+   */
+  readonly fault?: string;
+}
+
+const WORKER_KEYS = [
+  'nats',
+  'natsCredentials',
+  'dataRoots',
+  'threads',
+  'inflight',
+  'cache',
+  'cacheDir',
+  'kernel',
+  'nativeStandardize',
+  'metricsPort',
+  'metricsHost',
+  'logLevel',
+  'serviceTimeout',
+  'fault',
+] as const;
+
+export interface WorkerSettings {
+  readonly nats: string;
+  readonly natsCredentials: NatsCredentials;
+  readonly dataRoots: readonly string[];
+  readonly threads: number;
+  readonly inflight: number;
+  readonly cacheBytes: number;
+  readonly cacheDir: string;
+  readonly kernel: KernelOptions;
+  readonly standardize: NativeLoopsOptions;
+  readonly metricsPort: number | null;
+  readonly metricsHost: string;
+  readonly logLevel: string;
+  readonly serviceTimeoutMs: number;
+  readonly fault: string | null;
+}
+
+/** The default cache: private, in the user's cache folder (not a predictable name under /tmp). */
+export const defaultCacheDir = (): string => join(homedir(), '.cache', 'neurocorr');
+
+export function workerSettings(options: WorkerOptions): WorkerSettings {
+  const o = isObject('', options);
+  knownKeys('', o, WORKER_KEYS);
+  const threads = optional(o['threads'], (v) => integer('threads', v, 1, 1024), defaultThreads());
+  const kernel = kernelOptions(o['kernel']);
+  const roots = o['dataRoots'] === undefined ? [] : o['dataRoots'];
+  if (!Array.isArray(roots)) throw new TypeError(`options.dataRoots must be an array of folder paths, got ${typeof roots}`);
+  return {
+    nats: string('nats', o['nats']),
+    natsCredentials: natsCredentials('natsCredentials', o['natsCredentials']),
+    dataRoots: roots.map((r, k) => resolve(string(`dataRoots[${k}]`, r))),
+    threads,
+    inflight: optional(o['inflight'], (v) => integer('inflight', v, 1, 4096), 2 * threads),
+    cacheBytes: optional(o['cache'], (v) => integer('cache', v, 1), 2 * 1024 ** 3),
+    cacheDir: resolve(optional(o['cacheDir'], (v) => string('cacheDir', v), defaultCacheDir())),
+    kernel,
+    standardize: {
+      ...(kernel.addon !== undefined ? { addon: kernel.addon } : {}),
+      disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+    },
+    metricsPort: optional<number | null>(o['metricsPort'], (v) => integer('metricsPort', v, 0, 65535), null),
+    metricsHost: optional(o['metricsHost'], (v) => string('metricsHost', v), '127.0.0.1'),
+    logLevel: optional(o['logLevel'], (v) => oneOf('logLevel', v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
+    serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('serviceTimeout', v, 0.1, 86_400), 60) * 1000,
+    fault: optional<string | null>(o['fault'], (v) => string('fault', v), null),
+  };
+}
