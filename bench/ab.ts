@@ -43,7 +43,10 @@ function run(tree: Tree, argv: string[]): number {
 
 async function startWorker(tree: Tree, nats: string): Promise<ChildProcess> {
   // Since the trust boundary, workers read shared paths only under --data-root; older checkouts know no such flag.
-  const roots = tree.label === 'head' || spawnSync(process.execPath, [tree.bin, 'worker', '--help'], { encoding: 'utf8' }).stdout.includes('--data-root') ? ['--data-root', tmpdir()] : [];
+  const roots =
+    tree.label === 'head' || spawnSync(process.execPath, [tree.bin, 'worker', '--help'], { encoding: 'utf8' }).stdout.includes('--data-root')
+      ? ['--data-root', tmpdir()]
+      : [];
   const child = spawn(process.execPath, [tree.bin, 'worker', '--nats', nats, '--threads', '2', ...roots], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -45,7 +45,9 @@ function score(args: string[]): { wall: number; report: Report } {
 
 async function startWorkers(nats: string, count: number, threads: number): Promise<ChildProcess[]> {
   const workers = Array.from({ length: count }, () => {
-    const child = spawn(process.execPath, [BIN, 'worker', '--nats', nats, '--threads', String(threads), '--data-root', tmpdir()], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'worker', '--nats', nats, '--threads', String(threads), '--data-root', tmpdir()], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     return { child, ready: () => err.includes('"worker ready"') };

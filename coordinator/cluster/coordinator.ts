@@ -109,7 +109,8 @@ export class ClusterCoordinator {
       [this.c.nats, 'cluster.nats'],
       [this.c.redis, 'cluster.redis'],
     ] as const) {
-      if (urlHasCredentials(url)) this.log.warn({ option: flag }, 'credentials in a URL show in ps; pass them in a file or the environment instead (README, Cluster)');
+      if (urlHasCredentials(url))
+        this.log.warn({ option: flag }, 'credentials in a URL show in ps; pass them in a file or the environment instead (README, Cluster)');
     }
     const connected = await this.setUp();
     try {
@@ -144,7 +145,9 @@ export class ClusterCoordinator {
     let redis: RedisConnection | null = null;
     try {
       metrics = await startMetrics(c.metricsPort, c.metricsHost);
-      redis = await connectRedis({ url: c.redis, credentials: c.redisCredentials, timeoutMs: c.serviceTimeoutMs, option: 'cluster.redis' }, log, (err) => this.stop(err));
+      redis = await connectRedis({ url: c.redis, credentials: c.redisCredentials, timeoutMs: c.serviceTimeoutMs, option: 'cluster.redis' }, log, (err) =>
+        this.stop(err),
+      );
       const stopWatching = watchConnection(nc, this.nats, (err) => this.stop(err));
       if (c.job === null) s.log(`job: ${job} (resume it with the same job name: ${job})`);
       log.info({ nats: nc.getServer(), redis: redis.shown, metrics: metrics.url }, 'coordinator starting');
@@ -152,7 +155,9 @@ export class ClusterCoordinator {
       await store.acquire(c.leaseMs, s.log);
       this.leaseTimer = setInterval(() => {
         store.renew(c.leaseMs).then(
-          (held) => held || this.stop(new JobFailedError('E_LEASE_LOST', `job ${job}: another coordinator took over its lease; this one stops and leaves the job to it`)),
+          (held) =>
+            held ||
+            this.stop(new JobFailedError('E_LEASE_LOST', `job ${job}: another coordinator took over its lease; this one stops and leaves the job to it`)),
           (err: unknown) => log.warn({ err: (err as Error).message }, 'lease renewal failed'),
         );
       }, c.leaseMs / 3);
@@ -181,7 +186,18 @@ export class ClusterCoordinator {
     const nul = nullOptions(s.null, models[0]!.n, models[1]!.n);
     const plan = planJob(models, pairs, { block, null: nul, cuts });
     const inputs = await Promise.all([s.f, s.g].map((p) => inputRef(p, c.upload, nc, log)));
-    const spec: JobSpec = { version: 2, job, inputs, pairs, options: s.pair, m: planned.f.m, n: models.map((m) => m.n), block, tiles: plan.tiles.length, null: nul };
+    const spec: JobSpec = {
+      version: 2,
+      job,
+      inputs,
+      pairs,
+      options: s.pair,
+      m: planned.f.m,
+      n: models.map((m) => m.n),
+      block,
+      tiles: plan.tiles.length,
+      null: nul,
+    };
     const specJson = JSON.stringify(spec);
 
     const previous = await store.spec();

@@ -46,11 +46,14 @@ export function specDifferences(was: JobSpec, now: JobSpec): string[] {
     const [a, b] = [was.inputs[k], now.inputs[k]];
     if (JSON.stringify(a) === JSON.stringify(b)) return;
     const samePlace = a?.kind === 'path' && b?.kind === 'path' && a.path === b.path;
-    out.push(samePlace ? `${side}'s files at ${describeRef(b)} changed since the job was started` : `${side} was ${describeRef(a)}, this run's is ${describeRef(b)}`);
+    out.push(
+      samePlace ? `${side}'s files at ${describeRef(b)} changed since the job was started` : `${side} was ${describeRef(a)}, this run's is ${describeRef(b)}`,
+    );
   });
   const fields = ['options', 'null', 'block', 'm', 'n', 'tiles'] as const;
   for (const field of fields) {
-    if (JSON.stringify(was[field]) !== JSON.stringify(now[field])) out.push(`${field} was ${JSON.stringify(was[field])}, this run's is ${JSON.stringify(now[field])}`);
+    if (JSON.stringify(was[field]) !== JSON.stringify(now[field]))
+      out.push(`${field} was ${JSON.stringify(was[field])}, this run's is ${JSON.stringify(now[field])}`);
   }
   return out;
 }

@@ -20,7 +20,8 @@ export async function jobsTable(options: JobsOptions): Promise<string> {
   try {
     if (options.delete !== undefined) {
       const job = checkJobName(options.delete);
-      if (!(await deleteJob(redis, prefix, job))) throw new UsageError((o) => `no job ${job} under the prefix ${prefix}; list them with \`neurocorr jobs\` (and the same ${o('cluster.prefix')})`);
+      if (!(await deleteJob(redis, prefix, job)))
+        throw new UsageError((o) => `no job ${job} under the prefix ${prefix}; list them with \`neurocorr jobs\` (and the same ${o('cluster.prefix')})`);
       return `deleted job ${job}\n`;
     }
     const jobs = await listJobs(redis, prefix);

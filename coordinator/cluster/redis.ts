@@ -48,7 +48,15 @@ export async function connectRedis(service: RedisService, log: Logger, lost?: (e
     db: url.db,
     ...((c.username ?? url.user) ? { username: c.username ?? url.user } : {}),
     ...((c.password ?? url.password) ? { password: c.password ?? url.password } : {}),
-    ...(tls ? { tls: { ...(c.tls?.ca ? { ca: pem(c.tls.ca, service.option) } : {}), ...(c.tls?.cert ? { cert: pem(c.tls.cert, service.option) } : {}), ...(c.tls?.key ? { key: pem(c.tls.key, service.option) } : {}) } } : {}),
+    ...(tls
+      ? {
+          tls: {
+            ...(c.tls?.ca ? { ca: pem(c.tls.ca, service.option) } : {}),
+            ...(c.tls?.cert ? { cert: pem(c.tls.cert, service.option) } : {}),
+            ...(c.tls?.key ? { key: pem(c.tls.key, service.option) } : {}),
+          },
+        }
+      : {}),
     lazyConnect: true,
     connectTimeout: Math.min(5000, service.timeoutMs),
     // Commands wait while Redis restarts; retryStrategy bounds how long.

@@ -82,7 +82,8 @@ export function parseServiceUrl(kind: 'nats' | 'redis', url: string, option: str
   const port = u.port === '' ? scheme.port : Number(u.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad('the port must be 1-65535');
   const path = u.pathname.replace(/^\//, '');
-  if (kind === 'redis' ? path !== '' && !/^\d{1,5}$/.test(path) : path !== '') throw bad(kind === 'redis' ? 'the path must be a database number' : 'a NATS URL has no path');
+  if (kind === 'redis' ? path !== '' && !/^\d{1,5}$/.test(path) : path !== '')
+    throw bad(kind === 'redis' ? 'the path must be a database number' : 'a NATS URL has no path');
   const decode = (s: string) => {
     try {
       return decodeURIComponent(s);

@@ -62,7 +62,9 @@ function natsOptions(service: NatsService, name: string): ConnectionOptions {
     ...(user !== undefined && pass !== undefined ? { user, pass } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(authenticator !== undefined ? { authenticator } : {}),
-    ...(tls ? { tls: { ...(c.tls?.ca ? { caFile: c.tls.ca } : {}), ...(c.tls?.cert ? { certFile: c.tls.cert } : {}), ...(c.tls?.key ? { keyFile: c.tls.key } : {}) } } : {}),
+    ...(tls
+      ? { tls: { ...(c.tls?.ca ? { caFile: c.tls.ca } : {}), ...(c.tls?.cert ? { certFile: c.tls.cert } : {}), ...(c.tls?.key ? { keyFile: c.tls.key } : {}) } }
+      : {}),
   };
 }
 
@@ -107,7 +109,13 @@ export function watchConnection(nc: NatsConnection, service: NatsService, lost: 
       if (stopped) return;
       if (status.type === 'disconnect' || status.type === 'reconnecting') {
         timer ??= setTimeout(
-          () => lost(new ServiceError('NATS', `lost NATS at ${shown} for more than ${Math.round(service.timeoutMs / 1000)} s; the job's state is kept, run it again to resume`)),
+          () =>
+            lost(
+              new ServiceError(
+                'NATS',
+                `lost NATS at ${shown} for more than ${Math.round(service.timeoutMs / 1000)} s; the job's state is kept, run it again to resume`,
+              ),
+            ),
           service.timeoutMs,
         );
       } else if (status.type === 'reconnect') {

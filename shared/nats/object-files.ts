@@ -70,7 +70,8 @@ export async function downloadObject(nc: NatsConnection, bucket: string, name: s
   try {
     await pipeline(Readable.fromWeb(object.data as unknown as WebReadableStream<Uint8Array>), createWriteStream(partial, { flags: 'wx', mode: 0o600 }));
     await object.error;
-    if ((await fileSha256(partial)) !== sha256) throw new ServiceError('object store', `object ${name} in the ${bucket} object store does not have the sha256 the job names`);
+    if ((await fileSha256(partial)) !== sha256)
+      throw new ServiceError('object store', `object ${name} in the ${bucket} object store does not have the sha256 the job names`);
     renameSync(partial, local);
   } finally {
     rmSync(partial, { force: true });
