@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     const block = rows[1]!.report.block;
     const sample: JobTile = { kind: 'main', id: 0, pair: 0, f: { layer: 0, start: 0, count: block }, g: { layer: 0, start: 0, count: block } };
     const provenance = { worker: 'host-12345', kernel: 'native-avx512', deliveries: 1, milliseconds: 1 };
-    const tileBytes = encodeTile('bench-job', sample).length;
+    const tileBytes = encodeTile('bench-job', 'a'.repeat(32), sample).length;
     const resultBytes = encodeResult('bench-job', sample.id, allocTileResult(block, block), new Uint8Array(2 * block), provenance).length;
     const embeddedRate = (gflop * 1e9) / median(rows[0]!.seconds);
     // Overhead under 5%: a tile's compute must be at least 19x the per-tile protocol cost.

@@ -9,6 +9,7 @@ import {
   DEFAULT_PREFIX,
   DEFAULT_TILE_QUEUE,
   natsCredentials,
+  parseServiceUrl,
   redisCredentials,
   type NatsCredentials,
   type RedisCredentials,
@@ -251,12 +252,18 @@ function nullRequest(value: unknown): NullRequest {
   };
 }
 
+/** A service URL, checked (a bad one is refused before any connection, redacted). */
+function serviceUrl(kind: 'nats' | 'redis', url: string, option: string): string {
+  parseServiceUrl(kind, url, option);
+  return url;
+}
+
 function clusterSettings(value: unknown): ClusterSettings {
   const o = isObject('cluster', value);
   knownKeys('cluster', o, CLUSTER_KEYS);
   return {
-    nats: string('cluster.nats', o['nats']),
-    redis: string('cluster.redis', o['redis']),
+    nats: serviceUrl('nats', string('cluster.nats', o['nats']), 'cluster.nats'),
+    redis: serviceUrl('redis', string('cluster.redis', o['redis']), 'cluster.redis'),
     job: optional<string | null>(o['job'], (v) => checkJobName(string('cluster.job', v)), null),
     upload: optional(o['upload'], (v) => boolean('cluster.upload', v), false),
     prefix: optional(o['prefix'], (v) => string('cluster.prefix', v), DEFAULT_PREFIX),

@@ -24,8 +24,8 @@ const provenance = { worker: 'w-1', kernel: 'native-avx512', deliveries: 2, mill
 
 describe('protocol codecs', () => {
   it('a tile spec round-trips, main and null', () => {
-    expect(decodeTile(encodeTile('job-a', tile))).toEqual({ job: 'job-a', tile });
-    expect(decodeTile(encodeTile('job-a', nullTile))).toEqual({ job: 'job-a', tile: nullTile });
+    expect(decodeTile(encodeTile('job-a', 'abc', tile))).toEqual({ job: 'job-a', spec: 'abc', tile });
+    expect(decodeTile(encodeTile('job-a', 'abc', nullTile))).toEqual({ job: 'job-a', spec: 'abc', tile: nullTile });
   });
 
   it('a tile result round-trips bit for bit, as raw buffers, even from an unaligned view', () => {
@@ -63,7 +63,7 @@ describe('protocol codecs', () => {
   });
 
   it('truncated or foreign messages are refused', () => {
-    const bytes = encodeTile('job-a', tile);
+    const bytes = encodeTile('job-a', 'abc', tile);
     expect(() => decodeTile(bytes.subarray(0, bytes.length - 1))).toThrow(/truncated/);
     expect(() => decodeTile(Uint8Array.of(9, ...bytes.subarray(1)))).toThrow(/protocol version 9/);
     expect(() => decodeResult(bytes)).toThrow(/expected a result message/);

@@ -19,6 +19,7 @@ import {
   resultSubject,
   TILE_STREAM,
   tileSubject,
+  specId,
   urlHasCredentials,
   type JobSpec,
 } from '../../shared/cluster/index.js';
@@ -280,6 +281,7 @@ export class ClusterCoordinator {
       jsm,
       js: jetstream(nc),
       job,
+      spec: specId(spec),
       plan,
       queue: c.queue,
       checkpointTiles: c.checkpointTiles,

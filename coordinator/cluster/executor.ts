@@ -31,6 +31,8 @@ export interface JetStreamExecutorOptions {
   readonly jsm: JetStreamManager;
   readonly js: JetStreamClient;
   readonly job: string;
+  /** specId of the job's spec, carried by every tile. */
+  readonly spec: string;
   readonly plan: JobPlan;
   readonly queue: TileQueueConfig;
   readonly checkpointTiles: number;
@@ -122,7 +124,7 @@ export class JetStreamExecutor implements TileExecutor {
     // Pipelined in windows: awaiting JetStream's ack of each publish in turn caps the rate at a few thousand per second.
     await retry('publishing tiles', this.o.log, async () => {
       for (let i = 0; i < missing.length; i += 256) {
-        await Promise.all(missing.slice(i, i + 256).map((tile) => this.o.js.publish(subject, encodeTile(this.o.job, tile))));
+        await Promise.all(missing.slice(i, i + 256).map((tile) => this.o.js.publish(subject, encodeTile(this.o.job, this.o.spec, tile))));
       }
     });
     this.metrics.inFlight.set(missing.length);

@@ -72,9 +72,16 @@ export async function connectRedis(service: RedisService, log: Logger, lost?: (e
       (o) => `cannot reach Redis at ${url.shown} within ${seconds} s${lastError ? ` (${lastError})` : ''}; start redis-server, or fix ${o(service.option)}`,
     );
   let warned = false;
+  let refused: ServiceError | null = null;
   redis.on('error', (err: Error) => {
     // ioredis messages name host and port, never the password.
     lastError = err.message;
+    // A refused login will not get better by retrying.
+    if (/NOAUTH|WRONGPASS|invalid password|invalid username/i.test(err.message)) {
+      refused ??= new ServiceError('Redis', `cannot log in to Redis at ${url.shown}: ${err.message.split('.')[0]}; check the Redis credentials`);
+      redis.disconnect();
+      return;
+    }
     if (!warned) log.warn({ redis: url.shown, err: err.message }, 'redis connection error; retrying');
     warned = true;
   });
@@ -86,23 +93,14 @@ export async function connectRedis(service: RedisService, log: Logger, lost?: (e
   redis.on('end', () => {
     if (ready) lost?.(failure());
   });
-  try {
-    await redis.connect();
-  } catch (err) {
-    // A refused login (or a server that wants one) will not get better by waiting.
-    if (/NOAUTH|WRONGPASS|invalid password|invalid username/i.test((err as Error).message)) {
-      redis.disconnect();
-      throw new ServiceError('Redis', `cannot log in to Redis at ${url.shown}: ${(err as Error).message}; check the Redis credentials`, { cause: err });
-    }
-    await new Promise<void>((resolve) => {
-      if (redis.status === 'ready') resolve();
-      redis.once('ready', () => resolve());
-      redis.once('end', () => resolve());
-    });
-    if (redis.status !== 'ready') {
-      redis.disconnect();
-      throw failure();
-    }
+  const connected = await new Promise<boolean>((resolve) => {
+    redis.once('ready', () => resolve(true));
+    redis.once('end', () => resolve(false));
+    redis.connect().catch(() => undefined);
+  });
+  if (!connected) {
+    redis.disconnect();
+    throw refused ?? failure();
   }
   ready = true;
   return { redis, shown: url.shown, close: () => redis.disconnect() };

@@ -3,6 +3,7 @@
  * spec, and the binary codecs of tile specs, tile results and tile failures.
  * Result arrays travel as raw little-endian buffers, never as JSON numbers.
  */
+import { createHash } from 'node:crypto';
 import { Reader, Writer } from '../binary.js';
 import { InternalError, UsageError } from '../errors.js';
 import type { NullOptions } from '../core/index.js';
@@ -105,12 +106,19 @@ const readBlock = (r: Reader): Block => ({ layer: r.u32(), start: r.u32(), count
 
 export interface TileMessage {
   readonly job: string;
+  /** specId of the job spec the tile was planned from: a worker never runs it against another. */
+  readonly spec: string;
   readonly tile: JobTile;
 }
 
-/** A tile names its pair, its kind (main, or null permutation k and side) and its two blocks. */
-export function encodeTile(job: string, tile: JobTile): Uint8Array {
-  const w = header(KIND_TILE, job, tile.id).u32(tile.pair);
+/** A short digest of a job spec's JSON, carried by every tile of the job. */
+export function specId(specJson: string | Uint8Array): string {
+  return createHash('sha256').update(specJson).digest('hex').slice(0, 32);
+}
+
+/** A tile names its job's spec, its pair, its kind (main, or null permutation k and side) and its two blocks. */
+export function encodeTile(job: string, spec: string, tile: JobTile): Uint8Array {
+  const w = header(KIND_TILE, job, tile.id).str(spec).u32(tile.pair);
   if (tile.kind === 'main') return writeBlock(writeBlock(w.u32(0), tile.f), tile.g).done();
   return writeBlock(writeBlock(w.u32(tile.k * 2 + tile.side + 1), tile.sample), tile.other).done();
 }
@@ -118,13 +126,14 @@ export function encodeTile(job: string, tile: JobTile): Uint8Array {
 export function decodeTile(data: Uint8Array): TileMessage {
   const { reader, kind, job, tile: id } = readHeader(data);
   if (kind !== KIND_TILE) throw new InternalError(`expected a tile message, got kind ${kind}`);
+  const spec = reader.str();
   const pair = reader.u32();
   const code = reader.u32();
   const a = readBlock(reader);
   const b = readBlock(reader);
   reader.end();
-  if (code === 0) return { job, tile: { kind: 'main', id, pair, f: a, g: b } };
-  return { job, tile: { kind: 'null', id, pair, k: (code - 1) >> 1, side: ((code - 1) & 1) as 0 | 1, sample: a, other: b } };
+  if (code === 0) return { job, spec, tile: { kind: 'main', id, pair, f: a, g: b } };
+  return { job, spec, tile: { kind: 'null', id, pair, k: (code - 1) >> 1, side: ((code - 1) & 1) as 0 | 1, sample: a, other: b } };
 }
 
 /** Who computed a tile, and how. */

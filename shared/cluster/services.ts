@@ -51,17 +51,23 @@ const SCHEMES = {
   redis: { plain: 'redis:', secure: 'rediss:', port: 6379, example: 'redis://host:6379 (or rediss://host:6379)' },
 } as const;
 
-/** The URL with any user, password or token replaced by "***"; never throws, never echoes an unparsable URL. */
+const KNOWN_SCHEMES = ['nats:', 'tls:', 'redis:', 'rediss:'];
+
+/**
+ * The URL with any user, password or token replaced by "***"; never throws.
+ * A string that is not a URL of a known scheme ("u:secret@host", say) has
+ * everything before its last "@" masked: it may be a secret.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
+    if (!KNOWN_SCHEMES.includes(u.protocol)) throw new Error('unknown scheme');
     if (u.username || u.password) {
       u.username = '***';
       u.password = '';
     }
     return u.toString().replace(/\/$/, '');
   } catch {
-    // Whatever precedes an "@" may be a secret.
     const at = url.lastIndexOf('@');
     return at < 0 ? url.replace(/[^\w.:/-]/g, '?') : `***@${url.slice(at + 1).replace(/[^\w.:/-]/g, '?')}`;
   }

@@ -1,7 +1,7 @@
 /** Real nats-server / redis-server processes for integration tests: OS-picked ports, fresh temp dirs, cleanup on failure. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,9 +50,9 @@ class Child {
     this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
   }
 
-  static async spawn(name: string, args: string[]): Promise<Child> {
+  static async spawn(name: string, args: string[], env: Record<string, string> = {}): Promise<Child> {
     registerExitHandler();
-    const proc = spawn(locateTool(name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(locateTool(name), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     await new Promise<void>((resolve, reject) => {
       proc.once('spawn', resolve);
       proc.once('error', reject);
@@ -270,11 +270,30 @@ async function readNatsPort(dir: string, pid: number): Promise<number | undefine
 }
 
 /** Writes the config (port -1 = OS-picked) and starts nats-server; resolves once it accepts TCP connections. */
-async function launchNats(dir: string, storeDir: string, port: number, signal: AbortSignal): Promise<{ child: Child; port: number }> {
+export interface NatsOptions {
+  /** Keep JetStream's store here (restarts reuse it). */
+  readonly storeDir?: string;
+  /** More config lines (e.g. an authorization block or an include, resolved relative to the config's folder). */
+  readonly config?: readonly string[];
+  /** Files copied next to the config (name -> path), for includes. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** Environment of the server process (config variables such as passwords). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** Writes the config (port -1 = OS-picked) and starts nats-server; resolves once it accepts TCP connections. */
+async function launchNats(dir: string, storeDir: string, port: number, signal: AbortSignal, options: NatsOptions): Promise<{ child: Child; port: number }> {
   const conf = join(dir, 'nats.conf');
-  const config = [`listen: ${HOST}:${port}`, `jetstream { store_dir: ${JSON.stringify(storeDir)} }`, `ports_file_dir: ${JSON.stringify(dir)}`, ''];
+  const config = [
+    `listen: ${HOST}:${port}`,
+    `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+    `ports_file_dir: ${JSON.stringify(dir)}`,
+    ...(options.config ?? []),
+    '',
+  ];
+  for (const [name, from] of Object.entries(options.files ?? {})) await copyFile(from, join(dir, name));
   await writeFile(conf, config.join('\n'));
-  const child = await Child.spawn('nats-server', ['-c', conf]);
+  const child = await Child.spawn('nats-server', ['-c', conf], { ...options.env });
   try {
     const actual = await waitReady(child, signal, () => readNatsPort(dir, child.pid));
     await waitReady(child, signal, async () => ((await tcpProbe(actual)) ? true : undefined));
@@ -285,11 +304,11 @@ async function launchNats(dir: string, storeDir: string, port: number, signal: A
   }
 }
 
-export async function startNats(options: { storeDir?: string } = {}): Promise<NatsServer> {
+export async function startNats(options: NatsOptions = {}): Promise<NatsServer> {
   let storeDir = options.storeDir;
   const managed = await manage('test-nats-', (dir, port, signal) => {
     storeDir ??= join(dir, 'js');
-    return launchNats(dir, storeDir, port ?? -1, signal);
+    return launchNats(dir, storeDir, port ?? -1, signal, options);
   });
   const { port, lifecycle } = managed;
   return { url: `nats://${HOST}:${port}`, port, storeDir: storeDir!, stop: lifecycle.stop, restart: lifecycle.restart };
@@ -297,11 +316,13 @@ export async function startNats(options: { storeDir?: string } = {}): Promise<Na
 
 // ---------------------------------------------------------------- redis
 
-async function launchRedis(dir: string, port: number, signal: AbortSignal): Promise<Child> {
-  const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir];
+async function launchRedis(dir: string, port: number, signal: AbortSignal, password?: string): Promise<Child> {
+  const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir, ...(password ? ['--requirepass', password] : [])];
   const child = await Child.spawn('redis-server', args);
   try {
-    await waitReady(child, signal, async () => ((await tcpProbe(port, 'PING\r\n', (d) => d.startsWith('+PONG'))) ? true : undefined));
+    await waitReady(child, signal, async () =>
+      (await tcpProbe(port, 'PING\r\n', (d) => d.startsWith('+PONG') || d.startsWith('-NOAUTH'))) ? true : undefined,
+    );
     return child;
   } catch (err) {
     await child.stop();
@@ -309,11 +330,11 @@ async function launchRedis(dir: string, port: number, signal: AbortSignal): Prom
   }
 }
 
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(options: { readonly password?: string } = {}): Promise<RedisServer> {
   const managed = await manage('test-redis-', async (dir, port, signal) => {
     // A port from freePort() may be taken before redis binds it; withRetries then picks another.
     const actual = port ?? (await freePort());
-    return { child: await launchRedis(dir, actual, signal), port: actual };
+    return { child: await launchRedis(dir, actual, signal, options.password), port: actual };
   });
   const { port, lifecycle } = managed;
   return { url: `redis://${HOST}:${port}`, port, stop: lifecycle.stop, restart: lifecycle.restart };

@@ -1,7 +1,7 @@
 /** The worker's options object, checked at the edge, with its defaults. */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { natsCredentials, type NatsCredentials } from '../../shared/cluster/index.js';
+import { natsCredentials, parseServiceUrl, type NatsCredentials } from '../../shared/cluster/index.js';
 import { boolean, integer, isObject, knownKeys, number, oneOf, optional, string } from '../../shared/validate.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
@@ -82,6 +82,12 @@ export interface WorkerSettings {
 /** The default cache: private, in the user's cache folder (not a predictable name under /tmp). */
 export const defaultCacheDir = (): string => join(homedir(), '.cache', 'neurocorr');
 
+/** The NATS URL, checked before any connection (a bad one is refused, redacted). */
+function checkedUrl(url: string): string {
+  parseServiceUrl('nats', url, 'nats');
+  return url;
+}
+
 export function workerSettings(options: WorkerOptions): WorkerSettings {
   const o = isObject('', options);
   knownKeys('', o, WORKER_KEYS);
@@ -90,7 +96,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   const roots = o['dataRoots'] === undefined ? [] : o['dataRoots'];
   if (!Array.isArray(roots)) throw new TypeError(`options.dataRoots must be an array of folder paths, got ${typeof roots}`);
   return {
-    nats: string('nats', o['nats']),
+    nats: checkedUrl(string('nats', o['nats'])),
     natsCredentials: natsCredentials('natsCredentials', o['natsCredentials']),
     dataRoots: roots.map((r, k) => resolve(string(`dataRoots[${k}]`, r))),
     threads,

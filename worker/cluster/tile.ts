@@ -8,7 +8,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { decodeTile, encodeFailure, encodeResult, resultSubject, type Provenance, type TileQueueConfig } from '../../shared/cluster/index.js';
-import { NeurocorrError } from '../../shared/errors.js';
+import { InternalError, NeurocorrError } from '../../shared/errors.js';
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
@@ -19,7 +19,7 @@ export interface TileContext {
   readonly js: JetStreamClient;
   readonly log: Logger;
   readonly m: WorkerMetrics;
-  readonly open: (job: string, beat: () => void) => Promise<WorkerJob | null>;
+  readonly open: (job: string, spec: string, beat: () => void) => Promise<WorkerJob | null>;
   readonly kernel: string;
   readonly id: string;
   readonly queue: () => TileQueueConfig;
@@ -34,7 +34,7 @@ function reportable(err: unknown, worker: string): string {
 
 export async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
   const started = performance.now();
-  const { job, tile } = decodeTile(msg.data);
+  const { job, spec, tile } = decodeTile(msg.data);
   const deliveries = msg.info.deliveryCount;
   const queue = ctx.queue();
   const beat = () => msg.working();
@@ -43,15 +43,15 @@ export async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
   if (deliveries > 1) ctx.m.redelivered.inc();
   const provenance = (): Provenance => ({ worker: ctx.id, kernel: ctx.kernel, deliveries, milliseconds: performance.now() - started });
   try {
-    const opened = await ctx.open(job, beat);
+    const opened = await ctx.open(job, spec, beat);
     if (opened === null) {
-      // The job finished or was removed; its leftover tiles are dropped.
+      // The job finished, was removed, or its name now belongs to another spec: its leftover tiles are dropped.
       ctx.log.info({ job, tile: tile.id }, 'dropping a tile of a job that is gone');
       msg.term();
       return;
     }
     const planned = opened.plan.tiles[tile.id];
-    if (planned === undefined || !sameTile(planned, tile)) throw new Error(`tile ${tile.id} does not match this worker's plan of job ${job}`);
+    if (planned === undefined || !sameTile(planned, tile)) throw new InternalError(`tile ${tile.id} does not match this worker's plan of job ${job}`);
     const slow = /^slow:(\d+)$/.exec(ctx.fault ?? '');
     if (slow) await delay(Number(slow[1]));
     const outcome = await opened.runner.run(planned);
@@ -64,7 +64,8 @@ export async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
     ctx.onDone?.(tilePairs(tile));
   } catch (err) {
     ctx.m.failed.inc();
-    ctx.log.error({ job, tile: tile.id, deliveries, err: err instanceof Error ? err.message : String(err) }, 'tile failed');
+    // neurocorr's own errors say what is wrong in words; anything else is a bug, logged with its stack.
+    ctx.log.error({ job, tile: tile.id, deliveries, err: err instanceof NeurocorrError ? err.message : err }, 'tile failed');
     await ctx.js.publish(resultSubject(job), encodeFailure(job, tile.id, reportable(err, ctx.id), provenance())).catch(() => undefined);
     // The last allowed delivery ends it here; the coordinator fails the job on this failure report.
     if (deliveries >= queue.maxDeliver) msg.term();

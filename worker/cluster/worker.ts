@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import { jetstream, jetstreamManager, type Consumer, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { decodeJobSpec, JOB_BUCKET, TILE_STREAM, WORKER_CONSUMER, type TileQueueConfig } from '../../shared/cluster/index.js';
+import { decodeJobSpec, JOB_BUCKET, specId, TILE_STREAM, WORKER_CONSUMER, type TileQueueConfig } from '../../shared/cluster/index.js';
 import type { NeurocorrError } from '../../shared/errors.js';
 import { connectNats, ensureStreams, ensureWorkerConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger } from '../../shared/observe.js';
@@ -33,14 +33,27 @@ export interface RunningWorker {
   readonly closed: Promise<void>;
 }
 
-/** Re-creates the streams and the shared consumer when they went missing; a worker that may not create them (permissions) waits for the coordinator to. */
-async function restoreQueue(jsm: JetStreamManager, log: Logger): Promise<void> {
-  try {
-    if (await ensureStreams(jsm)) log.warn('the tile or result stream was missing; re-created it');
-    await ensureWorkerConsumer(jsm, null);
-  } catch (err) {
-    log.warn({ err: (err as Error).message }, 'cannot re-create the work queue here; waiting for the coordinator to');
-  }
+/**
+ * Re-creates the streams and the shared consumer when they went missing; a
+ * worker that may not create them (NATS permissions) waits for a
+ * coordinator to, saying so every 30 s at most.
+ */
+function queueRestorer(jsm: JetStreamManager, log: Logger): () => Promise<void> {
+  let denied = 0;
+  let said = 0;
+  return async () => {
+    // Once refused, ask again only now and then: every refusal is an error line in the server's log.
+    if (Date.now() - denied < 10_000) return;
+    try {
+      if (await ensureStreams(jsm)) log.warn('the tile or result stream was missing; re-created it');
+      await ensureWorkerConsumer(jsm, null);
+    } catch (err) {
+      denied = Date.now();
+      if (Date.now() - said < 30_000) return;
+      said = Date.now();
+      log.warn({ err: (err as Error).message }, 'cannot create the work queue from this worker; waiting for a coordinator to');
+    }
+  };
 }
 
 /** Starts a worker: it pulls tiles from NATS until `drain()` (SIGTERM in the CLI), computing them on a local pool. */
@@ -52,11 +65,13 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   const service: NatsService = { url: options.nats, credentials: options.natsCredentials, timeoutMs: options.serviceTimeoutMs, option: 'nats' };
   const nc = await connectNats(service, `neurocorr-worker ${id}`, (line) => log.warn(line));
   const jsm = await jetstreamManager(nc);
-  await restoreQueue(jsm, log);
+  const restoreQueue = queueRestorer(jsm, log);
+  await restoreQueue();
   let queue: TileQueueConfig = await ensureWorkerConsumer(jsm, null).catch(() => ({ ackWaitMs: 30_000, maxDeliver: 5 }));
   const js = jetstream(nc);
   const kv = await new Kvm(nc).open(JOB_BUCKET);
-  let consumer: Consumer = await js.consumers.get(TILE_STREAM, WORKER_CONSUMER);
+  let consumer: Consumer | null = await js.consumers.get(TILE_STREAM, WORKER_CONSUMER).catch(() => null);
+  if (consumer === null) log.warn('the work queue does not exist yet (a coordinator creates it); waiting for it');
   const pool = await startPool(options.kernel, options.threads);
   const kernel = await pool.kernel.catch(async (err: unknown) => {
     await pool.destroy();
@@ -82,12 +97,14 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   );
 
   let serial = 0;
-  const open = (job: string, beat: () => void): Promise<WorkerJob | null> => {
-    let pending = jobs.get(job);
+  // Opened jobs are keyed by name and spec: a job name re-used with another spec is another job.
+  const open = (job: string, spec: string, beat: () => void): Promise<WorkerJob | null> => {
+    const key = `${job}/${spec}`;
+    let pending = jobs.get(key);
     if (pending === undefined) {
       // Kernel keys of different jobs must differ (TileRunner): a per-job base, a multiple of 2^40, wrapping under 2^53.
       const keyBase = (++serial % 8192) * 2 ** 40;
-      pending = openJobFromKv(nc, kv, job, pool, {
+      pending = openJobFromKv(nc, kv, job, spec, pool, {
         cacheBytes: options.cacheBytes,
         cacheDir,
         dataRoots: options.dataRoots,
@@ -96,13 +113,13 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
         standardize: options.standardize,
       }).then((opened) => {
         if (opened !== null) {
-          settled.set(job, opened);
-          evict(job);
-        } else jobs.delete(job);
+          settled.set(key, opened);
+          evict(key);
+        } else jobs.delete(key);
         return opened;
       });
-      pending.catch(() => jobs.delete(job));
-      jobs.set(job, pending);
+      pending.catch(() => jobs.delete(key));
+      jobs.set(key, pending);
     }
     return pending;
   };
@@ -148,10 +165,12 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
     while (!draining) {
       let msg: JsMsg | null;
       try {
+        consumer ??= await js.consumers.get(TILE_STREAM, WORKER_CONSUMER);
         msg = await consumer.next({ expires: 2000 });
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'pull failed; restoring the work queue and retrying');
-        restoring ??= restoreQueue(jsm, log)
+        if (consumer !== null) log.warn({ err: (err as Error).message }, 'pull failed; restoring the work queue and retrying');
+        consumer = null;
+        restoring ??= restoreQueue()
           .then(async () => {
             consumer = await js.consumers.get(TILE_STREAM, WORKER_CONSUMER);
           })
@@ -196,8 +215,9 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   };
 }
 
-async function openJobFromKv(nc: NatsConnection, kv: KV, job: string, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob | null> {
+/** The job as its spec in the KV bucket says, or null when the job is gone or its spec is not the one the tile was planned from. */
+async function openJobFromKv(nc: NatsConnection, kv: KV, job: string, spec: string, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob | null> {
   const entry = await kv.get(job);
-  if (entry === null || entry.operation !== 'PUT') return null;
+  if (entry === null || entry.operation !== 'PUT' || specId(entry.value) !== spec) return null;
   return openJob(nc, decodeJobSpec(entry.value), pool, options);
 }
