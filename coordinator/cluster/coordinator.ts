@@ -159,7 +159,10 @@ export class ClusterCoordinator {
           (held) =>
             held ||
             this.stop(new JobFailedError('E_LEASE_LOST', `job ${job}: another coordinator took over its lease; this one stops and leaves the job to it`)),
-          (err: unknown) => log.warn({ err: (err as Error).message }, 'lease renewal failed'),
+          (err: unknown) => {
+            redis!.check(err);
+            log.warn({ err: (err as Error).message }, 'lease renewal failed');
+          },
         );
       }, c.leaseMs / 3);
       return { nc, redis, metrics, store, stopWatching };
@@ -234,6 +237,7 @@ export class ClusterCoordinator {
       tiles: plan.tiles.length,
       duplicates: prior?.duplicates ?? 0,
       redelivered: prior?.redelivered ?? 0,
+      republished: prior?.republished ?? 0,
     });
     const jsm = await jetstreamManager(nc);
     const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
@@ -264,7 +268,7 @@ export class ClusterCoordinator {
   }
 
   /** Publishes the tiles not done and folds in the results until every tile is done. */
-  private async execute({ nc, store, metrics }: Connected, prepared: Prepared): Promise<{ executor: JetStreamExecutor; nullSeconds: number }> {
+  private async execute({ nc, store, metrics, redis }: Connected, prepared: Prepared): Promise<{ executor: JetStreamExecutor; nullSeconds: number }> {
     const { plan, progress, spec, jsm } = prepared;
     const { c, s, job, log } = this;
     const prior = await store.state();
@@ -287,12 +291,18 @@ export class ClusterCoordinator {
       checkpointTiles: c.checkpointTiles,
       checkpointSeconds: c.checkpointSeconds,
       persist: () =>
-        store.save(spec, encodeCheckpoint(progress), {
-          done: progress.doneTiles,
-          tiles: plan.tiles.length,
-          duplicates: (prior?.duplicates ?? 0) + executor.stats.duplicates,
-          redelivered: (prior?.redelivered ?? 0) + executor.stats.redelivered,
-        }),
+        store
+          .save(spec, encodeCheckpoint(progress), {
+            done: progress.doneTiles,
+            tiles: plan.tiles.length,
+            duplicates: (prior?.duplicates ?? 0) + executor.stats.duplicates,
+            redelivered: (prior?.redelivered ?? 0) + executor.stats.redelivered,
+            republished: (prior?.republished ?? 0) + executor.stats.republished,
+          })
+          .catch((err: unknown) => {
+            redis.check(err);
+            throw err;
+          }),
       recover: () => this.ensureTransport(prepared),
       log,
       registry: metrics.registry,
@@ -327,7 +337,7 @@ export class ClusterCoordinator {
       workers,
       duplicates: prior?.duplicates ?? executor.stats.duplicates,
       redelivered: prior?.redelivered ?? executor.stats.redelivered,
-      republished: executor.stats.republished,
+      republished: prior?.republished ?? executor.stats.republished,
     };
     const scored = pairReport(progress, 0, {
       match: s.match,

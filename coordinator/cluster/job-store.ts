@@ -20,6 +20,7 @@ export interface JobState {
   readonly tiles: number;
   readonly duplicates: number;
   readonly redelivered: number;
+  readonly republished: number;
   readonly created: number;
   readonly updated: number;
   readonly error: string | null;
@@ -158,6 +159,7 @@ async function readState(redis: Redis, keys: JobKeys, job: string): Promise<JobS
     tiles: num('tiles'),
     duplicates: num('duplicates'),
     redelivered: num('redelivered'),
+    republished: num('republished'),
     created: num('created'),
     updated: num('updated'),
     error: h['error'] ? h['error'] : null,

@@ -22,6 +22,8 @@ export interface RedisConnection {
   readonly redis: Redis;
   /** The URL with credentials masked. */
   readonly shown: string;
+  /** Reports a command that failed because Redis stopped answering (it calls `lost`). */
+  check(err: unknown): void;
   close(): void;
 }
 
@@ -59,6 +61,8 @@ export async function connectRedis(service: RedisService, log: Logger, lost?: (e
       : {}),
     lazyConnect: true,
     connectTimeout: Math.min(5000, service.timeoutMs),
+    // A server that stops answering (paused, overloaded) keeps its TCP connection: only a command timeout notices.
+    commandTimeout: service.timeoutMs,
     // Commands wait while Redis restarts; retryStrategy bounds how long.
     maxRetriesPerRequest: null,
     retryStrategy: (times) => {
@@ -103,5 +107,13 @@ export async function connectRedis(service: RedisService, log: Logger, lost?: (e
     throw refused ?? failure();
   }
   ready = true;
-  return { redis, shown: url.shown, close: () => redis.disconnect() };
+  const timedOut = (err: unknown) => err instanceof Error && /Command timed out/.test(err.message);
+  return {
+    redis,
+    shown: url.shown,
+    check: (err) => {
+      if (timedOut(err)) lost?.(new ServiceError('Redis', `Redis at ${url.shown} did not answer for ${seconds} s; the job's checkpoint is kept, run it again to resume`));
+    },
+    close: () => redis.disconnect(),
+  };
 }

@@ -59,6 +59,9 @@ function natsOptions(service: NatsService, name: string): ConnectionOptions {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     timeout: Math.min(5000, service.timeoutMs),
+    // A paused or wedged server keeps its TCP connection; pings notice it well within the service timeout.
+    pingInterval: Math.max(1000, Math.min(20_000, Math.floor(service.timeoutMs / 3))),
+    maxPingOut: 2,
     ...(user !== undefined && pass !== undefined ? { user, pass } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(authenticator !== undefined ? { authenticator } : {}),

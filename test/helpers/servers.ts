@@ -8,13 +8,22 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { locateTool } from '../setup/tools.js';
 
+export interface RestartOptions {
+  /** SIGKILL instead of SIGTERM: no clean shutdown. */
+  readonly kill?: boolean;
+  /** nats-server: start again with an empty JetStream store (every stream, consumer and bucket lost). */
+  readonly wipeStore?: boolean;
+}
+
 export interface NatsServer {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
   stop(): Promise<void>;
-  /** Stops (SIGTERM, wait for exit) and starts again on the SAME port with the SAME JetStream store dir. */
-  restart(): Promise<void>;
+  /** Stops (SIGTERM, wait for exit) and starts again on the SAME port with the SAME JetStream store dir (unless wiped). */
+  restart(options?: RestartOptions): Promise<void>;
+  /** Sends a signal to the running server (SIGSTOP and SIGCONT pause and resume it). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 export interface RedisServer {
@@ -22,7 +31,8 @@ export interface RedisServer {
   readonly port: number;
   stop(): Promise<void>;
   /** Stops and starts again on the same port (data is lost: no persistence). */
-  restart(): Promise<void>;
+  restart(options?: RestartOptions): Promise<void>;
+  signal(signal: NodeJS.Signals): void;
 }
 
 const HOST = '127.0.0.1';
@@ -76,9 +86,15 @@ class Child {
     return `${this.name} pid ${this.pid} ${status}; output:\n${this.tail || '(none)'}`;
   }
 
-  /** SIGTERM, then SIGKILL if still alive after KILL_GRACE_MS. */
-  async stop(): Promise<void> {
+  /** SIGTERM (SIGCONT first, in case it is paused), then SIGKILL if still alive after KILL_GRACE_MS; `kill` sends SIGKILL at once. */
+  async stop(kill = false): Promise<void> {
     if (!this.running) return;
+    if (kill) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+      return;
+    }
+    this.proc.kill('SIGCONT');
     this.proc.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([this.exited.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, KILL_GRACE_MS, true)))]);
@@ -196,7 +212,8 @@ type Launch = (dir: string, port: number | undefined, signal: AbortSignal) => Pr
 
 interface Lifecycle {
   stop(): Promise<void>;
-  restart(): Promise<void>;
+  restart(options?: RestartOptions & { readonly between?: () => Promise<void> }): Promise<void>;
+  signal(signal: NodeJS.Signals): void;
 }
 
 /** Launches a server in a fresh temp dir (port undefined = pick one) and builds stop/restart around it; restart reuses the port. */
@@ -220,6 +237,7 @@ async function manage(prefix: string, launch: Launch): Promise<{ port: number; l
   let pending: Promise<void> = Promise.resolve();
   let stopping: Promise<void> | undefined;
   const lifecycle: Lifecycle = {
+    signal: () => undefined,
     stop() {
       stopping ??= (async () => {
         liveServers.delete(lifecycle);
@@ -230,17 +248,19 @@ async function manage(prefix: string, launch: Launch): Promise<{ port: number; l
       })();
       return stopping;
     },
-    restart() {
+    restart(options = {}) {
       if (stopping !== undefined) return Promise.reject(new Error(`${child.name}: restart() after stop()`));
       pending = pending
         .catch(() => undefined)
         .then(async () => {
-          await child.stop();
+          await child.stop(options.kill === true);
+          await options.between?.();
           ({ child } = await withRetries(() => launch(dir, port, ac.signal)));
         });
       return pending;
     },
   };
+  lifecycle.signal = (signal) => void (child.running && child.proc.kill(signal));
   liveServers.add(lifecycle);
   return { port, lifecycle };
 }
@@ -311,7 +331,14 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
     return launchNats(dir, storeDir, port ?? -1, signal, options);
   });
   const { port, lifecycle } = managed;
-  return { url: `nats://${HOST}:${port}`, port, storeDir: storeDir!, stop: lifecycle.stop, restart: lifecycle.restart };
+  return {
+    url: `nats://${HOST}:${port}`,
+    port,
+    storeDir: storeDir!,
+    stop: lifecycle.stop,
+    restart: (o = {}) => lifecycle.restart({ ...o, ...(o.wipeStore ? { between: () => rm(storeDir!, { recursive: true, force: true }) } : {}) }),
+    signal: (sig) => lifecycle.signal(sig),
+  };
 }
 
 // ---------------------------------------------------------------- redis
@@ -337,5 +364,5 @@ export async function startRedis(options: { readonly password?: string } = {}): 
     return { child: await launchRedis(dir, actual, signal, options.password), port: actual };
   });
   const { port, lifecycle } = managed;
-  return { url: `redis://${HOST}:${port}`, port, stop: lifecycle.stop, restart: lifecycle.restart };
+  return { url: `redis://${HOST}:${port}`, port, stop: lifecycle.stop, restart: (o) => lifecycle.restart(o), signal: (sig) => lifecycle.signal(sig) };
 }

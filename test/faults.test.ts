@@ -1,0 +1,184 @@
+/**
+ * Cluster faults that used to hang or crash (issue 11, findings 5 and 6),
+ * against real servers: JetStream losing its state mid-job, Redis losing the
+ * job, Redis unreachable, corrupted state in Redis. Every run that finishes
+ * must give the embedded run's score bit for bit; every one that cannot
+ * finish must end with a clear error, never hang.
+ */
+import { spawnSync } from 'node:child_process';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { jobKeys } from '../dist/shared/cluster/index.js';
+import { killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
+import { genModel, latents, writeNpyDir } from './helpers/models.js';
+import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
+import { join } from 'node:path';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
+const latent = latents(81, 24, 3);
+const fDir = writeNpyDir(genModel(82, { m: 24, layers: [[100], [60]], latent, constants: 0.05 }));
+const gDir = writeNpyDir(genModel(83, { m: 24, layers: [[120], [40]], latent }));
+const NULL = ['--null', '2', '--null-sample', '30'];
+
+interface Report {
+  scores: unknown;
+  null: { scores: unknown } | null;
+  cluster: { republished: number };
+}
+
+let nats: NatsServer;
+let redisServer: RedisServer;
+let redis: Redis;
+let reference: Report;
+let counter = 0;
+
+beforeAll(async () => {
+  [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
+  redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  redis.on('error', () => undefined);
+  const r = spawnSync(process.execPath, [BIN, 'score', fDir, gDir, '--json', '--no-progress', ...NULL], { encoding: 'utf8' });
+  reference = JSON.parse(r.stdout) as Report;
+});
+afterEach(killAll);
+afterAll(async () => {
+  redis.disconnect();
+  await killAll();
+  await stopAllServers();
+});
+
+function names(): { job: string; prefix: string } {
+  counter++;
+  return { job: `faults-${process.pid}-${counter}`, prefix: `nc-faults-${process.pid}-${counter}` };
+}
+
+function coordinator(job: string, prefix: string, extra: string[] = []): CliProcess {
+  return spawnCli([
+    'score',
+    fDir,
+    gDir,
+    '--nats',
+    nats.url,
+    '--redis',
+    redisServer.url,
+    '--job',
+    job,
+    '--prefix',
+    prefix,
+    '--tile',
+    '16',
+    '--json',
+    '--no-progress',
+    '--ack-wait',
+    '1',
+    '--checkpoint-tiles',
+    '4',
+    '--checkpoint-seconds',
+    '0.2',
+    '--lease',
+    '2',
+    ...NULL,
+    ...extra,
+  ]);
+}
+
+async function exact(c: CliProcess): Promise<Report> {
+  expect(await c.exited, c.stderr()).toBe(0);
+  const report = JSON.parse(c.stdout()) as Report;
+  expect(report.scores).toEqual(reference.scores);
+  expect(report.null?.scores).toEqual(reference.null?.scores);
+  return report;
+}
+
+const done = async (job: string, prefix: string) => Number((await redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0);
+
+async function slowWorkers(n: number, ms = 40): Promise<CliProcess[]> {
+  const list = Array.from({ length: n }, () => startWorker(nats.url, { NEUROCORR_WORKER_FAULT: `slow:${ms}` }));
+  await Promise.all(list.map((w) => ready(w)));
+  return list;
+}
+
+describe('JetStream is a transport: its state lost mid-job is re-created from the plan (finding 5)', () => {
+  it('streams, consumers and the job bucket deleted mid-job: the job finishes, exact', async () => {
+    const { job, prefix } = names();
+    await slowWorkers(2);
+    const c = coordinator(job, prefix);
+    await waitFor('a few tiles', async () => (await done(job, prefix)) >= 10);
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete('NEUROCORR_TILES');
+    await jsm.streams.delete('NEUROCORR_RESULTS');
+    await new Kvm(nc).create('neurocorr-jobs').then((kv) => kv.destroy());
+    await nc.close();
+    const report = await exact(c);
+    expect(report.cluster.republished).toBeGreaterThan(0);
+  });
+
+  it('nats-server killed and started again with an empty store mid-job: the job finishes, exact', async () => {
+    const { job, prefix } = names();
+    await slowWorkers(2);
+    const c = coordinator(job, prefix);
+    await waitFor('a few tiles', async () => (await done(job, prefix)) >= 10);
+    await nats.restart({ kill: true, wipeStore: true });
+    const report = await exact(c);
+    expect(report.cluster.republished).toBeGreaterThan(0);
+  });
+});
+
+describe('Redis (finding 6)', () => {
+  it('FLUSHALL mid-job: the next checkpoint writes the job back, and it finishes, exact', async () => {
+    const { job, prefix } = names();
+    await slowWorkers(2);
+    const c = coordinator(job, prefix);
+    await waitFor('a few tiles', async () => (await done(job, prefix)) >= 10);
+    await redis.flushall();
+    await exact(c);
+  });
+
+  it('unreachable at the start: exit 3 within the service timeout, with the address and the fix (no hang)', async () => {
+    const started = Date.now();
+    const { job, prefix } = names();
+    const c = spawnCli(['score', fDir, gDir, '--nats', nats.url, '--redis', 'redis://127.0.0.1:1', '--job', job, '--prefix', prefix, '--service-timeout', '2']);
+    expect(await c.exited).toBe(3);
+    expect(c.stderr()).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1 within 2 s.*start redis-server, or fix --redis/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it('gone mid-job for longer than the service timeout: exit 3, no hang; the job resumes once it is back', async () => {
+    const { job, prefix } = names();
+    await slowWorkers(1, 150);
+    const c = coordinator(job, prefix, ['--service-timeout', '2']);
+    await waitFor('a few tiles', async () => (await done(job, prefix)) >= 6);
+    redisServer.signal('SIGSTOP');
+    try {
+      expect(await c.exited).toBe(3);
+      expect(c.stderr()).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    } finally {
+      redisServer.signal('SIGCONT');
+    }
+    await exact(coordinator(job, prefix));
+  });
+
+  it.each([
+    ['checkpoint', 'garbage'],
+    ['spec', '{not json'],
+    ['report', '{"version": 99}'],
+  ] as const)('a corrupted %s key: exit 2 naming the key and the command that clears it', async (key, value) => {
+    const { job, prefix } = names();
+    await slowWorkers(2, 0);
+    await exact(coordinator(job, prefix, key === 'report' ? [] : ['--checkpoint-tiles', '1']));
+    const keys = jobKeys(job, prefix);
+    // The finished job's report is replaced, or (for the others) the job is made to look unfinished.
+    if (key !== 'report') await redis.del(keys.report);
+    await redis.set(keys[key], value);
+    const again = coordinator(job, prefix);
+    expect(await again.exited).toBe(2);
+    expect(again.stderr()).toContain(`Redis key ${keys[key]}`);
+    expect(again.stderr()).toContain(`neurocorr jobs --delete ${job}`);
+    const del = spawnCli(['jobs', '--redis', redisServer.url, '--prefix', prefix, '--delete', job]);
+    expect(await del.exited).toBe(0);
+    await exact(coordinator(job, prefix));
+  });
+});
