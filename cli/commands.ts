@@ -106,7 +106,7 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
   program
     .command('synth')
     .description('generate a structured synthetic activation set with the layer shapes of a real architecture (no weights needed)')
-    .argument('<OUT>', 'new output directory: one .npy per layer plus layers.json')
+    .argument('<OUT>', 'new output directory: one .npy per layer, layers.json and synth.json')
     .option('--arch <name>', 'resnet18, resnet34, resnet50, resnet101, resnet152, or mlp:<sizes> such as mlp:100,60,40', 'resnet18')
     .option('--probes <M>', 'probes (samples per neuron)', integerOption('--probes', 2, 1_000_000), 32)
     .option('--resolution <px>', 'input resolution of the architecture', integerOption('--resolution', 8, 4096), 224)

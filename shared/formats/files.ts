@@ -99,6 +99,12 @@ export function replaceDirectory(tmp: string, out: string): void {
   }
   const old = tempPath(out, 'old');
   renameSync(out, old);
-  renameSync(tmp, out);
+  try {
+    renameSync(tmp, out);
+  } catch (err) {
+    renameSync(old, out);
+    dropTemp(old);
+    throw err;
+  }
   dropTemp(old);
 }
