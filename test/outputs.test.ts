@@ -215,6 +215,33 @@ describe('signals and stale temps (4)', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('SIGINT while --matches is written removes both temps, writes neither output and exits 130', async () => {
+    const dir = scratch();
+    // 400,000 neurons against 4: the tiles are done at once, the 20 MiB of matches take a few hundred ms.
+    expect(cli(['synth', join(dir, 'wide'), '--arch', 'mlp:400000', '--probes', '8']).status).toBe(0);
+    expect(cli(['synth', join(dir, 'narrow'), '--arch', 'mlp:4', '--probes', '8', '--seed', '2']).status).toBe(0);
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    const args = [
+      'score',
+      join(dir, 'wide'),
+      join(dir, 'narrow'),
+      '--null',
+      '0',
+      '--no-progress',
+      '--out',
+      join(out, 'r.json'),
+      '--matches',
+      join(out, 'm.csv'),
+    ];
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (status) => resolve(status)));
+    for (let waited = 0; !readdirSync(out).some((e) => e.startsWith('m.csv.tmp-')) && waited < 20_000; waited += 2) await new Promise((r) => setTimeout(r, 2));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
   it("the next run removes temps of dead processes (and only neurocorr's exact names), keeping a live one's", () => {
     const { dir, f, g } = models();
     const dead = 999_999;
