@@ -1,9 +1,9 @@
 /** Outputs are safe and never half-written, through the real CLI: --force, outputs against inputs, outputs that are not files, signals and stale temps, the threads cap. */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'neurocorr.js');
@@ -22,7 +22,15 @@ function refused(r: ReturnType<typeof cli>, why: RegExp): void {
   expect(r.stderr).not.toMatch(/trace:/);
 }
 
-const scratch = () => mkdtempSync(join(tmpdir(), 'nc-outputs-'));
+const scratches: string[] = [];
+const scratch = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nc-outputs-'));
+  scratches.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of scratches) rmSync(dir, { recursive: true, force: true });
+});
 
 /** A folder with copies of both example models (tests may try to overwrite them). */
 function models(): { dir: string; f: string; g: string } {
