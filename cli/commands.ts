@@ -7,6 +7,7 @@ import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, numberOption, sizeOption } from './options.js';
 import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
+import { cleanOnSignals } from './signals.js';
 
 interface WorkerFlags extends NatsFlags {
   nats: string;
@@ -104,28 +105,30 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
     .option('--memory <size>', 'bytes of shard data held at once, e.g. 512MiB, 2GiB', sizeOption('--memory'), 2 * 1024 ** 3)
     .addOption(new Option('--conv <mode>', 'conv layers: one neuron per unit, or per channel').choices(['units', 'channels']).default('units'))
     .option('--shard-neurons <n>', 'at most n neurons per shard (default: as many as --memory allows)', integerOption('--shard-neurons', 1))
-    .option('--force', 'replace OUT if it exists')
-    .action(async (input: string, out: string, flags: { memory: number; conv: 'units' | 'channels'; force?: boolean; shardNeurons?: number }) => {
-      const { prepare } = await import('../coordinator/prepare.js');
-      const started = performance.now();
-      const result = prepare({
-        input,
-        out,
-        memory: flags.memory,
-        conv: flags.conv,
-        force: flags.force === true,
-        ...(flags.shardNeurons !== undefined ? { shardNeurons: flags.shardNeurons } : {}),
-        nativeStandardize: !env.jsStandardize,
-        ...(env.vars['NEUROCORR_NATIVE_ADDON'] ? { addon: env.vars['NEUROCORR_NATIVE_ADDON'] } : {}),
-        log: (line) => io.stderr(`${line}\n`),
-      });
-      const seconds = (performance.now() - started) / 1000;
-      io.stdout(`${out}: ${result.neurons} neurons in ${result.shards} shards, ${(result.bytes / 2 ** 20).toFixed(1)} MiB, ${seconds.toFixed(1)} s\n`);
-    });
+    .option('--force', 'replace OUT if it is a shard set neurocorr prepare wrote (and nothing else)')
+    .action(async (input: string, out: string, flags: { memory: number; conv: 'units' | 'channels'; force?: boolean; shardNeurons?: number }) =>
+      cleanOnSignals(async () => {
+        const { prepareAsync } = await import('../coordinator/prepare.js');
+        const started = performance.now();
+        const result = await prepareAsync({
+          input,
+          out,
+          memory: flags.memory,
+          conv: flags.conv,
+          force: flags.force === true,
+          ...(flags.shardNeurons !== undefined ? { shardNeurons: flags.shardNeurons } : {}),
+          nativeStandardize: !env.jsStandardize,
+          ...(env.vars['NEUROCORR_NATIVE_ADDON'] ? { addon: env.vars['NEUROCORR_NATIVE_ADDON'] } : {}),
+          log: (line) => io.stderr(`${line}\n`),
+        });
+        const seconds = (performance.now() - started) / 1000;
+        io.stdout(`${out}: ${result.neurons} neurons in ${result.shards} shards, ${(result.bytes / 2 ** 20).toFixed(1)} MiB, ${seconds.toFixed(1)} s\n`);
+      }),
+    );
   program
     .command('synth')
     .description('generate a structured synthetic activation set with the layer shapes of a real architecture (no weights needed)')
-    .argument('<OUT>', 'new output directory: one .npy per layer plus layers.json')
+    .argument('<OUT>', 'new output directory: one .npy per layer, layers.json and synth.json')
     .option('--arch <name>', 'resnet18, resnet34, resnet50, resnet101, resnet152, or mlp:<sizes> such as mlp:100,60,40', 'resnet18')
     .option('--probes <M>', 'probes (samples per neuron)', integerOption('--probes', 2, 1_000_000), 32)
     .option('--resolution <px>', 'input resolution of the architecture', integerOption('--resolution', 8, 4096), 224)
@@ -134,28 +137,30 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
     .option('--seed <s>', "seed of this model's weights", integerOption('--seed', 0, 2 ** 32 - 1), 1)
     .option('--probe-seed <s>', 'seed of the latent features; models to be compared must share it', integerOption('--probe-seed', 0, 2 ** 32 - 1), 0)
     .addOption(new Option('--depth <mode>', 'layer depth in layers.json: position, or ResNet stage').choices(['position', 'stage']).default('position'))
-    .option('--force', 'replace OUT if it exists')
-    .action(async (out: string, flags: SynthFlags) => {
-      const { synthesize } = await import('../coordinator/synth/synth.js');
-      const started = performance.now();
-      const result = synthesize(
-        out,
-        {
-          arch: flags.arch,
-          probes: flags.probes,
-          resolution: flags.resolution,
-          scale: flags.scale,
-          allConvs: flags.allConvs === true,
-          seed: flags.seed,
-          probeSeed: flags.probeSeed,
-          depth: flags.depth,
-          force: flags.force === true,
-        },
-        (done, total) => io.stderr(`synth: layer ${done}/${total}\n`),
-      );
-      const seconds = (performance.now() - started) / 1000;
-      io.stdout(
-        `${out}: ${flags.arch}, ${result.layers} layers, ${result.neurons} neurons, ${flags.probes} probes, ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${seconds.toFixed(1)} s\n`,
-      );
-    });
+    .option('--force', 'replace OUT if neurocorr synth wrote it (and nothing else)')
+    .action(async (out: string, flags: SynthFlags) =>
+      cleanOnSignals(async () => {
+        const { synthesizeAsync } = await import('../coordinator/synth/synth.js');
+        const started = performance.now();
+        const result = await synthesizeAsync(
+          out,
+          {
+            arch: flags.arch,
+            probes: flags.probes,
+            resolution: flags.resolution,
+            scale: flags.scale,
+            allConvs: flags.allConvs === true,
+            seed: flags.seed,
+            probeSeed: flags.probeSeed,
+            depth: flags.depth,
+            force: flags.force === true,
+          },
+          (done, total) => io.stderr(`synth: layer ${done}/${total}\n`),
+        );
+        const seconds = (performance.now() - started) / 1000;
+        io.stdout(
+          `${out}: ${flags.arch}, ${result.layers} layers, ${result.neurons} neurons, ${flags.probes} probes, ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${seconds.toFixed(1)} s\n`,
+        );
+      }),
+    );
 }

@@ -8,6 +8,7 @@ import { kernelFromEnv, type CliEnv } from './env.js';
 import { integerOption, listOption, numberOption, sizeOption } from './options.js';
 import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
+import { cleanOnSignals } from './signals.js';
 
 interface PairFlags {
   conv: 'units' | 'channels';
@@ -60,7 +61,7 @@ function addPairOptions(command: Command): Command {
     .option('--sample <n>', 'partial: keep at most n random neurons per layer', integerOption('--sample', 1))
     .option('--seed <s>', 'seed for --sample', integerOption('--seed', 0, 2 ** 32 - 1), 0)
     .option('--probes <k>', 'partial: use only the first k probes', integerOption('--probes', 2))
-    .option('--threads <n>', 'worker threads (default: one per core)', integerOption('--threads', 1, 1024))
+    .option('--threads <n>', 'worker threads (default: one per core; at most 4 per core and one per tile)', integerOption('--threads', 1, 1024))
     .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
     .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), 5)
     .option(
@@ -177,7 +178,7 @@ export function addScoreCommands(program: Command, io: Io, env: CliEnv): void {
       .argument('<F>', 'activation set of model F')
       .argument('<G>', 'activation set of model G'),
     false,
-  ).action(async (f: string, g: string, flags: ScoreFlags) => runScore(f, g, flags, io, env, false));
+  ).action(async (f: string, g: string, flags: ScoreFlags) => cleanOnSignals(() => runScore(f, g, flags, io, env, false)));
   addScoreOptions(
     program
       .command('coordinator')
@@ -185,7 +186,7 @@ export function addScoreCommands(program: Command, io: Io, env: CliEnv): void {
       .argument('<F>', 'activation set of model F (on a path the workers share, or with --upload)')
       .argument('<G>', 'activation set of model G'),
     true,
-  ).action(async (f: string, g: string, flags: ScoreFlags) => runScore(f, g, flags, io, env, true));
+  ).action(async (f: string, g: string, flags: ScoreFlags) => cleanOnSignals(() => runScore(f, g, flags, io, env, true)));
   addPairOptions(
     program
       .command('plan')

@@ -26,6 +26,7 @@ import type { AddonOptions } from '../worker/native/addon.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
 import { TileRunner } from '../worker/tile-runner.js';
 import { runTiles } from './run-tiles.js';
+import { jobThreads } from './threads.js';
 
 const NO_NULL = { permutations: 0, sample: 0, seed: 0 };
 
@@ -54,7 +55,7 @@ export class LocalExecutor implements TileExecutor {
 
 export interface EmbeddedOptions {
   readonly kernel: KernelOptions;
-  /** Worker threads; default one per core. */
+  /** Worker threads; default one per core; capped by coordinator/threads.ts. */
   readonly threads?: number;
   /** Neurons per block; default chosen from the kernel and m. */
   readonly block?: number;
@@ -96,7 +97,7 @@ export async function runEmbedded(
   started?: EmbeddedPool,
 ): Promise<EmbeddedRun> {
   // The threads boot and load their kernel while this thread standardizes the models.
-  const pool = started ?? (await startPool(options.kernel, options.threads));
+  const pool = started ?? (await startPool(options.kernel, embeddedThreads(sources, pairs, options)));
   try {
     options.onPoolStart?.();
     const loaded = loadInOrder(sources, pairs);
@@ -139,6 +140,12 @@ export async function runEmbedded(
   } finally {
     await pool.destroy();
   }
+}
+
+/** The requested threads, capped by the cores and the job's tiles (coordinator/threads.ts). */
+function embeddedThreads(sources: readonly ModelSource[], pairs: readonly JobPairInput[], options: EmbeddedOptions): number {
+  const job = { models: sources.map((s) => s.model), pairs, cuts: sources.map((s) => s.cuts) };
+  return jobThreads(options.threads, options.kernel.choice, options.block !== undefined ? { ...job, block: options.block } : job);
 }
 
 /**

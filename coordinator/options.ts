@@ -93,7 +93,7 @@ export interface ScoreOptions extends ModelOptions {
   readonly kernel?: KernelChoice | KernelOptions;
   /** Standardize with the native loops where the addon loads (default true; bit-identical to the TypeScript loops). */
   readonly nativeStandardize?: boolean;
-  /** Kernel threads (default: one per core). */
+  /** Kernel threads, 1 to 1024 (default: one per core); a run uses at most 4 per core and one per main tile (coordinator/threads.ts). */
   readonly threads?: number;
   /** Neurons per block (default: chosen per kernel and M). */
   readonly tile?: number;

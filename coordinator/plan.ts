@@ -7,10 +7,10 @@
  */
 import { chanceLevel, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
 import { nullOptions } from '../shared/core/index.js';
-import { planPair } from '../shared/formats/index.js';
+import { isShardPlan, planPair } from '../shared/formats/index.js';
 import { planSettings, type PlanOptions } from './options.js';
+import { jobThreads } from './threads.js';
 import { loadKernel, type KernelOptions } from '../worker/loader.js';
-import { defaultThreads } from '../worker/pool.js';
 
 export interface Plan {
   readonly models: { readonly F: string; readonly G: string };
@@ -55,8 +55,9 @@ export async function plan(options: PlanOptions): Promise<Plan> {
   const f = plans.f.skeleton();
   const g = plans.g.skeleton();
   const nul = nullOptions(settings.null, f.n, g.n);
-  const threads = settings.threads ?? defaultThreads();
   const { name, rate } = await measureRate(settings.kernel, f.m);
+  const cuts = [plans.f, plans.g].map((p) => (isShardPlan(p) ? p.manifest.shards.map((s) => s.first) : []));
+  const threads = jobThreads(settings.threads, settings.kernel.choice, { models: [f, g], pairs: [{ f: 0, g: 1 }], cuts });
   // Two threads rarely double one; 0.9 per thread is what the kernel benchmark measures here.
   const gflopsPerSecond = rate * threads * (threads > 1 ? 0.9 : 1);
   const main = 2 * f.n * g.n * f.m;

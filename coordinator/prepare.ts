@@ -5,7 +5,7 @@
  * one shard (its z, Arrow's buffers and the encoded file) and one 4 MiB read
  * buffer, whatever the input size.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { loadActivationSet } from '../shared/formats/index.js';
 import { UsageError } from '../shared/errors.js';
@@ -14,7 +14,9 @@ import type { ConvMode } from '../shared/core/index.js';
 import { encodeShard, preloadArrow } from '../shared/formats/index.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/formats/index.js';
 import { layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
-import { replaceDirectory } from '../shared/formats/index.js';
+import { checkOutputSet, replaceDirectory, shardSetOwnership } from '../shared/formats/index.js';
+import { runSteps, runStepsAsync, type Steps } from '../shared/steps.js';
+import { dropTemp, tempPath } from '../shared/temp.js';
 import { nativeLoops } from '../worker/native/assist.js';
 import { boolean, func, integer, isObject, knownKeys, oneOf, optional, string } from '../shared/validate.js';
 
@@ -25,7 +27,7 @@ export interface PrepareOptions {
   readonly out: string;
   /** Bytes of shard data held at once (default 2 GiB, at least 16 MiB). */
   readonly memory?: number;
-  /** Replace `out` if it exists (default false). */
+  /** Replace `out` if it is a shard set prepare wrote, holding nothing else (default false). */
   readonly force?: boolean;
   /** Conv semantics of the set (default `units`). */
   readonly conv?: ConvMode;
@@ -58,6 +60,17 @@ export function shardNeurons(memory: number, m: number): number {
 
 /** Turns an activation set into a shard set, streaming within `memory`; the set appears whole at `out`, or not at all. */
 export function prepare(options: PrepareOptions): PrepareResult {
+  return runSteps(prepareSteps(options));
+}
+
+/** As prepare, letting the event loop in between shards, so a signal stops it (and the CLI removes the temp directory). */
+export function prepareAsync(options: PrepareOptions): Promise<PrepareResult> {
+  return runStepsAsync(prepareSteps(options));
+}
+
+const SHARD_SET = 'a shard set written by neurocorr prepare';
+
+function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
   const o = isObject('', options);
   knownKeys('', o, PREPARE_KEYS);
   const input = string('input', o['input']);
@@ -76,8 +89,8 @@ export function prepare(options: PrepareOptions): PrepareResult {
     ...(o['addon'] !== undefined ? { addon: string('addon', o['addon']) } : {}),
   };
   if (memory < MIN_MEMORY) throw new UsageError((n) => `${n('memory')} ${memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
-  if (resolve(input) === resolve(out)) throw new UsageError('prepare needs an output directory different from its input');
-  if (existsSync(out) && !force) throw new UsageError((n) => `${out} already exists; pass ${n('force')} to replace it`);
+  const target = { inputs: [input], force, what: SHARD_SET, owned: shardSetOwnership };
+  checkOutputSet(out, target);
   preloadArrow();
 
   const raw = loadActivationSet(input);
@@ -89,14 +102,14 @@ export function prepare(options: PrepareOptions): PrepareResult {
   const z = new Float32Array(Math.min(perShard, plan.n) * m);
   const flags = new Uint8Array(Math.min(perShard, plan.n));
 
-  const tmp = `${out}.tmp-${process.pid}`;
+  const tmp = tempPath(out);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
     const shards: ShardEntry[] = [];
     const layers: Manifest['layers'][number][] = [];
     let start = 0;
-    raw.layers.forEach((layer, k) => {
+    for (const [k, layer] of raw.layers.entries()) {
       const count = layerGeometry(layer, conv).neurons;
       let constant = 0;
       for (let j0 = 0; j0 < count; j0 += perShard) {
@@ -108,11 +121,12 @@ export function prepare(options: PrepareOptions): PrepareResult {
         writeFileSync(join(tmp, file), bytes);
         shards.push({ file, layer: k, first: start + j0, count: rows, bytes: bytes.length, sha256: sha256(bytes) });
         collectGarbage();
+        yield;
       }
       layers.push({ name: layer.name, depth: layer.depth ?? k, shape: layer.shape.slice(1), start, count, total: count, constant });
       log(`prepare: layer ${k + 1}/${raw.layers.length} (${layer.name}, ${count} neurons)`);
       start += count;
-    });
+    }
     const manifest: Manifest = {
       format: SHARD_FORMAT,
       version: SHARD_VERSION,
@@ -125,10 +139,12 @@ export function prepare(options: PrepareOptions): PrepareResult {
       shards,
     };
     writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+    yield true;
+    // What is at `out` may have changed during the run.
+    checkOutputSet(out, target);
     replaceDirectory(tmp, out);
     return { neurons: start, shards: shards.length, bytes: shards.reduce((sum, s) => sum + s.bytes, 0) };
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
+  } finally {
+    dropTemp(tmp);
   }
 }

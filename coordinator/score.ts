@@ -5,7 +5,7 @@
  */
 import { humanSummary, warnChance } from '../shared/core/index.js';
 import { planPair } from '../shared/formats/index.js';
-import { checkOutputs, pairReport, writeOutputs } from '../shared/job/index.js';
+import { checkOutputs, pairReport, writeOutputsAsync } from '../shared/job/index.js';
 import { nativeLoops } from '../worker/native/assist.js';
 import { openSources, runEmbedded } from './embedded.js';
 import { scoreSettings, type ScoreOptions, type ScoreResult, type ScoreSettings } from './options.js';
@@ -16,7 +16,7 @@ import { createProgress, type Progress } from './progress.js';
 /** Scores two activation sets; rejects with a NeurocorrError (bad input, a service down, a failed job) or a TypeError/RangeError (bad options). */
 export async function score(options: ScoreOptions): Promise<ScoreResult> {
   const settings = scoreSettings(options);
-  checkOutputs(settings);
+  checkOutputs(settings, [settings.f, settings.g]);
   if (settings.cluster !== null) {
     const { ClusterCoordinator } = await import('./cluster/coordinator.js');
     return new ClusterCoordinator(settings, settings.cluster).run();
@@ -80,6 +80,6 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
     io: run.io,
     nullSeconds: run.nullSeconds,
   });
-  writeOutputs(run.progress, 0, scored, s);
+  await writeOutputsAsync(run.progress, 0, scored, s);
   return { report: scored.report, summary: humanSummary(scored.report) };
 }

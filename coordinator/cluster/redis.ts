@@ -112,7 +112,8 @@ export async function connectRedis(service: RedisService, log: Logger, lost?: (e
     redis,
     shown: url.shown,
     check: (err) => {
-      if (timedOut(err)) lost?.(new ServiceError('Redis', `Redis at ${url.shown} did not answer for ${seconds} s; the job's checkpoint is kept, run it again to resume`));
+      if (timedOut(err))
+        lost?.(new ServiceError('Redis', `Redis at ${url.shown} did not answer for ${seconds} s; the job's checkpoint is kept, run it again to resume`));
     },
     close: () => redis.disconnect(),
   };

@@ -8,11 +8,12 @@
  * units is dead (always 0). Layers are written probe row by probe row, so
  * memory holds one layer's weights and one row, whatever M is.
  */
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { architectureLayers, type ArchLayer } from './architectures.js';
-import { UsageError } from '../../shared/errors.js';
-import { replaceDirectory } from '../../shared/formats/index.js';
+import { checkOutputSet, readJsonObject, replaceDirectory, strayEntry } from '../../shared/formats/index.js';
+import { runSteps, runStepsAsync, type Steps } from '../../shared/steps.js';
+import { dropTemp, tempPath } from '../../shared/temp.js';
 import { npyHeader } from '../../shared/formats/index.js';
 import { createRng, hashString } from '../../shared/core/index.js';
 
@@ -30,7 +31,7 @@ export interface SynthOptions {
   readonly deadFraction?: number;
   /** Depth of each layer: its position, or its ResNet stage. */
   readonly depth: 'position' | 'stage';
-  /** Replace `out` if it exists. */
+  /** Replace `out` if synth wrote it (its marker says so, and it holds nothing else). */
   readonly force?: boolean;
 }
 
@@ -48,10 +49,32 @@ export function probeFingerprint(probeSeed: number, probes: number): string {
   return `synth:${probeSeed}:${probes}`;
 }
 
+/** Marks a directory synth wrote, so `force` replaces it and nothing else. */
+export const SYNTH_MARKER = 'synth.json';
+export const SYNTH_FORMAT = 'neurocorr-synth';
+const SYNTH_SET = 'a set written by neurocorr synth';
+
+/** Why `dir` is not a set synth wrote (its marker, layers.json and the layers the marker lists), or null. */
+export function synthOwnership(dir: string): string | null {
+  const marker = readJsonObject(join(dir, SYNTH_MARKER));
+  const files = marker?.['files'];
+  if (marker?.['format'] !== SYNTH_FORMAT || !Array.isArray(files)) return `it has no ${SYNTH_MARKER} with "format": "${SYNTH_FORMAT}"`;
+  return strayEntry(dir, new Set([SYNTH_MARKER, 'layers.json', ...files.filter((f): f is string => typeof f === 'string')]));
+}
+
 /** Writes the set into `out` (a new directory), through a temporary directory renamed at the end. */
 export function synthesize(out: string, options: SynthOptions, onLayer?: (done: number, total: number) => void): SynthResult {
-  if (existsSync(out) && options.force !== true)
-    throw new UsageError((o) => `${out} already exists; choose a new output directory, or pass ${o('force')} to replace it`);
+  return runSteps(synthSteps(out, options, onLayer));
+}
+
+/** As synthesize, letting the event loop in between probe rows, so a signal stops it (and the CLI removes the temp directory). */
+export function synthesizeAsync(out: string, options: SynthOptions, onLayer?: (done: number, total: number) => void): Promise<SynthResult> {
+  return runStepsAsync(synthSteps(out, options, onLayer));
+}
+
+function* synthSteps(out: string, options: SynthOptions, onLayer?: (done: number, total: number) => void): Steps<SynthResult> {
+  const target = { inputs: [], force: options.force === true, what: SYNTH_SET, owned: synthOwnership };
+  checkOutputSet(out, target);
   const layers = architectureLayers(options.arch, options.resolution, options.scale, options.allConvs);
   const k = options.latents ?? 16;
   const m = options.probes;
@@ -59,30 +82,42 @@ export function synthesize(out: string, options: SynthOptions, onLayer?: (done: 
   // latent[p * k + q]: feature q of probe p.
   const latent = Float64Array.from({ length: m * k }, normal);
 
-  const tmp = `${out}.tmp-${process.pid}`;
+  const tmp = tempPath(out);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   let neurons = 0;
   let bytes = 0;
   try {
-    const entries = layers.map((layer, i) => {
+    const entries = [];
+    for (const [i, layer] of layers.entries()) {
       const file = `${String(i).padStart(3, '0')}_${layer.name}.npy`;
-      const written = writeLayer(join(tmp, file), layer, latent, k, m, options);
+      const written = yield* writeLayer(join(tmp, file), layer, latent, k, m, options);
       neurons += written.neurons;
       bytes += written.bytes;
       onLayer?.(i + 1, layers.length);
-      return { file, name: layer.name, depth: options.depth === 'stage' ? layer.stage : i };
-    });
+      entries.push({ file, name: layer.name, depth: options.depth === 'stage' ? layer.stage : i });
+    }
     writeFileSync(join(tmp, 'layers.json'), `${JSON.stringify({ probes: probeFingerprint(options.probeSeed, m), layers: entries }, null, 1)}\n`);
+    const marker = { format: SYNTH_FORMAT, version: 1, arch: options.arch, files: entries.map((e) => e.file) };
+    writeFileSync(join(tmp, SYNTH_MARKER), `${JSON.stringify(marker, null, 1)}\n`);
+    yield true;
+    // What is at `out` may have changed during the run.
+    checkOutputSet(out, target);
     replaceDirectory(tmp, out);
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
+  } finally {
+    dropTemp(tmp);
   }
   return { layers: layers.length, neurons, bytes };
 }
 
-function writeLayer(path: string, layer: ArchLayer, latent: Float64Array, k: number, m: number, options: SynthOptions): { neurons: number; bytes: number } {
+function* writeLayer(
+  path: string,
+  layer: ArchLayer,
+  latent: Float64Array,
+  k: number,
+  m: number,
+  options: SynthOptions,
+): Steps<{ neurons: number; bytes: number }> {
   const n = layer.shape.reduce((a, b) => a * b, 1);
   const channels = layer.shape[0]!;
   const perChannel = n / channels;
@@ -117,6 +152,7 @@ function writeLayer(path: string, layer: ArchLayer, latent: Float64Array, k: num
         row[j] = v > 0 ? v : 0;
       }
       writeSync(fd, rowBytes);
+      yield;
     }
     return { neurons: n, bytes: header.length + m * n * 4 };
   } finally {

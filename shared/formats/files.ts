@@ -1,46 +1,110 @@
-/** Output files are written whole or not at all: temp file, then rename. */
-import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { UsageError } from '../errors.js';
+/** Output files are written whole or not at all: temp names, then renames. */
+import { closeSync, copyFileSync, linkSync, lstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { runSteps, type Steps } from '../steps.js';
+import { dropTemp, tempPath } from '../temp.js';
 
-/** Fails early (before any compute) when an output file's folder does not exist; `option` names the output in the message. */
-export function checkOutputPath(path: string, option: string): void {
-  const dir = dirname(resolve(path));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new UsageError((o) => `${o(option)} ${path}: folder ${dir} does not exist; create it first or choose another path`);
+export interface OutputFile {
+  readonly path: string;
+  readonly chunks: Iterable<string | Uint8Array>;
+}
+
+/** Writes every file to its temp name, then renames them all: every file is written, or none is (a failed rename puts the old ones back). */
+export function* writeFilesSteps(files: readonly OutputFile[]): Steps<void> {
+  const temps = files.map((f) => tempPath(f.path));
+  try {
+    for (const [i, file] of files.entries()) {
+      // A link planted at the temp name is removed, never followed ('wx').
+      rmSync(temps[i]!, { recursive: true, force: true });
+      const fd = openSync(temps[i]!, 'wx');
+      try {
+        for (const chunk of file.chunks) {
+          if (typeof chunk === 'string') writeSync(fd, chunk);
+          else writeSync(fd, chunk);
+          yield;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    yield true;
+    renameAll(
+      temps,
+      files.map((f) => f.path),
+    );
+  } finally {
+    for (const temp of temps) dropTemp(temp);
   }
+}
+
+export function writeFiles(files: readonly OutputFile[]): void {
+  runSteps(writeFilesSteps(files));
 }
 
 /** Writes chunks to `path` atomically. */
 export function writeAtomic(path: string, chunks: Iterable<string | Uint8Array>): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
+  writeFiles([{ path, chunks }]);
+}
+
+/** Renames each temp onto its path; if one fails, those already renamed are put back as they were. */
+function renameAll(temps: readonly string[], paths: readonly string[]): void {
+  const backups: (string | null)[] = [];
+  let done = 0;
   try {
-    for (const chunk of chunks) {
-      if (typeof chunk === 'string') writeSync(fd, chunk);
-      else writeSync(fd, chunk);
-    }
-    closeSync(fd);
-    renameSync(tmp, path);
+    if (paths.length > 1) for (const path of paths) backups.push(backup(path));
+    for (; done < paths.length; done++) renameSync(temps[done]!, paths[done]!);
   } catch (err) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
+    for (let i = 0; i < done; i++) {
+      const old = backups[i];
+      try {
+        if (old) renameSync(old, paths[i]!);
+        else rmSync(paths[i]!, { force: true });
+      } catch {
+        // the first error is the one to report
+      }
     }
-    rmSync(tmp, { force: true });
     throw err;
+  } finally {
+    for (const old of backups) if (old) dropTemp(old);
+  }
+}
+
+/** A second name for the file at `path` (a hard link, or a copy), or null when there is no file. */
+function backup(path: string): string | null {
+  if (!lexists(path) || lstatSync(path).isDirectory()) return null;
+  const old = tempPath(path, 'old');
+  rmSync(old, { recursive: true, force: true });
+  try {
+    linkSync(path, old);
+  } catch {
+    copyFileSync(path, old);
+  }
+  return old;
+}
+
+/** Whether anything, a dangling link included, is at `path`. */
+export function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
 /** Moves `tmp` to `out`, replacing what was there only once `tmp` is complete. */
 export function replaceDirectory(tmp: string, out: string): void {
-  if (!existsSync(out)) {
+  if (!lexists(out)) {
     renameSync(tmp, out);
     return;
   }
-  const old = `${out}.old-${process.pid}`;
+  const old = tempPath(out, 'old');
   renameSync(out, old);
-  renameSync(tmp, out);
-  rmSync(old, { recursive: true, force: true });
+  try {
+    renameSync(tmp, out);
+  } catch (err) {
+    renameSync(old, out);
+    dropTemp(old);
+    throw err;
+  }
+  dropTemp(old);
 }

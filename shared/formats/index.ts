@@ -4,6 +4,7 @@ export * from './gc.js';
 export * from './layer-file.js';
 export * from './model-plan.js';
 export * from './npy.js';
+export * from './outputs.js';
 export * from './pair.js';
 export * from './raw.js';
 export * from './safetensors.js';

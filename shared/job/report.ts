@@ -1,6 +1,7 @@
-/** One report writer for every path: a pair's report from the job's reduction, and the output files written whole or not at all. */
+/** One report writer for every path: a pair's report from the job's reduction, and the output files written together, whole or not at all. */
 import { buildReport, matchesCsv, type MatchMode, type Report, type RunInfo, type Scored } from '../core/index.js';
-import { checkOutputPath, writeAtomic } from '../formats/index.js';
+import { checkOutputFiles, writeAtomic, writeFilesSteps, type FileOutput, type OutputFile } from '../formats/index.js';
+import { runSteps, runStepsAsync, type Steps } from '../steps.js';
 import type { JobProgress } from './progress.js';
 
 export type PairRunInfo = Omit<RunInfo, 'null'> & {
@@ -28,10 +29,12 @@ export interface OutputOptions {
   readonly match: MatchMode;
 }
 
-/** Fails before any compute when an output could not be written. */
-export function checkOutputs(options: OutputOptions): void {
-  if (options.out !== null) checkOutputPath(options.out, 'out');
-  if (options.matches !== null) checkOutputPath(options.matches, 'matches');
+/** Fails before any compute when an output could not or must not be written (shared/formats/outputs.ts); `inputs` are the job's activation sets. */
+export function checkOutputs(options: OutputOptions, inputs: readonly string[]): void {
+  const outputs: FileOutput[] = [];
+  if (options.out !== null) outputs.push({ path: options.out, option: 'out' });
+  if (options.matches !== null) outputs.push({ path: options.matches, option: 'matches' });
+  checkOutputFiles(outputs, inputs);
 }
 
 /** Writes a report as JSON, atomically. */
@@ -39,9 +42,9 @@ export function writeReport(path: string, report: Report): void {
   writeAtomic(path, [`${JSON.stringify(report, null, 2)}\n`]);
 }
 
-/** Writes the report and the matches of pair `index`, each atomically. */
-export function writeOutputs(progress: JobProgress, index: number, scored: Scored, options: OutputOptions): void {
-  if (options.out !== null) writeReport(options.out, scored.report);
+function* outputSteps(progress: JobProgress, index: number, scored: Scored, options: OutputOptions): Steps<void> {
+  const files: OutputFile[] = [];
+  if (options.out !== null) files.push({ path: options.out, chunks: [`${JSON.stringify(scored.report, null, 2)}\n`] });
   if (options.matches !== null) {
     const pair = progress.plan.pairs[index]!;
     const { reduction } = progress.pairs[index]!;
@@ -51,6 +54,17 @@ export function writeOutputs(progress: JobProgress, index: number, scored: Score
       { label: 'F' as const, self: f, other: g, state: reduction.forward, scores: scored.forward },
       { label: 'G' as const, self: g, other: f, state: reduction.backward, scores: scored.backward },
     ];
-    writeAtomic(options.matches, matchesCsv(sides, options.match));
+    files.push({ path: options.matches, chunks: matchesCsv(sides, options.match) });
   }
+  yield* writeFilesSteps(files);
+}
+
+/** Writes the report and the matches of pair `index`: both, or neither. */
+export function writeOutputs(progress: JobProgress, index: number, scored: Scored, options: OutputOptions): void {
+  runSteps(outputSteps(progress, index, scored, options));
+}
+
+/** As writeOutputs, letting the event loop in between chunks, so a signal stops it (and the CLI removes the temps). */
+export function writeOutputsAsync(progress: JobProgress, index: number, scored: Scored, options: OutputOptions): Promise<void> {
+  return runStepsAsync(outputSteps(progress, index, scored, options));
 }
