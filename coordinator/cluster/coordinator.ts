@@ -15,7 +15,6 @@ import {
   encodeJobSpec,
   JOB_BUCKET,
   RESULT_STREAM,
-  resultPayloadBytes,
   resultSubject,
   TILE_STREAM,
   tileSubject,
@@ -23,44 +22,19 @@ import {
   urlHasCredentials,
   type JobSpec,
 } from '../../shared/cluster/index.js';
-import { humanSummary, NULL_ROWS, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
+import { humanSummary, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
 import { isShardPlan, planPair, type PlannedPair } from '../../shared/formats/index.js';
 import { encodeCheckpoint, JobProgress, pairReport, planJob, restoreCheckpoint, writeOutputs, writeReport, type JobPlan } from '../../shared/job/index.js';
 import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
-import { defaultBlockSize } from '../../shared/tiles/index.js';
 import type { ClusterSettings, ScoreResult, ScoreSettings } from '../options.js';
 import { createProgress } from '../progress.js';
 import { JetStreamExecutor } from './executor.js';
-import { inputRef, specDifferences } from './inputs.js';
+import { clusterBlock, inputRef, jobName, specDifferences } from './job-spec.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
-
-function jobName(): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  return `job-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
-}
-
-/**
- * The block size: the native default for a 2-thread worker, capped so that
- * the largest result (a null tile: NULL_ROWS blocks of rows and one of
- * columns) fits NATS's max_payload.
- */
-export function clusterBlock(m: number, nF: number, nG: number, maxPayload: number, tile: number | undefined): number {
-  const block = tile ?? defaultBlockSize({ kernel: 'native', m, nF, nG, threads: 2 });
-  const fits = Math.floor((maxPayload - 4096) / ((NULL_ROWS + 1) * resultPayloadBytes(1, 0)));
-  if (block > fits) {
-    if (tile !== undefined) {
-      throw new UsageError(
-        (o) => `${o('tile')} ${tile} makes tile results larger than the NATS server's max_payload (${maxPayload} bytes); use ${o('tile')} ${fits} or less`,
-      );
-    }
-    return fits;
-  }
-  return block;
-}
 
 const isSpec = (v: unknown): v is JobSpec => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 2;
 const isReport = (v: unknown): v is Report => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 1;
@@ -81,6 +55,8 @@ interface Prepared {
   readonly jsm: JetStreamManager;
   readonly kv: KV;
 }
+
+export { clusterBlock } from './job-spec.js';
 
 export class ClusterCoordinator {
   private readonly job: string;

@@ -1,13 +1,16 @@
 /**
- * What a cluster job's spec says about its inputs, and how two specs of one
- * job name differ. A job name is bound to its inputs and options: a rerun
- * with other ones is refused, naming the difference.
+ * What a cluster job's spec says: its name, its block size, its inputs, and
+ * how two specs of one job name differ. A job name is bound to its inputs
+ * and options: a rerun with other ones is refused, naming the difference.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { InputRef, JobSpec } from '../../shared/cluster/index.js';
+import { resultPayloadBytes, type InputRef, type JobSpec } from '../../shared/cluster/index.js';
+import { NULL_ROWS } from '../../shared/core/index.js';
+import { UsageError } from '../../shared/errors.js';
+import { defaultBlockSize } from '../../shared/tiles/index.js';
 import { uploadInput, type UploadLog } from '../../shared/nats/index.js';
 
 /**
@@ -56,4 +59,28 @@ export function specDifferences(was: JobSpec, now: JobSpec): string[] {
       out.push(`${field} was ${JSON.stringify(was[field])}, this run's is ${JSON.stringify(now[field])}`);
   }
   return out;
+}
+
+export function jobName(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return `job-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/**
+ * The block size: the native default for a 2-thread worker, capped so that
+ * the largest result (a null tile: NULL_ROWS blocks of rows and one of
+ * columns) fits NATS's max_payload.
+ */
+export function clusterBlock(m: number, nF: number, nG: number, maxPayload: number, tile: number | undefined): number {
+  const block = tile ?? defaultBlockSize({ kernel: 'native', m, nF, nG, threads: 2 });
+  const fits = Math.floor((maxPayload - 4096) / ((NULL_ROWS + 1) * resultPayloadBytes(1, 0)));
+  if (block > fits) {
+    if (tile !== undefined) {
+      throw new UsageError(
+        (o) => `${o('tile')} ${tile} makes tile results larger than the NATS server's max_payload (${maxPayload} bytes); use ${o('tile')} ${fits} or less`,
+      );
+    }
+    return fits;
+  }
+  return block;
 }
