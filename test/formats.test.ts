@@ -280,6 +280,27 @@ describe('safetensors', () => {
         /header says shape \[2, 2\] F32 \(16 bytes\) but its data_offsets span 24 bytes/,
       ],
       ['bad metadata', rawSafetensors({ ...good, __metadata__: { n: 1 } }, payload), 'E_INPUT_FORMAT', /__metadata__/],
+      [
+        'overlapping tensors',
+        rawSafetensors(
+          { a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } },
+          payload.subarray(0, 16),
+        ),
+        'E_INPUT_FORMAT',
+        /tensor "b" \(data_offsets \[8, 16\]\) overlaps tensor "a"/,
+      ],
+      [
+        'a gap between tensors',
+        rawSafetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [16, 24] } }, payload),
+        'E_INPUT_FORMAT',
+        /tensor "b" \(data_offsets \[16, 24\]\) leaves a gap after tensor "a"/,
+      ],
+      [
+        'bytes after the last tensor',
+        rawSafetensors({ t: { ...good.t, shape: [2, 2], data_offsets: [0, 16] } }, payload),
+        'E_INPUT_FORMAT',
+        /holds 24 bytes but tensor "t" ends at 16/,
+      ],
     ];
     it.each(cases)('%s', (_label, contents, code, pattern) => {
       const file = writeFile('bad.safetensors', contents);
