@@ -1,6 +1,7 @@
 export * from './activations.js';
 export * from './files.js';
 export * from './gc.js';
+export * from './input-file.js';
 export * from './layer-file.js';
 export * from './model-plan.js';
 export * from './npy.js';

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { readExactly } from './layer-file.js';
+import { MAX_JSON_BYTES, readExactly, readSmallFile, regularFileSize, requireRegularFile } from './input-file.js';
 import type { ConvMode, LayerInfo } from '../core/index.js';
 
 export const MANIFEST = 'manifest.json';
@@ -46,7 +46,9 @@ export const isShardSet = (path: string): boolean => existsSync(join(path, MANIF
 function readInto(file: string, buffer: { bytes: Uint8Array }): Uint8Array {
   const fd = openSync(file, 'r');
   try {
-    const size = fstatSync(fd).size;
+    const stats = fstatSync(fd);
+    requireRegularFile(file, stats);
+    const size = stats.size;
     if (buffer.bytes.length < size) buffer.bytes = new Uint8Array(Math.max(size, buffer.bytes.length * 2));
     const view = buffer.bytes.subarray(0, size);
     readExactly(fd, view, 0, file);
@@ -66,9 +68,10 @@ const MANIFEST_FIX = 'regenerate the shard set with `neurocorr prepare`, or fix 
 export function readManifest(dir: string): Manifest {
   const file = join(dir, MANIFEST);
   const fail = (problem: string) => new InputError('E_INPUT_FORMAT', file, problem, MANIFEST_FIX);
+  const bytes = readSmallFile(file, MAX_JSON_BYTES, 'E_INPUT_FORMAT', MANIFEST_FIX);
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
     throw fail(`not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
@@ -125,8 +128,10 @@ export function readShardBytes(dir: string, shard: ShardEntry, buffer?: { bytes:
   const file = join(dir, shard.file);
   let bytes: Uint8Array;
   try {
+    regularFileSize(file);
     bytes = buffer === undefined ? readFileSync(file) : readInto(file, buffer);
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(
       'E_INPUT_MISSING',
       file,
