@@ -1,13 +1,14 @@
 /**
- * Hostile input through the real CLI: special files and endless JSON. Each
- * exits 2, fast, with a message naming the file and a fix, and writes nothing.
+ * Hostile input through the real CLI: special files, endless JSON, edited
+ * shard manifests and shard values. Each exits 2, fast, with a message
+ * naming the file and a fix, and writes nothing.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeSafetensors } from '../dist/shared/formats/index.js';
+import { decodeShard, encodeSafetensors, encodeShard, sha256 } from '../dist/shared/formats/index.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'neurocorr.js');
@@ -48,6 +49,21 @@ function editedSet(edit: (m: JsonManifest, dir: string) => void): string {
   edit(manifest, dir);
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
   return dir;
+}
+
+/** A copy of the prepared set with shard `index`'s z edited and its size and sha256 made consistent again. */
+function editedValues(index: number, edit: (z: Float32Array, m: number) => void, editManifest: (m: JsonManifest) => void = () => undefined): string {
+  return editedSet((manifest, dir) => {
+    const shard = manifest.shards[index]!;
+    const file = join(dir, shard.file);
+    const z = Float32Array.from(decodeShard(readFileSync(file), manifest.samples, file).z);
+    edit(z, manifest.samples);
+    const bytes = encodeShard(shard.first, shard.count, manifest.samples, z, {});
+    writeFileSync(file, bytes);
+    shard.bytes = bytes.length;
+    shard.sha256 = sha256(bytes);
+    editManifest(manifest);
+  });
 }
 
 /** Scores `input` against examples/cnn with --out, and checks: exit 2, the file and a fix named, nothing written. */
@@ -135,6 +151,99 @@ describe('special files', () => {
     rmSync(join(dir, 'manifest.json'));
     make(join(dir, 'manifest.json'));
     expectRefused(dir, join(dir, 'manifest.json'), message);
+  });
+});
+
+describe('edited shard manifests', () => {
+  const cases: [string, (m: JsonManifest) => void, RegExp][] = [
+    [
+      'counts of 2e8',
+      (m) => {
+        m.layers[0]!.count = m.layers[0]!.total = 2e8;
+        for (const l of m.layers.slice(1)) l.start += 2e8 - 100;
+        m.shards[9]!.count += 2e8 - 100;
+        for (const s of m.shards.slice(10)) s.first += 2e8 - 100;
+      },
+      /layers\[0\] \("0_fc1"\) has shape \[100\], which makes 100 neurons .* but count 200000000/,
+    ],
+    ['a count of 2^40', (m) => (m.layers[0]!.count = m.layers[0]!.total = 2 ** 40), /count must be an integer in 1\.\.4294967294/],
+    [
+      'a shard count of 2e8 with its layer shape to match',
+      (m) => {
+        const grow = 2e8 - 10;
+        Object.assign(m.layers[2]!, { count: 40 + grow, total: 40 + grow, shape: [40 + grow] });
+        m.shards.at(-1)!.count += grow;
+      },
+      /shards\[19\] \(layer0002-00003\.arrow\) is \d+ bytes, too small for 200000000 neurons x 64 float32 samples/,
+    ],
+    ['shards in reverse order', (m) => m.shards.reverse(), /shards\[0\] \(layer0002-00003\.arrow\) starts at neuron 190, expected 0/],
+    ['a shard listed twice', (m) => m.shards.splice(1, 0, m.shards[0]!), /shards\[1\] \(layer0000-00000\.arrow\): the file is listed in more than one shard/],
+    ['a shard missing', (m) => m.shards.splice(3, 1), /shards\[3\] \(layer0000-00004\.arrow\) starts at neuron 40, expected 30/],
+    ['a shard straddling two layers', (m) => (m.shards[9]!.count = 15), /shards\[9\] .* not inside layer 0/],
+    ['a shard in the wrong layer', (m) => (m.shards[0]!.layer = 1), /not inside layer 1/],
+    ['layers out of order', (m) => m.layers.reverse(), /layers\[0\] \("2_fc3"\) starts at neuron 160, expected 0/],
+    ['a shape that disagrees with the count', (m) => (m.layers[1]!.shape = [6, 11]), /has shape \[6, 11\], which makes 66 neurons/],
+    ['a constant count over the layer count', (m) => (m.layers[1]!.constant = 61), /constant must be an integer in 0\.\.60/],
+    ['a negative first', (m) => (m.shards[0]!.first = -1), /"first" \(an integer >= 0\)/],
+    ['a fractional byte count', (m) => (m.shards[0]!.bytes = 1.5), /bytes must be an integer/],
+    ['a path in a shard file name', (m) => (m.shards[0]!.file = '../mlp-shards/layer0000-00000.arrow'), /plain file name/],
+    ['an absolute shard file name', (m) => (m.shards[0]!.file = join(SHARDS, 'layer0000-00000.arrow')), /plain file name/],
+    ['a short sha256', (m) => (m.shards[0]!.sha256 = 'abc'), /sha256 must be 64 hex digits/],
+  ];
+  it.each(cases)('%s exits 2 naming manifest.json', (_what, edit, message) => {
+    const dir = editedSet(edit);
+    expectRefused(dir, join(dir, 'manifest.json'), message);
+  });
+});
+
+describe('shard values', () => {
+  const cases: [string, () => string, string, RegExp][] = [
+    [
+      'an Inf',
+      () => editedValues(11, (z, m) => (z[3 * m + 5] = Infinity)),
+      'layer0001-00001.arrow',
+      /neuron 113 holds a non-finite value \(Infinity at sample 5\)/,
+    ],
+    ['a NaN', () => editedValues(11, (z, m) => (z[3 * m + 5] = NaN)), 'layer0001-00001.arrow', /neuron 113 holds a non-finite value \(NaN at sample 5\)/],
+    [
+      'a row of 1e30',
+      () => editedValues(2, (z, m) => z.fill(1e30, 4 * m, 5 * m)),
+      'layer0000-00002.arrow',
+      /neuron 24 has squared norm .*e\+61; a standardized neuron has norm 1/,
+    ],
+    [
+      'a row scaled by 1.01',
+      () => editedValues(0, (z, m) => z.subarray(m, 2 * m).forEach((v, t) => (z[m + t] = v * 1.01))),
+      'layer0000-00000.arrow',
+      /neuron 1 has squared norm 1\.020/,
+    ],
+    [
+      'a constant count the rows contradict',
+      () =>
+        editedValues(
+          0,
+          () => undefined,
+          (m) => (m.layers[0]!.constant = 3),
+        ),
+      'manifest.json',
+      /layers\[0\] \("0_fc1"\) declares 3 constant neurons, its shards hold 4/,
+    ],
+    [
+      'a row zeroed without the count',
+      () => editedValues(12, (z, m) => z.fill(0, 0, m)),
+      'manifest.json',
+      /layers\[1\] \("1_fc2"\) declares 1 constant neurons, its shards hold 2/,
+    ],
+  ];
+  it.each(cases)('%s exits 2 naming the file and the neuron', (_what, make, file, message) => {
+    const dir = make();
+    expectRefused(dir, join(dir, file), message, SHARDS);
+  });
+
+  it('an unedited copy scores as before (the checks pass on what prepare writes)', () => {
+    const dir = editedValues(5, () => undefined);
+    const r = cli(['score', dir, SHARDS, '--no-progress', '--memory', '16MiB']);
+    expect(r.status, r.stderr).toBe(0);
   });
 });
 

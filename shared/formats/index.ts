@@ -9,6 +9,7 @@ export * from './pair.js';
 export * from './raw.js';
 export * from './safetensors.js';
 export * from './shard-arrow.js';
+export * from './shard-manifest.js';
 export * from './shard-model.js';
 export * from './shard-stream.js';
 export * from './shards.js';
