@@ -4,11 +4,11 @@
  * naming the file and a fix, and writes nothing.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeShard, encodeSafetensors, encodeShard, sha256 } from '../dist/shared/formats/index.js';
+import { decodeShard, encodeNpy, encodeSafetensors, encodeShard, sha256 } from '../dist/shared/formats/index.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'neurocorr.js');
@@ -248,6 +248,20 @@ describe('shard values', () => {
 });
 
 describe('prepare', () => {
+  it('names a NaN neuron by its index in its layer (--shard-neurons 10)', () => {
+    const dir = fresh('nan');
+    mkdirSync(dir);
+    const [m, n] = [8, 30];
+    const values = Float32Array.from({ length: m * n }, (_, i) => Math.sin(i * 1.7));
+    values[3 * n + 13] = NaN;
+    writeFileSync(join(dir, 'fc.npy'), encodeNpy(values, [m, n]));
+    const out = fresh('nan-shards');
+    const r = cli(['prepare', dir, out, '--shard-neurons', '10']);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`${join(dir, 'fc.npy')}: neuron 13 of layer "fc" holds a non-finite value (NaN at probe 3)`);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('refuses a FIFO as its .safetensors input', () => {
     const file = `${fresh('in')}.safetensors`;
     mkfifo(file);
