@@ -13,7 +13,8 @@ import { architectureLayers, neuronCount } from '#dist/coordinator/synth/archite
 import { replaceSection } from './results.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const CLI = join(ROOT, 'bin', 'neurocorr.js');
+// The CLI's main(), run in-process (bin/neurocorr.js runs it with this process's own arguments).
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const quick = process.argv.includes('--quick');
 const SCALE = quick ? 0.25 : 0.8;
 const PROBES = 32;

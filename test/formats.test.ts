@@ -170,6 +170,69 @@ describe('npy', () => {
     expect(Array.from(layer!.read(1, 1))).toEqual([0.4, 0.5, 0.6]);
   });
 
+  describe("header parsing: NumPy's rules (a Python dict literal with exactly 'descr', 'fortran_order' and 'shape')", () => {
+    const twelve = bytes(ramp(3) as Float32Array);
+    const accepted: string[] = [
+      '{"descr": "<f4", "fortran_order": False, "shape": (3,)}',
+      "{'descr': '<' 'f4', 'fortran_order': False, 'shape': (3,)}",
+      "{'descr': u'<f4', 'fortran_order': False, 'shape': (3,)}",
+      "{'descr': r'<f4', 'fortran_order': False, 'shape': (3,)}",
+      "{'descr': '''<f4''', 'fortran_order': False, 'shape': (3,)}",
+      "{'descr': '\\x3cf4', 'fortran_order': False, 'shape': (3,)}",
+      "{'descr': '\\u003cf4', 'fortran_order': False, 'shape': ((3),)}",
+      "{'descr': '<f8', 'descr': '<f4', 'fortran_order': False, 'shape': (3,)}",
+      "{'descr': 'f4', # a comment\n 'fortran_order': False, 'shape': (0b1_1, 0o1, 0x1)}",
+      "{'descr': '<f4',\\\n 'fortran_order': False, 'shape': (3 , 1 ,\n) , }  ",
+    ];
+    it.each(accepted)('accepts %j in format versions 1, 2 and 3', (dict) => {
+      for (const major of [1, 2, 3]) expect(parseNpy(rawNpy(dict, twelve, major), 'x.npy').dtype, `v${major}`).toBe('f4');
+    });
+
+    const refused: [string, string][] = [
+      ['an extra key', "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'x': 1}"],
+      ['a missing key', "{'descr': '<f4', 'fortran_order': False}"],
+      ['a bytes key', "{b'descr': '<f4', 'fortran_order': False, 'shape': (3,)}"],
+      ['fortran_order 0', "{'descr': '<f4', 'fortran_order': 0, 'shape': (3,)}"],
+      ['a list shape', "{'descr': '<f4', 'fortran_order': False, 'shape': [3]}"],
+      ['an int shape', "{'descr': '<f4', 'fortran_order': False, 'shape': (3)}"],
+      ['a negative dim', "{'descr': '<f4', 'fortran_order': False, 'shape': (-3,)}"],
+      ['a float dim', "{'descr': '<f4', 'fortran_order': False, 'shape': (3.0,)}"],
+      ['a leading zero', "{'descr': '<f4', 'fortran_order': False, 'shape': (03,)}"],
+      ['text after the dict', "{'descr': '<f4', 'fortran_order': False, 'shape': (3,)} x"],
+      ['a missing comma', "{'descr': '<f4' 'fortran_order': False, 'shape': (3,)}"],
+      ['a name', "{'descr': f4, 'fortran_order': False, 'shape': (3,)}"],
+      ['a null byte', "{'descr': '<f4', 'fortran_order': False, 'shape': (3,)}\0"],
+      ['an unterminated string', "{'descr': '<f4, 'fortran_order': False, 'shape': (3,)}"],
+      ['a set', "{'descr', 'fortran_order', 'shape'}"],
+      ['a Python 2 long in format 3', "{'descr': '<f4', 'fortran_order': False, 'shape': (3L,)}"],
+    ];
+    it.each(refused)('refuses %s, as NumPy does', (_what, dict) => {
+      const file = writeFile('bad.npy', rawNpy(dict, twelve, 3));
+      expectInputError(() => parseNpyFile(file), 'E_INPUT_FORMAT', file, /unparsable \.npy header/);
+    });
+
+    it("refuses a descr faked inside a string value (it was read as '<f4')", () => {
+      const dict = `{'x': "'descr': '<f4', 'fortran_order': False, 'shape': (3,)", 'descr': '|u1', 'fortran_order': False, 'shape': (12,)}`;
+      const file = writeFile('fake.npy', rawNpy(dict, twelve));
+      expectInputError(() => parseNpyFile(file), 'E_INPUT_FORMAT', file, /unparsable \.npy header.*keys must be exactly 'descr', 'fortran_order', 'shape'/);
+    });
+
+    it('refuses a 1.8 MB header of repeated shape keys at once (it took over 60 s), and parses the longest allowed in linear time', { timeout: 10_000 }, () => {
+      const started = performance.now();
+      const huge = writeFile('huge.npy', rawNpy(`{${"'shape':(".repeat(200_000)}`, twelve, 2));
+      expectInputError(() => parseNpyFile(huge), 'E_INPUT_FORMAT', huge, /header is 1800002 bytes long; NumPy refuses headers over 10000 characters/);
+      const long = `{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'x': '${"'shape':(".replace(/'/g, '"').repeat(1100)}'}`;
+      expect(long.length).toBeLessThan(10_000);
+      const file = writeFile('long.npy', rawNpy(long, twelve, 2));
+      expectInputError(() => parseNpyFile(file), 'E_INPUT_FORMAT', file, /keys must be exactly/);
+      expect(performance.now() - started).toBeLessThan(2000);
+      // rawNpy adds a newline: 10,000 characters in all is the most NumPy reads.
+      expect(parseNpy(rawNpy(f4Dict('(3,)').padEnd(9_999), twelve, 2), 'x.npy').shape).toEqual([3]);
+      const over = writeFile('over.npy', rawNpy(f4Dict('(3,)').padEnd(10_000), twelve, 2));
+      expectInputError(() => parseNpyFile(over), 'E_INPUT_FORMAT', over, /10001 bytes long/);
+    });
+  });
+
   describe('errors', () => {
     const payload = bytes(ramp(15));
     const cases: Array<[string, Uint8Array, ErrorCode, RegExp]> = [
@@ -280,6 +343,27 @@ describe('safetensors', () => {
         /header says shape \[2, 2\] F32 \(16 bytes\) but its data_offsets span 24 bytes/,
       ],
       ['bad metadata', rawSafetensors({ ...good, __metadata__: { n: 1 } }, payload), 'E_INPUT_FORMAT', /__metadata__/],
+      [
+        'overlapping tensors',
+        rawSafetensors(
+          { a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } },
+          payload.subarray(0, 16),
+        ),
+        'E_INPUT_FORMAT',
+        /tensor "b" \(data_offsets \[8, 16\]\) overlaps tensor "a"/,
+      ],
+      [
+        'a gap between tensors',
+        rawSafetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [16, 24] } }, payload),
+        'E_INPUT_FORMAT',
+        /tensor "b" \(data_offsets \[16, 24\]\) leaves a gap after tensor "a"/,
+      ],
+      [
+        'bytes after the last tensor',
+        rawSafetensors({ t: { ...good.t, shape: [2, 2], data_offsets: [0, 16] } }, payload),
+        'E_INPUT_FORMAT',
+        /holds 24 bytes but tensor "t" ends at 16/,
+      ],
     ];
     it.each(cases)('%s', (_label, contents, code, pattern) => {
       const file = writeFile('bad.safetensors', contents);

@@ -25,10 +25,11 @@
  * - `probe_fingerprint`: the fingerprint.
  */
 
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { InputError } from '../errors.js';
+import { MAX_JSON_BYTES, readSmallFile, requireRegularFile } from './input-file.js';
 import { formatShape, npyHeaderLength, parseNpyHeader } from './npy.js';
 import { probeReader, readHead } from './layer-file.js';
 import type { Layout, RawLayer, RawModel } from './raw.js';
@@ -42,16 +43,12 @@ const METADATA_FIX =
 
 export function loadActivationSet(path: string): RawModel {
   const stat = fsCall(path, PATH_FIX, () => statSync(path));
-  let model: RawModel;
-  if (stat.isDirectory()) model = loadNpyDir(path);
-  else if (path.toLowerCase().endsWith('.safetensors')) model = loadSafetensors(path);
-  else
-    throw new InputError(
-      'E_INPUT_FORMAT',
-      path,
-      'not a directory of .npy files or a .safetensors file',
-      PATH_FIX + ' (put a single .npy file in a directory of its own)',
-    );
+  if (!stat.isDirectory()) requireRegularFile(path, stat);
+  if (!stat.isDirectory() && !path.toLowerCase().endsWith('.safetensors')) {
+    const fix = PATH_FIX + ' (put a single .npy file in a directory of its own)';
+    throw new InputError('E_INPUT_FORMAT', path, 'not a directory of .npy files or a .safetensors file', fix);
+  }
+  const model = stat.isDirectory() ? loadNpyDir(path) : loadSafetensors(path);
   validateLayers(model.layers);
   return model;
 }
@@ -61,6 +58,7 @@ function fsCall<T>(file: string, fix: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
+    if (err instanceof InputError) throw err;
     const missing = err instanceof Error && 'code' in err && err.code === 'ENOENT';
     const problem = missing ? 'no such file or directory' : `cannot be read (${err instanceof Error ? err.message : String(err)})`;
     throw new InputError('E_INPUT_MISSING', file, problem, fix, { cause: err });
@@ -68,7 +66,6 @@ function fsCall<T>(file: string, fix: string, fn: () => T): T {
 }
 
 const READABLE_FIX = 'check that the file exists and is readable';
-const readBytes = (file: string): Uint8Array => fsCall(file, READABLE_FIX, () => readFileSync(file));
 
 /** Enough of a file's start to parse its header: a first guess, then what the header declares. */
 function readHeader(file: string, declared: (prefix: Uint8Array) => number | null): { head: Uint8Array; size: number } {
@@ -111,7 +108,7 @@ function loadNpyDir(dir: string): RawModel {
 
 function readLayerMap(file: string, available: readonly string[]): { fingerprint: string | null; specs: LayerSpec[] } {
   const fail = (problem: string): InputError => new InputError('E_LAYER_MAP', file, problem, LAYER_MAP_FIX);
-  const text = new TextDecoder().decode(readBytes(file));
+  const text = new TextDecoder().decode(fsCall(file, READABLE_FIX, () => readSmallFile(file, MAX_JSON_BYTES, 'E_LAYER_MAP', LAYER_MAP_FIX)));
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -1,6 +1,7 @@
 export * from './activations.js';
 export * from './files.js';
 export * from './gc.js';
+export * from './input-file.js';
 export * from './layer-file.js';
 export * from './model-plan.js';
 export * from './npy.js';
@@ -9,6 +10,7 @@ export * from './pair.js';
 export * from './raw.js';
 export * from './safetensors.js';
 export * from './shard-arrow.js';
+export * from './shard-manifest.js';
 export * from './shard-model.js';
 export * from './shard-stream.js';
 export * from './shards.js';

@@ -4,8 +4,8 @@
  * fresh memory is expensive to fault in (about 3 ms per MiB on these VMs),
  * and every pass over a layer would otherwise pay it again.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { InputError } from '../errors.js';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readExactly, regularFileSize, requireRegularFile } from './input-file.js';
 import { ITEMSIZE, type FloatArray, type FloatDtype } from './npy.js';
 
 let scratch = new ArrayBuffer(0);
@@ -16,27 +16,14 @@ function scratchBytes(bytes: number): Uint8Array {
   return new Uint8Array(scratch, 0, bytes);
 }
 
-export function readExactly(fd: number, into: Uint8Array, position: number, file: string): void {
-  let done = 0;
-  while (done < into.length) {
-    const n = readSync(fd, into, done, into.length - done, position + done);
-    if (n === 0) {
-      throw new InputError(
-        'E_INPUT_TRUNCATED',
-        file,
-        `file ended at byte ${position + done}, expected ${into.length - done} more`,
-        're-export the file; it may have been truncated while in use',
-      );
-    }
-    done += n;
-  }
-}
-
-/** The first bytes of a file (up to `want`, at most its size) and its size. */
+/** The first bytes of a regular file (up to `want`, at most its size) and its size. */
 export function readHead(file: string, want: number): { head: Uint8Array; size: number } {
+  regularFileSize(file);
   const fd = openSync(file, 'r');
   try {
-    const size = fstatSync(fd).size;
+    const stats = fstatSync(fd);
+    requireRegularFile(file, stats);
+    const size = stats.size;
     const head = new Uint8Array(Math.min(want, size));
     readExactly(fd, head, 0, file);
     return { head, size };

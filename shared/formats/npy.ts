@@ -5,6 +5,7 @@
  */
 
 import { InputError, InternalError } from '../errors.js';
+import { parsePyLiteral, PySyntaxError, type PyValue } from './py-literal.js';
 
 export type FloatDtype = 'f4' | 'f8';
 export type FloatArray = Float32Array | Float64Array;
@@ -60,11 +61,14 @@ export function dtypeOf(data: FloatArray): FloatDtype {
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const SAVE_FIX = 'save the array with numpy: np.save(path, np.ascontiguousarray(a, dtype=np.float32))';
 const RESAVE_FIX = 'the file is incomplete or corrupt; re-export it with np.save(path, a)';
+// Without a byte-order character NumPy reads native order (little-endian here).
 const DTYPES = new Map<string, FloatDtype>([
   ['<f4', 'f4'],
   ['=f4', 'f4'],
+  ['f4', 'f4'],
   ['<f8', 'f8'],
   ['=f8', 'f8'],
+  ['f8', 'f8'],
 ]);
 
 export interface NpyHeader {
@@ -79,8 +83,8 @@ export interface NpyHeader {
  * the preamble and header) and checks it against the whole file's size.
  */
 export function parseNpyHeader(head: Uint8Array, fileSize: number, file: string): NpyHeader {
-  const { header, dataStart } = readPreamble(head, fileSize, file);
-  const { dtype, shape } = parseHeader(header, file);
+  const { header, dataStart, major } = readPreamble(head, fileSize, file);
+  const { dtype, shape } = parseHeader(header, major, file);
   const expected = shapeSize(shape) * ITEMSIZE[dtype];
   const actual = fileSize - dataStart;
   if (actual < expected) {
@@ -94,11 +98,19 @@ export function parseNpyHeader(head: Uint8Array, fileSize: number, file: string)
   return { shape, dtype, dataOffset: dataStart };
 }
 
-/** Bytes of the file needed to parse its header: the preamble, then the length it declares. */
+/** NumPy's np.load refuses longer headers (its `max_header_size`) unless told the file is trusted. */
+export const MAX_NPY_HEADER = 10000;
+// Header bytes that can decode to MAX_NPY_HEADER characters: UTF-8 (format 3) takes up to 4 bytes a character.
+const maxHeaderBytes = (major: number): number => (major === 3 ? 4 : 1) * MAX_NPY_HEADER;
+
+/** Bytes of the file needed to parse its header: the preamble, then the length it declares (capped: longer headers are refused). */
 export function npyHeaderLength(preamble: Uint8Array): number | null {
   if (preamble.length < 12) return null;
   const view = new DataView(preamble.buffer, preamble.byteOffset, preamble.byteLength);
-  return preamble[6] === 1 ? 10 + view.getUint16(8, true) : 12 + view.getUint32(8, true);
+  const major = preamble[6]!;
+  const headerStart = major === 1 ? 10 : 12;
+  const declared = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  return headerStart + Math.min(declared, maxHeaderBytes(major) + 1);
 }
 
 export function parseNpy(bytes: Uint8Array, file: string): NdArray {
@@ -106,7 +118,7 @@ export function parseNpy(bytes: Uint8Array, file: string): NdArray {
   return { shape, dtype, data: floatArrayAt(bytes, dataOffset, shapeSize(shape), dtype) };
 }
 
-function readPreamble(bytes: Uint8Array, fileSize: number, file: string): { header: string; dataStart: number } {
+function readPreamble(bytes: Uint8Array, fileSize: number, file: string): { header: string; dataStart: number; major: number } {
   if (!MAGIC.every((b, i) => i >= bytes.length || bytes[i] === b)) {
     throw new InputError('E_INPUT_FORMAT', file, 'not a .npy file (no \\x93NUMPY magic)', SAVE_FIX);
   }
@@ -120,42 +132,77 @@ function readPreamble(bytes: Uint8Array, fileSize: number, file: string): { head
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerStart = major === 1 ? 10 : 12;
   if (fileSize < headerStart) throw truncated('the .npy preamble');
-  const dataStart = headerStart + (major === 1 ? view.getUint16(8, true) : view.getUint32(8, true));
-  if (fileSize < dataStart) throw truncated(`the ${dataStart - headerStart}-byte header it declares`);
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const tooLong = (length: number, unit: string): InputError =>
+    new InputError(
+      'E_INPUT_FORMAT',
+      file,
+      `the .npy header is ${length} ${unit} long; NumPy refuses headers over ${MAX_NPY_HEADER} characters (np.load's max_header_size) as unsafe to parse`,
+      SAVE_FIX,
+    );
+  if (headerLength > maxHeaderBytes(major)) throw tooLong(headerLength, 'bytes');
+  const dataStart = headerStart + headerLength;
+  if (fileSize < dataStart) throw truncated(`the ${headerLength}-byte header it declares`);
   if (bytes.length < dataStart) throw new InternalError(`${file}: header parsed from ${bytes.length} bytes, needs ${dataStart}`);
-  const decoder = new TextDecoder(major === 3 ? 'utf-8' : 'latin1');
-  return { header: decoder.decode(bytes.subarray(headerStart, dataStart)), dataStart };
+  const raw = bytes.subarray(headerStart, dataStart);
+  let header: string;
+  try {
+    header = major === 3 ? new TextDecoder('utf-8', { fatal: true }).decode(raw) : latin1(raw);
+  } catch (err) {
+    throw new InputError('E_INPUT_FORMAT', file, 'the .npy header is not valid UTF-8', SAVE_FIX, { cause: err });
+  }
+  if (header.length > MAX_NPY_HEADER) throw tooLong(header.length, 'characters');
+  return { header, dataStart, major };
 }
 
-function parseHeader(raw: string, file: string): { dtype: FloatDtype; shape: number[] } {
-  const header = raw.trim();
-  const descr = /['"]descr['"]\s*:\s*(['"])(.*?)\1/.exec(header)?.[2];
-  const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(header)?.[1];
-  const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (/['"]descr['"]\s*:\s*\[/.test(header)) {
+/** Python's latin-1: one character per byte (TextDecoder's 'latin1' is windows-1252). */
+function latin1(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 4096) out += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  return out;
+}
+
+const KEYS = ['descr', 'fortran_order', 'shape'];
+
+/** The header dict, checked as numpy/lib/format.py checks it: exactly the keys descr, fortran_order and shape. */
+function parseHeader(raw: string, major: number, file: string): { dtype: FloatDtype; shape: number[] } {
+  const unparsable = (why: string): InputError =>
+    new InputError('E_INPUT_FORMAT', file, `unparsable .npy header ${JSON.stringify(raw.trim().slice(0, 200))}: ${why}`, SAVE_FIX);
+  let dict: PyValue;
+  try {
+    dict = parsePyLiteral(raw, major !== 3);
+  } catch (err) {
+    if (err instanceof PySyntaxError) throw unparsable(`not a Python literal (${err.message})`);
+    throw err;
+  }
+  if (dict.kind !== 'dict') throw unparsable('not a dict');
+  // As in a Python dict literal, a repeated key keeps its last value.
+  const values = new Map<string, PyValue>();
+  for (const [key, value] of dict.entries) {
+    if (key.kind !== 'str' || !KEYS.includes(key.value)) throw unparsable(`keys must be exactly ${KEYS.map((k) => `'${k}'`).join(', ')}`);
+    values.set(key.value, value);
+  }
+  const descr = values.get('descr');
+  const fortran = values.get('fortran_order');
+  const shape = values.get('shape');
+  if (descr === undefined || fortran === undefined || shape === undefined) throw unparsable(`keys must be exactly ${KEYS.map((k) => `'${k}'`).join(', ')}`);
+  if (shape.kind !== 'tuple' || !shape.items.every((d) => d.kind === 'int' && Number.isSafeInteger(d.value) && d.value >= 0)) {
+    throw unparsable("'shape' must be a tuple of non-negative integers");
+  }
+  if (fortran.kind !== 'bool') throw unparsable("'fortran_order' must be True or False");
+  if (descr.kind === 'list') {
     const problem = 'array has a structured (record) dtype; only float32 and float64 are supported';
     throw new InputError('E_INPUT_DTYPE', file, problem, 'save one plain float32 array per layer');
   }
-  const shape = shapeText === undefined ? undefined : parseShape(shapeText);
-  if (!header.startsWith('{') || !header.endsWith('}') || descr === undefined || fortran === undefined || !shape) {
-    throw new InputError('E_INPUT_FORMAT', file, `unparsable .npy header ${JSON.stringify(header.slice(0, 200))}`, SAVE_FIX);
+  if (descr.kind !== 'str') {
+    throw new InputError('E_INPUT_DTYPE', file, `array has a ${descr.kind} 'descr'; only float32 ('<f4') and float64 ('<f8') are supported`, SAVE_FIX);
   }
-  const dtype = parseDescr(descr, file);
-  if (fortran === 'True') {
+  const dtype = parseDescr(descr.value, file);
+  if (fortran.value) {
     const problem = 'array is stored in Fortran (column-major) order; only C order is supported';
     throw new InputError('E_INPUT_FORMAT', file, problem, 'save a C-ordered copy: np.save(path, np.ascontiguousarray(a))');
   }
-  return { dtype, shape };
-}
-
-/** "5, 3" / "5," / "" -> numbers; undefined if any dim is not a non-negative integer. */
-function parseShape(text: string): number[] | undefined {
-  const parts = text.split(',').map((s) => s.trim());
-  if (parts.at(-1) === '') parts.pop();
-  // Python 2 era files write longs as `3L`.
-  if (!parts.every((p) => /^\d+L?$/.test(p))) return undefined;
-  const dims = parts.map((p) => Number.parseInt(p, 10));
-  return dims.every(Number.isSafeInteger) ? dims : undefined;
+  return { dtype, shape: shape.items.map((d) => (d.kind === 'int' ? d.value : 0)) };
 }
 
 function parseDescr(descr: string, file: string): FloatDtype {

@@ -44,11 +44,14 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
 }
 
-/** Bytes of the file needed to parse its header (8-byte length prefix + JSON), or null if `prefix` is too short to say. */
+/** The safetensors library refuses longer headers (its MAX_HEADER_SIZE). */
+export const MAX_SAFETENSORS_HEADER = 100_000_000;
+
+/** Bytes of the file needed to parse its header (8-byte length prefix + JSON), or null if `prefix` is too short to say; capped, since longer headers are refused. */
 export function safetensorsHeaderLength(prefix: Uint8Array): number | null {
   if (prefix.length < 8) return null;
   const claimed = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  return claimed > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : 8 + Number(claimed);
+  return 8 + Number(claimed > BigInt(MAX_SAFETENSORS_HEADER) ? BigInt(MAX_SAFETENSORS_HEADER + 1) : claimed);
 }
 
 /** Parses the header from the file's first bytes and checks every tensor against the file's size. */
@@ -56,18 +59,41 @@ export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, file:
   const truncated = (problem: string): InputError => new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
   if (fileSize < 8) throw truncated(`file is truncated: ${fileSize} bytes, too short for the 8-byte header length`);
   const dataStart = safetensorsHeaderLength(head)!;
+  if (dataStart - 8 > MAX_SAFETENSORS_HEADER) {
+    const problem = `header is over ${MAX_SAFETENSORS_HEADER} bytes, the most the safetensors format allows`;
+    throw new InputError('E_INPUT_FORMAT', file, problem, RESAVE_FIX);
+  }
   if (dataStart > fileSize) {
     throw truncated(`header claims ${dataStart - 8} bytes but file has only ${fileSize - 8} after the length prefix`);
   }
   const header = parseHeaderJson(head.subarray(8, dataStart), file);
   const dataLen = fileSize - dataStart;
-  const tensors = Object.entries(header)
+  const entries = Object.entries(header)
     .filter(([name]) => name !== METADATA)
-    .map(([name, entry]) => {
-      const { dtype, shape, begin } = parseEntry(name, entry, dataLen, file);
-      return { name, shape, dtype, offset: dataStart + begin };
-    });
+    .map(([name, entry]) => ({ name, ...parseEntry(name, entry, dataLen, file) }));
+  checkTiling(entries, dataLen, file);
+  const tensors = entries.map(({ name, dtype, shape, begin }) => ({ name, shape, dtype, offset: dataStart + begin }));
   return { tensors, metadata: parseMetadata(header[METADATA], file) };
+}
+
+/** The safetensors format requires the tensors, in the order of their offsets, to fill the data section exactly. */
+function checkTiling(entries: readonly { name: string; begin: number; end: number }[], dataLen: number, file: string): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let previous: string | null = null;
+  for (const { name, begin, end } of sorted) {
+    if (begin !== at) {
+      const where = previous === null ? 'the start of the data section' : `tensor "${previous}" (which ends at ${at})`;
+      const problem = `tensor "${name}" (data_offsets [${begin}, ${end}]) ${begin < at ? 'overlaps' : 'leaves a gap after'} ${where}`;
+      throw new InputError('E_INPUT_FORMAT', file, problem, RESAVE_FIX);
+    }
+    at = end;
+    previous = name;
+  }
+  if (at !== dataLen) {
+    const after = previous === null ? 'no tensor' : `tensor "${previous}" ends at ${at}`;
+    throw new InputError('E_INPUT_FORMAT', file, `the data section holds ${dataLen} bytes but ${after}: tensors must fill it exactly`, RESAVE_FIX);
+  }
 }
 
 export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
@@ -92,7 +118,7 @@ function parseHeaderJson(bytes: Uint8Array, file: string): Record<string, unknow
 
 const isDim = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
-function parseEntry(name: string, entry: unknown, dataLen: number, file: string): { dtype: FloatDtype; shape: number[]; begin: number } {
+function parseEntry(name: string, entry: unknown, dataLen: number, file: string): { dtype: FloatDtype; shape: number[]; begin: number; end: number } {
   const dtypeName = isRecord(entry) ? entry['dtype'] : undefined;
   const shape = isRecord(entry) ? entry['shape'] : undefined;
   const offsets = isRecord(entry) ? entry['data_offsets'] : undefined;
@@ -116,7 +142,7 @@ function parseEntry(name: string, entry: unknown, dataLen: number, file: string)
     const problem = `tensor "${name}": header says shape ${formatShape(shape)} ${dtypeName} (${expected} bytes) but its data_offsets span ${end - begin} bytes`;
     throw new InputError('E_INPUT_TRUNCATED', file, problem, RESAVE_FIX);
   }
-  return { dtype, shape, begin };
+  return { dtype, shape, begin, end };
 }
 
 function parseMetadata(raw: unknown, file: string): Record<string, string> {

@@ -75,7 +75,9 @@ export function decodeShard(bytes: Uint8Array, m: number, file: string, into?: F
   if (zType.listSize !== m) throw new InputError('E_INPUT_MISMATCH', file, `z holds ${zType.listSize} samples per neuron, the manifest says ${m}`, SCHEMA_FIX);
   const count = table.numRows;
   const neurons = new Float64Array(count);
-  if (into !== undefined && into.length < count * m) throw new RangeError(`decodeShard: target holds ${into.length} values, the shard has ${count * m}`);
+  if (into !== undefined && into.length < count * m) {
+    throw new InputError('E_INPUT_MISMATCH', file, `holds ${count} neurons, more than the manifest gives it`, 'regenerate the set with `neurocorr prepare`');
+  }
   const z = into ?? new Float32Array(count * m);
   let at = 0;
   for (const batch of table.batches) {

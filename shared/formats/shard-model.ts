@@ -3,22 +3,33 @@ import { join } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import type { ConvMode, LayerInfo } from '../core/index.js';
 import { decodeShard } from './shard-arrow.js';
-import { readManifest, readShardBytes, type Manifest, type ShardEntry } from './shards.js';
+import { MANIFEST_FIX, readManifest } from './shard-manifest.js';
+import { checkShardFile, MANIFEST, readShardBytes, type Manifest, type ShardEntry } from './shards.js';
 import { modelPlan, type ModelBuild, type ModelPlan } from './model-plan.js';
 
+export interface LoadedShard {
+  /** count x m, neuron-major. */
+  readonly z: Float32Array;
+  /** Constant (all-zero) rows, flagged in `constant`; null when the rows were not checked on this load. */
+  readonly constants: number | null;
+}
+
 /**
- * One shard's z (count x m), read, checked (size, optionally sha256, neuron
- * column) and decoded, into `into` when given.
+ * One shard's z (count x m), read, checked (size, neuron column and, with
+ * `verify` (the default), sha256 and every row) and decoded. `into` gives
+ * the buffer to decode into once the bytes are read and checked.
  */
 export function loadShard(
   dir: string,
   shard: ShardEntry,
   m: number,
-  options: { buffer?: { bytes: Uint8Array }; verify?: boolean; into?: Float32Array } = {},
-): Float32Array {
+  constant: Uint8Array,
+  options: { buffer?: { bytes: Uint8Array }; verify?: boolean; into?: () => Float32Array } = {},
+): LoadedShard {
   const file = join(dir, shard.file);
-  const bytes = readShardBytes(dir, shard, options.buffer, options.verify ?? true);
-  const { neurons, z } = decodeShard(bytes, m, file, options.into);
+  const verify = options.verify ?? true;
+  const bytes = readShardBytes(dir, shard, options.buffer, verify);
+  const { neurons, z } = decodeShard(bytes, m, file, options.into?.());
   if (neurons.length !== shard.count || neurons.some((id, r) => id !== shard.first + r)) {
     throw new InputError(
       'E_INPUT_FORMAT',
@@ -27,19 +38,56 @@ export function loadShard(
       'regenerate the set with `neurocorr prepare`',
     );
   }
-  return z;
+  return { z, constants: verify ? checkRows(z, m, shard.first, file, constant) : null };
 }
 
-/** Flags the all-zero rows of a shard's z as constant (a standardized neuron has norm 1) and counts them. */
-export function markConstants(z: Float32Array, m: number, first: number, constant: Uint8Array): number {
+/**
+ * How far a row's squared norm may be from 1. prepare standardizes in
+ * float64 and rounds each value to float32 (relative error <= 2^-24), so a
+ * row's squared norm is within about 2^-23 (1.2e-7) of 1 whatever M; 1e-4
+ * also admits writers that standardize in float32, and nothing that is not
+ * a standardized row.
+ */
+export const NORM_TOLERANCE = 1e-4;
+
+/**
+ * Checks a shard's rows: every value finite, each row either all zeros (a
+ * constant neuron, flagged in `constant`) or of norm 1. Returns the number
+ * of constant rows. One pass over values just decoded.
+ */
+export function checkRows(z: Float32Array, m: number, first: number, file: string, constant: Uint8Array): number {
   let count = 0;
-  for (let r = 0; r < z.length / m; r++) {
-    if (z.subarray(r * m, (r + 1) * m).every((v) => v === 0)) {
+  const rows = z.length / m;
+  for (let r = 0, at = 0; r < rows; r++) {
+    let sq = 0;
+    for (const end = at + m; at < end; at++) sq += z[at]! * z[at]!;
+    // NaN and Inf make sq NaN or Inf, which fail the test below; every zero row sums to exactly 0.
+    if (sq === 0) {
       constant[first + r] = 1;
       count++;
+    } else if (!(Math.abs(sq - 1) <= NORM_TOLERANCE)) {
+      throw badRow(z.subarray(r * m, (r + 1) * m), sq, first + r, file);
     }
   }
   return count;
+}
+
+function badRow(row: Float32Array, sq: number, neuron: number, file: string): InputError {
+  const t = row.findIndex((v) => !Number.isFinite(v));
+  const problem =
+    t >= 0
+      ? `neuron ${neuron} holds a non-finite value (${row[t]} at sample ${t})`
+      : `neuron ${neuron} has squared norm ${sq}; a standardized neuron has norm 1 (within ${NORM_TOLERANCE}) or is all zeros (constant)`;
+  return new InputError('E_INPUT_VALUES', file, problem, 'the shard does not hold standardized values; regenerate the set with `neurocorr prepare`');
+}
+
+/** Throws unless the constant rows found in layer `k`'s shards are what the manifest declares. */
+export function checkConstantCount(dir: string, manifest: Manifest, k: number, found: number): void {
+  const layer = manifest.layers[k]!;
+  if (found !== layer.constant) {
+    const problem = `layers[${k}] ("${layer.name}") declares ${layer.constant} constant neurons, its shards hold ${found} (all-zero rows)`;
+    throw new InputError('E_INPUT_VALUES', join(dir, MANIFEST), problem, MANIFEST_FIX);
+  }
 }
 
 export interface ShardPlan extends ModelPlan {
@@ -62,6 +110,8 @@ export function planShardSet(dir: string, conv: ConvMode, partial: boolean): Sha
         `${dir} is a shard set: partial options (${o('layers')}, ${o('sample')}, ${o('probes')}) apply to .npy or .safetensors input; score the full set, or prepare a partial one`,
     );
   }
+  // Every shard is there, whole, before anything is sized from the manifest.
+  for (const shard of manifest.shards) checkShardFile(dir, shard);
   const { samples: m, layers: declared } = manifest;
   const n = declared.reduce((sum, l) => sum + l.count, 0);
   const layout = (z: Float32Array): ModelBuild => {
@@ -75,10 +125,10 @@ export function planShardSet(dir: string, conv: ConvMode, partial: boolean): Sha
     const standardize = (k: number): void => {
       let constants = 0;
       for (const shard of manifest.shards.filter((s) => s.layer === k)) {
-        const values = loadShard(dir, shard, m);
-        z.set(values, shard.first * m);
-        constants += markConstants(values, m, shard.first, constant);
+        const target = z.subarray(shard.first * m, (shard.first + shard.count) * m);
+        constants += loadShard(dir, shard, m, constant, { into: () => target }).constants!;
       }
+      checkConstantCount(dir, manifest, k, constants);
       layers[k]!.constant = constants;
     };
     let next = 0;

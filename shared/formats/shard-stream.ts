@@ -5,7 +5,7 @@
  * use by tiles in flight are pinned and never evicted.
  */
 import { lastAtOrBefore, type LayerInfo, type Model } from '../core/index.js';
-import { loadShard, markConstants, type ShardPlan } from './shard-model.js';
+import { checkConstantCount, loadShard, type ShardPlan } from './shard-model.js';
 import type { ShardEntry } from './shards.js';
 
 export interface StreamStats {
@@ -36,6 +36,9 @@ export class ShardStream {
   private readonly free: Float32Array[] = [];
   private readonly readBuffer = { bytes: new Uint8Array(0) };
   private readonly capacity: number;
+  /** Per layer: shards not yet checked, and constant rows found in those that were. */
+  private readonly unchecked: number[];
+  private readonly constants: number[];
 
   constructor(
     private readonly dir: string,
@@ -58,6 +61,8 @@ export class ShardStream {
     this.cuts = manifest.shards.map((s) => s.first);
     this.loaded = new Uint8Array(manifest.shards.length);
     this.capacity = Math.max(...manifest.shards.map((s) => s.count)) * plan.m;
+    this.unchecked = manifest.layers.map((_, k) => manifest.shards.filter((s) => s.layer === k).length);
+    this.constants = manifest.layers.map(() => 0);
   }
 
   private shardOf(start: number): number {
@@ -117,16 +122,22 @@ export class ShardStream {
 
   private load(shard: ShardEntry, index: number): Cached {
     const started = performance.now();
-    const full = this.take();
-    // The sha256 is checked on a shard's first load; later loads in the run re-read the same file.
-    const shared = loadShard(this.dir, shard, this.plan.m, { buffer: this.readBuffer, verify: this.loaded[index] === 0, into: full });
-    if (this.loaded[index] === 0) {
+    let full: Float32Array | undefined;
+    // The sha256 and rows are checked on a shard's first load; later loads in the run re-read the same file.
+    const first = this.loaded[index] === 0;
+    const { z, constants } = loadShard(this.dir, shard, this.plan.m, this.model.constant, {
+      buffer: this.readBuffer,
+      verify: first,
+      into: () => (full = this.take()),
+    });
+    if (first) {
       this.loaded[index] = 1;
-      markConstants(shared, this.plan.m, shard.first, this.model.constant);
+      this.constants[shard.layer]! += constants!;
+      if (--this.unchecked[shard.layer]! === 0) checkConstantCount(this.dir, this.plan.manifest, shard.layer, this.constants[shard.layer]!);
     }
     this.stats.loads++;
     this.stats.bytesRead += shard.bytes;
     this.stats.readSeconds += (performance.now() - started) / 1000;
-    return { full, z: shared, pins: 0 };
+    return { full: full!, z, pins: 0 };
   }
 }

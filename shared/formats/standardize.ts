@@ -227,8 +227,11 @@ function standardizeLayer(
   constant: Uint8Array,
   tolerance: number,
   loops: StandardizeLoops,
+  base = 0,
 ): number {
   const count = pick?.length ?? geo.neurons;
+  // A neuron's index in its layer, for messages: `pick` holds layer indices; a slice's neurons start at `base`.
+  const neuron = (j: number): number => base + (pick === null ? j : pick[j]!);
   const m = probes * geo.spatial;
   const cols = new Float64Array(count);
   for (let j = 0; j < count; j++) cols[j] = (pick === null ? j : pick[j]!) * geo.jStride;
@@ -246,7 +249,7 @@ function standardizeLayer(
   const mean = new Float64Array(count);
   const sq = new Float64Array(count);
   for (let j = 0; j < count; j++) {
-    if (!Number.isFinite(s2[j]!)) throw nonFiniteError(layer, geo, probes, cols[j]!, j);
+    if (!Number.isFinite(s2[j]!)) throw nonFiniteError(layer, geo, probes, cols[j]!, neuron(j));
     const d = s1[j]! / m;
     mean[j] = shift[j]! + d;
     sq[j] = Math.max(0, s2[j]! - s1[j]! * d);
@@ -255,7 +258,7 @@ function standardizeLayer(
   const scale = new Float64Array(count);
   for (let j = 0; j < count; j++) {
     const norm = Math.sqrt(sq[j]!);
-    if (!Number.isFinite(norm)) throw nonFiniteError(layer, geo, probes, cols[j]!, j);
+    if (!Number.isFinite(norm)) throw nonFiniteError(layer, geo, probes, cols[j]!, neuron(j));
     // Flags and rows are written in full either way: callers may reuse buffers.
     if (norm === 0 || norm < tolerance * maxAbs[j]!) {
       constant[j] = 1;
@@ -280,7 +283,7 @@ function forEachChunk(layer: RawLayer, geo: Geometry, probes: number, visit: (da
   }
 }
 
-function nonFiniteError(layer: RawLayer, geo: Geometry, probes: number, col: number, j: number): InputError {
+function nonFiniteError(layer: RawLayer, geo: Geometry, probes: number, col: number, neuron: number): InputError {
   let where = 'values too large to sum in float64';
   forEachChunk(layer, geo, probes, (data, p0, pn) => {
     for (let p = 0; p < pn; p++) {
@@ -293,7 +296,7 @@ function nonFiniteError(layer: RawLayer, geo: Geometry, probes: number, col: num
   return new InputError(
     'E_INPUT_VALUES',
     layer.source,
-    `neuron ${j} of layer "${layer.name}" holds a non-finite value (${where})`,
+    `neuron ${neuron} of layer "${layer.name}" holds a non-finite value (${where})`,
     're-export the activations without NaN or Inf (check the model for overflow, or replace them with np.nan_to_num)',
   );
 }
@@ -325,5 +328,5 @@ export function standardizeRange(
   const from = j0 * geo.jStride;
   const width = (j1 - j0) * geo.jStride;
   const slice: RawLayer = { ...layer, read: (start, count) => layer.read(start, count, from, width) };
-  return standardizeLayer(slice, { ...geo, neurons: j1 - j0, probeStride: width }, probes, null, out, constant, tolerance, loops);
+  return standardizeLayer(slice, { ...geo, neurons: j1 - j0, probeStride: width }, probes, null, out, constant, tolerance, loops, j0);
 }
