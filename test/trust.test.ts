@@ -100,6 +100,11 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
     mkdirSync(outside);
     const secret = join(outside, 'secret.json');
     writeFileSync(secret, 'DB_PASSWORD=hunter2\n');
+    // Inside the data root, a folder whose layers.json holds a secret: the error names the file, never what it holds.
+    const inside = join(scratch, 'data', 'leaky');
+    mkdirSync(inside, { recursive: true });
+    writeFileSync(join(inside, 'layers.json'), 'DB_PASSWORD=hunter2\n');
+    writeFileSync(join(inside, 'a.npy'), readFileSync(join(fDir, 'layer00.npy')));
     await worker(nats.url, ['--data-root', join(scratch, 'data'), '--cache-dir', cache]);
     const object = (set: string, path: string) => ({
       kind: 'object',
@@ -115,10 +120,12 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
       { kind: 'path', path: secret, fingerprint: '' },
       { kind: 'path', path: '/etc', fingerprint: '' },
       { kind: 'path', path: '/no/such/place', fingerprint: '' },
+      { kind: 'path', path: inside, fingerprint: '' },
     ];
     const answers: string[] = [];
     for (const ref of attempts)
       answers.push(await hostileJob({ ...base, inputs: [ref as JobSpec['inputs'][number], ref as JobSpec['inputs'][number]] } as Omit<JobSpec, 'job'>));
+    expect(answers.pop()).toMatch(/layers\.json: invalid JSON \(a JSON syntax error( at character \d+)?\)/);
     for (const answer of answers) {
       expect(answer).toMatch(/refused|reads no shared paths|outside this worker's data roots/);
       expect(answer).not.toContain('DB_PASSWORD');

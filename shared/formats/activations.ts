@@ -29,7 +29,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { InputError } from '../errors.js';
-import { MAX_JSON_BYTES, readSmallFile, requireRegularFile } from './input-file.js';
+import { jsonSyntax, MAX_JSON_BYTES, readSmallFile, requireRegularFile } from './input-file.js';
 import { formatShape, npyHeaderLength, parseNpyHeader } from './npy.js';
 import { probeReader, readHead } from './layer-file.js';
 import type { Layout, RawLayer, RawModel } from './raw.js';
@@ -113,7 +113,7 @@ function readLayerMap(file: string, available: readonly string[]): { fingerprint
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw fail(`invalid JSON (${err instanceof Error ? err.message : String(err)})`);
+    throw fail(`invalid JSON (${jsonSyntax(err)})`);
   }
   if (!isRecord(json)) throw fail('must be a JSON object');
   rejectUnknownKeys(json, ['probes', 'layers'], 'the top level', fail);

@@ -68,3 +68,15 @@ export function readSmallFile(file: string, limit: number, code: ErrorCode, fix:
     closeSync(fd);
   }
 }
+
+/**
+ * What is wrong with text that JSON.parse refused, without quoting it: V8's
+ * messages include a piece of the text, and an error can travel (a worker's
+ * failure goes back over NATS) where the file's contents must not.
+ */
+export function jsonSyntax(err: unknown): string {
+  const message = err instanceof Error ? err.message : '';
+  if (/end of JSON input/.test(message)) return 'it ends before the JSON does';
+  const at = / at position (\d+)/.exec(message);
+  return at ? `a JSON syntax error at character ${at[1]}` : 'a JSON syntax error';
+}

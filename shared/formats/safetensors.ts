@@ -6,6 +6,7 @@
 
 import { InputError, InternalError } from '../errors.js';
 import { type FloatArray, type FloatDtype, ITEMSIZE, bytesOf, dtypeOf, floatArrayAt, formatShape, shapeSize } from './npy.js';
+import { jsonSyntax } from './input-file.js';
 
 export interface SafetensorsTensor {
   name: string;
@@ -109,7 +110,7 @@ function parseHeaderJson(bytes: Uint8Array, file: string): Record<string, unknow
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (err) {
-    const problem = `header is not valid UTF-8 JSON (${err instanceof Error ? err.message : String(err)})`;
+    const problem = `header is not valid UTF-8 JSON (${err instanceof TypeError ? 'not UTF-8' : jsonSyntax(err)})`;
     throw new InputError('E_INPUT_FORMAT', file, problem, RESAVE_FIX, { cause: err });
   }
   if (!isRecord(header)) throw new InputError('E_INPUT_FORMAT', file, 'header is not a JSON object', RESAVE_FIX);

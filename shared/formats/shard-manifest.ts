@@ -8,7 +8,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { ConvMode } from '../core/index.js';
-import { MAX_JSON_BYTES, readSmallFile } from './input-file.js';
+import { jsonSyntax, MAX_JSON_BYTES, readSmallFile } from './input-file.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, type Manifest, type ShardEntry } from './shards.js';
 
 /** Neuron indices are uint32 everywhere past the manifest, with 0xffffffff meaning "no partner". */
@@ -34,7 +34,7 @@ export function readManifest(dir: string): Manifest {
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
-    throw new InputError('E_INPUT_FORMAT', file, `not valid JSON (${err instanceof Error ? err.message : String(err)})`, MANIFEST_FIX);
+    throw new InputError('E_INPUT_FORMAT', file, `not valid JSON (${jsonSyntax(err)})`, MANIFEST_FIX);
   }
   return checkManifest(json, file);
 }
