@@ -90,7 +90,7 @@ async function chaos(seed: number, data: readonly [string, string], reference: R
   const job = `chaos-${seed}-${process.pid}`;
   const workerArgs = ['worker', '--nats', nats.url, '--threads', '1', '--data-root', tmpdir(), '--cache-dir', join(tmpdir(), 'neurocorr-chaos-cache')];
   // Each tile is held a little, so the job lasts minutes on a small machine and faults land mid-tile.
-  const slow = { NEUROCORR_WORKER_FAULT: `slow:${quick ? 100 : 150}` };
+  const slow = { NEUROCORR_WORKER_FAULT: `slow:${quick ? 100 : 250}` };
   const workers: Proc[] = [];
   const startWorker = () => workers.push(run(workerArgs, slow));
   for (let i = 0; i < 3; i++) startWorker();
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   const lines = [
     '## Chaos',
     '',
-    `Produced by \`npm run chaos -- --seeds ${seeds.join(',')}\` on ${new Date().toISOString().slice(0, 10)}: one cluster job (${n} x ${n} neurons, M = ${m}, tiles of 128, the permutation null on) with 3 workers (each holding a tile ${quick ? 100 : 150} ms, so the job lasts minutes) on real nats-server and redis-server, ack wait ${ACK_WAIT} s, while a seeded schedule injects a fault every ${quick ? '2-4' : '5-13'} s. Exact: the score and its null equal the embedded run's, bit for bit.`,
+    `Produced by \`npm run chaos -- --seeds ${seeds.join(',')}\` on ${new Date().toISOString().slice(0, 10)}: one cluster job (${n} x ${n} neurons, M = ${m}, tiles of 128, the permutation null on) with 3 workers (each holding a tile ${quick ? 100 : 250} ms, so the job lasts minutes) on real nats-server and redis-server, ack wait ${ACK_WAIT} s, while a seeded schedule injects a fault every ${quick ? '2-4' : '5-13'} s. Exact: the score and its null equal the embedded run's, bit for bit.`,
     '',
     `| seed | ${KINDS.join(' | ')} | redelivered | republished | duplicates | wall (s) | exact |`,
     `| ---: | ${KINDS.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: | --- |`,
