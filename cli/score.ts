@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { ClusterOptions, ModelOptions, NullOptionsInput, ScoreOptions } from '../coordinator/options.js';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
+import { DEFAULT_NULL } from '../shared/core/index.js';
 import { UsageError } from '../shared/errors.js';
 import { KERNEL_CHOICES, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
@@ -63,13 +64,13 @@ function addPairOptions(command: Command): Command {
     .option('--probes <k>', 'partial: use only the first k probes', integerOption('--probes', 2))
     .option('--threads <n>', 'worker threads (default: one per core; at most 4 per core and one per tile)', integerOption('--threads', 1, 1024))
     .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
-    .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), 5)
+    .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), DEFAULT_NULL.permutations)
     .option(
       '--null-sample <n>',
       'neurons per direction sampled for the null (default 2000, fewer if needed to keep it under 10% of the job)',
       integerOption('--null-sample', 1),
     )
-    .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), 1);
+    .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), DEFAULT_NULL.seed);
 }
 
 function modelOptions(flags: PairFlags, env: CliEnv): ModelOptions & { null: NullOptionsInput; kernel: KernelOptions; threads?: number } {

@@ -125,15 +125,20 @@ export async function runEmbedded(
       gate,
       ...(options.onTile ? { onTile: options.onTile } : {}),
     });
-    let nullSeconds = 0;
+    // The null's tiles come after the main job's in the plan, so its time is what the run took after the last main
+    // tile was done (a tile's own seconds include its wait in the pool's queue, which differs between the two).
+    let mainDone = performance.now();
+    let nullTiles = 0;
     const tiles = options.order ? options.order([...plan.tiles]) : plan.tiles;
     await Promise.all([
       loaded.all,
       executor.execute(tiles, (tile, outcome) => {
-        if (tile.kind === 'null') nullSeconds += outcome.seconds;
+        if (tile.kind === 'main') mainDone = performance.now();
+        else nullTiles++;
         return progress.merge(tile, outcome.result, outcome.constant);
       }),
     ]);
+    const nullSeconds = nullTiles > 0 ? Math.max(0, performance.now() - mainDone) / 1000 : 0;
     const stats = [sources[first.f]!.stats, sources[first.g]!.stats];
     const io = stats.some((s) => s !== null) ? { F: stats[0] ?? null, G: stats[1] ?? null, memory: options.memory ?? 0 } : null;
     return { progress, kernel, threads, io, nullSeconds };

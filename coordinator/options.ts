@@ -36,7 +36,7 @@ export interface ModelOptions {
 
 /** The permutation null (the chance baseline). */
 export interface NullOptionsInput {
-  /** Permutations; 0 turns the null off (default 5). */
+  /** Permutations; 0 turns the null off (default 10). */
   readonly permutations?: number;
   /** Neurons sampled per direction (default: 2000, fewer to keep the null under 8% of the job's arithmetic). */
   readonly sample?: number;

@@ -3,7 +3,7 @@
  * cluster. Both run the same job model (docs/ARCHITECTURE.md): plan the
  * pair, run its tiles on an executor, reduce, report, write the outputs.
  */
-import { humanSummary, warnChance } from '../shared/core/index.js';
+import { chanceWarning, humanSummary, warnChance } from '../shared/core/index.js';
 import { planPair } from '../shared/formats/index.js';
 import { checkOutputs, pairReport, writeOutputsAsync } from '../shared/job/index.js';
 import { nativeLoops } from '../worker/native/assist.js';
@@ -49,7 +49,7 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
     onPoolStart: () => {
       trace('pool starting');
       // A small sum: it runs while the threads boot.
-      warnChance(f.m, f.probes, f.n, g.n, s.log);
+      warnChance(f.m, f.probes, f.n, g.n, s.null.permutations > 0, s.log);
     },
     onStart: ({ kernel, plan }) => {
       trace('pool ready');
@@ -81,5 +81,9 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
     nullSeconds: run.nullSeconds,
   });
   await writeOutputsAsync(run.progress, 0, scored, s);
+  if (scored.report.null !== null) {
+    const warning = chanceWarning(scored.report);
+    if (warning !== null) s.log(warning);
+  }
   return { report: scored.report, summary: humanSummary(scored.report) };
 }

@@ -33,7 +33,7 @@ describe('public API', () => {
     expect(report.models).toEqual({ F, G });
     expect(report.neurons).toEqual([200, 464]);
     expect(report.scores.paper.symmetric).toBeGreaterThan(0);
-    expect(report.null?.permutations).toBe(5);
+    expect(report.null?.permutations).toBe(10);
     expect(result.summary).toMatch(/score \(paper, symmetric\)/);
     const cli = spawnSync(process.execPath, [join(ROOT, 'bin', 'neurocorr.js'), 'score', F, G, '--json', '--threads', '2', '--no-progress'], {
       encoding: 'utf8',

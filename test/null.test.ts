@@ -50,6 +50,34 @@ function noisyCopy(model: GenModel, noise: number, seed: number): GenModel {
   return { dtype: model.dtype, layers: model.layers.map((l) => ({ ...l, data: l.data.map((v) => Math.fround(v + noise * gauss())) })) };
 }
 
+/**
+ * Sparse ReLU layers like a real network's: relu(w . latent + bias + noise),
+ * each unit's bias drawn so the share of active probes ranges from rare to
+ * common, and a share of dead units (always 0).
+ */
+function sparseRelu(seed: number, m: number, layers: number[][], dead: number, latent: Float64Array[]): GenModel {
+  const r = rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  return {
+    dtype: 'f4',
+    layers: layers.map((shape, li) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const data = new Float64Array(m * n);
+      for (let j = 0; j < n; j++) {
+        if (r() < dead) continue;
+        const w = latent.map(() => gauss());
+        const bias = -2.5 * r();
+        for (let k = 0; k < m; k++) {
+          let v = bias + 0.7 * gauss();
+          w.forEach((wi, q) => (v += wi * latent[q]![k]!));
+          data[k * n + j] = Math.fround(Math.max(0, v));
+        }
+      }
+      return { name: `l${li}`, shape: [m, ...shape], data };
+    }),
+  };
+}
+
 const modes = ['paper', 'penalized'] as const;
 const directions = ['forward', 'backward', 'symmetric'] as const;
 
@@ -119,6 +147,35 @@ describe('permutation null', () => {
         expect(Math.abs(stat.mean - truth), `${mode} ${dir}: ${stat.mean} vs exact ${truth}, se ${stat.se}`).toBeLessThan(3 * stat.se);
       }
     }
+  });
+
+  it('on sparse ReLU layers with many dead units and layers of very different sizes, the reported se covers the exact null about 95% of the time', () => {
+    const latent = latents(7, 16, 4);
+    // F: 30% dead, a wide layer, a narrow one, a conv layer; G: 55% dead.
+    const fDir = writeNpyDir(sparseRelu(11, 16, [[800], [120], [8, 6, 6]], 0.3, latent));
+    const gDir = writeNpyDir(sparseRelu(12, 16, [[600], [40]], 0.55, latent));
+    // The exact null: every neuron, 40 permutations.
+    const exact = score(fDir, gDir, ['--null', '40', '--null-sample', '100000', '--null-seed', '999']).null!.scores;
+    const z: number[] = [];
+    let worst = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const report = score(fDir, gDir, ['--null', '5', '--null-sample', '60', '--null-seed', String(seed)]);
+      for (const mode of modes) {
+        for (const dir of directions) {
+          const stat = report.null!.scores[mode][dir];
+          z.push((stat.mean - exact[mode][dir].mean) / stat.se);
+        }
+      }
+      worst = Math.max(worst, report.null!.scores.paper.symmetric.se);
+    }
+    const covered = z.filter((v) => Math.abs(v) <= 2).length / z.length;
+    const meanSquare = z.reduce((s, v) => s + v * v, 0) / z.length;
+    // The exact null is itself an average over 40 permutations: a little of the spread of z is its own.
+    expect(covered, `coverage ${covered}, mean z^2 ${meanSquare}`).toBeGreaterThan(0.88);
+    // Honest, not wildly conservative: the z-scores' spread is about 1.
+    expect(meanSquare).toBeGreaterThan(0.5);
+    expect(meanSquare).toBeLessThan(1.5);
+    expect(worst).toBeLessThan(0.03);
   });
 
   it('with every neuron sampled, the null is the exact full-permutation null', () => {

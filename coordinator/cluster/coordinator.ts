@@ -22,7 +22,7 @@ import {
   urlHasCredentials,
   type JobSpec,
 } from '../../shared/cluster/index.js';
-import { humanSummary, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
+import { chanceWarning, humanSummary, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
 import { isShardPlan, planPair, type PlannedPair } from '../../shared/formats/index.js';
 import { encodeCheckpoint, JobProgress, pairReport, planJob, restoreCheckpoint, writeOutputs, writeReport, type JobPlan } from '../../shared/job/index.js';
@@ -81,7 +81,7 @@ export class ClusterCoordinator {
 
   async run(): Promise<ScoreResult> {
     const [f, g] = [this.planned.f.skeleton(), this.planned.g.skeleton()];
-    warnChance(f.m, f.probes, f.n, g.n, this.s.log);
+    warnChance(f.m, f.probes, f.n, g.n, this.s.null.permutations > 0, this.s.log);
     for (const [url, flag] of [
       [this.c.nats, 'cluster.nats'],
       [this.c.redis, 'cluster.redis'],
@@ -332,6 +332,8 @@ export class ClusterCoordinator {
     await store.finish('done', c.ttlSeconds, { report: JSON.stringify(scored.report, null, 2) });
     await cleanUp(jsm, kv, job);
     log.info({ duplicates: cluster.duplicates, redelivered: cluster.redelivered, republished: cluster.republished, workers }, 'job done');
+    const warning = scored.report.null === null ? null : chanceWarning(scored.report);
+    if (warning !== null) s.log(warning);
     return { report: scored.report, summary: humanSummary(scored.report) };
   }
 

@@ -80,12 +80,23 @@ function solveSamples(target: number, nF: number, nG: number): number {
   return hi;
 }
 
-/** Warns before any compute when the probes are too few for the score to rise clearly above chance. */
-export function warnChance(m: number, probes: number, nF: number, nG: number, log: (line: string) => void): void {
+/**
+ * Before any compute, when the probes are too few for the score to rise
+ * clearly above chance: a warning from the analytic estimate, or, when the
+ * permutation null will measure the chance level, a note that says so (the
+ * warning then comes from the measured null: report.ts, chanceWarning).
+ */
+export function warnChance(m: number, probes: number, nF: number, nG: number, nullOn: boolean, log: (line: string) => void): void {
   const chance = chanceLevel(m, nF, nG).symmetric;
   if (chance <= 0.3) return;
   const needed = Math.ceil(samplesForChance(0.1, nF, nG) / (m / probes));
+  if (nullOn) {
+    log(
+      `note: with ${probes} probes the analytic chance level of this score is about ${chance.toFixed(2)} (${needed} probes would bring it under 0.1); the permutation null will measure it`,
+    );
+    return;
+  }
   log(
-    `warning: with ${probes} probes the chance level of this score is about ${chance.toFixed(2)}: two unrelated models of these sizes would score that high. Use at least ${needed} probes to bring it under 0.1 (neurocorr plan F G shows this before any compute); the report's null and corrected scores account for it.`,
+    `warning: with ${probes} probes the chance level of this score is about ${chance.toFixed(2)} (analytic): two unrelated models of these sizes would score that high. Use at least ${needed} probes to bring it under 0.1 (neurocorr plan F G shows this before any compute).`,
   );
 }

@@ -26,7 +26,7 @@ export interface NullOptions {
   readonly seed: number;
 }
 
-export const DEFAULT_NULL: NullOptions = { permutations: 5, sample: 2000, seed: 1 };
+export const DEFAULT_NULL: NullOptions = { permutations: 10, sample: 2000, seed: 1 };
 
 /**
  * Keeps the null's arithmetic under this share of the main job's, unless the
@@ -108,21 +108,42 @@ export function probePermutation(seed: number, k: number, probes: number): Uint3
   return p;
 }
 
-function sampleSide(model: ModelShape, count: number, seed: number, side: Side): SideSample {
-  const indices = sampleIndices(model.n, count, createRng(hashString(`sample:${side}`, seed >>> 0)));
-  const layers: LayerInfo[] = [];
-  let layer = 0;
-  indices.forEach((i, at) => {
-    while (i >= model.layers[layer]!.start + model.layers[layer]!.count) layer++;
-    const source = model.layers[layer]!;
-    const last = layers.at(-1);
-    if (last !== undefined && last.name === source.name && last.start + last.count === at) {
-      layers[layers.length - 1] = { ...last, count: last.count + 1 };
-    } else {
-      layers.push({ ...source, start: at, count: 1, constant: 0 });
+/**
+ * Sample sizes per layer for `count` of `model.n` neurons: proportional to
+ * layer size (largest remainders), and at least two per layer where the
+ * count allows, so that every layer's null has a sample and a variance.
+ */
+export function allocateSample(layers: readonly { readonly count: number }[], n: number, count: number): number[] {
+  if (count >= n) return layers.map((l) => l.count);
+  const floor = layers.map((l) => Math.min(l.count, count >= 2 * layers.length ? 2 : 0));
+  let left = count - floor.reduce((a, b) => a + b, 0);
+  const share = layers.map((l, h) => ((l.count - floor[h]!) * left) / Math.max(1, n - floor.reduce((a, b) => a + b, 0)));
+  const sizes = share.map((v, h) => floor[h]! + Math.floor(v));
+  left = count - sizes.reduce((a, b) => a + b, 0);
+  const order = share.map((v, h) => [v - Math.floor(v), h] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]);
+  for (const [, h] of order) {
+    if (left === 0) break;
+    if (sizes[h]! < layers[h]!.count) {
+      sizes[h]!++;
+      left--;
     }
+  }
+  return sizes;
+}
+
+/** A stratified sample of `count` neurons: per layer (see allocateSample), each layer's drawn with its own seeded generator. */
+function sampleSide(model: ModelShape, count: number, seed: number, side: Side): SideSample {
+  const sizes = allocateSample(model.layers, model.n, count);
+  const picked: number[] = [];
+  const layers: LayerInfo[] = [];
+  model.layers.forEach((layer, h) => {
+    const size = sizes[h]!;
+    if (size === 0) return;
+    const local = sampleIndices(layer.count, size, createRng(hashString(`sample:${side}:${h}:${layer.name}`, seed >>> 0)));
+    layers.push({ ...layer, start: picked.length, count: size, constant: 0 });
+    for (const i of local) picked.push(layer.start + i);
   });
-  return { indices, layers };
+  return { indices: Uint32Array.from(picked), layers };
 }
 
 /**

@@ -2,7 +2,7 @@
 import { chanceLevel, samplesForChance, type ChanceLevel } from './chance.js';
 import type { ConvMode, Model } from './model.js';
 import type { NullReduction } from './null-reduction.js';
-import { layerNull, sampleScores, scoreNulls, type DirectionNull, type NullScores, type NullStat } from './null-stats.js';
+import { nullStats, type DirectionNull, type NullResult, type NullStat } from './null-stats.js';
 import {
   MATCH_MODES,
   meanOver,
@@ -31,6 +31,8 @@ export interface LayerRow {
   readonly null: Record<MatchMode, NullStat | null> | null;
 }
 
+export type Scope = 'full' | 'subset' | 'estimate';
+
 export interface PartialInfo {
   readonly layers: readonly string[] | null;
   readonly sample: { readonly n: number; readonly seed: number } | null;
@@ -52,6 +54,8 @@ export interface Report {
   readonly layers: readonly LayerRow[];
   readonly partial: boolean;
   readonly partialDetail: PartialInfo | null;
+  /** `full`; `subset`: the exact score of the selected layers or probes; `estimate`: neurons were sampled, so the score estimates the exact one. */
+  readonly scope: Scope;
   readonly precision: { readonly accumulate: string; readonly bestRhoBound: number };
   readonly kernel: string;
   readonly threads: number;
@@ -83,11 +87,16 @@ export interface NullReport {
   /** Neurons sampled from F and from G, each matched against the whole other model. */
   readonly sample: readonly [number, number];
   readonly tiles: number;
+  /** Embedded: what the run took after the main job's last tile; cluster: the workers' compute time on the null's tiles, summed. */
   readonly seconds: number;
   /** The null's arithmetic over the main job's. */
   readonly flopsShare: number;
-  /** Per match mode and direction: the null's mean, sd, standard error, the z-score and the chance-corrected score. */
+  /** Per match mode and direction: the null's mean, sd, standard error, the z-score and the chance-corrected score with its standard error. */
   readonly scores: Record<MatchMode, DirectionNull>;
+  /** Sampled neurons that turned out constant: computed, but not used (their null S is exactly 0), per side. */
+  readonly constantSampled: readonly [number, number];
+  /** The standard error the default sample aims at for the headline corrected score, and whether this run met it. */
+  readonly target: { readonly correctedSe: number; readonly met: boolean };
 }
 
 export interface NullRunInfo {
@@ -152,12 +161,21 @@ export function bestRhoBound(m: number, kernel: string): number {
   return m <= 4096 ? 1e-5 : m * 2 ** -24;
 }
 
+/** The standard error of the headline corrected score that the default null sample aims at. */
+export const CORRECTED_SE_TARGET = 0.01;
+
 export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunInfo): Scored {
   const forward = neuronScores(reduction.forward, f, g);
   const backward = neuronScores(reduction.backward, g, f);
   const pairs = f.n * g.n;
   const scores = scoresFor(forward, backward, f, g, run.constantMode);
-  const nulls = run.null ? { run: run.null, scores: sampleScores(run.null.reduction) } : null;
+  const rows = [layerRows('F', f, g, forward, run.constantMode), layerRows('G', g, f, backward, run.constantMode)] as const;
+  const nulls = !run.null
+    ? null
+    : nullStats({ reduction: run.null.reduction, models: [f, g], real: [forward, backward] }, run.constantMode, scores, [
+        rows[0].map((r) => r.mean),
+        rows[1].map((r) => r.mean),
+      ]);
   const report: Report = {
     version: 1,
     models: { F: f.path, G: g.path },
@@ -169,9 +187,10 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
     samples: f.m,
     neurons: [f.n, g.n],
     constant: [countConstant(f), countConstant(g)],
-    layers: [...layerRows('F', f, g, forward, run.constantMode, nulls, 0), ...layerRows('G', g, f, backward, run.constantMode, nulls, 1)],
+    layers: rows.flatMap((side, k) => side.map((row, h) => ({ ...row, null: nulls === null ? null : (nulls.layers[k as 0 | 1][h] ?? null) }))),
     partial: run.partial !== null,
     partialDetail: run.partial,
+    scope: scopeOf(run.partial),
     precision: { accumulate: run.kernel === 'reference' ? 'float64' : 'float32', bestRhoBound: bestRhoBound(f.m, run.kernel) },
     kernel: run.kernel,
     threads: run.threads,
@@ -182,48 +201,44 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
     pairsPerSecond: run.seconds > 0 ? pairs / run.seconds : 0,
     io: run.io ?? null,
     chance: chanceInfo(f, g),
-    null: nulls === null ? null : nullReport(nulls, scores, run.constantMode, f, g),
+    null: nulls === null || !run.null ? null : nullReport(run.null, nulls, run.match, f, g),
     cluster: run.cluster ?? null,
   };
   return { report, forward, backward };
 }
 
-const countConstant = (model: Model): number => model.layers.reduce((sum, l) => sum + l.constant, 0);
-
-interface Nulls {
-  readonly run: NullRunInfo;
-  readonly scores: NullScores;
+/** A sampled run estimates the exact score; a subset of layers or probes is the exact score of that subset. */
+function scopeOf(partial: PartialInfo | null): Scope {
+  if (partial === null) return 'full';
+  return partial.sample !== null ? 'estimate' : 'subset';
 }
+
+const countConstant = (model: Model): number => model.layers.reduce((sum, l) => sum + l.constant, 0);
 
 function chanceInfo(f: Model, g: Model): ChanceInfo {
   const spatial = f.m / f.probes;
   return { ...chanceLevel(f.m, f.n, g.n), samples: f.m, probesForTenth: Math.ceil(samplesForChance(0.1, f.n, g.n) / spatial) };
 }
 
-function nullReport(nulls: Nulls, scores: Record<MatchMode, DirectionScores>, constantMode: ConstantMode, f: Model, g: Model): NullReport {
-  const { reduction } = nulls.run;
+function nullReport(run: NullRunInfo, nulls: NullResult, match: MatchMode, f: Model, g: Model): NullReport {
+  const { reduction } = run;
   const [sf, sg] = reduction.plan.samples.map((s) => s.indices.length) as [number, number];
   const k = reduction.plan.options.permutations;
+  const headline = nulls.scores[match].symmetric.correctedSe;
   return {
     permutations: k,
     seed: reduction.plan.options.seed,
     sample: [sf, sg],
-    tiles: nulls.run.tiles,
-    seconds: nulls.run.seconds,
+    tiles: run.tiles,
+    seconds: run.seconds,
     flopsShare: (k * (sf * g.n + sg * f.n)) / (f.n * g.n),
-    scores: scoreNulls(reduction, nulls.scores, constantMode, scores),
+    scores: nulls.scores,
+    constantSampled: nulls.constantSampled,
+    target: { correctedSe: CORRECTED_SE_TARGET, met: headline <= CORRECTED_SE_TARGET },
   };
 }
 
-function layerRows(
-  label: 'F' | 'G',
-  self: Model,
-  other: Model,
-  scores: NeuronScores,
-  constantMode: ConstantMode,
-  nulls: Nulls | null,
-  side: 0 | 1,
-): LayerRow[] {
+function layerRows(label: 'F' | 'G', self: Model, other: Model, scores: NeuronScores, constantMode: ConstantMode): Omit<LayerRow, 'null'>[] {
   return self.layers.map((layer) => {
     const end = layer.start + layer.count;
     const mean = {} as Record<MatchMode, number | null>;
@@ -249,7 +264,6 @@ function layerRows(
       constant: layer.constant,
       mean,
       matchDepths,
-      null: nulls === null ? null : layerNull(nulls.run.reduction, nulls.scores, side, layer.name, constantMode, mean, layer.count),
     };
   });
 }
@@ -261,13 +275,13 @@ function chanceLine(report: Report): string {
   if (n === null) return `  chance level ${fmt(report.chance.symmetric)} (analytic; --null 0 skipped the permutation null)`;
   const stat = n.scores[report.match].symmetric;
   const z = Number.isFinite(stat.z) ? stat.z.toFixed(1) : String(stat.z);
-  return `  chance ${fmt(stat.mean)} ± ${fmt(stat.sd)} (permutation null, ${n.permutations} x ${n.sample[0]}+${n.sample[1]} neurons; analytic ${fmt(report.chance.symmetric)}), corrected score ${fmt(stat.corrected)}, z ${z}`;
+  return `  chance ${fmt(stat.mean)} (permutation null, ${n.permutations} x ${n.sample[0]}+${n.sample[1]} neurons, sd ${fmt(stat.sd)} across permutations; analytic ${fmt(report.chance.symmetric)}), corrected score ${fmt(stat.corrected)} ± ${fmt(stat.correctedSe)}, z ${z}`;
 }
 
 export function humanSummary(report: Report): string {
   const s = report.scores;
   const lines = [
-    `neurocorr: ${report.models.F} (F) vs ${report.models.G} (G)${report.partial ? '  [PARTIAL]' : ''}`,
+    `neurocorr: ${report.models.F} (F) vs ${report.models.G} (G)${report.scope === 'full' ? '' : `  [${report.scope.toUpperCase()}]`}`,
     `  probes ${report.probes}${report.samples !== report.probes ? ` (${report.samples} samples per neuron)` : ''}, neurons ${report.neurons[0]} x ${report.neurons[1]}, constant ${report.constant[0]} / ${report.constant[1]}${report.constantMode === 'exclude' ? ' (excluded)' : ''}`,
     `               forward   backward  symmetric`,
     ...MATCH_MODES.map(
@@ -283,6 +297,25 @@ export function humanSummary(report: Report): string {
       `  kernel ${report.kernel}, ${c.workers.length} worker(s), ${report.tiles} tiles of <=${report.block} neurons, ${report.seconds.toFixed(2)} s, ${report.pairsPerSecond.toExponential(2)} pairs/s`;
     lines.push(`  job ${c.job}: ${c.redelivered} tile(s) redelivered, ${c.duplicates} duplicate result(s), ${c.republished} republished`);
   }
-  if (report.partial) lines.push('  partial mode: this is an approximation of the exact score (see partialDetail in --json)');
+  if (report.null !== null && !report.null.target.met) {
+    lines.push(
+      `  the corrected score's standard error is above ${report.null.target.correctedSe}: a larger null sample (--null-sample) or more permutations (--null) would narrow it`,
+    );
+  }
+  if (report.scope === 'subset')
+    lines.push('  subset: the exact score of the selected layers or probes, not of the whole models (see partialDetail in --json)');
+  if (report.scope === 'estimate') lines.push('  estimate: neurons were sampled (--sample), so this estimates the exact score (see partialDetail in --json)');
   return lines.join('\n');
+}
+
+/**
+ * The chance warning, from the measured null when there is one (so it agrees
+ * with the summary and the report), else from the analytic estimate.
+ */
+export function chanceWarning(report: Report): string | null {
+  const measured = report.null?.scores[report.match].symmetric.mean;
+  const chance = measured ?? report.chance.symmetric;
+  if (chance <= 0.3) return null;
+  const source = measured === undefined ? 'the analytic estimate' : 'the permutation null';
+  return `warning: with ${report.probes} probes the chance level of this score is ${chance.toFixed(2)} (${source}): two unrelated models of these sizes would score that high. Use at least ${report.chance.probesForTenth} probes to bring it under 0.1 (analytic); the corrected score accounts for it.`;
 }
