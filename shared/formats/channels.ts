@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
-import type { Layout, SpatialPooling } from '../core/index.js';
+import { LAYOUTS, MAX_SPATIAL, type Layout, type SpatialPooling } from '../core/index.js';
 import type { RawLayer, RawModel } from './raw.js';
 
 /** `spatial`: pool to S x S, or to the smallest H and the smallest W over both models' maps. */
@@ -32,6 +32,7 @@ export const hasMaps = (shape: readonly number[]): boolean => shape.length >= 3;
 /** The layer's layout: its file's, else `fallback`; refused (exit 2) when neither says. */
 export function layerLayout(raw: RawModel, layer: RawLayer, fallback: Layout | null): Layout {
   const layout = layer.layout ?? fallback;
+  if (layout !== null && !LAYOUTS.includes(layout)) throw new UsageError((o) => `${o('layout')} ${JSON.stringify(layout)}: expected nchw or nhwc`);
   if (layout !== null) return layout;
   const map = join(raw.path, 'layers.json');
   const where = raw.path.toLowerCase().endsWith('.safetensors')
@@ -60,6 +61,9 @@ export function mapSize(layer: RawLayer, layout: Layout): { readonly channels: n
 
 /** The grid a request gives over these maps: S x S, or the smallest H by the smallest W. */
 export function resolveGrid(request: SpatialRequest, maps: readonly Grid[]): Grid {
+  if (request !== 'min' && !(Number.isSafeInteger(request) && request >= 1 && request <= MAX_SPATIAL)) {
+    throw new UsageError((o) => `${o('spatial')} ${JSON.stringify(request)}: expected a side from 1 to ${MAX_SPATIAL}, or min`);
+  }
   if (request !== 'min') return { height: request, width: request };
   if (maps.length === 0) throw new UsageError((o) => `${o('spatial')} min: no selected layer of either model has H x W maps; give a size instead`);
   return { height: Math.min(...maps.map((g) => g.height)), width: Math.min(...maps.map((g) => g.width)) };
