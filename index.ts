@@ -21,11 +21,13 @@ export {
   type DirectionScores,
   type IoInfo,
   type LayerRow,
+  type Layout,
   type MatchMode,
   type NullReport,
   type NullStat,
   type PartialInfo,
   type Report,
+  type SpatialPooling,
 } from './shared/core/index.js';
 export {
   InputError,

@@ -4,7 +4,8 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
-import { integerOption, numberOption, sizeOption } from './options.js';
+import { integerOption, numberOption, sizeOption, spatialOption } from './options.js';
+import { LAYOUTS, MAX_SPATIAL, type Layout } from '../shared/core/index.js';
 import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
 import { cleanOnSignals } from './signals.js';
@@ -30,6 +31,7 @@ interface SynthFlags {
   seed: number;
   probeSeed: number;
   depth: 'position' | 'stage';
+  layout: Layout;
   force?: boolean;
 }
 
@@ -96,6 +98,15 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
     });
 }
 
+interface PrepareFlags {
+  memory: number;
+  conv: 'units' | 'channels';
+  layout?: Layout;
+  spatial?: number | 'min';
+  force?: boolean;
+  shardNeurons?: number;
+}
+
 export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
   program
     .command('prepare')
@@ -104,9 +115,11 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
     .argument('<OUT>', 'new shard-set directory (manifest.json + *.arrow)')
     .option('--memory <size>', 'bytes of shard data held at once, e.g. 512MiB, 2GiB', sizeOption('--memory'), 2 * 1024 ** 3)
     .addOption(new Option('--conv <mode>', 'conv layers: one neuron per unit, or per channel').choices(['units', 'channels']).default('units'))
+    .addOption(new Option('--layout <layout>', 'channels: where the channel axis is, for layers whose file does not say').choices([...LAYOUTS]))
+    .option('--spatial <S>', "channels: average-pool every layer's H x W maps to S x S", spatialOption(MAX_SPATIAL, false))
     .option('--shard-neurons <n>', 'at most n neurons per shard (default: as many as --memory allows)', integerOption('--shard-neurons', 1))
     .option('--force', 'replace OUT if it is a shard set neurocorr prepare wrote (and nothing else)')
-    .action(async (input: string, out: string, flags: { memory: number; conv: 'units' | 'channels'; force?: boolean; shardNeurons?: number }) =>
+    .action(async (input: string, out: string, flags: PrepareFlags) =>
       cleanOnSignals(async () => {
         const { prepareAsync } = await import('../coordinator/prepare.js');
         const started = performance.now();
@@ -115,6 +128,8 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
           out,
           memory: flags.memory,
           conv: flags.conv,
+          ...(flags.layout !== undefined ? { layout: flags.layout } : {}),
+          ...(typeof flags.spatial === 'number' ? { spatial: flags.spatial } : {}),
           force: flags.force === true,
           ...(flags.shardNeurons !== undefined ? { shardNeurons: flags.shardNeurons } : {}),
           nativeStandardize: !env.jsStandardize,
@@ -137,6 +152,7 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
     .option('--seed <s>', "seed of this model's weights", integerOption('--seed', 0, 2 ** 32 - 1), 1)
     .option('--probe-seed <s>', 'seed of the latent features; models to be compared must share it', integerOption('--probe-seed', 0, 2 ** 32 - 1), 0)
     .addOption(new Option('--depth <mode>', 'layer depth in layers.json: position, or ResNet stage').choices(['position', 'stage']).default('position'))
+    .addOption(new Option('--layout <layout>', 'conv layers as [C, H, W] (PyTorch) or [H, W, C] (TensorFlow) per probe').choices([...LAYOUTS]).default('nchw'))
     .option('--force', 'replace OUT if neurocorr synth wrote it (and nothing else)')
     .action(async (out: string, flags: SynthFlags) =>
       cleanOnSignals(async () => {
@@ -153,6 +169,7 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
             seed: flags.seed,
             probeSeed: flags.probeSeed,
             depth: flags.depth,
+            layout: flags.layout,
             force: flags.force === true,
           },
           (done, total) => io.stderr(`synth: layer ${done}/${total}\n`),

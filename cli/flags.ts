@@ -1,6 +1,8 @@
 /** The CLI's name for each library option, so that library messages read in flags (`probes` -> `--probes`). */
 const FLAGS: Readonly<Record<string, string>> = {
   conv: '--conv',
+  layout: '--layout',
+  spatial: '--spatial',
   layers: '--layers',
   layersF: '--layers-f',
   layersG: '--layers-g',

@@ -11,6 +11,19 @@ export function integerOption(flag: string, min: number, max = Number.MAX_SAFE_I
   };
 }
 
+/** `--spatial`: a side S from 1 to `max`, or `min` (when `min` is allowed). */
+export function spatialOption(max: number, min: boolean): (value: string) => number | 'min' {
+  const side = integerOption('--spatial', 1, max);
+  return (value: string) => {
+    if (min && value.trim() === 'min') return 'min';
+    try {
+      return side(value);
+    } catch {
+      throw new UsageError(`--spatial ${value}: expected an integer side from 1 to ${max}${min ? ', or min' : ''}`);
+    }
+  };
+}
+
 export function listOption(flag: string): (value: string) => string[] {
   return (value: string) => {
     const names = value

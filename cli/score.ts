@@ -6,13 +6,16 @@ import { DEFAULT_NULL } from '../shared/core/index.js';
 import { UsageError } from '../shared/errors.js';
 import { KERNEL_CHOICES, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
-import { integerOption, listOption, numberOption, sizeOption } from './options.js';
+import { integerOption, listOption, numberOption, sizeOption, spatialOption } from './options.js';
+import { LAYOUTS, MAX_SPATIAL, type Layout } from '../shared/core/index.js';
 import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
 import { cleanOnSignals } from './signals.js';
 
 interface PairFlags {
   conv: 'units' | 'channels';
+  layout?: Layout;
+  spatial?: number | 'min';
   layers?: string[];
   layersF?: string[];
   layersG?: string[];
@@ -56,6 +59,12 @@ function addPairOptions(command: Command): Command {
     .addOption(
       new Option('--conv <mode>', 'conv layers: one neuron per unit (C*H*W), or per channel (samples M*H*W)').choices(['units', 'channels']).default('units'),
     )
+    .addOption(new Option('--layout <layout>', 'channels: where the channel axis is, for layers whose file does not say').choices([...LAYOUTS]))
+    .option(
+      '--spatial <S>',
+      "channels: average-pool every layer's H x W maps to S x S, or 'min' (the smallest maps of both models)",
+      spatialOption(MAX_SPATIAL, true),
+    )
     .option('--layers <names>', 'partial: keep only these layers (comma-separated) in both models', listOption('--layers'))
     .option('--layers-f <names>', 'partial: keep only these layers of F', listOption('--layers-f'))
     .option('--layers-g <names>', 'partial: keep only these layers of G', listOption('--layers-g'))
@@ -77,6 +86,8 @@ function modelOptions(flags: PairFlags, env: CliEnv): ModelOptions & { null: Nul
   if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
   return {
     conv: flags.conv,
+    ...(flags.layout !== undefined ? { layout: flags.layout } : {}),
+    ...(flags.spatial !== undefined ? { spatial: flags.spatial } : {}),
     ...(flags.layers ? { layers: flags.layers } : {}),
     ...(flags.layersF ? { layersF: flags.layersF } : {}),
     ...(flags.layersG ? { layersG: flags.layersG } : {}),

@@ -3,7 +3,7 @@
  * validated at the edge (coordinator/validate.ts). The CLI maps its flags and
  * environment variables onto these.
  */
-import { DEFAULT_NULL, type ConstantMode, type ConvMode, type MatchMode, type NullRequest, type Report } from '../shared/core/index.js';
+import { DEFAULT_NULL, type ConstantMode, type MatchMode, type NullRequest, type Report } from '../shared/core/index.js';
 import {
   checkJobName,
   DEFAULT_PREFIX,
@@ -16,23 +16,11 @@ import {
   type TileQueueConfig,
 } from '../shared/cluster/index.js';
 import type { PairOptions } from '../shared/formats/index.js';
+import { MODEL_KEYS, modelOptions, type ModelOptions } from './model-options.js';
+export { modelOptions, type ModelOptions } from './model-options.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import type { NativeLoopsOptions } from '../worker/native/assist.js';
-import { boolean, func, integer, isObject, knownKeys, number, oneOf, optional, string, stringList } from '../shared/validate.js';
-
-/** How the activation sets are read: conv semantics, and the partial selections. */
-export interface ModelOptions {
-  /** A conv layer [M, C, H, W] gives C*H*W neurons (`units`, the default), or C neurons with M*H*W samples (`channels`). */
-  readonly conv?: ConvMode;
-  /** Partial: keep only these layers, in both models / in F / in G. */
-  readonly layers?: readonly string[];
-  readonly layersF?: readonly string[];
-  readonly layersG?: readonly string[];
-  /** Partial: keep at most `n` neurons per layer, chosen with `seed` (default 0). */
-  readonly sample?: { readonly n: number; readonly seed?: number };
-  /** Partial: use only the first `probes` probes. */
-  readonly probes?: number;
-}
+import { boolean, func, integer, isObject, knownKeys, number, oneOf, optional, string } from '../shared/validate.js';
 
 /** The permutation null (the chance baseline). */
 export interface NullOptionsInput {
@@ -176,7 +164,6 @@ export interface ScoreSettings {
   readonly cluster: ClusterSettings | null;
 }
 
-const MODEL_KEYS = ['conv', 'layers', 'layersF', 'layersG', 'sample', 'probes'] as const;
 const NULL_KEYS = ['permutations', 'sample', 'seed'] as const;
 const SCORE_KEYS = [
   'f',
@@ -220,26 +207,6 @@ const CLUSTER_KEYS = [
 ] as const;
 
 const uint32 = 2 ** 32 - 1;
-
-export function modelOptions(o: Record<string, unknown>): PairOptions {
-  const list = (key: 'layers' | 'layersF' | 'layersG') => optional<readonly string[] | null>(o[key], (v) => stringList(key, v), null);
-  const sample =
-    o['sample'] === undefined
-      ? null
-      : (() => {
-          const s = isObject('sample', o['sample']);
-          knownKeys('sample', s, ['n', 'seed']);
-          return { n: integer('sample.n', s['n'], 1), seed: optional(s['seed'], (v) => integer('sample.seed', v, 0, uint32), 0) };
-        })();
-  return {
-    conv: optional(o['conv'], (v) => oneOf('conv', v, ['units', 'channels'] as const), 'units'),
-    layers: list('layers'),
-    layersF: list('layersF'),
-    layersG: list('layersG'),
-    sample,
-    probes: optional<number | null>(o['probes'], (v) => integer('probes', v, 2), null),
-  };
-}
 
 function nullRequest(value: unknown): NullRequest {
   if (value === undefined) return { permutations: DEFAULT_NULL.permutations, sample: null, seed: DEFAULT_NULL.seed };

@@ -10,10 +10,10 @@ import { basename, join, resolve } from 'node:path';
 import { loadActivationSet } from '../shared/formats/index.js';
 import { UsageError } from '../shared/errors.js';
 import { collectGarbage } from '../shared/formats/index.js';
-import type { ConvMode } from '../shared/core/index.js';
+import { LAYOUTS, MAX_SPATIAL, type ConvMode, type Layout } from '../shared/core/index.js';
 import { encodeShard, preloadArrow } from '../shared/formats/index.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/formats/index.js';
-import { layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
+import { channelView, hasMaps, layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
 import { checkOutputSet, replaceDirectory, shardSetOwnership } from '../shared/formats/index.js';
 import { runSteps, runStepsAsync, type Steps } from '../shared/steps.js';
 import { dropTemp, tempPath } from '../shared/temp.js';
@@ -31,6 +31,10 @@ export interface PrepareOptions {
   readonly force?: boolean;
   /** Conv semantics of the set (default `units`). */
   readonly conv?: ConvMode;
+  /** Channels: the layout of every rank >= 3 layer whose file does not say (default: none; such a layer is refused). */
+  readonly layout?: Layout;
+  /** Channels: pool every layer's H x W maps to spatial x spatial (default: no pooling). */
+  readonly spatial?: number;
   /** At most this many neurons per shard (default: as many as `memory` allows). */
   readonly shardNeurons?: number;
   /** Standardize with the native loops where the addon loads (default true; bit-identical to the TypeScript loops). */
@@ -41,7 +45,7 @@ export interface PrepareOptions {
   readonly log?: (line: string) => void;
 }
 
-const PREPARE_KEYS = ['input', 'out', 'memory', 'force', 'conv', 'shardNeurons', 'nativeStandardize', 'addon', 'log'] as const;
+const PREPARE_KEYS = ['input', 'out', 'memory', 'force', 'conv', 'layout', 'spatial', 'shardNeurons', 'nativeStandardize', 'addon', 'log'] as const;
 
 export interface PrepareResult {
   readonly neurons: number;
@@ -78,6 +82,10 @@ function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
   const memory = optional(o['memory'], (v) => integer('memory', v, 1), 2 * 1024 ** 3);
   const force = optional(o['force'], (v) => boolean('force', v), false);
   const conv = optional(o['conv'], (v) => oneOf('conv', v, ['units', 'channels'] as const), 'units');
+  const layout = optional<Layout | null>(o['layout'], (v) => oneOf('layout', v, LAYOUTS), null);
+  const side = optional<number | null>(o['spatial'], (v) => integer('spatial', v, 1, MAX_SPATIAL), null);
+  if (side !== null && conv !== 'channels') throw new UsageError((n) => `${n('spatial')} pools channels' maps: it needs ${n('conv')} channels`);
+  const grid = side === null ? null : { height: side, width: side };
   const maxNeurons = optional(o['shardNeurons'], (v) => integer('shardNeurons', v, 1), Number.MAX_SAFE_INTEGER);
   const log = optional(
     o['log'],
@@ -94,7 +102,8 @@ function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
   preloadArrow();
 
   const raw = loadActivationSet(input);
-  const plan = planModel(raw, { conv, probes: null, layers: null, sample: null });
+  const plan = planModel(raw, { conv, probes: null, layers: null, sample: null, layout, grid });
+  const views = raw.layers.map((layer) => channelView(raw, layer, conv, layout, grid));
   const { m } = plan;
   const probes = raw.layers[0]!.shape[0]!;
   const perShard = Math.min(shardNeurons(memory, m), maxNeurons);
@@ -109,7 +118,7 @@ function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
     const shards: ShardEntry[] = [];
     const layers: Manifest['layers'][number][] = [];
     let start = 0;
-    for (const [k, layer] of raw.layers.entries()) {
+    for (const [k, layer] of views.entries()) {
       const count = layerGeometry(layer, conv).neurons;
       let constant = 0;
       for (let j0 = 0; j0 < count; j0 += perShard) {
@@ -123,7 +132,9 @@ function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
         collectGarbage();
         yield;
       }
-      layers.push({ name: layer.name, depth: layer.depth ?? k, shape: layer.shape.slice(1), start, count, total: count, constant });
+      const { shape, layout: known } = raw.layers[k]!;
+      const reported = hasMaps(shape) ? (known ?? layout) : null;
+      layers.push({ name: layer.name, depth: layer.depth ?? k, shape: shape.slice(1), start, count, total: count, constant, layout: reported });
       log(`prepare: layer ${k + 1}/${raw.layers.length} (${layer.name}, ${count} neurons)`);
       start += count;
     }
@@ -135,6 +146,7 @@ function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
       samples: m,
       fingerprint: raw.fingerprint,
       conv,
+      spatial: grid,
       layers,
       shards,
     };

@@ -71,6 +71,7 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
     match: s.match,
     constantMode: s.constant,
     conv: s.pair.conv,
+    spatial: planned.spatial,
     partial: planned.partial,
     kernel: run.kernel.name,
     threads: run.threads,

@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'E_INPUT_VALUES'
   | 'E_INPUT_SHAPE'
   | 'E_INPUT_MISMATCH'
+  | 'E_INPUT_LAYOUT'
   | 'E_LAYER_MAP'
   | 'E_KERNEL_UNAVAILABLE'
   | 'E_SERVICE'

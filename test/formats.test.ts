@@ -393,7 +393,7 @@ describe('loadActivationSet', () => {
     expect(model.path).toBe(dir);
     expect(model.fingerprint).toBeNull();
     expect(model.layers.map((l) => l.name)).toEqual(['B', 'a10', 'a2', 'b']);
-    expect(model.layers.map((l) => [l.depth, l.layout])).toEqual(Array(4).fill([null, 'nchw']));
+    expect(model.layers.map((l) => [l.depth, l.layout])).toEqual(Array(4).fill([null, null]));
     expect(model.layers[2]).toMatchObject({ source: join(dir, 'a2.npy'), shape: [4, 2, 3] });
     expect(model.layers[2]?.dtype).toBe('f8');
     expect(model.layers[2]?.read(0, 4)).toBeInstanceOf(Float64Array);
@@ -412,7 +412,7 @@ describe('loadActivationSet', () => {
     expect(model.fingerprint).toBe('imagenet-val-1k');
     expect(model.layers.map((l) => [l.name, l.depth, l.layout, l.source])).toEqual([
       ['head', 9, 'nhwc', join(dir, 'fc.npy')],
-      ['conv1', 0, 'nchw', join(dir, 'conv1.npy')],
+      ['conv1', 0, null, join(dir, 'conv1.npy')],
     ]);
   });
 
@@ -493,8 +493,8 @@ describe('loadActivationSet', () => {
       const model = loadActivationSet(file);
       expect(model.fingerprint).toBe('fp1');
       expect(model.layers.map((l) => [l.name, l.depth, l.layout])).toEqual([
-        ['c', 3, 'nchw'],
-        ['a', 7, 'nchw'],
+        ['c', 3, null],
+        ['a', 7, null],
       ]);
     });
 

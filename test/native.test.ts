@@ -240,7 +240,13 @@ describe('native standardization loops', () => {
       const dir = writeNpyDir(genModel(5, { m: 37, layers: [[9], [3, 4, 5], [1]], latent: latents(2, 37, 2), dtype, constants: 0.1, duplicates: 0.1 }));
       for (const conv of ['units', 'channels'] as const) {
         const raw = loadActivationSet(dir);
-        const options = { conv, probes: null, layers: conv === 'channels' ? ['layer01'] : null, sample: conv === 'units' ? { n: 7, seed: 3 } : null };
+        const options = {
+          conv,
+          probes: null,
+          layers: conv === 'channels' ? ['layer01'] : null,
+          sample: conv === 'units' ? { n: 7, seed: 3 } : null,
+          layout: 'nchw' as const,
+        };
         const a = planModel(raw, { ...options, loops: jsLoops });
         const b = planModel(raw, { ...options, loops: loops! });
         const za = new Float32Array(a.n * a.m);

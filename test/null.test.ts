@@ -134,7 +134,7 @@ describe('permutation null', () => {
     const [fDir, gDir] = [writeNpyDir(F), writeNpyDir(G)];
     const seed = 7;
     const k = 3;
-    const extra = ['--conv', conv];
+    const extra = ['--conv', conv, '--layout', 'nchw'];
     const report = score(fDir, gDir, [...extra, '--null', String(k), '--null-sample', '25', '--null-seed', String(seed)]);
     expect(report.null!.sample).toEqual([25, 25]);
     // The exact null: the full score against G with its probes permuted, for the same K permutations.

@@ -7,15 +7,22 @@
  */
 import { gatherSample } from '../shared/core/index.js';
 import { operands, type JobPlan, type JobTile, type ModelSource, type NullTile, type TileOutcome } from '../shared/job/index.js';
+import { GatherCache } from './gather-cache.js';
 import type { EmbeddedPool } from './pool.js';
 
 /** Kernel keys promise "same rows block as another tile with this key": model and start, plus a per-job base (under 2^53). */
 const MODEL_KEY = 2 ** 32;
 
+/**
+ * Bytes of gathered null samples kept beyond the tiles in flight. A miss
+ * re-gathers one block (a copy of count x m floats) for a tile of
+ * 2 x count x (up to 4 blocks) x m FLOPs, so a small cache costs little
+ * even when one permutation's sample does not fit.
+ */
+export const GATHER_BUDGET = 64 * 1024 * 1024;
+
 export class TileRunner {
-  private readonly gathered = new Map<string, Float32Array>();
-  private gatheredBytes = 0;
-  private readonly gatherBudget: number;
+  private readonly gathered: GatherCache;
 
   /**
    * `keyBase` separates jobs that share a pool (a cluster worker serves many):
@@ -27,10 +34,11 @@ export class TileRunner {
     private readonly sources: readonly ModelSource[],
     private readonly keyBase = 0,
   ) {
-    // Enough for every sample block of one permutation and side, the unit the null's tiles are ordered by.
+    // Every sample block of one permutation and side (the unit the null's tiles are ordered by), within GATHER_BUDGET.
     const m = plan.models[0]?.m ?? 0;
     const largest = Math.max(0, ...plan.pairs.flatMap((p) => p.null?.samples.map((s) => s.indices.length) ?? []));
-    this.gatherBudget = 2 * largest * m * 4;
+    const slot = Math.max(1, Math.min(plan.block, largest)) * m;
+    this.gathered = new GatherCache(slot, Math.max(1, Math.floor(Math.min(2 * largest * m, GATHER_BUDGET / 4) / slot)));
   }
 
   async run(tile: JobTile): Promise<TileOutcome> {
@@ -62,35 +70,31 @@ export class TileRunner {
         return { result, constant, seconds };
       } finally {
         if (tile.kind === 'main') colSource.release(cols.block.start);
+        else this.gathered.release(sampleKey(tile));
       }
     } finally {
       rowSource.release(rows.block.start);
     }
   }
 
-  /** The tile's sample block, permuted, from a small cache bounded in bytes (most recently used last). */
+  /** The tile's sample block, permuted, from a small cache of recycled buffers (pinned until the tile is done). */
   private sample(tile: NullTile, source: ModelSource, m: number): Float32Array {
-    const key = `${tile.pair}:${tile.k}:${tile.side}:${tile.sample.start}`;
-    const hit = this.gathered.get(key);
-    if (hit !== undefined) {
-      this.gathered.delete(key);
-      this.gathered.set(key, hit);
-      return hit;
-    }
-    const row = (i: number) => {
-      const copy = source.acquire(i, 1).slice();
-      source.release(i);
-      return copy;
-    };
     const plan = this.plan.pairs[tile.pair]!.null!;
-    const rows = gatherSample(plan, tile, row, new Float32Array(new SharedArrayBuffer(tile.sample.count * m * 4)));
-    for (const [k, v] of this.gathered) {
-      if (this.gatheredBytes + rows.byteLength <= this.gatherBudget) break;
-      this.gathered.delete(k);
-      this.gatheredBytes -= v.byteLength;
-    }
-    this.gathered.set(key, rows);
-    this.gatheredBytes += rows.byteLength;
-    return rows;
+    return this.gathered.acquire(sampleKey(tile), tile.sample.count * m, (out) => {
+      // Each row is copied from the source in place, then let go.
+      let held: number | null = null;
+      const row = (i: number): Float32Array => {
+        if (held !== null) source.release(held);
+        held = i;
+        return source.acquire(i, 1);
+      };
+      try {
+        gatherSample(plan, tile, row, out);
+      } finally {
+        if (held !== null) source.release(held);
+      }
+    });
   }
 }
+
+const sampleKey = (tile: NullTile): string => `${tile.pair}:${tile.k}:${tile.side}:${tile.sample.start}`;

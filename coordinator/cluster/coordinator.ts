@@ -319,6 +319,7 @@ export class ClusterCoordinator {
       match: s.match,
       constantMode: s.constant,
       conv: s.pair.conv,
+      spatial: this.planned.spatial,
       partial: this.planned.partial,
       kernel: [...executor.stats.kernels].sort().join('+'),
       threads: workers.length,

@@ -15,7 +15,7 @@ import { checkOutputSet, readJsonObject, replaceDirectory, strayEntry } from '..
 import { runSteps, runStepsAsync, type Steps } from '../../shared/steps.js';
 import { dropTemp, tempPath } from '../../shared/temp.js';
 import { npyHeader } from '../../shared/formats/index.js';
-import { createRng, hashString } from '../../shared/core/index.js';
+import { createRng, hashString, type Layout } from '../../shared/core/index.js';
 
 export interface SynthOptions {
   readonly arch: string;
@@ -31,6 +31,8 @@ export interface SynthOptions {
   readonly deadFraction?: number;
   /** Depth of each layer: its position, or its ResNet stage. */
   readonly depth: 'position' | 'stage';
+  /** Conv layers stored [C, H, W] (`nchw`, the default) or [H, W, C] per probe; layers.json says which. */
+  readonly layout?: Layout;
   /** Replace `out` if synth wrote it (its marker says so, and it holds nothing else). */
   readonly force?: boolean;
 }
@@ -95,7 +97,8 @@ function* synthSteps(out: string, options: SynthOptions, onLayer?: (done: number
       neurons += written.neurons;
       bytes += written.bytes;
       onLayer?.(i + 1, layers.length);
-      entries.push({ file, name: layer.name, depth: options.depth === 'stage' ? layer.stage : i });
+      const layout = layer.shape.length === 3 ? { layout: options.layout ?? 'nchw' } : {};
+      entries.push({ file, name: layer.name, depth: options.depth === 'stage' ? layer.stage : i, ...layout });
     }
     writeFileSync(join(tmp, 'layers.json'), `${JSON.stringify({ probes: probeFingerprint(options.probeSeed, m), layers: entries }, null, 1)}\n`);
     const marker = { format: SYNTH_FORMAT, version: 1, arch: options.arch, files: entries.map((e) => e.file) };
@@ -137,19 +140,23 @@ function* writeLayer(
   }
   const fd = openSync(path, 'w');
   try {
-    const header = npyHeader([m, ...layer.shape], 'f4');
+    const nhwc = options.layout === 'nhwc' && layer.shape.length === 3;
+    const [c0, h, w] = layer.shape as [number, number?, number?];
+    const header = npyHeader(nhwc ? [m, h!, w!, c0] : [m, ...layer.shape], 'f4');
+    // Position of unit j (channel-major) in the stored row.
+    const at = (j: number): number => (nhwc ? (j % perChannel) * channels + Math.floor(j / perChannel) : j);
     writeSync(fd, header);
     const row = new Float32Array(n);
     const rowBytes = new Uint8Array(row.buffer);
     for (let p = 0; p < m; p++) {
       for (let j = 0; j < n; j++) {
         if (dead[j] === 1) {
-          row[j] = 0;
+          row[at(j)] = 0;
           continue;
         }
         let v = bias[j]! + 0.3 * normal();
         for (let q = 0; q < k; q++) v += weights[j * k + q]! * latent[p * k + q]!;
-        row[j] = v > 0 ? v : 0;
+        row[at(j)] = v > 0 ? v : 0;
       }
       writeSync(fd, rowBytes);
       yield;

@@ -2,6 +2,13 @@
 
 export type ConvMode = 'units' | 'channels';
 
+/** Where a rank >= 3 layer's channel axis is: first (`nchw`) or last (`nhwc`) of each probe's values. */
+export type Layout = 'nchw' | 'nhwc';
+export const LAYOUTS: readonly Layout[] = ['nchw', 'nhwc'];
+
+/** The largest side channels pooling (`spatial`) takes. */
+export const MAX_SPATIAL = 65_536;
+
 export interface LayerInfo {
   readonly name: string;
   readonly depth: number;
@@ -17,6 +24,8 @@ export interface LayerInfo {
   readonly total: number;
   /** Constant neurons among `count`. */
   readonly constant: number;
+  /** A rank >= 3 layer's layout, as its file or the `layout` option says; null (or absent) where unknown or for dense layers. */
+  readonly layout?: Layout | null;
 }
 
 export interface Model {

@@ -1,6 +1,6 @@
 /** The score report: what `score --json` prints and `--out` writes. */
 import { chanceLevel, samplesForChance, type ChanceLevel } from './chance.js';
-import type { ConvMode, Model } from './model.js';
+import type { ConvMode, Layout, Model } from './model.js';
 import type { NullReduction } from './null-reduction.js';
 import { nullStats, type DirectionNull, type NullResult, type NullStat } from './null-stats.js';
 import {
@@ -21,6 +21,8 @@ export interface LayerRow {
   readonly depth: number;
   readonly source: string;
   readonly shape: readonly number[];
+  /** A rank >= 3 layer's layout (from its file, else the `layout` option); null where unknown (units mode) or for dense layers. */
+  readonly layout: Layout | null;
   readonly neurons: number;
   readonly constant: number;
   /** Mean S of the layer's neurons, per match mode (null when every neuron is excluded). */
@@ -46,6 +48,8 @@ export interface Report {
   readonly match: MatchMode;
   readonly constantMode: ConstantMode;
   readonly conv: ConvMode;
+  /** Channels pooling: the requested side (or 'min') and the grid every layer's maps were pooled to; null without pooling. */
+  readonly spatial: SpatialPooling | null;
   readonly probes: number;
   /** Samples per neuron vector: probes, or probes x spatial positions with --conv channels. */
   readonly samples: number;
@@ -72,6 +76,12 @@ export interface Report {
   readonly null: NullReport | null;
   /** Cluster runs: the job, the workers that returned results, and what the faults cost; null for embedded runs. */
   readonly cluster: ClusterInfo | null;
+}
+
+export interface SpatialPooling {
+  readonly requested: number | 'min';
+  readonly height: number;
+  readonly width: number;
 }
 
 export interface ChanceInfo extends ChanceLevel {
@@ -134,6 +144,7 @@ export interface RunInfo {
   readonly match: MatchMode;
   readonly constantMode: ConstantMode;
   readonly conv: ConvMode;
+  readonly spatial?: SpatialPooling | null;
   readonly partial: PartialInfo | null;
   readonly kernel: string;
   readonly threads: number;
@@ -183,6 +194,7 @@ export function buildReport(f: Model, g: Model, reduction: Reduction, run: RunIn
     match: run.match,
     constantMode: run.constantMode,
     conv: run.conv,
+    spatial: run.spatial ?? null,
     probes: f.probes,
     samples: f.m,
     neurons: [f.n, g.n],
@@ -260,6 +272,7 @@ function layerRows(label: 'F' | 'G', self: Model, other: Model, scores: NeuronSc
       depth: layer.depth,
       source: layer.source,
       shape: layer.shape,
+      layout: layer.layout ?? null,
       neurons: layer.count,
       constant: layer.constant,
       mean,

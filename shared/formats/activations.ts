@@ -14,15 +14,20 @@
  * - `layers` (optional; if present, a non-empty array) lists exactly the
  *   layers used, in model order. `file` must be a .npy file in the directory;
  *   `name` renames it (default: file stem); `depth` is a non-negative integer
- *   or null (default null: use position); `layout` is "nchw" (default) or
- *   "nhwc". Files and names must be unique; unknown keys are rejected.
+ *   or null (default null: use position); `layout` is "nchw" or "nhwc"
+ *   (default: not known). Files and names must be unique; unknown keys are
+ *   rejected.
  *
  * .safetensors: one layer per tensor, sorted by name, unless `__metadata__`
  * (all values are strings) holds:
  * - `layers`: JSON array of tensor names, e.g. "[\"conv1\",\"fc\"]", which
  *   selects and orders the layers;
  * - `depths`: JSON array of non-negative integers, one per layer;
+ * - `layouts`: JSON array of "nchw", "nhwc" or null, one per layer;
  * - `probe_fingerprint`: the fingerprint.
+ *
+ * A layout never defaults: channels mode refuses a rank >= 3 layer whose
+ * layout neither its file nor the `layout` option gives (channels.ts).
  */
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -39,7 +44,7 @@ const PATH_FIX = 'check the path; expected a directory of .npy files or a .safet
 const LAYER_MAP_FIX =
   'fix layers.json; format: {"probes"?: "fingerprint", "layers": [{"file": "conv1.npy", "name"?: "conv1", "depth"?: 0, "layout"?: "nchw" | "nhwc"}]}';
 const METADATA_FIX =
-  'set __metadata__ "layers" to a JSON array string of tensor names in the file, e.g. "[\\"conv1\\",\\"fc\\"]", and "depths" to a JSON array string of non-negative integers of the same length';
+  'set __metadata__ "layers" to a JSON array string of tensor names in the file, e.g. "[\\"conv1\\",\\"fc\\"]", and "depths" and "layouts" to JSON array strings of the same length (non-negative integers; "nchw", "nhwc" or null)';
 
 export function loadActivationSet(path: string): RawModel {
   const stat = fsCall(path, PATH_FIX, () => statSync(path));
@@ -81,11 +86,11 @@ interface LayerSpec {
   file: string;
   name: string;
   depth: number | null;
-  layout: Layout;
+  layout: Layout | null;
 }
 
 const stem = (file: string): string => file.slice(0, -'.npy'.length);
-const defaultSpec = (file: string): LayerSpec => ({ file, name: stem(file), depth: null, layout: 'nchw' });
+const defaultSpec = (file: string): LayerSpec => ({ file, name: stem(file), depth: null, layout: null });
 
 function loadNpyDir(dir: string): RawModel {
   const files = fsCall(dir, PATH_FIX, () => readdirSync(dir))
@@ -144,7 +149,7 @@ function layerSpec(entry: unknown, at: string, available: readonly string[], fai
   if (layout !== undefined && layout !== 'nchw' && layout !== 'nhwc') {
     throw fail(`${label}: layout must be "nchw" or "nhwc", got ${JSON.stringify(layout)}`);
   }
-  return { file, name: name ?? stem(file), depth: depth ?? null, layout: layout ?? 'nchw' };
+  return { file, name: name ?? stem(file), depth: depth ?? null, layout: layout ?? null };
 }
 
 function rejectUnknownKeys(obj: Record<string, unknown>, known: readonly string[], at: string, fail: (p: string) => InputError): void {
@@ -177,6 +182,10 @@ function loadSafetensors(file: string): RawModel {
   if (depths.length !== names.length || !depths.every((d) => d === null || isDepth(d))) {
     throw fail(`__metadata__.depths must be a JSON array of ${names.length} non-negative integers, one per layer`);
   }
+  const layouts = metadataArray(metadata, 'layouts', fail) ?? names.map(() => null);
+  if (layouts.length !== names.length || !layouts.every((l): l is Layout | null => l === null || l === 'nchw' || l === 'nhwc')) {
+    throw fail(`__metadata__.layouts must be a JSON array of ${names.length} entries, "nchw", "nhwc" or null, one per layer`);
+  }
   const layers = names.map((name, i): RawLayer => {
     const tensor = byName.get(name);
     if (!tensor) throw fail(`__metadata__.layers names tensor "${name}", which is not in the file; available: ${available.join(', ')}`);
@@ -188,7 +197,7 @@ function loadSafetensors(file: string): RawModel {
       shape: tensor.shape,
       dtype: tensor.dtype,
       read: probeReader(file, tensor.offset, tensor.dtype, perProbe(tensor.shape)),
-      layout: 'nchw',
+      layout: layouts[i] ?? null,
     };
   });
   return { path: file, layers, fingerprint: metadata['probe_fingerprint'] ?? null };

@@ -15,3 +15,4 @@ export * from './shard-model.js';
 export * from './shard-stream.js';
 export * from './shards.js';
 export * from './standardize.js';
+export * from './channels.js';

@@ -5,15 +5,20 @@
  */
 import { loadActivationSet } from './activations.js';
 import { InputError, UsageError } from '../errors.js';
-import type { ConvMode } from '../core/index.js';
+import type { ConvMode, Layout } from '../core/index.js';
 import type { PartialInfo } from '../core/index.js';
-import { planShardSet } from './shard-model.js';
+import { hasMaps, layerLayout, mapSize, resolveGrid, type Grid, type SpatialInfo, type SpatialRequest } from './channels.js';
+import { checkShardGrid, planShardSet } from './shard-model.js';
 import { isShardSet } from './shards.js';
 import type { ModelPlan } from './model-plan.js';
 import { planModel, type StandardizeLoops } from './standardize.js';
 
 export interface PairOptions {
   readonly conv: ConvMode;
+  /** Channels mode: the layout of every rank >= 3 layer whose file does not say (null or absent: none). */
+  readonly layout?: Layout | null;
+  /** Channels mode: pool every layer's maps to S x S, or to the smallest maps of both models (null or absent: no pooling). */
+  readonly spatial?: SpatialRequest | null;
   /** Layer names kept in both models / in F only / in G only (partial mode). */
   readonly layers: readonly string[] | null;
   readonly layersF: readonly string[] | null;
@@ -28,6 +33,8 @@ export interface PlannedPair {
   readonly f: ModelPlan;
   readonly g: ModelPlan;
   readonly partial: PartialInfo | null;
+  /** The pooling grid, when `spatial` was given. */
+  readonly spatial: SpatialInfo | null;
 }
 
 /** One side of the pair, opened (headers only) and ready to plan. */
@@ -36,24 +43,30 @@ interface Side {
   readonly probes: number;
   readonly fingerprint: string | null;
   readonly names: readonly string[];
-  plan(layers: string[] | null): ModelPlan;
+  /** The H x W maps of the selected layers, which `spatial: 'min'` takes the smallest of. */
+  maps(layers: string[] | null): Grid[];
+  plan(layers: string[] | null, grid: Grid | null): ModelPlan;
 }
 
 function openSide(path: string, options: PairOptions, partial: boolean): Side {
   if (isShardSet(path)) {
     const plan = planShardSet(path, options.conv, partial);
-    const { probes, fingerprint, layers } = plan.manifest;
-    return { path, probes, fingerprint, names: layers.map((l) => l.name), plan: () => plan };
+    const { probes, fingerprint, layers, spatial } = plan.manifest;
+    const plannedFor = (grid: Grid | null): ModelPlan => (checkShardGrid(path, plan.manifest, grid), plan);
+    return { path, probes, fingerprint, names: layers.map((l) => l.name), maps: () => (spatial ? [spatial] : []), plan: (_, grid) => plannedFor(grid) };
   }
   const raw = loadActivationSet(path);
   const { loops } = options;
-  const common = { conv: options.conv, probes: options.probes, sample: options.sample, ...(loops ? { loops } : {}) };
+  const layout = options.layout ?? null;
+  const common = { conv: options.conv, probes: options.probes, sample: options.sample, layout, ...(loops ? { loops } : {}) };
   return {
     path,
     probes: raw.layers[0]!.shape[0]!,
     fingerprint: raw.fingerprint,
     names: raw.layers.map((l) => l.name),
-    plan: (layers) => planModel(raw, { ...common, layers }),
+    maps: (layers) =>
+      raw.layers.filter((l) => hasMaps(l.shape) && (layers === null || layers.includes(l.name))).map((l) => mapSize(l, layerLayout(raw, l, layout))),
+    plan: (layers, grid) => planModel(raw, { ...common, layers, grid }),
   };
 }
 
@@ -92,18 +105,22 @@ export function planPair(fPath: string, gPath: string, options: PairOptions): Pl
     );
   }
   checkLayerNames(sideF, sideG, options);
-  const f = sideF.plan(selection(sideF.names, options.layers, options.layersF));
-  const g = sideG.plan(selection(sideG.names, options.layers, options.layersG));
+  const [selF, selG] = [selection(sideF.names, options.layers, options.layersF), selection(sideG.names, options.layers, options.layersG)];
+  const request = options.conv === 'channels' ? (options.spatial ?? null) : null;
+  const grid = request === null ? null : resolveGrid(request, [...sideF.maps(selF), ...sideG.maps(selG)]);
+  const f = sideF.plan(selF, grid);
+  const g = sideG.plan(selG, grid);
   if (f.m !== g.m) {
     throw new InputError(
       'E_INPUT_MISMATCH',
       gPath,
       `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (channels semantics multiplies probes by spatial positions)`,
-      (o) => `select layers with the same spatial size in both models, or use ${o('conv')} units`,
+      (o) =>
+        `pool both models' maps to one size with ${o('spatial')} S (or min), select layers with the same spatial size in both models, or use ${o('conv')} units`,
     );
   }
   const partial: PartialInfo | null = isPartial
     ? { layers: [...(options.layers ?? []), ...(options.layersF ?? []), ...(options.layersG ?? [])], sample: options.sample, probes: options.probes }
     : null;
-  return { f, g, partial };
+  return { f, g, partial, spatial: request === null ? null : { requested: request, ...grid! } };
 }

@@ -3,7 +3,9 @@
  * layer, probe-major ([M, ...], C order), in model (depth) order.
  */
 
-export type Layout = 'nchw' | 'nhwc';
+import type { Layout } from '../core/index.js';
+
+export type { Layout } from '../core/index.js';
 
 export interface RawLayer {
   /** Layer name (file stem, tensor name, or the name layers.json gives). */
@@ -22,8 +24,8 @@ export interface RawLayer {
    * read.
    */
   readonly read: (start: number, count: number, from?: number, width?: number) => Float32Array | Float64Array;
-  /** Where the channel axis is for `--conv channels` on rank >= 3 layers. */
-  readonly layout: Layout;
+  /** Where the channel axis is on a rank >= 3 layer, as the file says; null when it does not (channels mode then needs the `layout` option). */
+  readonly layout: Layout | null;
 }
 
 export interface RawModel {

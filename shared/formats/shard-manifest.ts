@@ -7,7 +7,8 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import type { ConvMode } from '../core/index.js';
+import type { ConvMode, Layout } from '../core/index.js';
+import type { Grid } from './channels.js';
 import { jsonSyntax, MAX_JSON_BYTES, readSmallFile } from './input-file.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, type Manifest, type ShardEntry } from './shards.js';
 
@@ -55,31 +56,49 @@ export function checkManifest(json: unknown, file: string): Manifest {
   }
   if (typeof model !== 'string') throw fail('"model" must be a string');
   if (fingerprint !== null && typeof fingerprint !== 'string') throw fail('"fingerprint" must be a string or null');
-  const layers = checkLayers(json['layers'], conv, spatial, fail);
+  const grid = checkGrid(json['spatial'], conv, fail);
+  const layers = checkLayers(json['layers'], conv, spatial, grid, fail);
   const last = layers.at(-1)!;
   const n = last.start + last.count;
   if (n * samples * 4 > Number.MAX_SAFE_INTEGER) throw fail(`${n} neurons x ${samples} samples is too large to address`);
   const shards = checkShards(json['shards'], layers, samples, fail);
-  return { format: SHARD_FORMAT, version, model, probes, samples, fingerprint, conv, layers, shards };
+  return { format: SHARD_FORMAT, version, model, probes, samples, fingerprint, conv, spatial: grid, layers, shards };
 }
 
-/** Neurons a layer of this per-probe shape has, and the samples per neuron over one probe. */
-function layerNeurons(shape: readonly number[], conv: ConvMode, count: number): { neurons: number; spatial: number } | null {
+/** `spatial`: absent or null, or the grid a channels set's maps were pooled to. */
+function checkGrid(raw: unknown, conv: ConvMode, fail: Fail): Grid | null {
+  if (raw === undefined || raw === null) return null;
+  if (conv !== 'channels' || !isRecord(raw) || !isInt(raw['height'], 1) || !isInt(raw['width'], 1) || Object.keys(raw).length !== 2) {
+    throw fail('"spatial" must be null, or {"height": h, "width": w} (positive integers) with "conv": "channels"');
+  }
+  return { height: raw['height'], width: raw['width'] };
+}
+
+/** Neurons a layer of this per-probe shape has, and the samples per neuron over one probe (pooled to `grid`). */
+function layerNeurons(
+  shape: readonly number[],
+  conv: ConvMode,
+  count: number,
+  layout: Layout | null,
+  grid: Grid | null,
+): { neurons: number; spatial: number } | null {
   const perProbe = shape.reduce((a, b) => a * b, 1);
   if (conv === 'units' || shape.length < 2) return { neurons: perProbe, spatial: 1 };
-  // Channels come first (NCHW) or last (NHWC); which one the manifest does not say, so the count picks it.
-  const channels = count === shape[0] || count === shape.at(-1) ? count : shape[0]!;
-  return perProbe % channels === 0 ? { neurons: channels, spatial: perProbe / channels } : null;
+  if (grid !== null && shape.length !== 3) return null;
+  // Channels come first (NCHW) or last (NHWC); older sets do not say which, so the count picks it.
+  const channels = layout === 'nchw' ? shape[0]! : layout === 'nhwc' ? shape.at(-1)! : count === shape[0] || count === shape.at(-1) ? count : shape[0]!;
+  if (perProbe % channels !== 0) return null;
+  return { neurons: channels, spatial: grid === null ? perProbe / channels : grid.height * grid.width };
 }
 
-function checkLayers(raw: unknown, conv: ConvMode, spatial: number, fail: Fail): Layer[] {
+function checkLayers(raw: unknown, conv: ConvMode, spatial: number, grid: Grid | null, fail: Fail): Layer[] {
   if (!Array.isArray(raw) || raw.length === 0) throw fail('"layers" must be a non-empty array');
   const names = new Set<string>();
   let next = 0;
   return raw.map((l: unknown, i): Layer => {
     const at = `layers[${i}]`;
     if (!isRecord(l)) throw fail(`${at} must be an object`);
-    const { name, depth, shape, start, count, total, constant } = l;
+    const { name, depth, shape, start, count, total, constant, layout } = l;
     if (typeof name !== 'string' || name === '') throw fail(`${at}.name must be a non-empty string`);
     const label = `${at} ("${name}")`;
     if (names.has(name)) throw fail(`${label}: the name appears in more than one layer`);
@@ -91,14 +110,15 @@ function checkLayers(raw: unknown, conv: ConvMode, spatial: number, fail: Fail):
       throw fail(`${label} starts at neuron ${JSON.stringify(start)}, expected ${next}: layers are listed in order, contiguous from neuron 0`);
     if (total !== count) throw fail(`${label}.total must equal its count (${count}): a shard set holds every neuron of its layers`);
     if (!isInt(constant) || constant > count) throw fail(`${label}.constant must be an integer in 0..${count}`);
-    const geometry = layerNeurons(shape, conv, count);
+    if (layout !== undefined && layout !== null && layout !== 'nchw' && layout !== 'nhwc') throw fail(`${label}.layout must be "nchw", "nhwc" or null`);
+    const geometry = layerNeurons(shape, conv, count, layout ?? null, grid);
     const has = `${label} has shape [${shape.join(', ')}]`;
-    if (geometry === null) throw fail(`${has}, which does not split into ${count} channels`);
+    if (geometry === null) throw fail(`${has}, which does not split into ${count} channels${grid === null ? '' : ' of 2-D maps'}`);
     if (geometry.neurons !== count) throw fail(`${has}, which makes ${geometry.neurons} neurons with "conv": "${conv}", but count ${count}`);
     if (geometry.spatial !== spatial) throw fail(`${has}: ${geometry.spatial} positions per channel, but "samples" / "probes" is ${spatial}`);
     next += count;
     if (next > MAX_NEURONS) throw fail(`the layers hold more than ${MAX_NEURONS} neurons, the most a model may have`);
-    return { name, depth, shape, start, count, total, constant };
+    return { name, depth, shape, start, count, total, constant, layout: layout ?? null };
   });
 }
 

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import type { ConvMode, LayerInfo } from '../core/index.js';
+import type { Grid } from './channels.js';
 import { decodeShard } from './shard-arrow.js';
 import { MANIFEST_FIX, readManifest } from './shard-manifest.js';
 import { checkShardFile, MANIFEST, readShardBytes, type Manifest, type ShardEntry } from './shards.js';
@@ -88,6 +89,18 @@ export function checkConstantCount(dir: string, manifest: Manifest, k: number, f
     const problem = `layers[${k}] ("${layer.name}") declares ${layer.constant} constant neurons, its shards hold ${found} (all-zero rows)`;
     throw new InputError('E_INPUT_VALUES', join(dir, MANIFEST), problem, MANIFEST_FIX);
   }
+}
+
+/** Refuses a shard set whose pooling (fixed at prepare time) is not the run's `grid`. */
+export function checkShardGrid(dir: string, manifest: Manifest, grid: Grid | null): void {
+  const was = manifest.spatial;
+  if (was?.height === grid?.height && was?.width === grid?.width) return;
+  const size = (g: Grid): string => `${g.height} x ${g.width}`;
+  throw new UsageError((o) =>
+    was === null
+      ? `${dir} was prepared without ${o('spatial')}, so its maps are not pooled to ${size(grid!)}; prepare it again with ${o('spatial')}`
+      : `${dir} was prepared with its maps pooled to ${size(was)}; score it with ${o('spatial')} ${was.height === was.width ? was.height : 'min'}${grid === null ? '' : ` (this run pools to ${size(grid)})`}, or prepare it again`,
+  );
 }
 
 export interface ShardPlan extends ModelPlan {

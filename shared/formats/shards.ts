@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { readExactly, requireRegularFile } from './input-file.js';
 import type { ConvMode, LayerInfo } from '../core/index.js';
+import type { Grid } from './channels.js';
 
 export const MANIFEST = 'manifest.json';
 export const SHARD_FORMAT = 'neurocorr-shards';
@@ -37,6 +38,9 @@ export interface Manifest {
   readonly samples: number;
   readonly fingerprint: string | null;
   readonly conv: ConvMode;
+  /** The grid every layer's maps were pooled to (prepare's `spatial`); null (absent in older sets) when not pooled. */
+  readonly spatial: Grid | null;
+  /** Each layer's `layout` (absent in older sets) is its file's, or prepare's `layout` option's. */
   readonly layers: readonly Omit<LayerInfo, 'source'>[];
   readonly shards: readonly ShardEntry[];
 }

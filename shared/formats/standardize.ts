@@ -3,14 +3,22 @@
  * float64; z is stored as float32, neuron-major, in one SharedArrayBuffer so
  * worker threads read it without copies.
  */
-import { InputError, UsageError } from '../errors.js';
-import type { ConvMode, LayerInfo } from '../core/index.js';
+import { InputError, InternalError, UsageError } from '../errors.js';
+import type { ConvMode, LayerInfo, Layout } from '../core/index.js';
+import { hasMaps, layerLayout, pooledLayer, type Grid } from './channels.js';
 import { modelPlan, type ModelBuild, type ModelPlan } from './model-plan.js';
 import type { RawLayer, RawModel } from './raw.js';
+import { jsLoops, type Chunk, type StandardizeLoops } from './standardize-loops.js';
 import { createRng, hashString, sampleIndices } from '../core/index.js';
+
+export { jsLoops, type StandardizeLoops } from './standardize-loops.js';
 
 export interface BuildOptions {
   readonly conv: ConvMode;
+  /** Channels mode: the layout of every rank >= 3 layer whose file does not give one (default: none, such a layer is refused). */
+  readonly layout?: Layout | null;
+  /** Channels mode: pool every layer's H x W maps to this grid (default: no pooling). */
+  readonly grid?: Grid | null;
   /** Use only the first K probes (partial mode); null for all. */
   readonly probes: number | null;
   /** Keep only these layer names (partial mode); null for all. */
@@ -40,6 +48,7 @@ export function layerGeometry(layer: RawLayer, conv: ConvMode): Geometry {
   if (conv === 'units' || dims.length < 2) {
     return { neurons: perProbe, spatial: 1, probeStride: perProbe, spatialStride: 0, jStride: 1 };
   }
+  if (layer.layout === null) throw new InternalError(`layer ${layer.source}: channels geometry without a layout`);
   if (layer.layout === 'nhwc') {
     const channels = dims[dims.length - 1]!;
     return { neurons: channels, spatial: perProbe / channels, probeStride: perProbe, spatialStride: channels, jStride: 1 };
@@ -73,7 +82,9 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
     throw new UsageError((o) => `${o('layers')} selects no layer of ${raw.path}; its layers are: ${names}`);
   }
 
-  const geometries = selected.map((p) => layerGeometry(p.layer, options.conv));
+  const fallback = options.layout ?? null;
+  const views = selected.map((p) => channelView(raw, p.layer, options.conv, fallback, options.grid ?? null));
+  const geometries = views.map((view) => layerGeometry(view, options.conv));
   const spatial = geometries[0]!.spatial;
   selected.forEach((p, k) => {
     if (geometries[k]!.spatial !== spatial) {
@@ -81,7 +92,10 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
         'E_INPUT_SHAPE',
         p.layer.source,
         `channels semantics needs every layer to have the same number of spatial positions, but this layer has ${geometries[k]!.spatial} and ${selected[0]!.layer.source} has ${spatial}`,
-        (o) => `select layers of one spatial size with ${o('layers')}, or use ${o('conv')} units`,
+        (o) =>
+          options.grid
+            ? `a layer without H x W maps has one position: pool with ${o('spatial')} 1, or leave it out with ${o('layers')}`
+            : `pool every layer to one size with ${o('spatial')} S (or min), select layers of one spatial size with ${o('layers')}, or use ${o('conv')} units`,
       );
     }
   });
@@ -109,14 +123,18 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
     let originalStart = 0;
     for (const { layer, depth } of positioned) {
       const sel = selected.findIndex((p) => p.layer === layer);
-      const total = layerGeometry(layer, options.conv).neurons;
+      // Original indices count every layer's neurons; only sampling needs them.
+      const total =
+        sel >= 0 ? geometries[sel]!.neurons : ids === null ? 0 : layerGeometry(channelView(raw, layer, options.conv, fallback, null), options.conv).neurons;
       if (sel >= 0) {
         const pick = picks[sel]!;
         const count = pick?.length ?? total;
         if (ids !== null) {
           for (let j = 0; j < count; j++) ids[first + j] = originalStart + (pick === null ? j : pick[j]!);
         }
-        layers.push({ name: layer.name, depth, source: layer.source, shape: layer.shape.slice(1), start: first, count, total, constant: 0 });
+        const shape = layer.shape.slice(1);
+        const layout = hasMaps(layer.shape) ? (layer.layout ?? fallback) : null;
+        layers.push({ name: layer.name, depth, source: layer.source, shape, start: first, count, total, constant: 0, layout });
         first += count;
       }
       originalStart += total;
@@ -129,7 +147,7 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
         const info = layers[next]!;
         const out = z.subarray(info.start * m, (info.start + info.count) * m);
         const flags = constant.subarray(info.start, info.start + info.count);
-        info.constant = standardizeLayer(selected[next]!.layer, geometries[next]!, probes, picks[next]!, out, flags, tolerance, loops);
+        info.constant = standardizeLayer(views[next]!, geometries[next]!, probes, picks[next]!, out, flags, tolerance, loops);
         next++;
         return true;
       },
@@ -138,80 +156,16 @@ export function planModel(raw: RawModel, options: BuildOptions): ModelPlan {
   return modelPlan(n, m, layout);
 }
 
-/** Neurons per block in the write pass: their z rows are written side by side, sequentially in t. */
-const WRITE_BLOCK = 16;
-
-type Chunk = Float32Array | Float64Array;
-
 /**
- * The two inner loops over a chunk of probe rows. A native implementation may
- * replace them if it performs the same float64 operations in the same order
- * per neuron, so that z comes out bit-identical.
+ * A layer as channels mode reads it: its layout resolved (refused when
+ * unknown), pooled to `grid` when one is given. Units mode and dense layers
+ * read as they are.
  */
-export interface StandardizeLoops {
-  /** s1 += v - shift, s2 += (v - shift)^2, maxAbs = max(maxAbs, |v|), per neuron column. */
-  accumulate(
-    data: Chunk,
-    pn: number,
-    spatial: number,
-    probeStride: number,
-    spatialStride: number,
-    cols: Float64Array,
-    shift: Float64Array,
-    s1: Float64Array,
-    s2: Float64Array,
-    maxAbs: Float64Array,
-  ): void;
-  /** out[j * m + t] = (v - mean) * scale for every non-constant neuron j. */
-  write(
-    data: Chunk,
-    p0: number,
-    pn: number,
-    spatial: number,
-    probeStride: number,
-    spatialStride: number,
-    cols: Float64Array,
-    mean: Float64Array,
-    scale: Float64Array,
-    constant: Uint8Array,
-    out: Float32Array,
-    m: number,
-  ): void;
+export function channelView(raw: RawModel, layer: RawLayer, conv: ConvMode, fallback: Layout | null, grid: Grid | null): RawLayer {
+  if (conv === 'units' || !hasMaps(layer.shape)) return layer;
+  const layout = layerLayout(raw, layer, fallback);
+  return grid === null ? { ...layer, layout } : pooledLayer(layer, layout, grid);
 }
-
-export const jsLoops: StandardizeLoops = {
-  accumulate(data, pn, spatial, probeStride, spatialStride, cols, shift, s1, s2, maxAbs) {
-    const count = cols.length;
-    for (let p = 0; p < pn; p++) {
-      for (let s = 0; s < spatial; s++) {
-        const off = p * probeStride + s * spatialStride;
-        for (let j = 0; j < count; j++) {
-          const v = data[off + cols[j]!]!;
-          const d = v - shift[j]!;
-          s1[j]! += d;
-          s2[j]! += d * d;
-          const a = Math.abs(v);
-          if (a > maxAbs[j]!) maxAbs[j] = a;
-        }
-      }
-    }
-  },
-  write(data, p0, pn, spatial, probeStride, spatialStride, cols, mean, scale, constant, out, m) {
-    const count = cols.length;
-    for (let j0 = 0; j0 < count; j0 += WRITE_BLOCK) {
-      const j1 = Math.min(count, j0 + WRITE_BLOCK);
-      for (let p = 0; p < pn; p++) {
-        for (let s = 0; s < spatial; s++) {
-          const t = (p0 + p) * spatial + s;
-          const off = p * probeStride + s * spatialStride;
-          for (let j = j0; j < j1; j++) {
-            if (constant[j] === 0) out[j * m + t] = (data[off + cols[j]!]! - mean[j]!) * scale[j]!;
-          }
-        }
-      }
-    }
-  },
-};
 
 /**
  * Standardizes one layer into `out` (count x m) and flags constant neurons.

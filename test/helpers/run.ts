@@ -1,7 +1,7 @@
 /** A pair scored in-process through the embedded job (internals on purpose: tests set the arrival order, tile size and threads). */
 import { openSources, runEmbedded } from '../../dist/coordinator/embedded.js';
-import type { ConstantMode, ConvMode, NullRequest } from '../../dist/shared/core/index.js';
-import { planPair } from '../../dist/shared/formats/index.js';
+import type { ConstantMode, ConvMode, Layout, NullRequest } from '../../dist/shared/core/index.js';
+import { planPair, type SpatialRequest } from '../../dist/shared/formats/index.js';
 import { pairReport, type JobTile } from '../../dist/shared/job/index.js';
 import type { KernelChoice, KernelOptions } from '../../dist/worker/loader.js';
 
@@ -10,6 +10,9 @@ export interface RunOptions {
   readonly threads?: number;
   readonly tile?: number;
   readonly conv?: ConvMode;
+  /** Channels: the layout of layers whose files do not say, and the pooling. */
+  readonly layout?: Layout;
+  readonly spatial?: SpatialRequest;
   readonly constant?: ConstantMode;
   readonly memory?: number;
   readonly null?: NullRequest;
@@ -18,7 +21,8 @@ export interface RunOptions {
 
 export async function runPair(fPath: string, gPath: string, o: RunOptions) {
   const conv = o.conv ?? 'units';
-  const planned = planPair(fPath, gPath, { conv, layers: null, layersF: null, layersG: null, sample: null, probes: null });
+  const shape = { layout: o.layout ?? null, spatial: o.spatial ?? null };
+  const planned = planPair(fPath, gPath, { conv, ...shape, layers: null, layersF: null, layersG: null, sample: null, probes: null });
   const sources = openSources(
     [
       { path: fPath, plan: planned.f },
@@ -38,6 +42,7 @@ export async function runPair(fPath: string, gPath: string, o: RunOptions) {
     match: 'paper',
     constantMode: o.constant ?? 'include',
     conv,
+    spatial: planned.spatial,
     partial: null,
     kernel: run.kernel.name,
     threads: run.threads,
