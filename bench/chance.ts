@@ -159,7 +159,9 @@ if (!quick) {
   const seeds = Array.from({ length: 20 }, (_, i) => i + 1);
   const runs = seeds.map((seed) => {
     const report = score(f, g, ['--null-seed', String(seed)]);
-    log(`accuracy: seed ${seed}: null ${report.null.scores.paper.symmetric.mean.toFixed(4)} ± ${report.null.scores.paper.symmetric.se.toFixed(4)} (exact ${exact.null.scores.paper.symmetric.mean.toFixed(4)})`);
+    log(
+      `accuracy: seed ${seed}: null ${report.null.scores.paper.symmetric.mean.toFixed(4)} ± ${report.null.scores.paper.symmetric.se.toFixed(4)} (exact ${exact.null.scores.paper.symmetric.mean.toFixed(4)})`,
+    );
     return report;
   });
   const f4 = (x: number) => x.toFixed(4);

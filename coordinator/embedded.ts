@@ -79,7 +79,7 @@ export interface EmbeddedRun {
   readonly threads: number;
   /** Shard-set reads of the first pair's models; null when neither streams. */
   readonly io: IoInfo | null;
-  /** Compute seconds of the null's tiles, summed over threads. */
+  /** Seconds the run took after its last main tile: the null's tiles come after every main tile in the plan. */
   readonly nullSeconds: number;
 }
 

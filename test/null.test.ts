@@ -1,4 +1,6 @@
 /** The permutation null and the chance-corrected score, against models whose answer is known. */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,11 +17,18 @@ interface Stat {
   se: number;
   z: number;
   corrected: number;
+  correctedSe: number;
 }
 type Directions = Record<'forward' | 'backward' | 'symmetric', number>;
 interface Report {
   scores: Record<'paper' | 'penalized', Directions>;
-  null: { sample: [number, number]; permutations: number; flopsShare: number; scores: Record<'paper' | 'penalized', Record<keyof Directions, Stat>> } | null;
+  null: {
+    sample: [number, number];
+    permutations: number;
+    flopsShare: number;
+    target: { correctedSe: number; met: boolean };
+    scores: Record<'paper' | 'penalized', Record<keyof Directions, Stat>>;
+  } | null;
   layers: { null: unknown }[];
   chance: Directions & { probesForTenth: number };
 }
@@ -149,17 +158,16 @@ describe('permutation null', () => {
     }
   });
 
-  it('on sparse ReLU layers with many dead units and layers of very different sizes, the reported se covers the exact null about 95% of the time', () => {
-    const latent = latents(7, 16, 4);
-    // F: 30% dead, a wide layer, a narrow one, a conv layer; G: 55% dead.
-    const fDir = writeNpyDir(sparseRelu(11, 16, [[800], [120], [8, 6, 6]], 0.3, latent));
-    const gDir = writeNpyDir(sparseRelu(12, 16, [[600], [40]], 0.55, latent));
-    // The exact null: every neuron, 40 permutations.
-    const exact = score(fDir, gDir, ['--null', '40', '--null-sample', '100000', '--null-seed', '999']).null!.scores;
+  /**
+   * The default estimator (10 permutations) over 40 seeds against the exact null (every neuron, 40 permutations):
+   * the share of z-scores within 2 and their mean square, for both modes and all three directions.
+   */
+  function coverage(fDir: string, gDir: string, sample: number, extra: readonly string[]): { covered: number; meanSquare: number; worst: number } {
+    const exact = score(fDir, gDir, [...extra, '--null', '40', '--null-sample', '100000', '--null-seed', '999']).null!.scores;
     const z: number[] = [];
     let worst = 0;
     for (let seed = 1; seed <= 40; seed++) {
-      const report = score(fDir, gDir, ['--null', '5', '--null-sample', '60', '--null-seed', String(seed)]);
+      const report = score(fDir, gDir, [...extra, '--null', '10', '--null-sample', String(sample), '--null-seed', String(seed)]);
       for (const mode of modes) {
         for (const dir of directions) {
           const stat = report.null!.scores[mode][dir];
@@ -169,13 +177,53 @@ describe('permutation null', () => {
       worst = Math.max(worst, report.null!.scores.paper.symmetric.se);
     }
     const covered = z.filter((v) => Math.abs(v) <= 2).length / z.length;
-    const meanSquare = z.reduce((s, v) => s + v * v, 0) / z.length;
+    return { covered, meanSquare: z.reduce((s, v) => s + v * v, 0) / z.length, worst };
+  }
+
+  function expectHonest({ covered, meanSquare, worst }: ReturnType<typeof coverage>): void {
     // The exact null is itself an average over 40 permutations: a little of the spread of z is its own.
     expect(covered, `coverage ${covered}, mean z^2 ${meanSquare}`).toBeGreaterThan(0.88);
     // Honest, not wildly conservative: the z-scores' spread is about 1.
     expect(meanSquare).toBeGreaterThan(0.5);
     expect(meanSquare).toBeLessThan(1.5);
     expect(worst).toBeLessThan(0.03);
+  }
+
+  it('on sparse ReLU layers with many dead units and layers of very different sizes, the reported se covers the exact null about 95% of the time', () => {
+    const latent = latents(7, 16, 4);
+    // F: 30% dead, a wide layer, a narrow one, a conv layer; G: 55% dead.
+    const fDir = writeNpyDir(sparseRelu(11, 16, [[800], [120], [8, 6, 6]], 0.3, latent));
+    const gDir = writeNpyDir(sparseRelu(12, 16, [[600], [40]], 0.55, latent));
+    expectHonest(coverage(fDir, gDir, 60, []));
+  });
+
+  it('with --conv channels (conv layers, maps of different sizes pooled), the reported se covers the exact null about 95% of the time', () => {
+    const latent = latents(17, 12, 3);
+    const fDir = writeNpyDir(
+      sparseRelu(
+        21,
+        12,
+        [
+          [40, 6, 6],
+          [90, 3, 3],
+        ],
+        0.3,
+        latent,
+      ),
+    );
+    const gDir = writeNpyDir(
+      sparseRelu(
+        22,
+        12,
+        [
+          [60, 4, 4],
+          [16, 4, 4],
+        ],
+        0.5,
+        latent,
+      ),
+    );
+    expectHonest(coverage(fDir, gDir, 30, ['--conv', 'channels', '--layout', 'nchw', '--spatial', '3']));
   });
 
   it('with every neuron sampled, the null is the exact full-permutation null', () => {
@@ -250,6 +298,26 @@ describe('analytic chance level', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/warning: with 8 probes the chance level of this score is about 0\.\d\d.*Use at least \d+ probes to bring it under 0\.1/);
     expect(r.stdout).toMatch(/chance level 0\.\d{4} \(analytic/);
+  });
+
+  it('with the null on, the warning quotes the measured null, as the summary and the report do; the analytic figure is only an early note', () => {
+    const f = writeNpyDir(genModel(11, { m: 8, layers: [[100]] }));
+    const g = writeNpyDir(genModel(12, { m: 8, layers: [[200]] }));
+    const dir = mkdtempSync(join(tmpdir(), 'nc-chance-'));
+    const out = join(dir, 'report.json');
+    const r = spawnSync(process.execPath, [BIN, 'score', f, g, '--null', '4', '--out', out, '--no-progress'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(out, 'utf8')) as Report;
+    const measured = report.null!.scores.paper.symmetric;
+    expect(r.stderr).toMatch(/note: with 8 probes the analytic chance level of this score is about 0\.\d\d .*the permutation null will measure it/);
+    const warning = /warning: with 8 probes the chance level of this score is (0\.\d\d) \(the permutation null\)/.exec(r.stderr);
+    expect(warning, r.stderr).not.toBeNull();
+    expect(warning![1]).toBe(measured.mean.toFixed(2));
+    expect(r.stdout).toContain(`chance ${measured.mean.toFixed(4)} (permutation null`);
+    expect(r.stdout).toContain(`corrected score ${measured.corrected.toFixed(4)} ± ${measured.correctedSe.toFixed(4)}`);
+    expect(measured.correctedSe).toBeGreaterThan(0);
+    expect(report.null!.target.correctedSe).toBe(0.01);
+    expect(report.null!.target.met).toBe(measured.correctedSe <= 0.01);
   });
 
   it('neurocorr plan gives counts, FLOPs, a time estimate and the chance level before any compute', () => {

@@ -60,6 +60,7 @@ describe('partial mode', () => {
   it('--probes K scores the first K probes and says it is partial', async () => {
     const report = await scoreJson([fDir, gDir, '--probes', '9']);
     expect(report.partial).toBe(true);
+    expect(report.scope).toBe('subset');
     expect(report.probes).toBe(9);
     closeScores(report, bruteForce(bruteLayers(firstProbes(F, 9)), bruteLayers(firstProbes(G, 9))));
   });
@@ -67,6 +68,7 @@ describe('partial mode', () => {
   it('--layers keeps the named layers at their original depths', async () => {
     const report = await scoreJson([fDir, gDir, '--layers-f', 'layer00,layer02', '--layers-g', 'layer01']);
     expect(report.partial).toBe(true);
+    expect(report.scope).toBe('subset');
     const f = bruteLayers(F).filter((_, i) => i !== 1);
     const g = bruteLayers(G).filter((_, i) => i === 1);
     closeScores(report, bruteForce(f, g));
@@ -78,16 +80,24 @@ describe('partial mode', () => {
     const b = await scoreJson([fDir, gDir, '--sample', '3', '--seed', '7']);
     const c = await scoreJson([fDir, gDir, '--sample', '3', '--seed', '8']);
     expect(a.partial).toBe(true);
+    expect(a.scope).toBe('estimate');
+    expect((await scoreJson([fDir, gDir, '--sample', '3', '--probes', '9'])).scope).toBe('estimate');
     expect(a.neurons).toEqual([9, 6]);
     expect(a.scores).toEqual(b.scores);
     expect(a.scores).not.toEqual(c.scores);
   });
 
-  it('the human summary labels partial runs', async () => {
+  it('the human summary says a subset is exact and a sample is an estimate', async () => {
     const r = await cli(['score', fDir, gDir, '--probes', '5', '--kernel', 'reference']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/PARTIAL/);
+    expect(r.stdout).toMatch(/\[SUBSET\]/);
+    expect(r.stdout).toMatch(/subset: the exact score of the selected layers or probes/);
     expect(r.stdout).toMatch(/paper\*/);
+    const sampled = await cli(['score', fDir, gDir, '--sample', '3', '--kernel', 'reference']);
+    expect(sampled.stdout).toMatch(/\[ESTIMATE\]/);
+    expect(sampled.stdout).not.toMatch(/approximation|PARTIAL/);
+    const full = await cli(['score', fDir, gDir, '--kernel', 'reference']);
+    expect(full.stdout).not.toMatch(/\[SUBSET\]|\[ESTIMATE\]/);
   });
 });
 
