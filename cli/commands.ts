@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
-import { integerOption, numberOption, sizeOption, spatialOption } from './options.js';
+import { featuresOption, integerOption, numberOption, sizeOption, spatialOption } from './options.js';
 import { LAYOUTS, MAX_SPATIAL, type Layout } from '../shared/core/index.js';
 import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
@@ -32,6 +32,7 @@ interface SynthFlags {
   probeSeed: number;
   depth: 'position' | 'stage';
   layout: Layout;
+  features?: { from: number; to: number } | 'none';
   force?: boolean;
 }
 
@@ -151,6 +152,11 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
     .option('--all-convs', 'every conv output, not only block outputs')
     .option('--seed <s>', "seed of this model's weights", integerOption('--seed', 0, 2 ** 32 - 1), 1)
     .option('--probe-seed <s>', 'seed of the latent features; models to be compared must share it', integerOption('--probe-seed', 0, 2 ** 32 - 1), 0)
+    .option(
+      '--features <from:to|none>',
+      'the latent features (of 16) the neurons read, e.g. 0:10; none: noise only, a model unrelated to any other',
+      featuresOption,
+    )
     .addOption(new Option('--depth <mode>', 'layer depth in layers.json: position, or ResNet stage').choices(['position', 'stage']).default('position'))
     .addOption(new Option('--layout <layout>', 'conv layers as [C, H, W] (PyTorch) or [H, W, C] (TensorFlow) per probe').choices([...LAYOUTS]).default('nchw'))
     .option('--force', 'replace OUT if neurocorr synth wrote it (and nothing else)')
@@ -170,6 +176,7 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
             probeSeed: flags.probeSeed,
             depth: flags.depth,
             layout: flags.layout,
+            ...(flags.features !== undefined ? { features: flags.features } : {}),
             force: flags.force === true,
           },
           (done, total) => io.stderr(`synth: layer ${done}/${total}\n`),

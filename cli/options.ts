@@ -24,6 +24,14 @@ export function spatialOption(max: number, min: boolean): (value: string) => num
   };
 }
 
+/** `synth --features`: FROM:TO, or none. */
+export function featuresOption(value: string): { from: number; to: number } | 'none' {
+  if (value.trim() === 'none') return 'none';
+  const match = /^(\d+):(\d+)$/.exec(value.trim());
+  if (match === null) throw new UsageError(`--features ${value}: expected FROM:TO (for example 0:10) or none`);
+  return { from: Number(match[1]), to: Number(match[2]) };
+}
+
 export function listOption(flag: string): (value: string) => string[] {
   return (value: string) => {
     const names = value

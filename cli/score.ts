@@ -1,6 +1,6 @@
 /** `neurocorr score`, `coordinator` and `plan`: flags mapped onto the library's ScoreOptions and PlanOptions. */
 import { Option, type Command } from 'commander';
-import type { ClusterOptions, ModelOptions, NullOptionsInput, ScoreOptions } from '../coordinator/options.js';
+import type { ClusterOptions, ModelOptions, NullOptionsInput, RunOptions, ScoreOptions } from '../coordinator/options.js';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { DEFAULT_NULL } from '../shared/core/index.js';
 import { UsageError } from '../shared/errors.js';
@@ -12,7 +12,7 @@ import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisC
 import type { Io } from './io.js';
 import { cleanOnSignals } from './signals.js';
 
-interface PairFlags {
+export interface PairFlags {
   conv: 'units' | 'channels';
   layout?: Layout;
   spatial?: number | 'min';
@@ -20,7 +20,7 @@ interface PairFlags {
   layersF?: string[];
   layersG?: string[];
   sample?: number;
-  seed: number;
+  seed?: number;
   probes?: number;
   threads?: number;
   kernel: KernelChoice;
@@ -29,13 +29,12 @@ interface PairFlags {
   nullSeed: number;
 }
 
-interface ScoreFlags extends PairFlags, NatsFlags, RedisFlags {
+/** Flags of every scoring command (`score`, `coordinator`, `zoo`). */
+export interface RunFlags extends PairFlags, NatsFlags, RedisFlags {
   match: 'paper' | 'penalized';
   constant: 'include' | 'exclude';
   tile?: number;
   json?: boolean;
-  out?: string;
-  matches?: string;
   memory?: number;
   progress: boolean;
   nats?: string;
@@ -53,37 +52,52 @@ interface ScoreFlags extends PairFlags, NatsFlags, RedisFlags {
   metricsHost: string;
 }
 
-/** What selects and shapes the neurons, the kernel, and the permutation null: shared by score, coordinator and plan. */
-function addPairOptions(command: Command): Command {
-  return command
-    .addOption(
-      new Option('--conv <mode>', 'conv layers: one neuron per unit (C*H*W), or per channel (samples M*H*W)').choices(['units', 'channels']).default('units'),
-    )
-    .addOption(new Option('--layout <layout>', 'channels: where the channel axis is, for layers whose file does not say').choices([...LAYOUTS]))
-    .option(
-      '--spatial <S>',
-      "channels: average-pool every layer's H x W maps to S x S, or 'min' (the smallest maps of both models)",
-      spatialOption(MAX_SPATIAL, true),
-    )
-    .option('--layers <names>', 'partial: keep only these layers (comma-separated) in both models', listOption('--layers'))
-    .option('--layers-f <names>', 'partial: keep only these layers of F', listOption('--layers-f'))
-    .option('--layers-g <names>', 'partial: keep only these layers of G', listOption('--layers-g'))
-    .option('--sample <n>', 'partial: keep at most n random neurons per layer', integerOption('--sample', 1))
-    .option('--seed <s>', 'seed for --sample', integerOption('--seed', 0, 2 ** 32 - 1), 0)
-    .option('--probes <k>', 'partial: use only the first k probes', integerOption('--probes', 2))
-    .option('--threads <n>', 'worker threads (default: one per core; at most 4 per core and one per tile)', integerOption('--threads', 1, 1024))
-    .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
-    .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), DEFAULT_NULL.permutations)
-    .option(
-      '--null-sample <n>',
-      'neurons per direction sampled for the null (default 2000, fewer if needed to keep it under 10% of the job)',
-      integerOption('--null-sample', 1),
-    )
-    .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), DEFAULT_NULL.seed);
+interface ScoreFlags extends RunFlags {
+  out?: string;
+  matches?: string;
+}
+
+/**
+ * What selects and shapes the neurons, the kernel, and the permutation null:
+ * shared by score, coordinator, plan and (without the options that pick
+ * neurons of one side, `perSide`) zoo.
+ */
+function addPairOptions(command: Command, perSide = true): Command {
+  const withSides = (c: Command) =>
+    perSide
+      ? c
+          .option('--layers-f <names>', 'partial: keep only these layers of F', listOption('--layers-f'))
+          .option('--layers-g <names>', 'partial: keep only these layers of G', listOption('--layers-g'))
+          .option('--sample <n>', 'partial: keep at most n random neurons per layer', integerOption('--sample', 1))
+          .option('--seed <s>', 'seed for --sample', integerOption('--seed', 0, 2 ** 32 - 1), 0)
+      : c;
+  return withSides(
+    command
+      .addOption(
+        new Option('--conv <mode>', 'conv layers: one neuron per unit (C*H*W), or per channel (samples M*H*W)').choices(['units', 'channels']).default('units'),
+      )
+      .addOption(new Option('--layout <layout>', 'channels: where the channel axis is, for layers whose file does not say').choices([...LAYOUTS]))
+      .option(
+        '--spatial <S>',
+        "channels: average-pool every layer's H x W maps to S x S, or 'min' (the smallest maps of both models)",
+        spatialOption(MAX_SPATIAL, true),
+      )
+      .option('--layers <names>', 'partial: keep only these layers (comma-separated) in both models', listOption('--layers'))
+      .option('--probes <k>', 'partial: use only the first k probes', integerOption('--probes', 2))
+      .option('--threads <n>', 'worker threads (default: one per core; at most 4 per core and one per tile)', integerOption('--threads', 1, 1024))
+      .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
+      .option('--null <K>', 'permutations for the chance baseline (0: off)', integerOption('--null', 0, 1000), DEFAULT_NULL.permutations)
+      .option(
+        '--null-sample <n>',
+        'neurons per direction sampled for the null (default 2000, fewer if needed to keep it under 10% of the job)',
+        integerOption('--null-sample', 1),
+      )
+      .option('--null-seed <s>', "seed of the null's probe permutations and neuron sample", integerOption('--null-seed', 0, 2 ** 32 - 1), DEFAULT_NULL.seed),
+  );
 }
 
 function modelOptions(flags: PairFlags, env: CliEnv): ModelOptions & { null: NullOptionsInput; kernel: KernelOptions; threads?: number } {
-  if (flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
+  if (flags.seed !== undefined && flags.seed !== 0 && flags.sample === undefined) throw new UsageError('--seed only applies with --sample N');
   return {
     conv: flags.conv,
     ...(flags.layout !== undefined ? { layout: flags.layout } : {}),
@@ -91,7 +105,7 @@ function modelOptions(flags: PairFlags, env: CliEnv): ModelOptions & { null: Nul
     ...(flags.layers ? { layers: flags.layers } : {}),
     ...(flags.layersF ? { layersF: flags.layersF } : {}),
     ...(flags.layersG ? { layersG: flags.layersG } : {}),
-    ...(flags.sample !== undefined ? { sample: { n: flags.sample, seed: flags.seed } } : {}),
+    ...(flags.sample !== undefined ? { sample: { n: flags.sample, seed: flags.seed ?? 0 } } : {}),
     ...(flags.probes !== undefined ? { probes: flags.probes } : {}),
     kernel: kernelFromEnv(flags.kernel, env.vars),
     ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
@@ -99,14 +113,12 @@ function modelOptions(flags: PairFlags, env: CliEnv): ModelOptions & { null: Nul
   };
 }
 
-function addScoreOptions(command: Command, cluster: boolean): Command {
-  return addServiceTimeout(addRedisFlags(addNatsFlags(addPairOptions(command))))
+/** Every scoring command's options: the pair options, the run's, and the cluster's. */
+export function addRunOptions(command: Command, cluster: boolean, perSide: boolean): Command {
+  return addServiceTimeout(addRedisFlags(addNatsFlags(addPairOptions(command, perSide))))
     .addOption(new Option('--match <mode>', 'match mode for the headline score and --matches').choices(['paper', 'penalized']).default('paper'))
     .addOption(new Option('--constant <mode>', 'constant neurons count in the means, or are dropped').choices(['include', 'exclude']).default('include'))
     .option('--tile <b>', 'neurons per block; a tile is b x b (default: chosen per kernel and M)', integerOption('--tile', 1))
-    .option('--json', 'print the full report as JSON on stdout (nothing else goes to stdout)')
-    .option('--out <file>', 'write the full JSON report to a file')
-    .option('--matches <file>', "write every neuron's best partner as CSV")
     .option('--memory <size>', 'bytes of shard-set data cached at once when scoring shard sets, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
     .option('--no-progress', 'no progress output on stderr')
     .addOption(new Option('--nats <url>', 'cluster: NATS server, nats://[user:pass@]host:4222 or tls://; needs --redis').makeOptionMandatory(cluster))
@@ -129,7 +141,14 @@ function addScoreOptions(command: Command, cluster: boolean): Command {
     .option('--metrics-host <host>', 'cluster: address for --metrics-port', '127.0.0.1');
 }
 
-function clusterOptions(flags: ScoreFlags, env: CliEnv): ClusterOptions {
+function addScoreOptions(command: Command, cluster: boolean): Command {
+  return addRunOptions(command, cluster, true)
+    .option('--json', 'print the full report as JSON on stdout (nothing else goes to stdout)')
+    .option('--out <file>', 'write the full JSON report to a file')
+    .option('--matches <file>', "write every neuron's best partner as CSV");
+}
+
+function clusterOptions(flags: RunFlags, env: CliEnv): ClusterOptions {
   if (flags.nats === undefined || flags.redis === undefined) throw new UsageError('a cluster run needs both --nats and --redis');
   return {
     nats: flags.nats,
@@ -152,30 +171,37 @@ function clusterOptions(flags: ScoreFlags, env: CliEnv): ClusterOptions {
   };
 }
 
-async function runScore(f: string, g: string, flags: ScoreFlags, io: Io, env: CliEnv, coordinator: boolean): Promise<void> {
-  const clustered = coordinator || flags.nats !== undefined || flags.redis !== undefined;
-  if (!clustered) {
+/** The library's RunOptions from a scoring command's flags (cluster options when --nats or --redis is given, or `clustered`). */
+export function runOptions(flags: RunFlags, io: Io, env: CliEnv, clustered: boolean): RunOptions {
+  const cluster = clustered || flags.nats !== undefined || flags.redis !== undefined;
+  if (!cluster) {
     for (const flag of ['job', 'upload', 'metricsPort'] as const) {
       if (flags[flag] !== undefined)
         throw new UsageError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to cluster runs: add --nats and --redis`);
     }
   }
-  const options: ScoreOptions = {
-    f,
-    g,
+  return {
     ...modelOptions(flags, env),
     nativeStandardize: !env.jsStandardize,
     match: flags.match,
     constant: flags.constant,
     ...(flags.tile !== undefined ? { tile: flags.tile } : {}),
-    ...(flags.out !== undefined ? { out: flags.out } : {}),
-    ...(flags.matches !== undefined ? { matches: flags.matches } : {}),
     ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
     progress: flags.progress,
     ...(env.progressMs !== undefined ? { progressInterval: env.progressMs } : {}),
     log: (line) => io.stderr(`${line}\n`),
     trace: env.trace,
-    ...(clustered ? { cluster: clusterOptions(flags, env) } : {}),
+    ...(cluster ? { cluster: clusterOptions(flags, env) } : {}),
+  };
+}
+
+async function runScore(f: string, g: string, flags: ScoreFlags, io: Io, env: CliEnv, coordinator: boolean): Promise<void> {
+  const options: ScoreOptions = {
+    f,
+    g,
+    ...runOptions(flags, io, env, coordinator),
+    ...(flags.out !== undefined ? { out: flags.out } : {}),
+    ...(flags.matches !== undefined ? { matches: flags.matches } : {}),
   };
   const { score } = await import('../coordinator/score.js');
   const { report, summary } = await score(options);

@@ -4,13 +4,14 @@
  * standardized into SharedArrayBuffers that every thread reads in place),
  * and the tiles run on the pool as soon as the layers they read are in.
  */
-import { nullOptions, type IoInfo, type NullRequest } from '../shared/core/index.js';
+import type { IoInfo, NullRequest } from '../shared/core/index.js';
 import { defaultBlockSize } from '../shared/tiles/index.js';
 import { isShardPlan, type ModelPlan } from '../shared/formats/index.js';
 import {
   JobProgress,
   openSource,
   operands,
+  pairNulls,
   planJob,
   type Accept,
   type JobPairInput,
@@ -27,8 +28,6 @@ import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/p
 import { TileRunner } from '../worker/tile-runner.js';
 import { runTiles } from './run-tiles.js';
 import { jobThreads } from './threads.js';
-
-const NO_NULL = { permutations: 0, sample: 0, seed: 0 };
 
 /** The tile executor of embedded runs: the local pool, a few tiles in flight per thread. */
 export class LocalExecutor implements TileExecutor {
@@ -69,7 +68,7 @@ export interface EmbeddedOptions {
   readonly warm?: boolean;
   /** Called once the threads are starting, before the models are read: light work here overlaps their boot. */
   readonly onPoolStart?: () => void;
-  readonly onStart?: (info: { readonly kernel: LoadedKernelInfo; readonly plan: JobPlan; readonly threads: number }) => void;
+  readonly onStart?: (info: { readonly kernel: LoadedKernelInfo; readonly plan: JobPlan; readonly threads: number; readonly progress: JobProgress }) => void;
   readonly onTile?: (done: number, tile: JobTile) => void;
 }
 
@@ -111,10 +110,18 @@ export async function runEmbedded(
     const plan = planJob(
       sources.map((s) => s.model),
       pairs,
-      { block, null: options.null ? nullOptions(options.null, f.n, g.n) : NO_NULL, cuts: sources.map((s) => s.cuts) },
+      {
+        block,
+        nulls: pairNulls(
+          options.null,
+          sources.map((s) => s.model),
+          pairs,
+        ),
+        cuts: sources.map((s) => s.cuts),
+      },
     );
-    options.onStart?.({ kernel, plan, threads });
     const progress = new JobProgress(plan);
+    options.onStart?.({ kernel, plan, threads, progress });
     const gate = (tile: JobTile): Promise<unknown> => {
       const { rows, cols } = operands(plan, tile);
       if (tile.kind === 'null') return Promise.all([loaded.model(rows.model), loaded.model(cols.model)]);

@@ -68,11 +68,8 @@ export interface ClusterOptions {
   readonly serviceTimeout?: number;
 }
 
-export interface ScoreOptions extends ModelOptions {
-  /** Activation set of model F: a folder of .npy layers, a .safetensors file, or a shard set. */
-  readonly f: string;
-  /** Activation set of model G. */
-  readonly g: string;
+/** What every scoring entry point (`score`, `zoo`) takes besides its inputs and outputs. */
+export interface RunOptions extends ModelOptions {
   /** Match mode of the headline score and of `matches` (default `paper`); the report holds both. */
   readonly match?: MatchMode;
   /** Constant neurons count in the means as S = 0 (`include`, the default) or are dropped. */
@@ -88,10 +85,6 @@ export interface ScoreOptions extends ModelOptions {
   /** Bytes of decoded shard-set data held at once (default 2 GiB). */
   readonly memory?: number;
   readonly null?: NullOptionsInput;
-  /** Write the full JSON report here. */
-  readonly out?: string;
-  /** Write every neuron's best partner here, as CSV. */
-  readonly matches?: string;
   /** Progress on stderr: a bar on a terminal, plain lines otherwise (default false). */
   readonly progress?: boolean;
   /** Milliseconds between plain progress lines off a terminal (default 5000). */
@@ -102,6 +95,17 @@ export interface ScoreOptions extends ModelOptions {
   readonly trace?: boolean;
   /** Run on a cluster instead of this machine. */
   readonly cluster?: ClusterOptions;
+}
+
+export interface ScoreOptions extends RunOptions {
+  /** Activation set of model F: a folder of .npy layers, a .safetensors file, or a shard set. */
+  readonly f: string;
+  /** Activation set of model G. */
+  readonly g: string;
+  /** Write the full JSON report here. */
+  readonly out?: string;
+  /** Write every neuron's best partner here, as CSV. */
+  readonly matches?: string;
 }
 
 export interface PlanOptions extends ModelOptions {
@@ -141,10 +145,8 @@ export interface ClusterSettings {
   readonly serviceTimeoutMs: number;
 }
 
-/** ScoreOptions checked, with every default filled in. */
-export interface ScoreSettings {
-  readonly f: string;
-  readonly g: string;
+/** RunOptions checked, with every default filled in. */
+export interface RunSettings {
   readonly pair: PairOptions;
   readonly match: MatchMode;
   readonly constant: ConstantMode;
@@ -155,8 +157,6 @@ export interface ScoreSettings {
   readonly tile: number | undefined;
   readonly memory: number;
   readonly null: NullRequest;
-  readonly out: string | null;
-  readonly matches: string | null;
   readonly progress: boolean;
   readonly progressInterval: number;
   readonly log: (line: string) => void;
@@ -164,10 +164,16 @@ export interface ScoreSettings {
   readonly cluster: ClusterSettings | null;
 }
 
+/** ScoreOptions checked, with every default filled in. */
+export interface ScoreSettings extends RunSettings {
+  readonly f: string;
+  readonly g: string;
+  readonly out: string | null;
+  readonly matches: string | null;
+}
+
 const NULL_KEYS = ['permutations', 'sample', 'seed'] as const;
-const SCORE_KEYS = [
-  'f',
-  'g',
+export const RUN_KEYS = [
   ...MODEL_KEYS,
   'match',
   'constant',
@@ -177,8 +183,6 @@ const SCORE_KEYS = [
   'tile',
   'memory',
   'null',
-  'out',
-  'matches',
   'progress',
   'progressInterval',
   'log',
@@ -255,13 +259,20 @@ const noLog = (): void => undefined;
 
 export function scoreSettings(options: ScoreOptions): ScoreSettings {
   const o = isObject('', options);
-  knownKeys('', o, SCORE_KEYS);
-  const kernel = kernelOptions(o['kernel']);
-  const out = optional<string | null>(o['out'], (v) => string('out', v), null);
-  const matches = optional<string | null>(o['matches'], (v) => string('matches', v), null);
+  knownKeys('', o, [...RUN_KEYS, 'f', 'g', 'out', 'matches']);
   return {
     f: string('f', o['f']),
     g: string('g', o['g']),
+    ...runSettings(o),
+    out: optional<string | null>(o['out'], (v) => string('out', v), null),
+    matches: optional<string | null>(o['matches'], (v) => string('matches', v), null),
+  };
+}
+
+/** The checked RunOptions of an options object whose keys were checked by the caller. */
+export function runSettings(o: Record<string, unknown>): RunSettings {
+  const kernel = kernelOptions(o['kernel']);
+  return {
     pair: modelOptions(o),
     match: optional(o['match'], (v) => oneOf('match', v, ['paper', 'penalized'] as const), 'paper'),
     constant: optional(o['constant'], (v) => oneOf('constant', v, ['include', 'exclude'] as const), 'include'),
@@ -274,8 +285,6 @@ export function scoreSettings(options: ScoreOptions): ScoreSettings {
     tile: optional<number | undefined>(o['tile'], (v) => integer('tile', v, 1), undefined),
     memory: optional(o['memory'], (v) => integer('memory', v, 1), DEFAULT_MEMORY),
     null: nullRequest(o['null']),
-    out,
-    matches,
     progress: optional(o['progress'], (v) => boolean('progress', v), false),
     progressInterval: optional(o['progressInterval'], (v) => integer('progressInterval', v, 0), 5000),
     log: optional(o['log'], (v) => func<(line: string) => void>('log', v), noLog),

@@ -15,11 +15,13 @@ export interface ProgressOptions {
   readonly enabled?: boolean;
   /** Milliseconds between plain lines off a terminal (default 5000). */
   readonly intervalMs?: number;
+  /** More to say on each line (a zoo's model pairs done). */
+  readonly detail?: () => string;
 }
 
 const NOOP: Progress = { update: () => undefined, finish: () => undefined };
 
-export function createProgress({ total, pairsPerUnit, label, stream = process.stderr, enabled = true, intervalMs = 5000 }: ProgressOptions): Progress {
+export function createProgress({ total, pairsPerUnit, label, stream = process.stderr, enabled = true, intervalMs = 5000, detail }: ProgressOptions): Progress {
   if (!enabled || total === 0) return NOOP;
   const tty = stream.isTTY === true;
   const interval = tty ? 100 : intervalMs;
@@ -32,7 +34,8 @@ export function createProgress({ total, pairsPerUnit, label, stream = process.st
     const rate = seconds > 0 ? (current * pairsPerUnit) / seconds : 0;
     const eta = current > 0 ? (seconds * (total - current)) / current : Number.NaN;
     const pct = Math.floor((100 * current) / total);
-    const stats = `${current}/${total} ${label} ${pct}%  ${rate.toExponential(2)} pairs/s  ${Number.isFinite(eta) ? `ETA ${eta.toFixed(0)}s` : ''}`;
+    const more = detail ? `${detail()}  ` : '';
+    const stats = `${more}${current}/${total} ${label} ${pct}%  ${rate.toExponential(2)} pairs/s  ${Number.isFinite(eta) ? `ETA ${eta.toFixed(0)}s` : ''}`;
     if (!tty) return `progress: ${stats}\n`;
     const width = 30;
     const filled = Math.round((width * current) / total);

@@ -18,8 +18,8 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   const settings = scoreSettings(options);
   checkOutputs(settings, [settings.f, settings.g]);
   if (settings.cluster !== null) {
-    const { ClusterCoordinator } = await import('./cluster/coordinator.js');
-    return new ClusterCoordinator(settings, settings.cluster).run();
+    const { clusterScore } = await import('./cluster/score-job.js');
+    return clusterScore(settings, settings.cluster);
   }
   return scoreEmbedded(settings);
 }

@@ -88,7 +88,7 @@ describe('checkpoints', () => {
     ids: null,
     fingerprint: null,
   });
-  const progress = (n = 3) => new JobProgress(planJob([model(n), model()], [{ f: 0, g: 1 }], { block: 2, null: { permutations: 1, sample: 2, seed: 1 } }));
+  const progress = (n = 3) => new JobProgress(planJob([model(n), model()], [{ f: 0, g: 1 }], { block: 2, nulls: [{ permutations: 1, sample: 2, seed: 1 }] }));
 
   it('restores exactly what was saved, null included', () => {
     const a = progress();

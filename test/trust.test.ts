@@ -84,14 +84,14 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
   }
 
   const base = {
-    version: 2,
+    version: 3,
     pairs: [{ f: 0, g: 1 }],
     options: { conv: 'units', layers: null, layersF: null, layersG: null, sample: null, probes: null },
     m: 16,
     n: [70, 50],
     block: 16,
     tiles: 16,
-    null: { permutations: 0, sample: 0, seed: 1 },
+    nulls: [{ permutations: 0, sample: 0, seed: 1 }],
   } as const;
 
   it('object names that climb out of the cache, and paths outside the data roots, are refused; nothing is written outside the cache; no file content comes back', async () => {

@@ -22,22 +22,22 @@ import {
   urlHasCredentials,
   type JobSpec,
 } from '../../shared/cluster/index.js';
-import { chanceWarning, humanSummary, nullOptions, warnChance, type ClusterInfo, type Report } from '../../shared/core/index.js';
+import type { ClusterInfo } from '../../shared/core/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
-import { isShardPlan, planPair, type PlannedPair } from '../../shared/formats/index.js';
-import { encodeCheckpoint, JobProgress, pairReport, planJob, restoreCheckpoint, writeOutputs, writeReport, type JobPlan } from '../../shared/job/index.js';
+import { isShardPlan } from '../../shared/formats/index.js';
+import { encodeCheckpoint, JobProgress, pairNulls, planJob, restoreCheckpoint, type JobPlan } from '../../shared/job/index.js';
 import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
-import type { ClusterSettings, ScoreResult, ScoreSettings } from '../options.js';
+import type { ClusterSettings } from '../options.js';
 import { createProgress } from '../progress.js';
+import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
 import { clusterBlock, inputRef, jobName, specDifferences } from './job-spec.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
 
-const isSpec = (v: unknown): v is JobSpec => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 2;
-const isReport = (v: unknown): v is Report => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 1;
+const isSpec = (v: unknown): v is JobSpec => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 3;
 
 interface Connected {
   readonly nc: NatsConnection;
@@ -57,12 +57,12 @@ interface Prepared {
 }
 
 export { clusterBlock } from './job-spec.js';
+export type { ClusterJob, ClusterRunInfo } from './cluster-job.js';
 
-export class ClusterCoordinator {
+export class ClusterCoordinator<R> {
   private readonly job: string;
   private readonly log: Logger;
   private readonly started = performance.now();
-  private readonly planned: PlannedPair;
   private readonly nats: NatsService;
   private leaseTimer: NodeJS.Timeout | undefined;
   private executor: JetStreamExecutor | null = null;
@@ -70,18 +70,15 @@ export class ClusterCoordinator {
   private stopped: NeurocorrError | null = null;
 
   constructor(
-    private readonly s: ScoreSettings,
+    private readonly s: ClusterJob<R>,
     private readonly c: ClusterSettings,
   ) {
     this.job = checkJobName(c.job ?? jobName());
     this.log = createLogger('neurocorr-coordinator', c.logLevel).child({ job: this.job });
     this.nats = { url: c.nats, credentials: c.natsCredentials, timeoutMs: c.serviceTimeoutMs, option: 'cluster.nats' };
-    this.planned = planPair(s.f, s.g, s.pair);
   }
 
-  async run(): Promise<ScoreResult> {
-    const [f, g] = [this.planned.f.skeleton(), this.planned.g.skeleton()];
-    warnChance(f.m, f.probes, f.n, g.n, this.s.null.permutations > 0, this.s.log);
+  async run(): Promise<R> {
     for (const [url, flag] of [
       [this.c.nats, 'cluster.nats'],
       [this.c.redis, 'cluster.redis'],
@@ -92,7 +89,7 @@ export class ClusterCoordinator {
     const connected = await this.setUp();
     try {
       const prepared = await this.prepare(connected);
-      if ('report' in prepared) return prepared;
+      if ('done' in prepared) return prepared.done;
       const executor = await this.execute(connected, prepared);
       return await this.finish(connected, prepared, executor);
     } catch (err) {
@@ -156,46 +153,41 @@ export class ClusterCoordinator {
    * other ones are refused. Then restores the checkpoint and makes sure the
    * streams, consumers and the spec in the KV bucket exist.
    */
-  private async prepare({ nc, store }: Connected): Promise<Prepared | ScoreResult> {
-    const { c, s, job, log, planned } = this;
-    const models = [planned.f.skeleton(), planned.g.skeleton()];
+  private async prepare({ nc, store }: Connected): Promise<Prepared | { readonly done: R }> {
+    const { c, s, job, log } = this;
+    const { planned, pairs } = s;
+    const models = planned.models.map((p) => p.skeleton());
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-    const block = clusterBlock(planned.f.m, models[0]!.n, models[1]!.n, maxPayload, s.tile);
-    const cuts = [planned.f, planned.g].map((p) => (isShardPlan(p) ? p.manifest.shards.map((sh) => sh.first) : []));
-    const pairs = [{ f: 0, g: 1 }];
-    const nul = nullOptions(s.null, models[0]!.n, models[1]!.n);
-    const plan = planJob(models, pairs, { block, null: nul, cuts });
-    const inputs = await Promise.all([s.f, s.g].map((p) => inputRef(p, c.upload, nc, log)));
+    const [f, g] = [models[pairs[0]!.f]!, models[pairs[0]!.g]!];
+    const block = clusterBlock(f.m, f.n, g.n, maxPayload, s.tile);
+    const cuts = planned.models.map((p) => (isShardPlan(p) ? p.manifest.shards.map((sh) => sh.first) : []));
+    const nulls = pairNulls(s.null, models, pairs);
+    const plan = planJob(models, pairs, { block, nulls, cuts });
+    const inputs = await Promise.all(s.paths.map((p) => inputRef(p, c.upload, nc, log)));
     const spec: JobSpec = {
-      version: 2,
+      version: 3,
       job,
       inputs,
       pairs,
-      options: s.pair,
-      m: planned.f.m,
+      options: s.options,
+      m: f.m,
       n: models.map((m) => m.n),
       block,
       tiles: plan.tiles.length,
-      null: nul,
+      nulls,
     };
     const specJson = JSON.stringify(spec);
 
     const previous = await store.spec();
     if (previous !== null && previous !== specJson) {
-      const differences = specDifferences(store.parse('spec', previous, isSpec), spec);
+      const differences = specDifferences(store.parse('spec', previous, isSpec), spec, s.labels);
       throw new UsageError(
         (o) =>
           `job ${job} already exists with other inputs or options (${differences.join('; ') || 'its spec differs'}). Resume it with the same ones, pick another ${o('cluster.job')}, or remove it with \`neurocorr jobs --delete ${job} --redis URL\``,
       );
     }
     const finished = await store.report();
-    if (finished !== null) {
-      const report = store.parse('report', finished, isReport);
-      s.log(`job ${job} is already done; its stored report follows`);
-      if (s.out !== null) writeReport(s.out, report);
-      if (s.matches !== null) s.log(`the stored report has no matches; run the job again under another name to write ${s.matches}`);
-      return { report, summary: humanSummary(report) };
-    }
+    if (finished !== null) return { done: s.restore((check) => store.parse('report', finished, check), job) };
 
     const progress = new JobProgress(plan);
     const saved = await store.checkpoint();
@@ -226,7 +218,23 @@ export class ClusterCoordinator {
    * JetStream is a transport: this (re-)creates what the job needs there,
    * from the coordinator's own state. Returns true when something was missing.
    */
-  private async ensureTransport({ nc, jsm, spec }: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
+  private async ensureTransport(prepared: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.createTransport(prepared);
+      } catch (err) {
+        // nats-server 2.9 can lose the files of a stream (or consumer) deleted and created again at the same moment;
+        // every use of it then fails. Deleting the stream clears that: the coordinators re-create what they need, and
+        // publish again the tiles that were not done.
+        const broken = /no such file or directory/.test((err as Error).message) ? /\/streams\/([^/]+)\//.exec((err as Error).message)?.[1] : undefined;
+        if (broken === undefined || attempt >= 3) throw err;
+        this.log.warn({ stream: broken, err: (err as Error).message }, 'a JetStream stream is broken; deleting it and creating it again');
+        await prepared.jsm.streams.delete(broken).catch(() => false);
+      }
+    }
+  }
+
+  private async createTransport({ nc, jsm, spec }: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
     const { c, job, s } = this;
     let missing = await ensureStreams(jsm);
     await ensureWorkerConsumer(jsm, c.queue);
@@ -239,7 +247,7 @@ export class ClusterCoordinator {
       missing = missing || entry !== null;
     }
     // An object store that lost the job's sets gets them again (uploading skips what is there).
-    if (c.upload && missing) await Promise.all([s.f, s.g].map((p) => inputRef(p, true, nc, this.log)));
+    if (c.upload && missing) await Promise.all(s.paths.map((p) => inputRef(p, true, nc, this.log)));
     return missing;
   }
 
@@ -250,10 +258,10 @@ export class ClusterCoordinator {
     const prior = await store.state();
     const bar = createProgress({
       total: plan.tiles.length,
-      pairsPerUnit: (plan.models[0]!.n * plan.models[1]!.n) / plan.tiles.length,
+      pairsPerUnit: plan.pairs.reduce((sum, p) => sum + plan.models[p.f]!.n * plan.models[p.g]!.n, 0) / plan.tiles.length,
       label: 'tiles',
-      enabled: s.progress,
-      intervalMs: s.progressInterval,
+      enabled: s.progress.enabled,
+      intervalMs: s.progress.intervalMs,
     });
     bar.update(progress.doneTiles);
     const executor: JetStreamExecutor = new JetStreamExecutor({
@@ -304,7 +312,7 @@ export class ClusterCoordinator {
     { store }: Connected,
     { plan, progress, jsm, kv }: Prepared,
     { executor, nullSeconds }: { executor: JetStreamExecutor; nullSeconds: number },
-  ): Promise<ScoreResult> {
+  ): Promise<R> {
     const { c, s, job, log } = this;
     const prior = await store.state();
     const workers = [...executor.stats.workers].sort();
@@ -315,27 +323,17 @@ export class ClusterCoordinator {
       redelivered: prior?.redelivered ?? executor.stats.redelivered,
       republished: prior?.republished ?? executor.stats.republished,
     };
-    const scored = pairReport(progress, 0, {
-      match: s.match,
-      constantMode: s.constant,
-      conv: s.pair.conv,
-      spatial: this.planned.spatial,
-      partial: this.planned.partial,
-      kernel: [...executor.stats.kernels].sort().join('+'),
-      threads: workers.length,
-      block: plan.block,
-      tiles: plan.tiles.filter((t) => t.kind === 'main').length,
-      seconds: (performance.now() - this.started) / 1000,
+    const { result, stored } = s.finish(progress, {
       cluster,
+      kernel: [...executor.stats.kernels].sort().join('+'),
+      block: plan.block,
+      seconds: (performance.now() - this.started) / 1000,
       nullSeconds,
     });
-    writeOutputs(progress, 0, scored, s);
-    await store.finish('done', c.ttlSeconds, { report: JSON.stringify(scored.report, null, 2) });
+    await store.finish('done', c.ttlSeconds, { report: stored });
     await cleanUp(jsm, kv, job);
     log.info({ duplicates: cluster.duplicates, redelivered: cluster.redelivered, republished: cluster.republished, workers }, 'job done');
-    const warning = scored.report.null === null ? null : chanceWarning(scored.report);
-    if (warning !== null) s.log(warning);
-    return { report: scored.report, summary: humanSummary(scored.report) };
+    return result;
   }
 
   /** A job that failed is recorded as failed; one whose lease was taken belongs to the new holder; one whose services went away is left to resume. */

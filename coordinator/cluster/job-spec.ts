@@ -42,18 +42,20 @@ export async function inputRef(path: string, upload: boolean, nc: NatsConnection
 const describeRef = (ref: InputRef | undefined): string =>
   ref === undefined ? 'none' : ref.kind === 'path' ? ref.path : `${ref.root} in the object store (set ${ref.set.slice(0, 12)})`;
 
-/** What differs between a stored spec and this run's, in words; empty when they agree. */
-export function specDifferences(was: JobSpec, now: JobSpec): string[] {
+/** What differs between a stored spec and this run's, in words (`labels` name the models); empty when they agree. */
+export function specDifferences(was: JobSpec, now: JobSpec, labels: readonly string[]): string[] {
   const out: string[] = [];
-  ['F', 'G'].forEach((side, k) => {
-    const [a, b] = [was.inputs[k], now.inputs[k]];
-    if (JSON.stringify(a) === JSON.stringify(b)) return;
-    const samePlace = a?.kind === 'path' && b?.kind === 'path' && a.path === b.path;
+  if (was.inputs.length !== now.inputs.length) out.push(`the job had ${was.inputs.length} models, this run has ${now.inputs.length}`);
+  now.inputs.forEach((b, k) => {
+    const a = was.inputs[k];
+    if (a === undefined || JSON.stringify(a) === JSON.stringify(b)) return;
+    const side = labels[k] ?? `model ${k}`;
+    const samePlace = a.kind === 'path' && b.kind === 'path' && a.path === b.path;
     out.push(
       samePlace ? `${side}'s files at ${describeRef(b)} changed since the job was started` : `${side} was ${describeRef(a)}, this run's is ${describeRef(b)}`,
     );
   });
-  const fields = ['options', 'null', 'block', 'm', 'n', 'tiles'] as const;
+  const fields = ['pairs', 'options', 'nulls', 'block', 'm', 'n', 'tiles'] as const;
   for (const field of fields) {
     if (JSON.stringify(was[field]) !== JSON.stringify(now[field]))
       out.push(`${field} was ${JSON.stringify(was[field])}, this run's is ${JSON.stringify(now[field])}`);

@@ -16,6 +16,7 @@ import { runSteps, runStepsAsync, type Steps } from '../../shared/steps.js';
 import { dropTemp, tempPath } from '../../shared/temp.js';
 import { npyHeader } from '../../shared/formats/index.js';
 import { createRng, hashString, type Layout } from '../../shared/core/index.js';
+import { UsageError } from '../../shared/errors.js';
 
 export interface SynthOptions {
   readonly arch: string;
@@ -28,6 +29,8 @@ export interface SynthOptions {
   /** Seeds the shared latent features: models to be compared must share it. */
   readonly probeSeed: number;
   readonly latents?: number;
+  /** The latent features this model's neurons read: [from, to) of the K (default all); `none`: no feature, only noise (a model unrelated to every other). */
+  readonly features?: { readonly from: number; readonly to: number } | 'none';
   readonly deadFraction?: number;
   /** Depth of each layer: its position, or its ResNet stage. */
   readonly depth: 'position' | 'stage';
@@ -79,6 +82,14 @@ function* synthSteps(out: string, options: SynthOptions, onLayer?: (done: number
   checkOutputSet(out, target);
   const layers = architectureLayers(options.arch, options.resolution, options.scale, options.allConvs);
   const k = options.latents ?? 16;
+  const { features } = options;
+  if (
+    features !== undefined &&
+    features !== 'none' &&
+    !(Number.isInteger(features.from) && features.from >= 0 && features.from < features.to && features.to <= k)
+  ) {
+    throw new UsageError((o) => `${o('features')} must be FROM:TO with 0 <= FROM < TO <= ${k} (the latent features), or none`);
+  }
   const m = options.probes;
   const normal = gaussian(createRng(options.probeSeed));
   // latent[p * k + q]: feature q of probe p.
@@ -132,9 +143,14 @@ function* writeLayer(
   const bias = new Float32Array(n);
   const dead = new Uint8Array(n);
   const deadFraction = options.deadFraction ?? 0.05;
+  const features = options.features ?? { from: 0, to: k };
+  const reads = (q: number) => features !== 'none' && q >= features.from && q < features.to;
   for (let j = 0; j < n; j++) {
     const c = Math.floor(j / perChannel);
-    for (let q = 0; q < k; q++) weights[j * k + q] = (channelDirection[c * k + q]! + 0.5 * normal()) * scale;
+    for (let q = 0; q < k; q++) {
+      const w = (channelDirection[c * k + q]! + 0.5 * normal()) * scale;
+      weights[j * k + q] = reads(q) ? w : 0;
+    }
     bias[j] = 0.5 * normal() - 0.2;
     dead[j] = rng() < deadFraction ? 1 : 0;
   }

@@ -55,7 +55,7 @@ export type InputRef =
 
 /** Everything a worker needs to plan the job exactly as the coordinator did. */
 export interface JobSpec {
-  readonly version: 2;
+  readonly version: 3;
   readonly job: string;
   /** Where each model's activation set is. */
   readonly inputs: readonly InputRef[];
@@ -69,8 +69,8 @@ export interface JobSpec {
   readonly block: number;
   /** Tiles in the plan, main and null. */
   readonly tiles: number;
-  /** The permutation null, with its sample size resolved (permutations 0: none). */
-  readonly null: NullOptions;
+  /** Each pair's permutation null, with its sample size resolved (permutations 0: none). */
+  readonly nulls: readonly NullOptions[];
 }
 
 export function encodeJobSpec(spec: JobSpec): Uint8Array {
@@ -79,7 +79,7 @@ export function encodeJobSpec(spec: JobSpec): Uint8Array {
 
 export function decodeJobSpec(bytes: Uint8Array): JobSpec {
   const spec = JSON.parse(new TextDecoder().decode(bytes)) as JobSpec;
-  if (spec.version !== 2)
+  if (spec.version !== 3)
     throw new InternalError(`job spec version ${String(spec.version)} is not supported by this worker; run the same neurocorr version everywhere`);
   return spec;
 }

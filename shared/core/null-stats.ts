@@ -20,6 +20,7 @@
  *   K permutations (the spread of the K full estimates, over K).
  */
 import type { NullReduction } from './null-reduction.js';
+import { NORMAL_975, satterthwaite, studentT975 } from './student.js';
 import { MATCH_MODES, neuronScores, type ConstantMode, type DirectionScores, type MatchMode, type ModelShape, type NeuronScores } from './reduce.js';
 
 export interface NullStat {
@@ -27,8 +28,15 @@ export interface NullStat {
   readonly mean: number;
   /** Spread of the null score from one permutation to another (sd of the K estimates). */
   readonly sd: number;
-  /** Standard error of `mean`: neuron sampling and the draw of K permutations (0 sampling error when every neuron was used). */
+  /**
+   * Standard error of `mean`: neuron sampling and the draw of K permutations
+   * (0 sampling error when every neuron was used), widened by t(ν)/1.96 so
+   * that mean ± 1.96 se is a 95% interval although the variance is estimated
+   * from few permutations (ν: Welch-Satterthwaite).
+   */
   readonly se: number;
+  /** The degrees of freedom ν of that variance estimate (null when it has no estimated part). */
+  readonly df: number | null;
   /** (score - mean) / sqrt(sd² + se²). */
   readonly z: number;
   /** (score - mean) / (1 - mean): 0 at chance, 1 for a perfect match. */
@@ -42,11 +50,12 @@ export type DirectionNull = Record<'forward' | 'backward' | 'symmetric', NullSta
 /** One direction's null, for the whole model and each of its layers. */
 interface SideEstimate {
   readonly value: number;
-  /** Variance from sampling neurons. */
+  /** Variance from sampling neurons, and its degrees of freedom. */
   readonly sampling: number;
+  readonly samplingDf: number;
   /** The same estimate under each permutation alone. */
   readonly perPerm: readonly number[];
-  readonly layers: readonly ({ readonly value: number; readonly sampling: number; readonly perPerm: readonly number[] } | null)[];
+  readonly layers: readonly ({ readonly value: number; readonly sampling: number; readonly samplingDf: number; readonly perPerm: readonly number[] } | null)[];
 }
 
 /** Sum, mean and (n - 1) variance helpers over plain arrays. */
@@ -123,34 +132,41 @@ function sideEstimate(real: Float64Array, self: ModelShape, sample: Uint32Array,
     // A layer with few sampled neurons estimates its variance badly (low, more often than not): it borrows the pooled one when that is larger.
     const s2 = n >= SMALL_STRATUM ? variance(e) : Math.max(n >= 2 ? variance(e) : 0, pooledVariance);
     const fpc = Math.max(0, 1 - n / s.size);
-    return { value: adjust(ybar), sampling: n === 0 ? s2 : (fpc * s2) / n, perPerm: s.y.map((yk) => adjust(yk)) };
+    // A layer's variance comes from its own residuals, or the pooled ones when it borrows them.
+    const df = n >= SMALL_STRATUM || (n >= 2 && variance(e) >= pooledVariance) ? n - 1 : residuals.length - 2;
+    return { value: adjust(ybar), sampling: n === 0 ? s2 : (fpc * s2) / n, samplingDf: Math.max(1, df), perPerm: s.y.map((yk) => adjust(yk)) };
   });
   const weighted = (pick: (l: NonNullable<(typeof layerEstimates)[number]>, h: number) => number) =>
     layerEstimates.reduce((sum, l, h) => (l === null ? sum : sum + (strata[h]!.size / denominator) * pick(l, h)), 0);
   return {
     value: denominator > 0 ? weighted((l) => l.value) : 0,
     sampling: denominator > 0 ? layerEstimates.reduce((sum, l, h) => (l === null ? sum : sum + (strata[h]!.size / denominator) ** 2 * l.sampling), 0) : 0,
+    samplingDf: satterthwaite(
+      layerEstimates.flatMap((l, h) => (l === null ? [] : [{ variance: (strata[h]!.size / denominator) ** 2 * l.sampling, df: l.samplingDf }])),
+    ),
     perPerm: Array.from({ length: K }, (_, k) => (denominator > 0 ? weighted((l) => l.perPerm[k]!) : 0)),
     // A layer's own mean counts its constant neurons (S = 0) unless they are excluded.
     layers: layerEstimates.map((l, h) => {
       if (l === null) return null;
       const layer = self.layers[h]!;
       const share = mode === 'include' ? strata[h]!.size / layer.count : 1;
-      return { value: share * l.value, sampling: share * share * l.sampling, perPerm: l.perPerm.map((v) => share * v) };
+      return { value: share * l.value, sampling: share * share * l.sampling, samplingDf: l.samplingDf, perPerm: l.perPerm.map((v) => share * v) };
     }),
   };
 }
 
-export function nullStat(observed: number, value: number, sampling: number, perPerm: readonly number[]): NullStat {
+export function nullStat(observed: number, value: number, sampling: { readonly variance: number; readonly df: number }, perPerm: readonly number[]): NullStat {
   const K = perPerm.length;
   const spreadVariance = variance(perPerm);
-  const se = Math.sqrt(sampling + spreadVariance / K);
+  const df = satterthwaite([sampling, { variance: spreadVariance / K, df: K - 1 }]);
+  const se = Math.sqrt(sampling.variance + spreadVariance / K) * (studentT975(df) / NORMAL_975);
   const sd = Math.sqrt(spreadVariance);
   const spread = Math.sqrt(sd * sd + se * se);
   return {
     mean: value,
     sd,
     se,
+    df: Number.isFinite(df) ? df : null,
     z: spread > 0 ? (observed - value) / spread : observed === value ? 0 : Math.sign(observed - value) * Infinity,
     corrected: value < 1 ? (observed - value) / (1 - value) : 0,
     correctedSe: value < 1 ? (se * Math.abs(1 - observed)) / (1 - value) ** 2 : 0,
@@ -205,16 +221,27 @@ export function nullStats(
     }) as [SideEstimate, SideEstimate];
     const sym = f.perPerm.map((v, k) => (v + b.perPerm[k]!) / 2);
     scores[match] = {
-      forward: nullStat(observed[match].forward, f.value, f.sampling, f.perPerm),
-      backward: nullStat(observed[match].backward, b.value, b.sampling, b.perPerm),
-      symmetric: nullStat(observed[match].symmetric, (f.value + b.value) / 2, (f.sampling + b.sampling) / 4, sym),
+      forward: nullStat(observed[match].forward, f.value, { variance: f.sampling, df: f.samplingDf }, f.perPerm),
+      backward: nullStat(observed[match].backward, b.value, { variance: b.sampling, df: b.samplingDf }, b.perPerm),
+      symmetric: nullStat(
+        observed[match].symmetric,
+        (f.value + b.value) / 2,
+        {
+          variance: (f.sampling + b.sampling) / 4,
+          df: satterthwaite([
+            { variance: f.sampling / 4, df: f.samplingDf },
+            { variance: b.sampling / 4, df: b.samplingDf },
+          ]),
+        },
+        sym,
+      ),
     };
     [f, b].forEach((est, side) => {
       est.layers.forEach((l, h) => {
         const obs = layerObserved[side]![h]![match];
         const row = layerStats[side]![h]!;
         if (l === null || obs === null || row === null) layerStats[side]![h] = null;
-        else row[match] = nullStat(obs, l.value, l.sampling, l.perPerm);
+        else row[match] = nullStat(obs, l.value, { variance: l.sampling, df: l.samplingDf }, l.perPerm);
       });
     });
   }

@@ -75,46 +75,71 @@ function selection(names: readonly string[], both: readonly string[] | null, own
   return [...(both ?? []), ...(own ?? [])].filter((name) => names.includes(name));
 }
 
-function checkLayerNames(f: Side, g: Side, options: PairOptions): void {
-  const missing = (names: readonly string[] | null, sides: Side[]) => (names ?? []).filter((n) => !sides.some((side) => side.names.includes(n)));
-  const bad = [...missing(options.layers, [f, g]), ...missing(options.layersF, [f]), ...missing(options.layersG, [g])];
+function checkLayerNames(sides: readonly Side[], labels: readonly string[], options: PairOptions, own: readonly (readonly string[] | null)[]): void {
+  const missing = (names: readonly string[] | null, among: readonly Side[]) => (names ?? []).filter((n) => !among.some((side) => side.names.includes(n)));
+  const bad = [...missing(options.layers, sides), ...own.flatMap((names, k) => missing(names, [sides[k]!]))];
   if (bad.length > 0) {
-    throw new UsageError((o) => `${o('layers')} names ${bad.join(', ')}, which no model has. F layers: ${f.names.join(', ')}. G layers: ${g.names.join(', ')}`);
+    const available = sides.map((side, k) => `${labels[k]} layers: ${side.names.join(', ')}`).join('. ');
+    throw new UsageError((o) => `${o('layers')} names ${bad.join(', ')}, which no model has. ${available}`);
   }
 }
 
-/** Opens both activation sets (headers only) and plans both models: every check that needs no values. */
-export function planPair(fPath: string, gPath: string, options: PairOptions): PlannedPair {
+export interface PlannedSet {
+  /** Each model's plan, in the order of the paths. */
+  readonly models: readonly ModelPlan[];
+  readonly partial: PartialInfo | null;
+  /** The pooling grid, when `spatial` was given. */
+  readonly spatial: SpatialInfo | null;
+}
+
+/**
+ * Opens activation sets (headers only) and plans every model: every check
+ * that needs no values. All must share the probes (and the probe fingerprint
+ * where declared) and the samples per neuron; a mismatch names both sets.
+ * `layersF` and `layersG` select layers of the first and the second model
+ * (a pair); `spatial: 'min'` takes the smallest maps of every model.
+ */
+export function planModels(paths: readonly string[], options: PairOptions): PlannedSet {
   const isPartial = options.layers !== null || options.layersF !== null || options.layersG !== null || options.sample !== null || options.probes !== null;
-  const sideF = openSide(fPath, options, isPartial);
-  const sideG = openSide(gPath, options, isPartial);
-  if (sideF.probes !== sideG.probes) {
-    throw new InputError(
-      'E_INPUT_MISMATCH',
-      gPath,
-      `has ${sideG.probes} probes but ${fPath} has ${sideF.probes}`,
-      'run both models on the same probe set (same M)',
-    );
+  const sides = paths.map((path) => openSide(path, options, isPartial));
+  const first = sides[0]!;
+  for (const side of sides.slice(1)) {
+    if (side.probes !== first.probes) {
+      throw new InputError(
+        'E_INPUT_MISMATCH',
+        side.path,
+        `has ${side.probes} probes but ${first.path} has ${first.probes}`,
+        'run both models on the same probe set (same M)',
+      );
+    }
+    const declared = sides.find((other) => other.fingerprint !== null && side.fingerprint !== null && other.fingerprint !== side.fingerprint);
+    if (declared !== undefined) {
+      throw new InputError(
+        'E_INPUT_MISMATCH',
+        side.path,
+        `probe fingerprint ${side.fingerprint} differs from ${declared.path}'s ${declared.fingerprint}`,
+        'run both models on the same probe set',
+      );
+    }
   }
-  if (sideF.fingerprint !== null && sideG.fingerprint !== null && sideF.fingerprint !== sideG.fingerprint) {
-    throw new InputError(
-      'E_INPUT_MISMATCH',
-      gPath,
-      `probe fingerprint ${sideG.fingerprint} differs from ${fPath}'s ${sideF.fingerprint}`,
-      'run both models on the same probe set',
-    );
-  }
-  checkLayerNames(sideF, sideG, options);
-  const [selF, selG] = [selection(sideF.names, options.layers, options.layersF), selection(sideG.names, options.layers, options.layersG)];
+  const own = paths.map((_, k) => (k === 0 ? options.layersF : k === 1 ? options.layersG : null));
+  checkLayerNames(sides, paths.length === 2 ? ['F', 'G'] : paths, options, own);
+  const selected = sides.map((side, k) => selection(side.names, options.layers, own[k]!));
   const request = options.conv === 'channels' ? (options.spatial ?? null) : null;
-  const grid = request === null ? null : resolveGrid(request, [...sideF.maps(selF), ...sideG.maps(selG)]);
-  const f = sideF.plan(selF, grid);
-  const g = sideG.plan(selG, grid);
-  if (f.m !== g.m) {
+  const grid =
+    request === null
+      ? null
+      : resolveGrid(
+          request,
+          sides.flatMap((side, k) => side.maps(selected[k]!)),
+        );
+  const models = sides.map((side, k) => side.plan(selected[k]!, grid));
+  for (const [k, model] of models.entries()) {
+    if (model.m === models[0]!.m) continue;
     throw new InputError(
       'E_INPUT_MISMATCH',
-      gPath,
-      `gives ${g.m} samples per neuron but ${fPath} gives ${f.m} (channels semantics multiplies probes by spatial positions)`,
+      paths[k]!,
+      `gives ${model.m} samples per neuron but ${paths[0]!} gives ${models[0]!.m} (channels semantics multiplies probes by spatial positions)`,
       (o) =>
         `pool both models' maps to one size with ${o('spatial')} S (or min), select layers with the same spatial size in both models, or use ${o('conv')} units`,
     );
@@ -122,5 +147,11 @@ export function planPair(fPath: string, gPath: string, options: PairOptions): Pl
   const partial: PartialInfo | null = isPartial
     ? { layers: [...(options.layers ?? []), ...(options.layersF ?? []), ...(options.layersG ?? [])], sample: options.sample, probes: options.probes }
     : null;
-  return { f, g, partial, spatial: request === null ? null : { requested: request, ...grid! } };
+  return { models, partial, spatial: request === null ? null : { requested: request, ...grid! } };
+}
+
+/** Opens both activation sets (headers only) and plans both models: every check that needs no values. */
+export function planPair(fPath: string, gPath: string, options: PairOptions): PlannedPair {
+  const { models, partial, spatial } = planModels([fPath, gPath], options);
+  return { f: models[0]!, g: models[1]!, partial, spatial };
 }

@@ -5,7 +5,7 @@
  * cluster runs plan through here, and cluster workers re-plan the same job
  * from its spec, so every side agrees on every tile id.
  */
-import { planNull, type Model, type NullOptions, type NullPlan, type NullWork } from '../core/index.js';
+import { nullOptions, planNull, type Model, type NullOptions, type NullPlan, type NullRequest, type NullWork } from '../core/index.js';
 import { planTiles, splitBlocks, type Block } from '../tiles/index.js';
 
 /** A tile of a pair's main job: rows are F's block, columns G's. */
@@ -49,7 +49,8 @@ export interface JobPlan {
 
 export interface JobPlanOptions {
   readonly block: number;
-  readonly null: NullOptions;
+  /** Each pair's permutation null (permutations 0: none), see pairNulls. */
+  readonly nulls: readonly NullOptions[];
   /** Per model, where blocks must be cut (shard starts of a shard set; none for other sets). */
   readonly cuts?: readonly (readonly number[])[];
 }
@@ -66,12 +67,20 @@ export function planJob(models: readonly Model[], pairs: readonly JobPairInput[]
     for (const t of planTiles(blocks(pair.f), blocks(pair.g))) tiles.push({ kind: 'main', id: tiles.length, pair: index, f: t.f, g: t.g });
   });
   const planned = pairs.map((pair, index): PairPlan => {
-    if (options.null.permutations === 0) return { ...pair, null: null };
-    const plan = planNull(models[pair.f]!, models[pair.g]!, options.null, options.block, [cuts(pair.f), cuts(pair.g)]);
+    const nul = options.nulls[index]!;
+    if (nul.permutations === 0) return { ...pair, null: null };
+    const plan = planNull(models[pair.f]!, models[pair.g]!, nul, options.block, [cuts(pair.f), cuts(pair.g)]);
     for (const work of plan.work) tiles.push({ kind: 'null', id: tiles.length, pair: index, ...work });
     return { ...pair, null: plan };
   });
   return { models, pairs: planned, block: options.block, tiles };
+}
+
+const NO_NULL: NullOptions = { permutations: 0, sample: 0, seed: 0 };
+
+/** Each pair's null, its sample sized for the pair's own models, as a job of that pair alone sizes it (none when `request` is null). */
+export function pairNulls(request: NullRequest | null | undefined, models: readonly { readonly n: number }[], pairs: readonly JobPairInput[]): NullOptions[] {
+  return pairs.map((pair) => (request ? nullOptions(request, models[pair.f]!.n, models[pair.g]!.n) : NO_NULL));
 }
 
 /** One operand of a tile's kernel call: a block of a model, or (`sampled`) a block of a pair's null sample, gathered and permuted. */

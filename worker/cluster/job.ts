@@ -6,7 +6,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JobSpec } from '../../shared/cluster/index.js';
 import { InternalError } from '../../shared/errors.js';
-import { planPair } from '../../shared/formats/index.js';
+import { planModels } from '../../shared/formats/index.js';
 import { openSource, planJob, type JobPlan, type ModelSource } from '../../shared/job/index.js';
 import { hugePageAllocate, nativeLoops, type NativeLoopsOptions } from '../native/assist.js';
 import type { EmbeddedPool } from '../pool.js';
@@ -37,14 +37,12 @@ export interface OpenJobOptions {
 }
 
 export async function openJob(nc: NatsConnection, spec: JobSpec, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob> {
-  if (spec.inputs.length !== 2 || spec.pairs.length !== 1) throw new InternalError(`job ${spec.job}: this worker runs jobs of one pair of models`);
   const paths = await Promise.all(spec.inputs.map((ref) => resolveInput(nc, ref, options.dataRoots, options.cacheDir)));
   const loops = nativeLoops(options.standardize);
-  const planned = planPair(paths[0]!, paths[1]!, { ...spec.options, ...(loops ? { loops } : {}) });
-  const plans = [planned.f, planned.g];
+  const plans = planModels(paths, { ...spec.options, ...(loops ? { loops } : {}) }).models;
   if (plans.some((p, k) => p.m !== spec.m || p.n !== spec.n[k])) {
     throw new InternalError(
-      `job ${spec.job}: this worker plans ${plans.map((p) => p.n).join('x')} neurons at m=${planned.f.m}, the coordinator ${spec.n.join('x')} at m=${spec.m}; are both reading the same files?`,
+      `job ${spec.job}: this worker plans ${plans.map((p) => p.n).join('x')} neurons at m=${plans[0]?.m}, the coordinator ${spec.n.join('x')} at m=${spec.m}; are both reading the same files?`,
     );
   }
   const shardSets = plans.filter((p) => 'manifest' in p).length;
@@ -55,7 +53,7 @@ export async function openJob(nc: NatsConnection, spec: JobSpec, pool: EmbeddedP
   const plan = planJob(
     sources.map((s) => s.model),
     spec.pairs,
-    { block: spec.block, null: spec.null, cuts: sources.map((s) => s.cuts) },
+    { block: spec.block, nulls: spec.nulls, cuts: sources.map((s) => s.cuts) },
   );
   if (plan.tiles.length !== spec.tiles) throw new InternalError(`job ${spec.job}: this worker plans ${plan.tiles.length} tiles, the coordinator ${spec.tiles}`);
   return { spec, plan, sources, runner: new TileRunner(pool, plan, sources, options.keyBase), bytes: sources.reduce((sum, s) => sum + s.bytes, 0) };
