@@ -2,7 +2,14 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 /** Sections that follow the main table, each owned by one benchmark, in file order. */
-export const APPENDIX_HEADINGS = ['## Scale (out of core)', '## Cluster', '## Chance level', '## Chaos', '## A/B against a previous commit'];
+export const APPENDIX_HEADINGS = [
+  '## Scale (out of core)',
+  '## Cluster',
+  '## Chance level',
+  '## Plan accuracy',
+  '## Chaos',
+  '## A/B against a previous commit',
+];
 
 export function replaceSection(file: string, heading: string, section: string): void {
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
