@@ -9,13 +9,14 @@
  * under 0.1.
  */
 import { chanceLevel, nullOptions, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
-import { isShardPlan, planPair, type ModelPlan } from '../shared/formats/index.js';
+import { isShardPlan, planPair } from '../shared/formats/index.js';
 import { planJob } from '../shared/job/index.js';
 import { defaultBlockSize } from '../shared/tiles/index.js';
 import { hugePageAllocate, nativeLoops } from '../worker/native/assist.js';
 import { startPool } from '../worker/pool.js';
 import { planSettings, type PlanOptions } from './options.js';
-import { timeLoading, timeProcessStart, timeTiles } from './plan-calibrate.js';
+import { sampleGather, timeLoading, timeMerges, timeStartUp } from './plan-calibrate.js';
+import { timeGather, timeTiles } from './plan-tiles.js';
 import { fillUntimed, kernelTime, shapeClasses } from './plan-cost.js';
 import { jobThreads } from './threads.js';
 
@@ -41,7 +42,7 @@ export interface Plan {
     readonly kernel: { readonly main: number; readonly null: number };
     /** Reading and standardizing both models. */
     readonly load: number;
-    /** Starting the process and its kernel threads, and stopping them. */
+    /** What any run pays: starting Node and its kernel threads, the report, stopping (a tiny job, timed). */
     readonly fixed: number;
   };
   /** How the estimate was made: the job's tiles, the tile shapes timed, and what was measured. */
@@ -54,8 +55,8 @@ export interface Plan {
     readonly timed: number;
     /** Nanoseconds per value (neuron x sample) to read and standardize F's and G's inputs. */
     readonly loadNanoseconds: readonly [number, number];
-    /** Seconds to start a process, and to start and stop the threads. */
-    readonly process: number;
+    /** Seconds of a fresh process scoring a tiny job on as many threads (the fixed cost), and of starting and stopping this plan's threads. */
+    readonly startUp: number;
     readonly pool: number;
     /** Seconds this plan spent measuring. */
     readonly seconds: number;
@@ -79,14 +80,13 @@ export async function plan(options: PlanOptions): Promise<Plan> {
   const cuts = [plans.f, plans.g].map((p) => (isShardPlan(p) ? p.manifest.shards.map((s) => s.first) : []));
   const threads = jobThreads(settings.threads, settings.kernel.choice, { models: [f, g], pairs: [{ f: 0, g: 1 }], cuts });
 
-  const processSeconds = timeProcessStart();
+  const startUp = timeStartUp(threads, settings.kernel);
   // G first, as the run loads them: the first replica pays what a cold start pays.
-  const perValue = (p: ModelPlan, model: typeof f) => {
-    const timed = timeLoading(model, settings.pair.conv, (bytes) => hugePageAllocate(bytes, addon), loops);
-    return isShardPlan(p) ? timed.copy : timed.standardize;
-  };
-  const gLoad = perValue(plans.g, g);
-  const fLoad = perValue(plans.f, f);
+  const loadings = [plans.g, plans.f].map((p) => {
+    const timed = timeLoading(p === plans.f ? f : g, settings.pair.conv, (bytes) => hugePageAllocate(bytes, addon), loops);
+    return { ...timed, load: isShardPlan(p) ? timed.copy : timed.standardize };
+  });
+  const [gLoad, fLoad] = [loadings[0]!.load, loadings[1]!.load];
 
   let t = performance.now();
   const pool = await startPool(settings.kernel, threads);
@@ -100,15 +100,24 @@ export async function plan(options: PlanOptions): Promise<Plan> {
     const job = planJob([f, g], [{ f: 0, g: 1 }], { block, null: nul, cuts });
     const shapes = shapeClasses(job);
     const timed = await timeTiles(pool, shapes.classes, f.m);
+    const firstNull = shapes.classes.findIndex((c) => c.kind === 'null');
+    const busy = firstNull >= 0 ? timed.timedAs[firstNull] : null;
+    // Seconds per value of gathering the null's sample rows, on the main thread while the kernel threads compute.
+    const gatherRate = busy ? await timeGather(pool, sampleGather(loadings[1]!.replica), busy) : 0;
     t = performance.now();
     stopped = true;
     await pool.destroy();
     poolSeconds += (performance.now() - t) / 1000;
-    const kernelSeconds = kernelTime(job, shapes, fillUntimed(shapes.classes, timed.seconds), threads);
-    const load = f.n * f.m * fLoad + g.n * g.m * gLoad;
-    const fixed = processSeconds + poolSeconds;
-    const main = 2 * f.n * g.n * f.m;
+    const tiles = kernelTime(job, shapes, fillUntimed(shapes.classes, timed.seconds), threads);
     const sample = [Math.min(nul.sample, f.n), Math.min(nul.sample, g.n)] as const;
+    // Each permutation's sample rows are gathered and permuted once, on the main thread, into fresh memory.
+    const gather = nul.permutations * (sample[0] + sample[1]) * f.m * gatherRate;
+    // The main thread folds every result into the reduction, taking a core from the kernel threads (they fill the cores).
+    const merges = timeMerges(job, shapes);
+    const kernelSeconds = { main: tiles.main + merges.main, null: tiles.null + merges.null + gather };
+    const load = f.n * f.m * fLoad + g.n * g.m * gLoad;
+    const fixed = startUp;
+    const main = 2 * f.n * g.n * f.m;
     const nullFlops = 2 * nul.permutations * (sample[0] * g.n + sample[1] * f.n) * f.m;
     const spatial = f.m / f.probes;
     const mainTiles = job.tiles.filter((tile) => tile.kind === 'main').length;
@@ -133,7 +142,7 @@ export async function plan(options: PlanOptions): Promise<Plan> {
         shapes: shapes.classes.length,
         timed: timed.seconds.filter((s) => s !== null).length,
         loadNanoseconds: [fLoad * 1e9, gLoad * 1e9],
-        process: processSeconds,
+        startUp,
         pool: poolSeconds,
         seconds: (performance.now() - started) / 1000,
       },
