@@ -14,10 +14,22 @@ import { join } from 'node:path';
 import { gatherSample, planNull, type ConvMode, type Model } from '../shared/core/index.js';
 import { JobProgress, operands, type JobPlan } from '../shared/job/index.js';
 import { allocTileResult } from '../shared/tiles/index.js';
-import { encodeNpy, planModel, type Allocate, type RawLayer, type RawModel, type StandardizeLoops } from '../shared/formats/index.js';
+import {
+  checkRows,
+  decodeShard,
+  encodeNpy,
+  encodeShard,
+  planModel,
+  sha256,
+  type Allocate,
+  type RawLayer,
+  type RawModel,
+  type StandardizeLoops,
+} from '../shared/formats/index.js';
 import type { KernelOptions } from '../worker/kernel-options.js';
 import type { ShapeClasses } from './plan-cost.js';
-import { fill, type Gather } from './plan-tiles.js';
+import { fill } from './plan-tiles.js';
+import { prepare } from './prepare.js';
 
 /** Values in a model's loading replica. */
 const REPLICA_VALUES = 1 << 21;
@@ -77,8 +89,6 @@ function replicaLayer(index: number, probes: number, neurons: number, spatial: n
 export interface LoadCalibration {
   /** Seconds per value (neuron x sample) to read and standardize a model shaped like this one. */
   readonly standardize: number;
-  /** Seconds per value to copy values into fresh memory (what reading a shard set costs at least). */
-  readonly copy: number;
   /** The replica, standardized: null samples are gathered from it. */
   readonly replica: Model;
 }
@@ -96,12 +106,45 @@ export function timeLoading(model: Model, conv: ConvMode, allocate: Allocate, lo
   const raw: RawModel = { path: 'calibration', layers, fingerprint: null };
   const plan = planModel(raw, { conv, probes: null, layers: null, sample: null, ...(loops ? { loops } : {}) });
   const values = plan.n * plan.m;
-  let t = performance.now();
+  const t = performance.now();
   const replica = plan.build(new Float32Array(allocate(values * 4)));
   const standardize = (performance.now() - t) / 1000 / values;
-  t = performance.now();
-  new Float32Array(allocate(values * 4)).set(replica.z);
-  return { standardize, copy: (performance.now() - t) / 1000 / values, replica };
+  return { standardize, replica };
+}
+
+/**
+ * Seconds per value to read a shard set: a shard of `replica` in memory,
+ * verified (sha256), decoded into fresh memory and its rows checked, as a
+ * shard set's stream reads each shard (warm: the tiny start-up job pays for
+ * loading Arrow and a first decode).
+ */
+export function timeShardReading(replica: Model, allocate: Allocate): number {
+  const { n, m } = replica;
+  const bytes = encodeShard(0, n, m, replica.z, {});
+  decodeShard(bytes, m, 'calibration');
+  const t = performance.now();
+  sha256(bytes);
+  const { z } = decodeShard(bytes, m, 'calibration', new Float32Array(allocate(n * m * 4)));
+  checkRows(z, m, 0, 'calibration', new Uint8Array(n));
+  return (performance.now() - t) / 1000 / (n * m);
+}
+
+/** One gather of a null sample's rows (`values` of them), as the tile runner does it. */
+export interface Gather {
+  readonly values: number;
+  run(): void;
+}
+
+/** Seconds per value of `gather` (one to warm up, then the best of three). */
+export function timeGather(gather: Gather): number {
+  gather.run();
+  let best = Infinity;
+  for (let r = 0; r < 3; r++) {
+    const t = performance.now();
+    gather.run();
+    best = Math.min(best, performance.now() - t);
+  }
+  return best / 1000 / gather.values;
 }
 
 /** A gather of about 2^20 values of a null sample of `replica`, permuted and copied into fresh memory as the tile runner does. */
@@ -119,19 +162,22 @@ export function sampleGather(replica: Model): Gather {
 
 /**
  * Wall seconds of a fresh Node process that scores a tiny job (a few
- * neurons, one per block, so that it runs on `threads` threads) with these
- * kernel options, the better of two: what a `neurocorr score` pays whatever
+ * neurons, one per block, so that it runs on `threads` threads; a side is a
+ * shard set where `shards` says so) with these kernel options, the better of
+ * two: what a `neurocorr score` pays whatever
  * its size (starting Node and loading its modules, starting and stopping the
  * kernel threads, the report, exiting).
  */
-export function timeStartUp(threads: number, kernel: KernelOptions): number {
+export function timeStartUp(threads: number, kernel: KernelOptions, shards: readonly [boolean, boolean]): number {
   const dir = mkdtempSync(join(tmpdir(), 'neurocorr-plan-'));
   try {
     const side = Math.ceil(Math.sqrt(threads)) + 1;
     const [f, g] = ['F', 'G'].map((name, k) => {
       mkdirSync(join(dir, name));
       writeFileSync(join(dir, name, 'layer.npy'), encodeNpy(fill(new Float32Array(8 * side), k + 1), [8, side]));
-      return join(dir, name);
+      if (!shards[k]) return join(dir, name);
+      prepare({ input: join(dir, name), out: join(dir, `${name}-shards`) });
+      return join(dir, `${name}-shards`);
     });
     const options = { f, g, kernel, threads, tile: 1 };
     const code = `await (await import(${JSON.stringify(new URL('./score.js', import.meta.url).href)})).score(${JSON.stringify(options)});`;

@@ -71,18 +71,34 @@ export function fillUntimed(classes: readonly ShapeClass[], timed: readonly (num
 }
 
 export interface KernelTime {
-  /** Wall seconds of the tiles on the job's threads, split between main and null tiles by their share of the work. */
+  /** Wall seconds of the tiles, split between main and null tiles by their share of the work. */
+  readonly main: number;
+  readonly null: number;
+}
+
+/** What the main thread does for the tiles while the kernel threads compute, in seconds: merging results, gathering null samples. */
+export interface MainThread {
   readonly main: number;
   readonly null: number;
 }
 
 /**
- * The kernel's wall time: tiles taken in plan order by whichever thread is
+ * The tiles' wall time. Tiles are taken in plan order by whichever thread is
  * free first (list scheduling, as the pool takes them), each costing its
- * class's seconds (one thread's time while every thread computes). The
- * makespan is split between main and null tiles by their summed seconds.
+ * class's seconds (one thread's time while every thread computes). The main
+ * thread's work for them comes on top: it runs while the threads compute,
+ * but the threads fill the cores, so it takes their cores and memory
+ * bandwidth (measured: a run's tiles take about the threads' makespan plus
+ * this work, not their maximum). The total is split between main and null
+ * tiles by their share.
  */
-export function kernelTime(plan: JobPlan, shapes: ShapeClasses, seconds: readonly number[], threads: number): KernelTime {
+export function kernelTime(
+  plan: JobPlan,
+  shapes: ShapeClasses,
+  seconds: readonly number[],
+  threads: number,
+  serial: MainThread = { main: 0, null: 0 },
+): KernelTime {
   const free = new Float64Array(Math.max(1, threads));
   let main = 0;
   let nul = 0;
@@ -96,7 +112,8 @@ export function kernelTime(plan: JobPlan, shapes: ShapeClasses, seconds: readonl
   });
   const makespan = Math.max(...free);
   const total = main + nul;
-  return total === 0 ? { main: 0, null: 0 } : { main: (makespan * main) / total, null: (makespan * nul) / total };
+  const [a, b] = total === 0 ? [0, 0] : [(makespan * main) / total, (makespan * nul) / total];
+  return { main: a + serial.main, null: b + serial.null };
 }
 
 function siftDown(heap: Float64Array): void {

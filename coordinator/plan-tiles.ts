@@ -6,9 +6,7 @@
  * - every distinct tile shape of the job (plan-cost.ts), most work first,
  *   within a budget; a shape too big for it is timed at a smaller size that
  *   runs as efficiently and scaled by its pairs; shapes left when the budget
- *   is spent take the time per pair of the nearest shape timed;
- * - gathering a null sample's rows on the main thread while the threads
- *   compute, as the run does: the two compete for the cores and for memory.
+ *   is spent take the time per pair of the nearest shape timed.
  */
 import type { EmbeddedPool } from '../worker/pool.js';
 import type { ShapeClass } from './plan-cost.js';
@@ -131,46 +129,4 @@ export async function timeTiles(pool: EmbeddedPool, classes: readonly ShapeClass
     timedAs.push(s);
   }
   return { seconds, timedAs, wall: (performance.now() - started) / 1000 };
-}
-
-/** One gather of a null sample's rows (`values` of them), as the tile runner does it. */
-export interface Gather {
-  readonly values: number;
-  run(): void;
-}
-
-/**
- * Seconds per value of `gather` run on the main thread while every kernel
- * thread computes tiles of `busy`'s shape, two in flight per thread (the best
- * of four); the event loop turns between gathers, so the threads stay fed,
- * as in a run.
- */
-export async function timeGather(pool: EmbeddedPool, gather: Gather, busy: Shape): Promise<number> {
-  gather.run();
-  const data = fill(new Float32Array(new SharedArrayBuffer((busy.rows + busy.cols) * busy.m * 4)), 3);
-  const input = {
-    f: data.subarray(0, busy.rows * busy.m),
-    g: data.subarray(busy.rows * busy.m),
-    fCount: busy.rows,
-    gCount: busy.cols,
-    m: busy.m,
-    fStart: 0,
-    gStart: 0,
-  };
-  let on = true;
-  const lanes = Array.from({ length: 2 * pool.threads }, async () => {
-    while (on) await pool.run(input);
-  });
-  const turn = () => new Promise((resolve) => setImmediate(resolve));
-  await turn();
-  let best = Infinity;
-  for (let r = 0; r < 4; r++) {
-    const t = performance.now();
-    gather.run();
-    best = Math.min(best, performance.now() - t);
-    await turn();
-  }
-  on = false;
-  await Promise.all(lanes);
-  return best / 1000 / gather.values;
 }

@@ -15,8 +15,8 @@ import { defaultBlockSize } from '../shared/tiles/index.js';
 import { hugePageAllocate, nativeLoops } from '../worker/native/assist.js';
 import { startPool } from '../worker/pool.js';
 import { planSettings, type PlanOptions } from './options.js';
-import { sampleGather, timeLoading, timeMerges, timeStartUp } from './plan-calibrate.js';
-import { timeGather, timeTiles } from './plan-tiles.js';
+import { sampleGather, timeGather, timeLoading, timeMerges, timeShardReading, timeStartUp } from './plan-calibrate.js';
+import { timeTiles } from './plan-tiles.js';
 import { fillUntimed, kernelTime, shapeClasses } from './plan-cost.js';
 import { jobThreads } from './threads.js';
 
@@ -53,7 +53,7 @@ export interface Plan {
     /** Distinct tile shapes, and how many were timed (the others scaled from the nearest timed). */
     readonly shapes: number;
     readonly timed: number;
-    /** Nanoseconds per value (neuron x sample) to read and standardize F's and G's inputs. */
+    /** Nanoseconds per value (neuron x sample) to read and standardize F's and G's inputs (to read and check them, for a shard set). */
     readonly loadNanoseconds: readonly [number, number];
     /** Seconds of a fresh process scoring a tiny job on as many threads (the fixed cost), and of starting and stopping this plan's threads. */
     readonly startUp: number;
@@ -80,11 +80,12 @@ export async function plan(options: PlanOptions): Promise<Plan> {
   const cuts = [plans.f, plans.g].map((p) => (isShardPlan(p) ? p.manifest.shards.map((s) => s.first) : []));
   const threads = jobThreads(settings.threads, settings.kernel.choice, { models: [f, g], pairs: [{ f: 0, g: 1 }], cuts });
 
-  const startUp = timeStartUp(threads, settings.kernel);
+  const startUp = timeStartUp(threads, settings.kernel, [isShardPlan(plans.f), isShardPlan(plans.g)]);
   // G first, as the run loads them: the first replica pays what a cold start pays.
   const loadings = [plans.g, plans.f].map((p) => {
-    const timed = timeLoading(p === plans.f ? f : g, settings.pair.conv, (bytes) => hugePageAllocate(bytes, addon), loops);
-    return { ...timed, load: isShardPlan(p) ? timed.copy : timed.standardize };
+    const allocate = (bytes: number) => hugePageAllocate(bytes, addon);
+    const timed = timeLoading(p === plans.f ? f : g, settings.pair.conv, allocate, loops);
+    return { ...timed, load: isShardPlan(p) ? timeShardReading(timed.replica, allocate) : timed.standardize };
   });
   const [gLoad, fLoad] = [loadings[0]!.load, loadings[1]!.load];
 
@@ -100,21 +101,16 @@ export async function plan(options: PlanOptions): Promise<Plan> {
     const job = planJob([f, g], [{ f: 0, g: 1 }], { block, null: nul, cuts });
     const shapes = shapeClasses(job);
     const timed = await timeTiles(pool, shapes.classes, f.m);
-    const firstNull = shapes.classes.findIndex((c) => c.kind === 'null');
-    const busy = firstNull >= 0 ? timed.timedAs[firstNull] : null;
-    // Seconds per value of gathering the null's sample rows, on the main thread while the kernel threads compute.
-    const gatherRate = busy ? await timeGather(pool, sampleGather(loadings[1]!.replica), busy) : 0;
     t = performance.now();
     stopped = true;
     await pool.destroy();
     poolSeconds += (performance.now() - t) / 1000;
-    const tiles = kernelTime(job, shapes, fillUntimed(shapes.classes, timed.seconds), threads);
     const sample = [Math.min(nul.sample, f.n), Math.min(nul.sample, g.n)] as const;
-    // Each permutation's sample rows are gathered and permuted once, on the main thread, into fresh memory.
-    const gather = nul.permutations * (sample[0] + sample[1]) * f.m * gatherRate;
-    // The main thread folds every result into the reduction, taking a core from the kernel threads (they fill the cores).
+    // The main thread folds every result into the reduction, and gathers and permutes each permutation's sample rows once.
     const merges = timeMerges(job, shapes);
-    const kernelSeconds = { main: tiles.main + merges.main, null: tiles.null + merges.null + gather };
+    const gather = nul.permutations > 0 ? nul.permutations * (sample[0] + sample[1]) * f.m * timeGather(sampleGather(loadings[1]!.replica)) : 0;
+    const serial = { main: merges.main, null: merges.null + gather };
+    const kernelSeconds = kernelTime(job, shapes, fillUntimed(shapes.classes, timed.seconds), threads, serial);
     const load = f.n * f.m * fLoad + g.n * g.m * gLoad;
     const fixed = startUp;
     const main = 2 * f.n * g.n * f.m;

@@ -100,6 +100,11 @@ describe('plan: the time estimate', () => {
       expect(t.main + t.null).toBeCloseTo(Math.ceil(job.tiles.length / threads), 9);
       expect(t.main / (t.main + t.null)).toBeCloseTo(mainTiles / job.tiles.length, 9);
     }
+    // The main thread's work (merging results, gathering null samples) comes on top of the threads'.
+    const n = job.tiles.length;
+    const serial = kernelTime(job, shapes, ones, 2, { main: 3, null: 5 });
+    expect(serial.main).toBeCloseTo((Math.ceil(n / 2) * mainTiles) / n + 3, 9);
+    expect(serial.null).toBeCloseTo((Math.ceil(n / 2) * (n - mainTiles)) / n + 5, 9);
     // One long tile and many short ones: the long one bounds the wall time.
     const long = shapes.classes.map((_, k) => (k === 0 ? 100 : 0.001));
     expect(kernelTime(job, shapes, long, 4).main + kernelTime(job, shapes, long, 4).null).toBeGreaterThanOrEqual(100);
