@@ -1,11 +1,15 @@
 /**
  * What `neurocorr plan` measures off the pool, each on this machine and
- * bounded: loading (a synthetic replica of each model, its layers with the
- * same samples per neuron scaled down to about 2^21 values in all, read and
- * standardized into fresh memory the way the run reads its inputs), folding
- * results into the reduction (on the job's own plan), and start-up (a fresh
- * Node process scoring a tiny job on as many threads). Tiles are timed on
- * the pool (plan-tiles.ts).
+ * bounded (tiles are timed on the pool: plan-tiles.ts):
+ *
+ * - loading: a synthetic replica of each model (its layers, with the same
+ *   samples per neuron, scaled down to about 2^21 values in all) read and
+ *   standardized into fresh memory the way the run reads its inputs; for a
+ *   shard set, a shard of it verified, decoded and checked;
+ * - the main thread's work for the tiles: folding results into the
+ *   reduction (on the job's own plan), and gathering null sample rows (from
+ *   the replica);
+ * - start-up: a fresh Node process scoring a tiny job on as many threads.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +43,8 @@ const FALLBACK_START_UP_SECONDS = 0.4;
 /**
  * Seconds the main thread spends folding tile results into the reduction
  * (JobProgress.merge), main and null tiles: timed on up to two tiles of each
- * shape of the job's own plan, cold as in a run, and counted for every tile.
+ * shape of the job's own plan (256 in all), cold as in a run, and counted for
+ * every tile.
  */
 export function timeMerges(job: JobPlan, shapes: ShapeClasses): { main: number; null: number } {
   const progress = new JobProgress(job);
@@ -53,15 +58,22 @@ export function timeMerges(job: JobPlan, shapes: ShapeClasses): { main: number; 
     }
   });
   const total = { main: 0, null: 0 };
+  // Seconds per pair (rows + columns) merged, for the shapes left unsampled.
+  let perPair = 0;
   sampled.forEach((ids, k) => {
-    if (ids.length === 0) return;
+    const c = shapes.classes[k]!;
+    if (ids.length === 0) {
+      total[c.kind] += perPair * (c.rows + c.cols) * c.tiles;
+      return;
+    }
     const { rows, cols } = operands(job, job.tiles[ids[0]!]!);
     const result = allocTileResult(rows.block.count, cols.block.count);
     const constant = new Uint8Array(rows.block.count + cols.block.count);
     const t = performance.now();
     for (const id of ids) progress.merge(job.tiles[id]!, result, job.tiles[id]!.kind === 'main' ? constant : null);
-    const c = shapes.classes[k]!;
-    total[c.kind] += ((performance.now() - t) / 1000 / ids.length) * c.tiles;
+    const each = (performance.now() - t) / 1000 / ids.length;
+    perPair = each / (c.rows + c.cols);
+    total[c.kind] += each * c.tiles;
   });
   return total;
 }

@@ -29,8 +29,6 @@ export interface Shape {
 export interface TileCalibration {
   /** Seconds of one tile of each class, on one thread while every thread computes; null where the budget ran out first. */
   readonly seconds: readonly (number | null)[];
-  /** The shape each class was timed at (null: not timed). */
-  readonly timedAs: readonly (Shape | null)[];
   /** Wall seconds spent timing. */
   readonly wall: number;
 }
@@ -102,21 +100,18 @@ export async function timeTiles(pool: EmbeddedPool, classes: readonly ShapeClass
   const probe = Math.min(m, 256);
   let perUnit = (await round(32, 32, probe, 0)) / (32 * 32 * probe);
   const seconds: (number | null)[] = [];
-  const timedAs: (Shape | null)[] = [];
   const seen = new Set<string>();
   for (const [k, shape] of classes.entries()) {
     const elapsed = (performance.now() - started) / 1000;
     if (elapsed > budget && seen.has(shape.kind)) {
       seconds.push(null);
-      timedAs.push(null);
       continue;
     }
     seen.add(shape.kind);
     const key = shape.kind === 'main' ? k + 1 : 0;
     // A scaled shape is re-scaled while it takes well under the target: the first guess comes from a hand-off-bound tile.
-    let s: Shape;
     for (let tries = 0; ; tries++) {
-      s = scaledShape(shape.rows, shape.cols, m, TILE_TARGET_SECONDS / perUnit);
+      const s = scaledShape(shape.rows, shape.cols, m, TILE_TARGET_SECONDS / perUnit);
       await round(s.rows, s.cols, s.m, key);
       // The best of two rounds (three for the four shapes with the most work), which a neighbour's burst rarely spoils twice.
       let best = Infinity;
@@ -126,7 +121,6 @@ export async function timeTiles(pool: EmbeddedPool, classes: readonly ShapeClass
       if (whole || best > TILE_TARGET_SECONDS / 3 || tries === 2) break;
     }
     seconds.push(perUnit * shape.rows * shape.cols * m);
-    timedAs.push(s);
   }
-  return { seconds, timedAs, wall: (performance.now() - started) / 1000 };
+  return { seconds, wall: (performance.now() - started) / 1000 };
 }

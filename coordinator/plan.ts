@@ -1,12 +1,15 @@
 /**
  * `neurocorr plan F G`: what a score would cost and mean, before any compute.
- * Reads headers only, plans the job's tiles as the embedded run would (same
- * threads, block size and null), times each distinct tile shape on the job's
- * pool, times loading a synthetic replica of each model and starting a
- * process and its threads (plan-calibrate.ts), and gives the pair count, the
- * FLOPs (main job and permutation null), the time on this machine with where
- * it goes, and the analytic chance level with the probes needed to bring it
- * under 0.1.
+ * It reads the inputs' headers only and plans the job's tiles as the
+ * embedded run would (same threads, block size and null). Its time estimate
+ * is measured on this machine, in a second or two, on synthetic data: each
+ * distinct tile shape on the job's own pool (plan-tiles.ts), what the main
+ * thread does for the tiles, loading a replica of each model, and a fresh
+ * process scoring a tiny job (plan-calibrate.ts); the tiles are then
+ * scheduled on the threads (plan-cost.ts). It gives the pair count, the
+ * FLOPs (main job and permutation null), the wall time `score` would take
+ * and where it goes, and the analytic chance level with the probes needed
+ * to bring it under 0.1.
  */
 import { chanceLevel, nullOptions, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
 import { isShardPlan, planPair } from '../shared/formats/index.js';
@@ -38,7 +41,7 @@ export interface Plan {
   readonly seconds: number;
   /** Where the seconds go. */
   readonly breakdown: {
-    /** The tiles on the job's threads, main and null (permutation null) tiles. */
+    /** Main and null (permutation null) tiles: the kernel on the job's threads, plus the main thread's work for them (merging results, gathering null samples). */
     readonly kernel: { readonly main: number; readonly null: number };
     /** Reading and standardizing both models. */
     readonly load: number;
@@ -65,7 +68,7 @@ export interface Plan {
   readonly probesForTenth: number;
 }
 
-/** What scoring F against G would cost and mean, before any compute: headers only, plus timings on synthetic data. */
+/** What scoring F against G would cost and mean, before any compute: the inputs' headers only, plus timings on synthetic data (a tiny job's inputs go to a temporary folder, removed after). */
 export async function plan(options: PlanOptions): Promise<Plan> {
   const started = performance.now();
   const settings = planSettings(options);
