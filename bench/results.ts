@@ -7,6 +7,7 @@ export const APPENDIX_HEADINGS = [
   '## Cluster',
   '## Chance level',
   '## Null accuracy at scale',
+  '## Plan accuracy',
   '## Chaos',
   '## A/B against a previous commit',
 ];

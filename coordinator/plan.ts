@@ -1,16 +1,27 @@
 /**
  * `neurocorr plan F G`: what a score would cost and mean, before any compute.
- * Reads headers only, times the kernel on one small tile, and gives the pair
- * count, the FLOPs (main job and permutation null), a time estimate for this
- * machine, and the analytic chance level with the probes needed to bring it
- * under 0.1.
+ * It reads the inputs' headers only and plans the job's tiles as the
+ * embedded run would (same threads, block size and null). Its time estimate
+ * is measured on this machine, in a second or two, on synthetic data: each
+ * distinct tile shape on the job's own pool (plan-tiles.ts), what the main
+ * thread does for the tiles, loading a replica of each model, and a fresh
+ * process scoring a tiny job (plan-calibrate.ts); the tiles are then
+ * scheduled on the threads (plan-cost.ts). It gives the pair count, the
+ * FLOPs (main job and permutation null), the wall time `score` would take
+ * and where it goes, and the analytic chance level with the probes needed
+ * to bring it under 0.1.
  */
-import { chanceLevel, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
-import { nullOptions } from '../shared/core/index.js';
+import { chanceLevel, nullOptions, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
 import { isShardPlan, planPair } from '../shared/formats/index.js';
+import { planJob } from '../shared/job/index.js';
+import { defaultBlockSize } from '../shared/tiles/index.js';
+import { hugePageAllocate, nativeLoops } from '../worker/native/assist.js';
+import { startPool } from '../worker/pool.js';
 import { planSettings, type PlanOptions } from './options.js';
+import { sampleGather, timeGather, timeLoading, timeMerges, timeShardReading, timeStartUp } from './plan-calibrate.js';
+import { timeTiles } from './plan-tiles.js';
+import { fillUntimed, kernelTime, shapeClasses } from './plan-cost.js';
 import { jobThreads } from './threads.js';
-import { loadKernel, type KernelOptions } from '../worker/loader.js';
 
 export interface Plan {
   readonly models: { readonly F: string; readonly G: string };
@@ -24,62 +35,122 @@ export interface Plan {
   readonly null: { readonly permutations: number; readonly sample: readonly [number, number] };
   readonly kernel: string;
   readonly threads: number;
-  /** Measured on one tile at this M, times the threads. */
+  /** The job's FLOPs over its kernel seconds (main and null tiles). */
   readonly gflopsPerSecond: number;
-  /** Arithmetic only; reading and standardizing the inputs comes on top. */
+  /** Wall seconds of `neurocorr score` on this machine: the sum of `breakdown`. */
   readonly seconds: number;
+  /** Where the seconds go. */
+  readonly breakdown: {
+    /** Main and null (permutation null) tiles: the kernel on the job's threads, plus the main thread's work for them (merging results, gathering null samples). */
+    readonly kernel: { readonly main: number; readonly null: number };
+    /** Reading and standardizing both models. */
+    readonly load: number;
+    /** What any run pays: starting Node and its kernel threads, the report, stopping (a tiny job, timed). */
+    readonly fixed: number;
+  };
+  /** How the estimate was made: the job's tiles, the tile shapes timed, and what was measured. */
+  readonly calibration: {
+    /** Neurons per block, as the embedded run chooses it. */
+    readonly block: number;
+    readonly tiles: { readonly main: number; readonly null: number };
+    /** Distinct tile shapes, and how many were timed (the others scaled from the nearest timed). */
+    readonly shapes: number;
+    readonly timed: number;
+    /** Nanoseconds per value (neuron x sample) to read and standardize F's and G's inputs (to read and check them, for a shard set). */
+    readonly loadNanoseconds: readonly [number, number];
+    /** Seconds of a fresh process scoring a tiny job on as many threads (the fixed cost), and of starting and stopping this plan's threads. */
+    readonly startUp: number;
+    readonly pool: number;
+    /** Seconds this plan spent measuring. */
+    readonly seconds: number;
+  };
   readonly chance: ChanceLevel;
   readonly probesForTenth: number;
 }
 
-/** GFLOP/s of one thread on a 1024 x 1024 tile at this m (best of three, after a warm-up). */
-async function measureRate(options: KernelOptions, m: number): Promise<{ name: string; rate: number }> {
-  const { kernel } = await loadKernel(options);
-  const n = kernel.name === 'reference' ? 128 : 1024;
-  const z = Float32Array.from({ length: n * m }, (_, i) => Math.sin(i * 12.9898) * 0.1);
-  let best = Infinity;
-  for (let r = 0; r < 4; r++) {
-    const t = performance.now();
-    await kernel.computeTile({ f: z, g: z, fCount: n, gCount: n, m, fStart: 0, gStart: 0 });
-    if (r > 0) best = Math.min(best, performance.now() - t);
-  }
-  return { name: kernel.name, rate: (2 * n * n * m) / (best / 1000) / 1e9 };
-}
-
-/** What scoring F against G would cost and mean, before any compute: headers only, plus one timed tile. */
+/** What scoring F against G would cost and mean, before any compute: the inputs' headers only, plus timings on synthetic data (a tiny job's inputs go to a temporary folder, removed after). */
 export async function plan(options: PlanOptions): Promise<Plan> {
+  const started = performance.now();
   const settings = planSettings(options);
   const fPath = settings.f;
   const gPath = settings.g;
-  const plans = planPair(fPath, gPath, settings.pair);
+  const addon = settings.kernel.addon !== undefined ? { addon: settings.kernel.addon } : {};
+  const loops = nativeLoops(addon);
+  const plans = planPair(fPath, gPath, { ...settings.pair, ...(loops ? { loops } : {}) });
   const f = plans.f.skeleton();
   const g = plans.g.skeleton();
   const nul = nullOptions(settings.null, f.n, g.n);
-  const { name, rate } = await measureRate(settings.kernel, f.m);
   const cuts = [plans.f, plans.g].map((p) => (isShardPlan(p) ? p.manifest.shards.map((s) => s.first) : []));
   const threads = jobThreads(settings.threads, settings.kernel.choice, { models: [f, g], pairs: [{ f: 0, g: 1 }], cuts });
-  // Two threads rarely double one; 0.9 per thread is what the kernel benchmark measures here.
-  const gflopsPerSecond = rate * threads * (threads > 1 ? 0.9 : 1);
-  const main = 2 * f.n * g.n * f.m;
-  const sample = [Math.min(nul.sample, f.n), Math.min(nul.sample, g.n)] as const;
-  const nullFlops = 2 * nul.permutations * (sample[0] * g.n + sample[1] * f.n) * f.m;
-  const spatial = f.m / f.probes;
-  return {
-    models: { F: fPath, G: gPath },
-    neurons: [f.n, g.n],
-    layers: [f.layers.length, g.layers.length],
-    probes: f.probes,
-    samples: f.m,
-    pairs: f.n * g.n,
-    flops: { main, null: nullFlops },
-    null: { permutations: nul.permutations, sample },
-    kernel: name,
-    threads,
-    gflopsPerSecond,
-    seconds: (main + nullFlops) / (gflopsPerSecond * 1e9),
-    chance: chanceLevel(f.m, f.n, g.n),
-    probesForTenth: Math.ceil(samplesForChance(0.1, f.n, g.n) / spatial),
-  };
+
+  const startUp = timeStartUp(threads, settings.kernel, [isShardPlan(plans.f), isShardPlan(plans.g)]);
+  // G first, as the run loads them: the first replica pays what a cold start pays.
+  const loadings = [plans.g, plans.f].map((p) => {
+    const allocate = (bytes: number) => hugePageAllocate(bytes, addon);
+    const timed = timeLoading(p === plans.f ? f : g, settings.pair.conv, allocate, loops);
+    return { ...timed, load: isShardPlan(p) ? timeShardReading(timed.replica, allocate) : timed.standardize };
+  });
+  const [gLoad, fLoad] = [loadings[0]!.load, loadings[1]!.load];
+
+  let t = performance.now();
+  const pool = await startPool(settings.kernel, threads);
+  let poolSeconds = 0;
+  let stopped = false;
+  try {
+    const kernel = await pool.kernel;
+    await pool.warm();
+    poolSeconds = (performance.now() - t) / 1000;
+    const block = defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
+    const job = planJob([f, g], [{ f: 0, g: 1 }], { block, nulls: [nul], cuts });
+    const shapes = shapeClasses(job);
+    const timed = await timeTiles(pool, shapes.classes, f.m);
+    t = performance.now();
+    stopped = true;
+    await pool.destroy();
+    poolSeconds += (performance.now() - t) / 1000;
+    const sample = [Math.min(nul.sample, f.n), Math.min(nul.sample, g.n)] as const;
+    // The main thread folds every result into the reduction, and gathers and permutes each permutation's sample rows once.
+    const merges = timeMerges(job, shapes);
+    const gather = nul.permutations > 0 ? nul.permutations * (sample[0] + sample[1]) * f.m * timeGather(sampleGather(loadings[1]!.replica)) : 0;
+    const serial = { main: merges.main, null: merges.null + gather };
+    const kernelSeconds = kernelTime(job, shapes, fillUntimed(shapes.classes, timed.seconds), threads, serial);
+    const load = f.n * f.m * fLoad + g.n * g.m * gLoad;
+    const fixed = startUp;
+    const main = 2 * f.n * g.n * f.m;
+    const nullFlops = 2 * nul.permutations * (sample[0] * g.n + sample[1] * f.n) * f.m;
+    const spatial = f.m / f.probes;
+    const mainTiles = job.tiles.filter((tile) => tile.kind === 'main').length;
+    const arithmetic = kernelSeconds.main + kernelSeconds.null;
+    return {
+      models: { F: fPath, G: gPath },
+      neurons: [f.n, g.n],
+      layers: [f.layers.length, g.layers.length],
+      probes: f.probes,
+      samples: f.m,
+      pairs: f.n * g.n,
+      flops: { main, null: nullFlops },
+      null: { permutations: nul.permutations, sample },
+      kernel: kernel.name,
+      threads,
+      gflopsPerSecond: arithmetic > 0 ? (main + nullFlops) / arithmetic / 1e9 : 0,
+      seconds: fixed + load + arithmetic,
+      breakdown: { kernel: kernelSeconds, load, fixed },
+      calibration: {
+        block,
+        tiles: { main: mainTiles, null: job.tiles.length - mainTiles },
+        shapes: shapes.classes.length,
+        timed: timed.seconds.filter((s) => s !== null).length,
+        loadNanoseconds: [fLoad * 1e9, gLoad * 1e9],
+        startUp,
+        pool: poolSeconds,
+        seconds: (performance.now() - started) / 1000,
+      },
+      chance: chanceLevel(f.m, f.n, g.n),
+      probesForTenth: Math.ceil(samplesForChance(0.1, f.n, g.n) / spatial),
+    };
+  } finally {
+    if (!stopped) await pool.destroy();
+  }
 }
 
 const seconds = (s: number): string =>
@@ -94,6 +165,7 @@ const seconds = (s: number): string =>
           : `${(s / 3600).toFixed(1)} h`;
 
 export function planSummary(p: Plan): string {
+  const b = p.breakdown;
   const nullLine =
     p.null.permutations === 0
       ? '  permutation null: off (--null 0)'
@@ -107,7 +179,7 @@ export function planSummary(p: Plan): string {
     `  probes ${p.probes}${p.samples !== p.probes ? ` (${p.samples} samples per neuron)` : ''}`,
     `  pairs ${p.pairs.toExponential(2)}, main job ${p.flops.main.toExponential(2)} FLOP`,
     nullLine,
-    `  this machine: ${p.kernel} at about ${p.gflopsPerSecond.toFixed(0)} GFLOP/s on ${p.threads} thread(s): ${seconds(p.seconds)} of arithmetic, plus reading the inputs`,
+    `  this machine: ${p.kernel} on ${p.threads} thread(s), blocks of ${p.calibration.block}: about ${seconds(p.seconds)} in all = ${seconds(b.fixed)} start-up + ${seconds(b.load)} reading the inputs + ${seconds(b.kernel.main)} main tiles + ${seconds(b.kernel.null)} null tiles (${p.gflopsPerSecond.toFixed(0)} GFLOP/s)`,
     `  chance level (analytic, independent samples): forward ${p.chance.forward.toFixed(3)}, backward ${p.chance.backward.toFixed(3)}, symmetric ${p.chance.symmetric.toFixed(3)}`,
     `  ${advice}`,
   ].join('\n');

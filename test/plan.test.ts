@@ -1,0 +1,137 @@
+/** `neurocorr plan`'s time estimate: its breakdown and the pieces behind it, checked for shape and arithmetic, never for this machine's speed. */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { scaledShape } from '../dist/coordinator/plan-tiles.js';
+import { fillUntimed, kernelTime, shapeClasses } from '../dist/coordinator/plan-cost.js';
+import { planPair } from '../dist/shared/formats/index.js';
+import { operands, planJob, type JobPlan } from '../dist/shared/job/index.js';
+import { genModel, writeNpyDir } from './helpers/models.js';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
+
+interface PlanJson {
+  seconds: number;
+  gflopsPerSecond: number;
+  breakdown: { kernel: { main: number; null: number }; load: number; fixed: number };
+  calibration: {
+    block: number;
+    tiles: { main: number; null: number };
+    shapes: number;
+    timed: number;
+    loadNanoseconds: [number, number];
+    startUp: number;
+    pool: number;
+    seconds: number;
+  };
+}
+
+const F = writeNpyDir(genModel(21, { m: 16, layers: [[300], [130]] }));
+const G = writeNpyDir(genModel(22, { m: 16, layers: [[250], [40], [90]] }));
+const PAIR = { conv: 'units', layers: null, layersF: null, layersG: null, sample: null, probes: null } as const;
+
+function jobOf(block: number, nul: { permutations: number; sample: number; seed: number }): JobPlan {
+  const pair = planPair(F, G, PAIR);
+  return planJob([pair.f.skeleton(), pair.g.skeleton()], [{ f: 0, g: 1 }], { block, null: nul });
+}
+
+function plan(args: string[]): PlanJson {
+  const r = spawnSync(process.execPath, [BIN, 'plan', F, G, '--json', ...args], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as PlanJson;
+}
+
+describe('plan: the time estimate', () => {
+  it('breaks its seconds down into start-up, loading, main and null tiles, for the tiles the run would compute', () => {
+    const p = plan(['--null', '2', '--null-sample', '10']);
+    const { kernel, load, fixed } = p.breakdown;
+    for (const v of [kernel.main, kernel.null, load, fixed]) {
+      expect(typeof v).toBe('number');
+      expect(Number.isFinite(v)).toBe(true);
+      expect(v).toBeGreaterThan(0);
+    }
+    expect(p.seconds).toBeCloseTo(fixed + load + kernel.main + kernel.null, 9);
+    const c = p.calibration;
+    expect(Number.isInteger(c.block) && c.block > 0).toBe(true);
+    const job = jobOf(c.block, { permutations: 2, sample: 10, seed: 1 });
+    const main = job.tiles.filter((t) => t.kind === 'main').length;
+    expect(c.tiles).toEqual({ main, null: job.tiles.length - main });
+    expect(c.shapes).toBe(shapeClasses(job).classes.length);
+    expect(c.timed).toBeGreaterThanOrEqual(1);
+    expect(c.timed).toBeLessThanOrEqual(c.shapes);
+    expect(c.loadNanoseconds.every((ns) => ns > 0)).toBe(true);
+    expect(c.startUp).toBe(fixed);
+    expect(c.pool).toBeGreaterThan(0);
+    expect(c.seconds).toBeGreaterThan(0);
+    expect(p.gflopsPerSecond).toBeGreaterThan(0);
+
+    const off = plan(['--null', '0']);
+    expect(off.breakdown.kernel.null).toBe(0);
+    expect(off.calibration.tiles.null).toBe(0);
+    expect(off.seconds).toBeCloseTo(off.breakdown.fixed + off.breakdown.load + off.breakdown.kernel.main, 9);
+
+    const human = spawnSync(process.execPath, [BIN, 'plan', F, G, '--null', '0'], { encoding: 'utf8' });
+    expect(human.stdout).toMatch(/about .+ in all = .+ start-up \+ .+ reading the inputs \+ .+ main tiles \+ .+ null tiles/);
+  });
+
+  it('groups tiles by kind and shape, most work first', () => {
+    const job = jobOf(96, { permutations: 3, sample: 50, seed: 1 });
+    const { classes, classOf } = shapeClasses(job);
+    expect(classes.reduce((sum, c) => sum + c.tiles, 0)).toBe(job.tiles.length);
+    job.tiles.forEach((tile, id) => {
+      const c = classes[classOf[id]!]!;
+      const { rows, cols } = operands(job, tile);
+      expect([c.kind, c.rows, c.cols]).toEqual([tile.kind, rows.block.count, cols.block.count]);
+    });
+    const work = classes.map((c) => c.tiles * c.rows * c.cols);
+    expect(work).toEqual([...work].sort((a, b) => b - a));
+    // Layer edges make smaller tiles: 300 = 96 x 3 + 12, 130 = 96 + 34, and so on.
+    expect(classes.some((c) => c.kind === 'main' && c.rows === 12)).toBe(true);
+    expect(classes.some((c) => c.kind === 'null')).toBe(true);
+  });
+
+  it('schedules tiles on the threads and splits the wall time between main and null tiles', () => {
+    const job = jobOf(96, { permutations: 3, sample: 50, seed: 1 });
+    const shapes = shapeClasses(job);
+    const ones = shapes.classes.map(() => 1);
+    const mainTiles = job.tiles.filter((t) => t.kind === 'main').length;
+    for (const threads of [1, 2, 3, 8]) {
+      const t = kernelTime(job, shapes, ones, threads);
+      expect(t.main + t.null).toBeCloseTo(Math.ceil(job.tiles.length / threads), 9);
+      expect(t.main / (t.main + t.null)).toBeCloseTo(mainTiles / job.tiles.length, 9);
+    }
+    // The main thread's work (merging results, gathering null samples) comes on top of the threads'.
+    const n = job.tiles.length;
+    const serial = kernelTime(job, shapes, ones, 2, { main: 3, null: 5 });
+    expect(serial.main).toBeCloseTo((Math.ceil(n / 2) * mainTiles) / n + 3, 9);
+    expect(serial.null).toBeCloseTo((Math.ceil(n / 2) * (n - mainTiles)) / n + 5, 9);
+    // One long tile and many short ones: the long one bounds the wall time.
+    const long = shapes.classes.map((_, k) => (k === 0 ? 100 : 0.001));
+    expect(kernelTime(job, shapes, long, 4).main + kernelTime(job, shapes, long, 4).null).toBeGreaterThanOrEqual(100);
+  });
+
+  it('scales untimed shapes from the nearest timed one of their kind, by pairs', () => {
+    const classes = [
+      { kind: 'main', rows: 1000, cols: 1000, tiles: 4 },
+      { kind: 'null', rows: 4000, cols: 100, tiles: 4 },
+      { kind: 'main', rows: 1000, cols: 500, tiles: 2 },
+      { kind: 'null', rows: 2000, cols: 100, tiles: 2 },
+    ] as const;
+    expect(fillUntimed(classes, [2, 1, null, null])).toEqual([2, 1, 1, 0.5]);
+    expect(() => fillUntimed(classes, [null, null, null, null])).toThrow(RangeError);
+  });
+
+  it('times big shapes at a smaller size, cutting the longer side first', () => {
+    expect(scaledShape(500, 400, 64, 1e9)).toEqual({ rows: 500, cols: 400, m: 64 });
+    const s = scaledShape(12544, 500, 64, 1e8);
+    expect(s.cols).toBe(500);
+    expect(s.rows * s.cols * s.m).toBeLessThanOrEqual(1e8);
+    const square = scaledShape(4896, 4896, 64, 1e8);
+    expect(square.rows).toBe(square.cols);
+    expect(square.rows * square.cols * 64).toBeLessThanOrEqual(1e8);
+    // Samples are cut only once both sides are down to a panel.
+    const wide = scaledShape(128, 128, 50176, 1e8);
+    expect([wide.rows, wide.cols]).toEqual([96, 96]);
+    expect(wide.m).toBeLessThan(50176);
+  });
+});
