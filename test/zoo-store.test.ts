@@ -133,6 +133,11 @@ describe('export and import', () => {
     expect(fresh.import(join(dir, 'zoo.jsonl'))).toEqual({ added: 0, kept: 2 });
     expect(() => fresh.export(join(dir, 'b.sqlite'))).toThrow(/results store's own file/);
     fresh.close();
+    const reader = await ZooStore.open(join(dir, 'b.sqlite'), { writer: false });
+    expect(reader.export(join(dir, 'again.jsonl'))).toBe(2);
+    reader.close();
+    const body = (file: string) => readFileSync(join(dir, file), 'utf8').split('\n').slice(1);
+    expect(body('again.jsonl')).toEqual(body('zoo.jsonl'));
   });
 
   it('refuses a damaged export naming the file, line and fix, and leaves the store unchanged', async () => {

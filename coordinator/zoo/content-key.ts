@@ -86,14 +86,14 @@ async function npyFolderDigest(dir: string, cache: FileHashCache | undefined): P
  * inode, mtime and ctime in nanoseconds) is the one it was hashed with.
  *
  * Why that is safe enough: writing a file moves its mtime and ctime, and
- * nothing but the kernel sets ctime (utimes and `touch -d` set mtime only),
- * so an unchanged stamp means an unchanged file unless the clock was set
+ * only the kernel sets ctime (utimes and `touch -d` set mtime, and ctime to
+ * now), so an unchanged stamp means unchanged bytes unless the clock went
  * back or the file system keeps no real ctime (some FUSE and SMB mounts). A
- * write within the timestamps' granularity right after a hash would also go
- * unseen, so a file whose mtime and ctime are both less than 2 s old when
- * it is hashed is not cached (git's "racily clean" rule). Bytes changed beneath the file system (a
- * restored block device, a tampered disk) are not seen either; delete the
- * store's cached hashes (`ZooStore.forgetFileHashes`) to hash everything again.
+ * write in the same timestamp tick as the hash would also go unseen, so a
+ * file whose mtime and ctime are both less than 2 s old is hashed but not
+ * cached (git's "racily clean" rule). Not seen either: bytes changed beneath
+ * the file system (a restored block device, a tampered disk).
+ * `ZooStore.forgetFileHashes` makes every file be hashed again.
  */
 export async function fileSha256(path: string, cache?: FileHashCache): Promise<string> {
   const stamp = await stampOf(path);

@@ -44,7 +44,7 @@ CREATE TABLE file_hashes (
   ctime_ns TEXT NOT NULL,
   ino TEXT NOT NULL,
   sha256 TEXT NOT NULL,
-  used_ms INTEGER NOT NULL
+  hashed_ms INTEGER NOT NULL
 );
 `;
 

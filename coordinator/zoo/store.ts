@@ -223,7 +223,7 @@ export class ZooStore {
   private rememberHash(stamp: FileStamp, sha256: string): void {
     if (this.lease === null) return;
     this.db
-      .prepare('INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, ctime_ns, ino, sha256, used_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .prepare('INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, ctime_ns, ino, sha256, hashed_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(stamp.path, String(stamp.size), String(stamp.mtimeNs), String(stamp.ctimeNs), String(stamp.ino), sha256, Date.now());
   }
 }
