@@ -12,6 +12,7 @@ interface JsonReport {
   neurons: [number, number];
   partial: boolean;
   partialDetail: unknown;
+  scope: 'full' | 'subset' | 'estimate';
   probes: number;
   layers: { model: string; name: string; depth: number; neurons: number; mean: Record<string, number> }[];
 }
