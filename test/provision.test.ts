@@ -36,14 +36,19 @@ describe('provisioning', () => {
   });
 
   it('uses a copy found on the search path as it is', () => {
-    const dir = fakeBin('new', { 'nats-server': 'nats-server: v2.10.3', 'redis-server': 'Redis server v=7.2.1 sha=0' });
+    const dir = fakeBin('new', {
+      'nats-server': 'nats-server: v2.10.3',
+      'redis-server': 'Redis server v=7.2.1 sha=0',
+      chromium: 'Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)',
+    });
     const paths = provision({ dirs: [dir], install: false });
     expect(paths.get('nats-server')).toBe(join(dir, 'nats-server'));
     expect(paths.get('redis-server')).toBe(join(dir, 'redis-server'));
+    expect(paths.get('chromium')).toBe(join(dir, 'chromium'));
   });
 
   it('stops with one message listing exactly what is missing, and how to install it, when installing is not allowed', () => {
-    const dir = fakeBin('old', { 'nats-server': 'nats-server: v2.1.0' });
+    const dir = fakeBin('old', { 'nats-server': 'nats-server: v2.1.0', chromium: 'Chromium 90.0.4430.212' });
     let error: unknown;
     try {
       provision({ dirs: [dir], install: false });
@@ -52,11 +57,12 @@ describe('provisioning', () => {
     }
     expect(error).toBeInstanceOf(ProvisionError);
     const { message, tools } = error as ProvisionError;
-    expect(tools).toEqual(['nats-server', 'redis-server']);
+    expect(tools).toEqual(['nats-server', 'redis-server', 'chromium']);
     expect(message).toContain(`nats-server >= 2.9.0 (NATS with JetStream, for the cluster tests): ${join(dir, 'nats-server')} is 2.1.0`);
     expect(message).toContain('redis-server >= 6.0.0 (Redis, for the cluster job state): not found');
-    expect(message).toContain('apt-get install -y nats-server redis-server');
-    expect(message).toContain('brew install nats-server redis');
+    expect(message).toContain(`chromium >= 120.0.0 (a headless browser, for the zoo report.html tests): ${join(dir, 'chromium')} is 90.0.4430`);
+    expect(message).toContain('apt-get install -y nats-server redis-server chromium');
+    expect(message).toContain('brew install nats-server redis chromium');
     expect(message).toContain('NEUROCORR_INSTALL=0');
   });
 
@@ -77,7 +83,8 @@ describe('provisioning', () => {
     expect(output.match(/the tests need programs that npm cannot install/g)).toHaveLength(1);
     expect(output).toContain('nats-server >= 2.9.0');
     expect(output).toContain('redis-server >= 6.0.0');
-    expect(output).toContain('sudo apt-get update && sudo apt-get install -y nats-server redis-server');
+    expect(output).toContain('chromium >= 120.0.0');
+    expect(output).toContain('sudo apt-get update && sudo apt-get install -y nats-server redis-server chromium');
     // No test ran: neither vitest's summary nor the project's closing line.
     expect(output).not.toMatch(/Tests: \d+ passed/);
     expect(output).not.toMatch(/Test Files/);

@@ -50,6 +50,15 @@ export const TOOLS: readonly Tool[] = [
     brew: 'redis',
     aptService: 'redis-server',
   },
+  {
+    name: 'chromium',
+    purpose: 'a headless browser, for the zoo report.html tests',
+    versionArgs: ['--version'],
+    parseVersion: (out) => /Chromium (\d+\.\d+\.\d+)/.exec(out)?.[1],
+    minVersion: '120.0.0',
+    apt: 'chromium',
+    brew: 'chromium',
+  },
 ];
 
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
