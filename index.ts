@@ -8,8 +8,11 @@
 export { score, type ScoreResult } from './coordinator/score.js';
 export { plan, planSummary, type Plan } from './coordinator/plan.js';
 export { prepare, type PrepareOptions, type PrepareResult } from './coordinator/prepare.js';
+export { zoo, type ZooRunResult } from './coordinator/zoo/zoo.js';
+export type { ZooModelInput, ZooOptions } from './coordinator/zoo/options.js';
+export type { ZooModel, ZooPair, ZooResult } from './coordinator/zoo/types.js';
 export { startWorker, type RunningWorker, type WorkerOptions } from './worker/cluster/worker.js';
-export type { ClusterOptions, ModelOptions, NullOptionsInput, PlanOptions, ScoreOptions } from './coordinator/options.js';
+export type { ClusterOptions, ModelOptions, NullOptionsInput, PlanOptions, RunOptions, ScoreOptions } from './coordinator/options.js';
 export type { KernelChoice } from './worker/loader.js';
 export {
   humanSummary,

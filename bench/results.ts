@@ -8,6 +8,7 @@ export const APPENDIX_HEADINGS = [
   '## Chance level',
   '## Null accuracy at scale',
   '## Plan accuracy',
+  '## Zoo',
   '## Chaos',
   '## A/B against a previous commit',
 ];

@@ -8,6 +8,7 @@ import { readEnv, type CliEnv } from './env.js';
 import { flagName } from './flags.js';
 import { defaultIo, type Io } from './io.js';
 import { addScoreCommands } from './score.js';
+import { addZooCommand, addZooStoreCommand } from './zoo.js';
 
 function buildProgram(io: Io, env: CliEnv): Command {
   const program = new Command('neurocorr')
@@ -17,6 +18,8 @@ function buildProgram(io: Io, env: CliEnv): Command {
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run neurocorr --help for usage)');
   addScoreCommands(program, io, env);
+  addZooCommand(program, io, env);
+  addZooStoreCommand(program, io);
   addWorkerCommands(program, io, env);
   addDataCommands(program, io, env);
   return program;

@@ -4,7 +4,8 @@
 // so real matches exist; a few dead units are included.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeNpy } from '../dist/shared/npy.js';
+import { synthesize } from '../dist/coordinator/synth/synth.js';
+import { encodeNpy } from '../dist/shared/formats/index.js';
 
 const M = 64;
 const LATENT = 12;
@@ -48,3 +49,31 @@ console.log(
     .map((m) => join(root, m))
     .join(', ')}`,
 );
+
+// The zoo example (examples/zoo): five small models from `neurocorr synth` on one probe set. Two families read
+// overlapping parts of the same latent features (a: features 0-9, b: 6-15), two models each; one reads none.
+const zoo = [
+  { name: 'a1', seed: 1, features: { from: 0, to: 10 }, tags: ['family-a'] },
+  { name: 'a2', seed: 2, features: { from: 0, to: 10 }, tags: ['family-a'] },
+  { name: 'b1', seed: 3, features: { from: 6, to: 16 }, tags: ['family-b'] },
+  { name: 'b2', seed: 4, features: { from: 6, to: 16 }, tags: ['family-b'] },
+  { name: 'random', seed: 5, features: 'none', tags: ['random'] },
+];
+const zooDir = join(root, 'zoo');
+mkdirSync(zooDir, { recursive: true });
+for (const model of zoo) {
+  synthesize(join(zooDir, model.name), {
+    arch: 'mlp:96,64,32',
+    probes: 48,
+    resolution: 224,
+    scale: 1,
+    allConvs: false,
+    seed: model.seed,
+    probeSeed: 7,
+    features: model.features,
+    depth: 'position',
+    force: true,
+  });
+}
+writeFileSync(join(zooDir, 'zoo.json'), `${JSON.stringify({ models: zoo.map(({ name, tags }) => ({ name, path: name, tags })) }, null, 1)}\n`);
+console.log(`wrote ${zooDir}`);

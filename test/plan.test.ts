@@ -32,7 +32,7 @@ const PAIR = { conv: 'units', layers: null, layersF: null, layersG: null, sample
 
 function jobOf(block: number, nul: { permutations: number; sample: number; seed: number }): JobPlan {
   const pair = planPair(F, G, PAIR);
-  return planJob([pair.f.skeleton(), pair.g.skeleton()], [{ f: 0, g: 1 }], { block, null: nul });
+  return planJob([pair.f.skeleton(), pair.g.skeleton()], [{ f: 0, g: 1 }], { block, nulls: [nul] });
 }
 
 function plan(args: string[]): PlanJson {

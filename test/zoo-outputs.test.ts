@@ -4,7 +4,6 @@
  * the heatmaps (SVG, PNG with the bundled fonts); report.html in a real
  * headless chromium, offline; atomic writes and the --force rules.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,13 +132,6 @@ describe('zoo matrices', () => {
         else expect(row[column]).toBe(csvValue(fields[c]!));
       });
     });
-  });
-
-  const pyarrow = spawnSync('python3', ['-c', 'import pyarrow'], { encoding: 'utf8' }).status === 0;
-  it.skipIf(!pyarrow)('matrix.arrow reads in pyarrow (only where python3 has pyarrow)', () => {
-    const script = `import pyarrow.ipc as ipc, sys\nt = ipc.open_file(sys.argv[1]).read_all()\nprint(t.num_rows, str(t.schema.field('f').type), str(t.schema.field('z').type))`;
-    const run = spawnSync('python3', ['-c', script, join(out, 'matrix.arrow')], { encoding: 'utf8' });
-    expect(run.stdout.trim(), run.stderr).toBe('96 string double');
   });
 
   it('without a permutation null (--null 0): empty CSV fields, Arrow nulls, JSON nulls, the raw score orders the models, and one heatmap panel', async () => {

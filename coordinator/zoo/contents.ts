@@ -18,6 +18,9 @@ export const ZOO_MARKER = 'zoo.json';
 export const ZOO_FORMAT = 'neurocorr-zoo';
 /** The files of an output folder, in the order they are renamed into place (the marker last). */
 export const ZOO_FILES = ['matrix.csv', 'matrix.json', 'matrix.arrow', 'heatmap.svg', 'heatmap.png', 'report.html', ZOO_MARKER] as const;
+/** The results store's files when it is in the output folder (its default place): kept there, never written by the outputs. */
+export const STORE_NAME = 'zoo.sqlite';
+export const STORE_FILES = [STORE_NAME, `${STORE_NAME}-wal`, `${STORE_NAME}-shm`, `${STORE_NAME}-journal`] as const;
 export type ZooFileName = (typeof ZOO_FILES)[number];
 
 export interface ZooFile {
@@ -71,14 +74,14 @@ export function matrixJson(result: ZooResult, order: ZooOrder): string {
   return `${JSON.stringify(json, null, 1)}\n`;
 }
 
-/** zoo.json: what wrote the folder and which files are its own (`force` replaces only those). */
-export function zooMarker(result: ZooResult): string {
+/** zoo.json: what wrote the folder and which files are its own (only those are ever replaced); `result` null: a folder claimed before its first outputs. */
+export function zooMarker(result: ZooResult | null): string {
   const marker = {
     format: ZOO_FORMAT,
     tag: 'neurocorr zoo',
     version: 1,
-    models: result.models.map((m) => m.name),
-    pairs: result.pairs.length,
+    models: result?.models.map((m) => m.name) ?? [],
+    pairs: result?.pairs.length ?? 0,
     files: ZOO_FILES.filter((f) => f !== ZOO_MARKER),
   };
   return `${JSON.stringify(marker, null, 1)}\n`;

@@ -1,7 +1,8 @@
 /** `zoo`'s options object, checked at the edge like every entry point's (coordinator/options.ts). */
 import { UsageError } from '../../shared/errors.js';
-import { boolean, integer, isObject, knownKeys, optional, string, stringList } from '../../shared/validate.js';
+import { integer, isObject, knownKeys, optional, string, stringList } from '../../shared/validate.js';
 import { RUN_KEYS, runSettings, type RunOptions, type RunSettings } from '../options.js';
+import { STORE_NAME } from './contents.js';
 import { checkEntries, readZooFile, type ZooEntry } from './zoo-file.js';
 import { join, resolve } from 'node:path';
 
@@ -16,12 +17,10 @@ export interface ZooOptions extends Omit<RunOptions, 'layersF' | 'layersG' | 'sa
   /** A zoo file (JSON: `{"models": [{"name", "path", "tags"?}]}`, paths relative to it); or give `models`. */
   readonly zoo?: string;
   readonly models?: readonly ZooModelInput[];
-  /** The output folder: matrices, heatmaps, report.html, and (by default) the results store. */
+  /** The zoo's folder: matrices, heatmaps, report.html, and (by default) the results store. Created if missing; an existing one must be a zoo's (its zoo.json) or empty. */
   readonly out: string;
   /** The results store, an SQLite file (default OUT/zoo.sqlite): pairs already in it are not computed again. */
   readonly store?: string;
-  /** Replace outputs in a folder neurocorr did not mark as a zoo's (it never deletes what it did not write). */
-  readonly force?: boolean;
   /** Milliseconds to wait for another run holding the store (default 0: refuse at once). */
   readonly storeWait?: number;
 }
@@ -32,10 +31,9 @@ export interface ZooSettings extends RunSettings {
   readonly out: string;
   readonly store: string;
   readonly storeWait: number;
-  readonly force: boolean;
 }
 
-const ZOO_KEYS = [...RUN_KEYS.filter((k) => k !== 'layersF' && k !== 'layersG' && k !== 'sample'), 'zoo', 'models', 'out', 'store', 'force', 'storeWait'];
+const ZOO_KEYS = [...RUN_KEYS.filter((k) => k !== 'layersF' && k !== 'layersG' && k !== 'sample'), 'zoo', 'models', 'out', 'store', 'storeWait'];
 
 function modelInputs(value: unknown): ZooEntry[] {
   if (!Array.isArray(value)) throw new TypeError('options.models must be an array of {name, path, tags?}');
@@ -68,8 +66,7 @@ export function zooSettings(options: ZooOptions): ZooSettings {
     entries,
     source,
     out,
-    store: resolve(optional(o['store'], (v) => string('store', v), join(out, 'zoo.sqlite'))),
+    store: resolve(optional(o['store'], (v) => string('store', v), join(out, STORE_NAME))),
     storeWait: optional(o['storeWait'], (v) => integer('storeWait', v, 0), 0),
-    force: optional(o['force'], (v) => boolean('force', v), false),
   };
 }

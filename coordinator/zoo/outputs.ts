@@ -21,10 +21,10 @@ import { UsageError } from '../../shared/errors.js';
 import { checkOutputSet, lexists, readJsonObject, strayEntry, writeFilesSteps } from '../../shared/formats/index.js';
 import { runStepsAsync } from '../../shared/steps.js';
 import { dropTemp, removeStaleTemps, tempPath } from '../../shared/temp.js';
-import { ZOO_FILES, ZOO_FORMAT, ZOO_MARKER, zooFiles, type ZooFile } from './contents.js';
+import { STORE_FILES, ZOO_FILES, ZOO_FORMAT, ZOO_MARKER, zooFiles, type ZooFile } from './contents.js';
 import type { ZooResult } from './types.js';
 
-export { ZOO_FILES, ZOO_FORMAT, ZOO_MARKER } from './contents.js';
+export { STORE_FILES, STORE_NAME, ZOO_FILES, ZOO_FORMAT, ZOO_MARKER } from './contents.js';
 
 const ZOO_SET = 'a folder written by neurocorr zoo';
 
@@ -33,7 +33,11 @@ export function zooOwnership(dir: string): string | null {
   const marker = readJsonObject(join(dir, ZOO_MARKER));
   const files = marker?.['files'];
   if (marker?.['format'] !== ZOO_FORMAT || !Array.isArray(files)) return `it has no ${ZOO_MARKER} with "format": "${ZOO_FORMAT}"`;
-  const own = new Set<string>([...ZOO_FILES, ...files.filter((f): f is string => typeof f === 'string' && !f.includes('/') && !f.includes('\\'))]);
+  const own = new Set<string>([
+    ...ZOO_FILES,
+    ...STORE_FILES,
+    ...files.filter((f): f is string => typeof f === 'string' && !f.includes('/') && !f.includes('\\')),
+  ]);
   for (const name of own) removeStaleTemps(join(dir, name));
   return strayEntry(dir, own);
 }

@@ -12,7 +12,7 @@ export interface ZooModel {
   /** The activation set: an npy folder, a .safetensors file or a shard set. */
   readonly path: string;
   readonly tags: readonly string[];
-  /** The content key of the activation set (see store.ts): equal keys mean equal activations. */
+  /** The content key of the activation set (content-key.ts): equal keys mean equal activations. */
   readonly key: string;
   readonly probes: number;
   /** The probe fingerprint the set declares, or null. */
