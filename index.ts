@@ -12,6 +12,7 @@ export { zoo, type ZooRunResult } from './coordinator/zoo/zoo.js';
 export type { ZooModelInput, ZooOptions } from './coordinator/zoo/options.js';
 export type { ZooModel, ZooPair, ZooResult } from './coordinator/zoo/types.js';
 export { startWorker, type RunningWorker, type WorkerOptions } from './worker/cluster/worker.js';
+export { initQueue, type QueueInitOptions, type QueueInitResult } from './coordinator/cluster/queue-init.js';
 export type { ClusterOptions, ModelOptions, NullOptionsInput, PlanOptions, RunOptions, ScoreOptions } from './coordinator/options.js';
 export type { KernelChoice } from './worker/loader.js';
 export {

@@ -97,6 +97,43 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
       const redis = { url: flags.redis, credentials: redisCredentials(flags, env), timeoutMs: flags.serviceTimeout * 1000, option: 'redis' };
       io.stdout(await jobsTable({ redis, prefix: flags.prefix, json: flags.json === true, ...(flags.delete !== undefined ? { delete: flags.delete } : {}) }));
     });
+  addQueueInit(program, io, env);
+}
+
+interface QueueInitFlags extends NatsFlags {
+  nats: string;
+  ackWait?: number;
+  maxDeliver?: number;
+  json?: boolean;
+}
+
+function addQueueInit(program: Command, io: Io, env: CliEnv): void {
+  addServiceTimeout(
+    addNatsFlags(
+      program
+        .command('queue-init')
+        .description("create the cluster's work queue before any job (streams, job bucket, the workers' durable consumer); safe to repeat")
+        .requiredOption('--nats <url>', 'NATS server: nats://host:4222, or tls://'),
+    ),
+  )
+    .option('--ack-wait <seconds>', 'seconds a worker may hold a tile without a heartbeat (default: 30)', numberOption('--ack-wait', 0.5, 86_400))
+    .option('--max-deliver <n>', 'deliveries of a tile before its job fails (default: 5)', integerOption('--max-deliver', 1, 1000))
+    .option('--json', 'print what was set up as JSON')
+    .action(async (flags: QueueInitFlags) => {
+      const { initQueue } = await import('../coordinator/cluster/queue-init.js');
+      const queue = await initQueue({
+        nats: flags.nats,
+        natsCredentials: natsCredentials(flags, env),
+        serviceTimeout: flags.serviceTimeout,
+        ...(flags.ackWait !== undefined ? { ackWait: flags.ackWait } : {}),
+        ...(flags.maxDeliver !== undefined ? { maxDeliver: flags.maxDeliver } : {}),
+      });
+      io.stdout(
+        flags.json === true
+          ? `${JSON.stringify(queue)}\n`
+          : `work queue ready: stream ${queue.stream}, consumer ${queue.consumer} (ack wait ${queue.ackWait} s, max deliver ${queue.maxDeliver})\n`,
+      );
+    });
 }
 
 interface PrepareFlags {

@@ -1,7 +1,8 @@
 /**
  * Observability for long-running processes: structured JSON logs (pino) on
- * stderr, and a Prometheus /metrics endpoint (prom-client), bound to
- * 127.0.0.1 unless the caller says otherwise.
+ * stderr, and a Prometheus /metrics endpoint (prom-client) with /healthz and
+ * /readyz next to it for Kubernetes probes, bound to 127.0.0.1 unless the
+ * caller says otherwise.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,14 +24,31 @@ export interface MetricsEndpoint {
 
 export const DEFAULT_METRICS_HOST = '127.0.0.1';
 
-/** A registry with process metrics, served at /metrics when `port` is given (0: the OS picks). */
-export async function startMetrics(port: number | null, host = DEFAULT_METRICS_HOST): Promise<MetricsEndpoint> {
+/** Why the process cannot take work now, or null when it can; /readyz answers 503 with the reason, or 200. */
+export type Readiness = () => string | null;
+
+/**
+ * A registry with process metrics, served at /metrics when `port` is given
+ * (0: the OS picks). /healthz answers 200 while the event loop does (a
+ * liveness probe); /readyz asks `ready`.
+ */
+export async function startMetrics(port: number | null, host = DEFAULT_METRICS_HOST, ready: Readiness = () => null): Promise<MetricsEndpoint> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'neurocorr_' });
   if (port === null) return { registry, url: null, close: async () => undefined };
   const server: Server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end('try /metrics\n');
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const why = ready();
+      res.writeHead(why === null ? 200 : 503, { 'content-type': 'text/plain' }).end(`${why ?? 'ready'}\n`);
+      return;
+    }
+    if (path !== '/metrics') {
+      res.writeHead(404).end('try /metrics, /healthz or /readyz\n');
       return;
     }
     registry.metrics().then(

@@ -101,9 +101,15 @@ export async function connectNats(service: NatsService, name: string, log?: (lin
 /**
  * Calls `lost` with a ServiceError once the connection has been down (or
  * reconnecting) for longer than `timeoutMs`; a reconnect in time resets it.
- * Returns a function that stops watching.
+ * `connected` hears every drop and every reconnect. Returns a function that
+ * stops watching.
  */
-export function watchConnection(nc: NatsConnection, service: NatsService, lost: (err: ServiceError) => void): () => void {
+export function watchConnection(
+  nc: NatsConnection,
+  service: NatsService,
+  lost: (err: ServiceError) => void,
+  connected: (up: boolean) => void = () => undefined,
+): () => void {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const shown = parseServiceUrl('nats', service.url, service.option).shown;
@@ -111,6 +117,7 @@ export function watchConnection(nc: NatsConnection, service: NatsService, lost: 
     for await (const status of nc.status()) {
       if (stopped) return;
       if (status.type === 'disconnect' || status.type === 'reconnecting') {
+        connected(false);
         timer ??= setTimeout(
           () =>
             lost(
@@ -122,6 +129,7 @@ export function watchConnection(nc: NatsConnection, service: NatsService, lost: 
           service.timeoutMs,
         );
       } else if (status.type === 'reconnect') {
+        connected(true);
         clearTimeout(timer);
         timer = undefined;
       }

@@ -63,7 +63,14 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   const log = createLogger('neurocorr-worker', options.logLevel).child({ worker: id });
   const cacheDir = privateCacheDir(options.cacheDir);
   const service: NatsService = { url: options.nats, credentials: options.natsCredentials, timeoutMs: options.serviceTimeoutMs, option: 'nats' };
-  const nc = await connectNats(service, `neurocorr-worker ${id}`, (line) => log.warn(line));
+  // Served from the start, so a liveness probe passes while NATS and the kernel come up; /readyz waits for both.
+  const state = { phase: 'connecting to NATS' as string | null, connected: true };
+  const metrics = await startMetrics(options.metricsPort, options.metricsHost, () => state.phase ?? (state.connected ? null : 'NATS is disconnected'));
+  const nc = await connectNats(service, `neurocorr-worker ${id}`, (line) => log.warn(line)).catch(async (err: unknown) => {
+    await metrics.close();
+    throw err;
+  });
+  state.phase = 'loading the kernel';
   const jsm = await jetstreamManager(nc);
   const restoreQueue = queueRestorer(jsm, log);
   await restoreQueue();
@@ -76,9 +83,9 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   const kernel = await pool.kernel.catch(async (err: unknown) => {
     await pool.destroy();
     await nc.close();
+    await metrics.close();
     throw err;
   });
-  const metrics = await startMetrics(options.metricsPort, options.metricsHost);
   const jobs = new Map<string, Promise<WorkerJob | null>>();
   const settled = new Map<string, WorkerJob>();
   const m = workerMetrics(metrics, settled);
@@ -155,11 +162,18 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   }, 15_000);
 
   let lost: NeurocorrError | null = null;
-  const stopWatching = watchConnection(nc, service, (err) => {
-    lost = err;
-    log.error({ err: err.message }, 'NATS stayed unreachable; stopping');
-    draining = true;
-  });
+  const stopWatching = watchConnection(
+    nc,
+    service,
+    (err) => {
+      lost = err;
+      log.error({ err: err.message }, 'NATS stayed unreachable; stopping');
+      draining = true;
+      state.phase = 'stopping';
+    },
+    (up) => (state.connected = up),
+  );
+  state.phase = null;
   let restoring: Promise<void> | null = null;
   const lane = async (): Promise<void> => {
     while (!draining) {
@@ -209,6 +223,7 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
     drain: async () => {
       if (!draining) log.info('draining: finishing the tiles in flight');
       draining = true;
+      state.phase = 'draining';
       await closed;
     },
     closed,

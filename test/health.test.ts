@@ -1,0 +1,102 @@
+/**
+ * What a Kubernetes deployment relies on: the worker's /healthz and /readyz
+ * (liveness from the start, readiness only with a kernel and a NATS
+ * connection) and `neurocorr queue-init`, which creates the work queue an
+ * autoscaler watches before any worker or coordinator runs.
+ */
+import { createServer } from 'node:net';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnCli, startWorker, killAll, waitFor } from './helpers/cluster.js';
+import { startNats, stopAllServers, type NatsServer } from './helpers/servers.js';
+
+let nats: NatsServer;
+
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterEach(killAll);
+afterAll(async () => {
+  await killAll();
+  await stopAllServers();
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function probe(port: number, path: string): Promise<{ status: number; body: string } | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
+    return { status: res.status, body: (await res.text()).trim() };
+  } catch {
+    return null;
+  }
+}
+
+describe('worker probes', () => {
+  it('/healthz answers while NATS is unreachable; /readyz is 503 until NATS and the kernel are up, then 200', async () => {
+    const port = await freePort();
+    nats.signal('SIGSTOP'); // the port accepts, the server says nothing: the worker is still connecting
+    try {
+      startWorker(nats.url, {}, ['--metrics-port', String(port), '--service-timeout', '60']);
+      await waitFor('/healthz', async () => (await probe(port, '/healthz'))?.status === 200, 20_000);
+      expect(await probe(port, '/readyz')).toEqual({ status: 503, body: 'connecting to NATS' });
+    } finally {
+      nats.signal('SIGCONT');
+    }
+    await waitFor('/readyz 200', async () => (await probe(port, '/readyz'))?.status === 200, 60_000);
+    expect(await probe(port, '/readyz')).toEqual({ status: 200, body: 'ready' });
+    const metrics = await probe(port, '/metrics');
+    expect(metrics?.status).toBe(200);
+    expect(metrics?.body).toContain('neurocorr_');
+    expect((await probe(port, '/nope'))?.status).toBe(404);
+  });
+
+  it('a drained worker exits 0', async () => {
+    const port = await freePort();
+    const worker = startWorker(nats.url, {}, ['--metrics-port', String(port)]);
+    await waitFor('/readyz 200', async () => (await probe(port, '/readyz'))?.status === 200, 30_000);
+    worker.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    expect(worker.stderr()).toContain('worker stopped');
+  });
+});
+
+describe('neurocorr queue-init', () => {
+  it('creates the streams, the job bucket and the durable consumer; a second run with other settings updates them', async () => {
+    const first = spawnCli(['queue-init', '--nats', nats.url, '--json']);
+    expect(await first.exited, first.stderr()).toBe(0);
+    expect(JSON.parse(first.stdout())).toMatchObject({ stream: 'NEUROCORR_TILES', consumer: 'neurocorr-workers', ackWait: 30, maxDeliver: 5 });
+    const second = spawnCli(['queue-init', '--nats', nats.url, '--ack-wait', '45', '--max-deliver', '7']);
+    expect(await second.exited, second.stderr()).toBe(0);
+    expect(second.stdout()).toBe('work queue ready: stream NEUROCORR_TILES, consumer neurocorr-workers (ack wait 45 s, max deliver 7)\n');
+
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const consumer = await jsm.consumers.info('NEUROCORR_TILES', 'neurocorr-workers');
+      expect(consumer.config.ack_wait).toBe(45e9);
+      expect(consumer.config.max_deliver).toBe(7);
+      expect((await jsm.streams.info('NEUROCORR_RESULTS')).config.name).toBe('NEUROCORR_RESULTS');
+      expect((await jsm.streams.info('KV_neurocorr-jobs')).config.name).toBe('KV_neurocorr-jobs');
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('an unreachable NATS is a bounded retry and exit 3, with the password kept out of the message', async () => {
+    const port = await freePort();
+    const run = spawnCli(['queue-init', '--nats', `nats://127.0.0.1:${port}`, '--nats-user', 'ops', '--service-timeout', '1'], {
+      NEUROCORR_NATS_PASSWORD: 's3cret-pw',
+    });
+    expect(await run.exited).toBe(3);
+    expect(run.stderr()).toMatch(/NATS/);
+    expect(run.stderr()).not.toContain('s3cret-pw');
+  });
+});
