@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { CronJob, Job } from 'kubernetes-models/batch/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -28,7 +30,6 @@ import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServe
 import { extractFromZip, findHelm, HelmProvisionError, locateHelm, MIN_HELM_VERSION, provisionHelm } from './setup/helm.js';
 
 const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'neurocorr.js');
 const CHART = join(ROOT, 'helm', 'neurocorr');
 const CI_FILES = readdirSync(join(CHART, 'ci'))
   .filter((f) => f.endsWith('.yaml'))
@@ -821,11 +822,6 @@ describe('values.schema.json refuses bad values, naming them', () => {
 
 // ---------------------------------------------------------------- native run
 
-// `queue-init`, /healthz and /readyz are being added on main. Until this branch has them, the run leaves
-// queue-init out (the workers wait for the queue, the coordinator creates it) and takes the worker's
-// "worker ready" log line for readiness. Remove PENDING_MAIN and its two uses once main is merged.
-const PENDING_MAIN = !/^\s+queue-init\b/m.test(spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' }).stdout);
-
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -948,11 +944,18 @@ describe('the rendered commands run natively, as a kubelet would start them', ()
     await stopAllServers();
   });
 
-  it.skipIf(PENDING_MAIN)('the queue-init hook exits 0, twice (it is idempotent)', async () => {
+  it('the queue-init hook exits 0, twice (it is idempotent), and leaves the consumer KEDA measures, as the values set it', async () => {
     const hook = one(objs, 'Job', 'queue-init');
     for (let i = 0; i < 2; i++) {
       const p = run(hook);
       expect(await p.exited, p.stderr()).toBe(0);
+    }
+    const nc = await connect({ servers: nats.url, user: 'coordinator', pass: PASSWORD.coordinator });
+    try {
+      const consumer = await (await jetstreamManager(nc)).consumers.info('NEUROCORR_TILES', 'neurocorr-workers');
+      expect([consumer.config.ack_wait, consumer.config.max_deliver]).toEqual([30e9, 5]);
+    } finally {
+      await nc.close();
     }
   });
 
@@ -971,11 +974,10 @@ describe('the rendered commands run natively, as a kubelet would start them', ()
     }
     for (const w of workers) {
       const url = (path: string) => `http://127.0.0.1:${w.port}${path}`;
-      if (PENDING_MAIN) await waitFor('the worker ready log line', () => w.proc.stderr().includes('"worker ready"'), 60_000);
-      else {
-        await waitFor(`GET ${w.readinessPath} answering 200:\n${w.proc.stderr()}`, async () => (await httpStatus(url(w.readinessPath))) === 200, 60_000);
-        expect(await httpStatus(url(w.livenessPath))).toBe(200);
-      }
+      await waitFor(`GET ${w.readinessPath} answering 200`, async () => (await httpStatus(url(w.readinessPath))) === 200, 60_000).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; the worker said:\n${w.proc.stderr()}`);
+      });
+      expect(await httpStatus(url(w.livenessPath))).toBe(200);
       expect(await httpStatus(url('/metrics'))).toBe(200);
       // What ps shows of a worker holds no secret.
       expect(readFileSync(`/proc/${w.proc.child.pid}/cmdline`, 'utf8')).not.toContain('S3CRET');
