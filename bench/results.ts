@@ -9,6 +9,7 @@ export const APPENDIX_HEADINGS = [
   '## Null accuracy at scale',
   '## Plan accuracy',
   '## Zoo',
+  '## Real networks',
   '## Chaos',
   '## A/B against a previous commit',
 ];
