@@ -58,6 +58,22 @@ describe('worker probes', () => {
     expect((await probe(port, '/nope'))?.status).toBe(404);
   });
 
+  it('a SIGTERM during start-up drains the worker once it is up: exit 0, not a kill', async () => {
+    const port = await freePort();
+    nats.signal('SIGSTOP');
+    let worker;
+    try {
+      worker = startWorker(nats.url, {}, ['--metrics-port', String(port)]);
+      await waitFor('/healthz', async () => (await probe(port, '/healthz'))?.status === 200, 20_000);
+      worker.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      nats.signal('SIGCONT');
+    }
+    expect(await worker.exited, worker.stderr()).toBe(0);
+    expect(worker.stderr()).toContain('worker stopped');
+  });
+
   it('a drained worker exits 0', async () => {
     const port = await freePort();
     const worker = startWorker(nats.url, {}, ['--metrics-port', String(port)]);
