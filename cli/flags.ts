@@ -32,7 +32,6 @@ const FLAGS: Readonly<Record<string, string>> = {
   probesLimit: '--probes-limit',
   batch: '--batch',
   shards: '--shards',
-  model: 'MODEL',
   'cluster.nats': '--nats',
   'cluster.redis': '--redis',
   'cluster.job': '--job',

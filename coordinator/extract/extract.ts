@@ -134,7 +134,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
     const open = (shape: readonly (number | null)[]) => shape.some((d) => d === null);
     if (runner.resolve !== undefined && (open(runner.input.shape) || selected.some((l) => open(l.shape)))) {
       all = await runner.resolve(planned.shape);
-      selected = selected.map((l) => resolved(all, l, opened.path));
+      // Known shapes can make more block outputs (a pool to 1 x 1): choose the default again.
+      selected = entries === null ? selectLayers(all, null, opened.path) : selected.map((l) => resolved(all, l, opened.path));
     }
     const m = probes.names.length;
     rmSync(tmp, { recursive: true, force: true });
