@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -14,7 +14,7 @@ import { openOnnxRunner } from '../dist/coordinator/extract/onnx-runner.js';
 import { loadOnnxRuntime } from '../dist/coordinator/extract/onnx-runtime.js';
 import type { ModelRunner } from '../dist/coordinator/extract/runner.js';
 import { InputError, InternalError } from '../dist/shared/errors.js';
-import { encodeSafetensors } from '../dist/shared/formats/index.js';
+import { encodeNpy, encodeSafetensors, parseNpy } from '../dist/shared/formats/index.js';
 import { genModel, latents, rng } from './helpers/models.js';
 import { convNet, encodeModel, mlp, type TinyModel, valueInfo } from './helpers/onnx-models.js';
 
@@ -286,5 +286,41 @@ print(json.dumps(e.safetensors_metadata(${JSON.stringify(names)}, ${JSON.stringi
     const refused = neurocorr(['score', f, other, '--json', '--null', '0']);
     expect(refused.status).toBe(2);
     expect(refused.stderr).toContain(`probe fingerprint sha256:0000 differs from ${f}'s ${metadata['probe_fingerprint']}`);
+  });
+});
+
+describe('neurocorr extract on an ONNX model', () => {
+  const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
+  const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+
+  it('writes every asked layer as the float64 reference computes it, with layouts and depths, and the set scores', () => {
+    const model = convNet();
+    const file = write(model.bytes, 'cnn.onnx');
+    const m = 12;
+    const x = probes(41, m * 3 * 8 * 8);
+    const npy = join(root, 'cnn-probes.npy');
+    writeFileSync(npy, encodeNpy(x, [m, 3, 8, 8]));
+    const out = join(root, 'cnn-acts');
+    const r = run(['extract', file, '--probes', npy, '--out', out, '--layers', 'r1,r2,g,y', '--batch', '5']);
+    expect(r.status, r.stderr).toBe(0);
+    const want = model.reference(x, m);
+    const map = JSON.parse(readFileSync(join(out, 'layers.json'), 'utf8')) as {
+      probes: string;
+      layers: { file: string; name: string; depth: number; layout?: string }[];
+    };
+    expect(map.layers.map((l) => [l.name, l.depth, l.layout ?? null])).toEqual([
+      ['r1', 0, 'nchw'],
+      ['r2', 1, 'nchw'],
+      ['g', 2, 'nchw'],
+      ['y', 3, null],
+    ]);
+    for (const layer of map.layers) {
+      const got = parseNpy(readFileSync(join(out, layer.file)), layer.file);
+      expect(got.shape[0]).toBe(m);
+      expectClose(Float32Array.from(got.data), want.get(layer.name)!, layer.name);
+    }
+    const self = run(['score', out, out, '--json', '--null', '0', '--no-progress']);
+    expect(self.status, self.stderr).toBe(0);
+    expect((JSON.parse(self.stdout) as { neurons: number[] }).neurons[0]).toBe(4 * 64 + 4 * 64 + 4 + 5);
   });
 });

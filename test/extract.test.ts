@@ -123,8 +123,8 @@ describe('extract: LayersModel', () => {
     const map = layersJson(out);
     expect(map.layers.map((l) => [l.depth, l.layout])).toEqual([
       [0, 'nhwc'],
-      [4, 'nhwc'],
-      [6, undefined],
+      [1, 'nhwc'],
+      [2, undefined],
     ]);
     const marker = JSON.parse(readFileSync(join(out, 'extract.json'), 'utf8'));
     expect(marker).toMatchObject({ format: 'neurocorr-extract', model: { format: 'tfjs-layers' }, probes: { kind: 'npy', count: M, fingerprint: map.probes } });

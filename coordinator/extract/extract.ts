@@ -145,7 +145,9 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
     const files = new LayerFiles(
       npyDir,
       selected,
-      selected.map((l) => all.findIndex((a) => a.name === l.name)),
+      // Depth is the position among the layers written (as for a .npy folder), not in the whole graph: the
+      // penalty 1 + |depth(u) - depth(v)| then compares block with block across architectures of different lengths.
+      selected.map((_, i) => i),
       m,
       opened.path,
       log,
