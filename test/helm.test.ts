@@ -5,6 +5,7 @@
  * NetworkPolicies); bad values refused by values.schema.json; and the rendered commands run natively against
  * local servers, as a kubelet would start them. Helm comes from the test set-up (test/setup/helm.ts).
  */
+import { kernelFromEnv } from '../dist/cli/env.js';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -339,9 +340,12 @@ describe('what the rendered objects say', () => {
     expect(c.env).toEqual(
       expect.arrayContaining([
         { name: 'NVIDIA_TF32_OVERRIDE', value: '0' },
-        { name: 'NEUROCORR_TFJS_BACKEND', value: 'tensorflow' },
+        { name: 'NEUROCORR_TFJS_BACKEND', value: 'gpu' },
       ]),
     );
+    // The value the CLI's own parser takes (a value it refuses ends the worker at start with exit 2).
+    const backend = c.env?.find((e) => e.name === 'NEUROCORR_TFJS_BACKEND')?.value;
+    expect(kernelFromEnv('tfjs', { NEUROCORR_TFJS_BACKEND: backend })).toMatchObject({ choice: 'tfjs', tfjsBackend: 'gpu' });
     expect(flag(c, '--kernel')).toBe('tfjs');
     expect(spec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
     expect(spec.nodeSelector).toEqual({ 'nvidia.com/gpu.present': 'true' });
