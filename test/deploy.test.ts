@@ -26,7 +26,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { Redis } from 'ioredis';
@@ -34,6 +33,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { kernelFromEnv } from '../dist/cli/env.js';
 import { waitFor } from './helpers/cluster.js';
+import { freePort } from './helpers/servers.js';
 import {
   allInstructions,
   baseImage,
@@ -619,15 +619,6 @@ function start(name: string, command: string, args: readonly string[], options: 
   const proc: Proc = { name, output: () => out, exited, running: () => !done, kill: (signal = 'SIGKILL') => void child.kill(signal) };
   procs.push(proc);
   return proc;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', ok));
-  const address = server.address();
-  await new Promise<void>((ok) => server.close(() => ok()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** Waits for a neurocorr worker's "worker ready" log line and returns it. */

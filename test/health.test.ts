@@ -4,12 +4,11 @@
  * connection) and `neurocorr queue-init`, which creates the work queue an
  * autoscaler watches before any worker or coordinator runs.
  */
-import { createServer } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli, startWorker, killAll, waitFor } from './helpers/cluster.js';
-import { startNats, stopAllServers, type NatsServer } from './helpers/servers.js';
+import { startNats, stopAllServers, type NatsServer, freePort } from './helpers/servers.js';
 
 let nats: NatsServer;
 
@@ -21,14 +20,6 @@ afterAll(async () => {
   await killAll();
   await stopAllServers();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function probe(port: number, path: string): Promise<{ status: number; body: string } | null> {
   try {

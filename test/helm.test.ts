@@ -8,7 +8,6 @@
 import { kernelFromEnv } from '../dist/cli/env.js';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
@@ -27,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { killAll, spawnCli, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
-import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
+import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer, freePort } from './helpers/servers.js';
 import { extractFromZip, findHelm, HelmProvisionError, locateHelm, MIN_HELM_VERSION, provisionHelm } from './setup/helm.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -825,14 +824,6 @@ describe('values.schema.json refuses bad values, naming them', () => {
 });
 
 // ---------------------------------------------------------------- native run
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function httpStatus(url: string): Promise<number> {
   try {
