@@ -8,6 +8,8 @@
 export { score, type ScoreResult } from './coordinator/score.js';
 export { plan, planSummary, type Plan } from './coordinator/plan.js';
 export { prepare, type PrepareOptions, type PrepareResult } from './coordinator/prepare.js';
+export { extract, listLayers, type ExtractOptions, type ExtractResult, type LayerListing } from './coordinator/extract/extract.js';
+export type { ImageLayout, ModelFormat, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner } from './coordinator/extract/runner.js';
 export { zoo, type ZooRunResult } from './coordinator/zoo/zoo.js';
 export type { ZooModelInput, ZooOptions } from './coordinator/zoo/options.js';
 export type { ZooModel, ZooPair, ZooResult } from './coordinator/zoo/types.js';

@@ -60,6 +60,12 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
     .option('--metrics-host <host>', 'address for --metrics-port', '127.0.0.1')
     .action(async (flags: WorkerFlags) => {
       const { startWorker } = await import('../worker/cluster/worker.js');
+      // Listen before the worker starts: a SIGTERM during start-up drains it as soon as it is up, instead of killing it.
+      let stopping = false;
+      let stop = () => void (stopping = true);
+      const onSignal = () => stop();
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
       const worker = await startWorker({
         nats: flags.nats,
         natsCredentials: natsCredentials(flags, env),
@@ -76,9 +82,8 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
         ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
         ...(env.workerFault !== null ? { fault: env.workerFault } : {}),
       });
-      const stop = () => void worker.drain();
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      stop = () => void worker.drain();
+      if (stopping) stop();
       await worker.closed;
     });
   addServiceTimeout(

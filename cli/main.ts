@@ -4,6 +4,7 @@ export type { Io } from './io.js';
 import { Command, CommanderError } from 'commander';
 import { NeurocorrError } from '../shared/errors.js';
 import { addDataCommands, addWorkerCommands } from './commands.js';
+import { addExtractCommand } from './extract.js';
 import { readEnv, type CliEnv } from './env.js';
 import { flagName } from './flags.js';
 import { defaultIo, type Io } from './io.js';
@@ -22,6 +23,7 @@ function buildProgram(io: Io, env: CliEnv): Command {
   addZooStoreCommand(program, io);
   addWorkerCommands(program, io, env);
   addDataCommands(program, io, env);
+  addExtractCommand(program, io, env);
   return program;
 }
 

@@ -17,11 +17,24 @@ export interface ProgressOptions {
   readonly intervalMs?: number;
   /** More to say on each line (a zoo's model pairs done). */
   readonly detail?: () => string;
+  /** The rate as shown (default: pairs a second, `1.23e+6 pairs/s`). */
+  readonly rate?: (perSecond: number) => string;
 }
 
 const NOOP: Progress = { update: () => undefined, finish: () => undefined };
 
-export function createProgress({ total, pairsPerUnit, label, stream = process.stderr, enabled = true, intervalMs = 5000, detail }: ProgressOptions): Progress {
+const pairRate = (perSecond: number): string => `${perSecond.toExponential(2)} pairs/s`;
+
+export function createProgress({
+  total,
+  pairsPerUnit,
+  label,
+  stream = process.stderr,
+  enabled = true,
+  intervalMs = 5000,
+  detail,
+  rate: showRate = pairRate,
+}: ProgressOptions): Progress {
   if (!enabled || total === 0) return NOOP;
   const tty = stream.isTTY === true;
   const interval = tty ? 100 : intervalMs;
@@ -35,7 +48,7 @@ export function createProgress({ total, pairsPerUnit, label, stream = process.st
     const eta = current > 0 ? (seconds * (total - current)) / current : Number.NaN;
     const pct = Math.floor((100 * current) / total);
     const more = detail ? `${detail()}  ` : '';
-    const stats = `${more}${current}/${total} ${label} ${pct}%  ${rate.toExponential(2)} pairs/s  ${Number.isFinite(eta) ? `ETA ${eta.toFixed(0)}s` : ''}`;
+    const stats = `${more}${current}/${total} ${label} ${pct}%  ${showRate(rate)}  ${Number.isFinite(eta) ? `ETA ${eta.toFixed(0)}s` : ''}`;
     if (!tty) return `progress: ${stats}\n`;
     const width = 30;
     const filled = Math.round((width * current) / total);

@@ -4,12 +4,11 @@
  * connection) and `neurocorr queue-init`, which creates the work queue an
  * autoscaler watches before any worker or coordinator runs.
  */
-import { createServer } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli, startWorker, killAll, waitFor } from './helpers/cluster.js';
-import { startNats, stopAllServers, type NatsServer } from './helpers/servers.js';
+import { startNats, stopAllServers, type NatsServer, freePort } from './helpers/servers.js';
 
 let nats: NatsServer;
 
@@ -21,14 +20,6 @@ afterAll(async () => {
   await killAll();
   await stopAllServers();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function probe(port: number, path: string): Promise<{ status: number; body: string } | null> {
   try {
@@ -56,6 +47,22 @@ describe('worker probes', () => {
     expect(metrics?.status).toBe(200);
     expect(metrics?.body).toContain('neurocorr_');
     expect((await probe(port, '/nope'))?.status).toBe(404);
+  });
+
+  it('a SIGTERM during start-up drains the worker once it is up: exit 0, not a kill', async () => {
+    const port = await freePort();
+    nats.signal('SIGSTOP');
+    let worker;
+    try {
+      worker = startWorker(nats.url, {}, ['--metrics-port', String(port)]);
+      await waitFor('/healthz', async () => (await probe(port, '/healthz'))?.status === 200, 20_000);
+      worker.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      nats.signal('SIGCONT');
+    }
+    expect(await worker.exited, worker.stderr()).toBe(0);
+    expect(worker.stderr()).toContain('worker stopped');
   });
 
   it('a drained worker exits 0', async () => {

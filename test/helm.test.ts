@@ -5,9 +5,9 @@
  * NetworkPolicies); bad values refused by values.schema.json; and the rendered commands run natively against
  * local servers, as a kubelet would start them. Helm comes from the test set-up (test/setup/helm.ts).
  */
+import { kernelFromEnv } from '../dist/cli/env.js';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { killAll, spawnCli, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
-import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
+import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer, freePort } from './helpers/servers.js';
 import { extractFromZip, findHelm, HelmProvisionError, locateHelm, MIN_HELM_VERSION, provisionHelm } from './setup/helm.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -339,9 +339,12 @@ describe('what the rendered objects say', () => {
     expect(c.env).toEqual(
       expect.arrayContaining([
         { name: 'NVIDIA_TF32_OVERRIDE', value: '0' },
-        { name: 'NEUROCORR_TFJS_BACKEND', value: 'tensorflow' },
+        { name: 'NEUROCORR_TFJS_BACKEND', value: 'gpu' },
       ]),
     );
+    // The value the CLI's own parser takes (a value it refuses ends the worker at start with exit 2).
+    const backend = c.env?.find((e) => e.name === 'NEUROCORR_TFJS_BACKEND')?.value;
+    expect(kernelFromEnv('tfjs', { NEUROCORR_TFJS_BACKEND: backend })).toMatchObject({ choice: 'tfjs', tfjsBackend: 'gpu' });
     expect(flag(c, '--kernel')).toBe('tfjs');
     expect(spec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
     expect(spec.nodeSelector).toEqual({ 'nvidia.com/gpu.present': 'true' });
@@ -821,14 +824,6 @@ describe('values.schema.json refuses bad values, naming them', () => {
 });
 
 // ---------------------------------------------------------------- native run
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function httpStatus(url: string): Promise<number> {
   try {

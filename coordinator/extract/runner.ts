@@ -46,6 +46,14 @@ export interface ModelRunner {
    * float32.
    */
   run(batch: Float32Array, count: number, layers: readonly string[]): Promise<Float32Array[]>;
+  /**
+   * Optional: fixes the input's open dimensions to `input` (one probe's
+   * shape) for every later run, and returns `layers` with the shapes such a
+   * probe gives. Extract calls it before any run when the input or a
+   * selected layer has an open dimension; without it, a layer whose shape
+   * stays open is written flat, [M, neurons].
+   */
+  resolve?(input: readonly number[]): Promise<readonly ModelLayerInfo[]>;
   dispose(): Promise<void>;
 }
 

@@ -196,7 +196,8 @@ function tcpProbe(port: number, request?: string, answer?: (data: string) => boo
   });
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port free at the moment of asking (the OS picks it). */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
