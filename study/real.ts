@@ -13,7 +13,7 @@
  * 32, results in the cache folder only (bench/RESULTS.md is left alone).
  * `NEUROCORR_STUDY_BIN` runs another neurocorr build's `extract`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseNpy } from '#dist/shared/formats/index.js';
@@ -32,11 +32,13 @@ const COUNTS = quick ? [24, 32] : [24, 64, 192, 256];
 const RANDOM_SEED = 1;
 const bin = process.env['NEUROCORR_STUDY_BIN'] ?? BIN;
 
-const timings: [string, number][] = [];
+/** Each step's wall time and how it ran, in order. */
+const timings: [string, number, string][] = [];
 async function step<T>(name: string, f: () => Promise<T> | T): Promise<T> {
   const started = performance.now();
   const out = await f();
-  timings.push([name, (performance.now() - started) / 1000]);
+  const seconds = (performance.now() - started) / 1000;
+  timings.push([name, seconds, seconds < 1 ? 'from the cache' : '']);
   return out;
 }
 
@@ -56,7 +58,10 @@ function topLabels(resnet: Extracted, resnetPackage: string, names: readonly str
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const load0 = loadavg()[0]!;
+  // The machine may be shared: sample the load while the study runs, and say so with the timings.
+  const loads = [loadavg()[0]!];
+  const sampler = setInterval(() => loads.push(loadavg()[0]!), 10_000).unref();
+  const cached = existsSync(join(CACHE, 'npm', 'tarballs')) && existsSync(join(CACHE, 'debs'));
   mkdirSync(CACHE, { recursive: true });
   log(`cache ${CACHE}${quick ? ' (quick run)' : ''}`);
 
@@ -99,6 +104,7 @@ async function main(): Promise<void> {
       // The largest units run also writes every unit's partner, for the place check.
       const r = semantics === 'units' ? scorePairs(sets, setting, count === COUNTS.at(-1)) : scoreZoo(sets, setting);
       results.push(r);
+      timings.push([`score ${semantics}, ${count} probes`, r.seconds, r.how]);
       for (const p of r.pairs) log(`  ${short(p.f)}–${short(p.g)}: raw ${fmt(p.paper.symmetric.raw)}, corrected ${fmt(p.paper.symmetric.corrected)}`);
     }
   }
@@ -109,7 +115,9 @@ async function main(): Promise<void> {
     Promise.all(unitsTop.pairs.map(async (pair) => ({ pair, place: await placeMatch(pair) }))),
   );
   const total = (performance.now() - started) / 1000;
-  const load1 = loadavg()[0]!;
+  clearInterval(sampler);
+  loads.push(loadavg()[0]!);
+  const loadMean = loads.reduce((a, b) => a + b, 0) / loads.length;
 
   const extractSeconds = new Map(extracted.map((x) => [x.def.key, x.seconds]));
   const tuxpaint = probes.probes.filter((p) => p.kind === 'stamp').length;
@@ -117,7 +125,7 @@ async function main(): Promise<void> {
   const section = [
     '## Real networks',
     '',
-    `Produced by \`npm run study:real\` on ${new Date().toISOString().slice(0, 10)}, ${fmt(total / 60, 1)} min in all (downloads cached). Machine: ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${fmt(load0, 1)} at the start and ${fmt(load1, 1)} at the end (the machine is shared: wall times are noisy). What the numbers mean: [docs/STUDY.md](../docs/STUDY.md).`,
+    `Produced by \`npm run study:real\` on ${new Date().toISOString().slice(0, 10)}, ${fmt(total / 60, 1)} min in all (${cached ? 'downloads already cached' : 'downloads included'}; steps found in the cache take no time). Machine: ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; 1-minute load average ${fmt(loadMean, 1)} on average over the run, ${fmt(Math.max(...loads), 1)} at most (more than the core count means other work shared the machine: wall times are noisy). What the numbers mean: [docs/STUDY.md](../docs/STUDY.md).`,
     '',
     `**Probes**: ${probes.count} photographs from Debian packages (${debList}; downloaded with \`apt-get download\`, unpacked with \`dpkg-deb -x\`, never installed), drawn in a seeded order from a pool of ${probes.pool}: ${probes.stamps} tuxpaint stamps left after dropping symbols, road signs, cartoons, mirrored duplicates and ${probes.dropped} stamps that look drawn or are near-empty, and ${probes.pool - probes.stamps} scene photographs. The first K probes are thus a random sample of the pool; here ${tuxpaint} stamps (objects on a transparent background, letterboxed on grey) and ${probes.count - tuxpaint} scenes (centre-cropped), as ${PROBE_SIDE} × ${PROBE_SIDE} PNGs. Probe fingerprint \`${[...fingerprints][0]}\`.`,
     '',
@@ -143,9 +151,9 @@ async function main(): Promise<void> {
     ...(Object.keys(SEMANTICS) as Semantics[]).flatMap((s) => [...scoreTable(results, s, models), '']),
     '### Where the partners are',
     '',
-    `Depth (paper mode, ${COUNTS.at(-1)} probes): how far from its own depth a neuron's best partner sits, averaged over each side's neurons, and the share of each side's deepest conv stage (depth 3) whose partner is at depth 0 or 1.`,
+    `Depth (paper mode, ${COUNTS[0]} and ${COUNTS.at(-1)} probes): how far from its own depth a neuron's best partner sits, averaged over each side's neurons, and the share of each side's deepest conv stage (depth 3) whose partner is at depth 0 or 1.`,
     '',
-    ...depthTable(results, ['channels-7', 'channels-1'], models),
+    ...depthTable(results, ['channels-7', 'channels-1'], [COUNTS[0]!, COUNTS.at(-1)!], models),
     '',
     `Place (units, ${COUNTS.at(-1)} probes, from \`--matches\`): of the units of the last stage that have a partner in the other model's last stage, the share whose partner sits within one cell (of the coarser grid) of the same place in the image, against that share for a partner drawn uniformly from that stage; and the share of units whose partner is the other model's pooled vector.`,
     '',
@@ -153,10 +161,11 @@ async function main(): Promise<void> {
     '',
     '### Timings',
     '',
+    'Wall time of each step of this run; a score row gives the time of its `neurocorr` runs from their reports (kept in the cache, so also when this run read them back).',
+    '',
     '| step | s | how |',
     '| --- | ---: | --- |',
-    ...timings.map(([name, s]) => `| ${name} | ${fmt(s, 1)} | ${s < 1 ? 'from the cache' : ''} |`),
-    ...results.map((r) => `| score ${r.setting.semantics}, ${r.setting.probes} probes | ${fmt(r.seconds, 1)} | ${r.how} |`),
+    ...timings.map(([name, s, how]) => `| ${name} | ${fmt(s, 1)} | ${how} |`),
     '',
   ].join('\n');
 

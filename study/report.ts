@@ -106,19 +106,23 @@ function neuronCount(pairs: readonly PairResult[], key: string): number {
   return 0;
 }
 
-/** Depth check: how far from its own depth each side's neurons find their partner (paper mode), at the largest probe count. */
-export function depthTable(results: readonly SettingResult[], semantics: readonly Semantics[], models: readonly ModelDef[]): string[] {
-  const top = Math.max(...results.map((r) => r.setting.probes));
+/** Depth check: how far from its own depth each side's neurons find their partner (paper mode), at the given probe counts. */
+export function depthTable(
+  results: readonly SettingResult[],
+  semantics: readonly Semantics[],
+  probes: readonly number[],
+  models: readonly ModelDef[],
+): string[] {
   return [
-    '| semantics | pair | mean \\|depth − partner depth\\| F → G / G → F | depth-3 neurons whose partner is at depth 0–1, F → G / G → F |',
-    '| --- | --- | ---: | ---: |',
+    '| semantics | probes | pair | mean \\|depth − partner depth\\| F → G / G → F | depth-3 neurons whose partner is at depth 0–1, F → G / G → F |',
+    '| --- | ---: | --- | ---: | ---: |',
     ...results
-      .filter((r) => semantics.includes(r.setting.semantics) && r.setting.probes === top)
+      .filter((r) => semantics.includes(r.setting.semantics) && probes.includes(r.setting.probes))
       .flatMap((r) =>
         r.pairs.map((p) => {
           const d = depthShift(p);
           const name = isTrainedPair(p, models) ? pairName(p) : `*${pairName(p)}*`;
-          return `| ${r.setting.semantics} | ${name} | ${fmt(d.forward, 2)} / ${fmt(d.backward, 2)} | ${pct(d.deepToShallowForward)} / ${pct(d.deepToShallowBackward)} |`;
+          return `| ${r.setting.semantics} | ${r.setting.probes} | ${name} | ${fmt(d.forward, 2)} / ${fmt(d.backward, 2)} | ${pct(d.deepToShallowForward)} / ${pct(d.deepToShallowBackward)} |`;
         }),
       ),
   ];
