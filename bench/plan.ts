@@ -68,7 +68,8 @@ function neurocorr(argv: readonly string[]): { stdout: string; seconds: number }
 function synth(name: string, arch: string, extra: readonly string[]): readonly [string, string] {
   const dirs = [join(DATA, `${name}-F`), join(DATA, `${name}-G`)] as const;
   dirs.forEach((dir, k) => {
-    if (existsSync(join(dir, 'synth.json'))) return;
+    // A set from an older synth (no layers.json) is written again.
+    if (existsSync(join(dir, 'synth.json')) && existsSync(join(dir, 'layers.json'))) return;
     neurocorr(['synth', dir, '--arch', arch, '--probes', '64', '--seed', String(k + 1), '--force', ...extra]);
   });
   return dirs;
@@ -160,7 +161,7 @@ const section = [
     ? `Every multi-layer case is within ${TOLERANCE * 100}% of the measured time.`
     : `${failed} multi-layer case(s) are off by more than ${TOLERANCE * 100}%.`,
   '',
-  "How plan gets there (coordinator/plan.ts, plan-tiles.ts, plan-calibrate.ts): it plans the job's tiles as the embedded run does (same threads, block size and null) and groups them by shape (layer edges make many tiles smaller than a block; null tiles are a long block of one model against a short run of the other's sample). On the job's own pool, with every thread busy, it times each distinct shape, most work first, within about 0.8 s (a big shape at a smaller size that runs as efficiently; shapes left when the budget is spent are scaled from the nearest one timed), then schedules the tiles in plan order on the threads. It adds what the main thread does for the tiles meanwhile, folding each result into the reduction (timed on the job's plan) and gathering the null's permuted sample rows (timed on a replica): the threads fill the cores, so this work adds to theirs. Loading is timed on a synthetic replica of each model (same samples per neuron and layer proportions, about 2 million values) read and standardized into fresh memory; start-up is a fresh process scoring a tiny job on as many threads.",
+  "How plan gets there (coordinator/plan.ts, plan-tiles.ts, plan-calibrate.ts): it plans the job's tiles as the embedded run does (same threads, block size and null) and groups them by shape (layer edges make many tiles smaller than a block; null tiles are a long block of one model against a short run of the other's sample). On the job's own pool, with every thread busy, it times each distinct shape, most work first, within about 0.8 s (a big shape at a smaller size that runs as efficiently; shapes left when the budget is spent are scaled from the nearest one timed), then schedules the tiles in plan order on the threads. It adds what the main thread does for the tiles meanwhile, folding each result into the reduction (timed on the job's plan) and gathering the null's permuted sample rows (timed on a replica, into a reused buffer as the run's gather cache does): where the threads fill the cores this work adds to theirs; where a core is left over (a small job on fewer threads than cores) it overlaps them. The 5-to-10-permutation regression of the channels cases (1.36-1.72x) came from the gather's timing: it copied each row twice into fresh memory, paying page faults the run does not, and it was added on top of tiles it overlaps. Loading is timed on a synthetic replica of each model (same samples per neuron and layer proportions, about 2 million values) read and standardized into fresh memory; start-up is a fresh process scoring a tiny job on as many threads.",
   '',
 ].join('\n');
 process.stdout.write(`${section}\n`);

@@ -159,16 +159,22 @@ export function timeGather(gather: Gather): number {
   return best / 1000 / gather.values;
 }
 
-/** A gather of about 2^20 values of a null sample of `replica`, permuted and copied into fresh memory as the tile runner does. */
+/**
+ * A gather of about 2^20 values of a null sample of `replica`, permuted as
+ * the tile runner does it: rows read in place from the model and copied
+ * into a buffer that is reused (the runner recycles its gather buffers, so
+ * fresh memory's page faults are not part of a gather).
+ */
 export function sampleGather(replica: Model): Gather {
   const { m } = replica;
   const count = Math.min(replica.n, Math.ceil(REPLICA_VALUES / 2 / m));
   const nul = planNull(replica, replica, { permutations: 1, sample: count, seed: 1 }, count, [[], []]);
-  const row = (i: number) => replica.z.subarray(i * m, (i + 1) * m).slice();
+  const row = (i: number) => replica.z.subarray(i * m, (i + 1) * m);
   const sample = { layer: 0, start: 0, count };
+  const out = new Float32Array(new SharedArrayBuffer(count * m * 4));
   return {
     values: count * m,
-    run: () => void gatherSample(nul, { k: 0, side: 0, sample }, row, new Float32Array(new SharedArrayBuffer(count * m * 4))),
+    run: () => void gatherSample(nul, { k: 0, side: 0, sample }, row, out),
   };
 }
 

@@ -85,12 +85,13 @@ export interface MainThread {
 /**
  * The tiles' wall time. Tiles are taken in plan order by whichever thread is
  * free first (list scheduling, as the pool takes them), each costing its
- * class's seconds (one thread's time while every thread computes). The main
- * thread's work for them comes on top: it runs while the threads compute,
- * but the threads fill the cores, so it takes their cores and memory
- * bandwidth (measured: a run's tiles take about the threads' makespan plus
- * this work, not their maximum). The total is split between main and null
- * tiles by their share.
+ * class's seconds (one thread's time while every thread computes). The
+ * makespan is split between main and null tiles by their share. The main
+ * thread's work for them runs while the threads compute: where the threads
+ * fill the cores it takes their cores and memory bandwidth and comes on top
+ * (measured: a run's tiles take about the threads' makespan plus this work);
+ * where a core is left over (`cores` > `threads`, as in a small job) it
+ * overlaps them, and each kind takes the longer of the two.
  */
 export function kernelTime(
   plan: JobPlan,
@@ -98,6 +99,7 @@ export function kernelTime(
   seconds: readonly number[],
   threads: number,
   serial: MainThread = { main: 0, null: 0 },
+  cores = threads,
 ): KernelTime {
   const free = new Float64Array(Math.max(1, threads));
   let main = 0;
@@ -113,6 +115,7 @@ export function kernelTime(
   const makespan = Math.max(...free);
   const total = main + nul;
   const [a, b] = total === 0 ? [0, 0] : [(makespan * main) / total, (makespan * nul) / total];
+  if (cores > threads) return { main: Math.max(a, serial.main), null: Math.max(b, serial.null) };
   return { main: a + serial.main, null: b + serial.null };
 }
 

@@ -16,7 +16,7 @@ import { isShardPlan, planPair } from '../shared/formats/index.js';
 import { planJob } from '../shared/job/index.js';
 import { defaultBlockSize } from '../shared/tiles/index.js';
 import { hugePageAllocate, nativeLoops } from '../worker/native/assist.js';
-import { startPool } from '../worker/pool.js';
+import { defaultThreads, startPool } from '../worker/pool.js';
 import { planSettings, type PlanOptions } from './options.js';
 import { sampleGather, timeGather, timeLoading, timeMerges, timeShardReading, timeStartUp } from './plan-calibrate.js';
 import { timeTiles } from './plan-tiles.js';
@@ -113,7 +113,7 @@ export async function plan(options: PlanOptions): Promise<Plan> {
     const merges = timeMerges(job, shapes);
     const gather = nul.permutations > 0 ? nul.permutations * (sample[0] + sample[1]) * f.m * timeGather(sampleGather(loadings[1]!.replica)) : 0;
     const serial = { main: merges.main, null: merges.null + gather };
-    const kernelSeconds = kernelTime(job, shapes, fillUntimed(shapes.classes, timed.seconds), threads, serial);
+    const kernelSeconds = kernelTime(job, shapes, fillUntimed(shapes.classes, timed.seconds), threads, serial, defaultThreads());
     const load = f.n * f.m * fLoad + g.n * g.m * gLoad;
     const fixed = startUp;
     const main = 2 * f.n * g.n * f.m;

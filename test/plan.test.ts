@@ -105,6 +105,10 @@ describe('plan: the time estimate', () => {
     const serial = kernelTime(job, shapes, ones, 2, { main: 3, null: 5 });
     expect(serial.main).toBeCloseTo((Math.ceil(n / 2) * mainTiles) / n + 3, 9);
     expect(serial.null).toBeCloseTo((Math.ceil(n / 2) * (n - mainTiles)) / n + 5, 9);
+    // With a core to spare the main thread's work overlaps the threads': each kind takes the longer of the two.
+    const spare = kernelTime(job, shapes, ones, 1, { main: 3, null: 1e6 }, 2);
+    expect(spare.main).toBeCloseTo(Math.max((n * mainTiles) / n, 3), 9);
+    expect(spare.null).toBe(1e6);
     // One long tile and many short ones: the long one bounds the wall time.
     const long = shapes.classes.map((_, k) => (k === 0 ? 100 : 0.001));
     expect(kernelTime(job, shapes, long, 4).main + kernelTime(job, shapes, long, 4).null).toBeGreaterThanOrEqual(100);
