@@ -25,7 +25,7 @@ import {
 import type { ClusterInfo } from '../../shared/core/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
 import { isShardPlan } from '../../shared/formats/index.js';
-import { encodeCheckpoint, JobProgress, pairNulls, planJob, restoreCheckpoint, type JobPlan } from '../../shared/job/index.js';
+import { JobProgress, pairNulls, planJob, type JobPlan } from '../../shared/job/index.js';
 import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
@@ -34,6 +34,7 @@ import { createProgress } from '../progress.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
 import { clusterBlock, inputRef, jobName, specDifferences } from './job-spec.js';
+import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
 
@@ -189,18 +190,12 @@ export class ClusterCoordinator<R> {
     const finished = await store.report();
     if (finished !== null) return { done: s.restore((check) => store.parse('report', finished, check), job) };
 
-    const progress = new JobProgress(plan);
-    const saved = await store.checkpoint();
-    if (saved !== null) {
-      try {
-        restoreCheckpoint(saved, progress);
-      } catch (err) {
-        throw store.corrupt('checkpoint', `holds a checkpoint that does not fit this job (${(err as Error).message})`, err);
-      }
-      log.info({ done: progress.doneTiles, tiles: plan.tiles.length }, 'resuming from checkpoint');
+    const progress = new JobProgress(plan, checkpointChunkLength());
+    if (await store.checkpoints.load(progress)) {
+      log.info({ done: progress.doneTiles, tiles: plan.tiles.length, generation: store.checkpoints.generation }, 'resuming from checkpoint');
     }
     const prior = await store.state();
-    await store.save(specJson, encodeCheckpoint(progress), {
+    await store.save(specJson, progress, {
       done: progress.doneTiles,
       tiles: plan.tiles.length,
       duplicates: prior?.duplicates ?? 0,
@@ -276,17 +271,20 @@ export class ClusterCoordinator<R> {
       checkpointSeconds: c.checkpointSeconds,
       persist: () =>
         store
-          .save(spec, encodeCheckpoint(progress), {
+          .save(spec, progress, {
             done: progress.doneTiles,
             tiles: plan.tiles.length,
             duplicates: (prior?.duplicates ?? 0) + executor.stats.duplicates,
             redelivered: (prior?.redelivered ?? 0) + executor.stats.redelivered,
             republished: (prior?.republished ?? 0) + executor.stats.republished,
           })
-          .catch((err: unknown) => {
-            redis.check(err);
-            throw err;
-          }),
+          .then(
+            (w) => log.debug({ generation: w.generation, chunks: w.chunks, bytes: w.bytes, full: w.full }, 'checkpoint stored'),
+            (err: unknown) => {
+              redis.check(err);
+              throw err;
+            },
+          ),
       recover: () => this.ensureTransport(prepared),
       log,
       registry: metrics.registry,

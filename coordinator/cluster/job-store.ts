@@ -1,6 +1,6 @@
 /**
- * A cluster job's state in Redis: spec, checkpoint, report, state hash and the
- * coordinator's lease. Every write that must land together goes in one MULTI;
+ * A cluster job's state in Redis: spec, checkpoint (written incrementally,
+ * see checkpoint-store.ts), report, state hash and the coordinator's lease. Every write that must land together goes in one MULTI;
  * the lease is checked and renewed in Lua, so two coordinators never both
  * believe they run a job.
  */
@@ -10,6 +10,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { UsageError } from '../../shared/errors.js';
 import { jobKeys, jobsIndexKey, type JobKeys } from '../../shared/cluster/index.js';
+import type { JobProgress } from '../../shared/job/index.js';
+import { CheckpointStore, checkpointKeys, type CheckpointWrite } from './checkpoint-store.js';
 
 export type JobStatus = 'running' | 'done' | 'failed';
 
@@ -37,14 +39,16 @@ export class JobStore {
   readonly keys: JobKeys;
   private readonly index: string;
   readonly token = `${hostname()}:${process.pid}:${randomUUID()}`;
+  readonly checkpoints: CheckpointStore;
 
   constructor(
     private readonly redis: Redis,
     readonly job: string,
-    prefix: string,
+    private readonly prefix: string,
   ) {
     this.keys = jobKeys(job, prefix);
     this.index = jobsIndexKey(prefix);
+    this.checkpoints = new CheckpointStore(redis, job, prefix, (key, why, cause) => this.corruptKey(key, why, cause));
   }
 
   /**
@@ -82,10 +86,6 @@ export class JobStore {
     return this.redis.get(this.keys.spec);
   }
 
-  async checkpoint(): Promise<Uint8Array | null> {
-    return this.redis.getBuffer(this.keys.checkpoint);
-  }
-
   async report(): Promise<string | null> {
     return this.redis.get(this.keys.report);
   }
@@ -104,9 +104,13 @@ export class JobStore {
 
   /** The error for a key whose value cannot be used: it names the key and how to clear the job. */
   corrupt(key: keyof JobKeys, why: string, cause?: unknown): UsageError {
+    return this.corruptKey(this.keys[key], why, cause);
+  }
+
+  private corruptKey(key: string, why: string, cause?: unknown): UsageError {
     return new UsageError(
       (o) =>
-        `job ${this.job}: Redis key ${this.keys[key]} ${why}, so the job cannot be resumed. Clear it with \`neurocorr jobs --delete ${this.job} --redis URL\` (with the same ${o('cluster.prefix')}) and run it again, or use another ${o('cluster.job')}`,
+        `job ${this.job}: Redis key ${key} ${why}, so the job cannot be resumed. Clear it with \`neurocorr jobs --delete ${this.job} --redis URL\` (with the same ${o('cluster.prefix')}) and run it again, or use another ${o('cluster.job')}`,
       cause === undefined ? undefined : { cause },
     );
   }
@@ -115,29 +119,33 @@ export class JobStore {
     return readState(this.redis, this.keys, this.job);
   }
 
-  /** One atomic snapshot: the spec too, so a Redis that lost its data gets everything back at the next checkpoint. */
-  async save(spec: string, checkpoint: Uint8Array, fields: Omit<JobState, 'job' | 'status' | 'created' | 'updated' | 'error'>): Promise<void> {
+  /**
+   * A checkpoint: the chunks of `progress` changed since the last one, committed
+   * in one MULTI with the spec and the state hash, so a Redis that lost its data
+   * gets everything back at the next checkpoint.
+   */
+  async save(spec: string, progress: JobProgress, fields: Omit<JobState, 'job' | 'status' | 'created' | 'updated' | 'error'>): Promise<CheckpointWrite> {
     const now = Date.now();
-    await this.redis
-      .multi()
-      .set(this.keys.spec, spec)
-      .set(this.keys.checkpoint, Buffer.from(checkpoint.buffer, checkpoint.byteOffset, checkpoint.byteLength))
-      .hsetnx(this.keys.state, 'created', now)
-      .hset(this.keys.state, { status: 'running', updated: now, error: '', ...fields })
-      // A rerun of a failed job: its keys had a TTL (SET clears it on the others).
-      .persist(this.keys.state)
-      .zadd(this.index, 'NX', now, this.job)
-      .exec();
+    return this.checkpoints.write(progress, (tx) =>
+      tx
+        .set(this.keys.spec, spec)
+        .hsetnx(this.keys.state, 'created', now)
+        .hset(this.keys.state, { status: 'running', updated: now, error: '', ...fields })
+        // A rerun of a failed job: its keys had a TTL (SET clears it on the spec, the checkpoint clears its own).
+        .persist(this.keys.state)
+        .zadd(this.index, 'NX', now, this.job),
+    );
   }
 
   /** The final report, and a TTL on every key of the finished job. */
   async finish(status: Exclude<JobStatus, 'running'>, ttlSeconds: number, detail: { report?: string; error?: string }): Promise<void> {
+    const checkpoint = await checkpointKeys(this.redis, this.job, this.prefix);
     const tx = this.redis.multi();
     if (detail.report !== undefined) tx.set(this.keys.report, detail.report);
     tx.hsetnx(this.keys.state, 'created', Date.now());
     tx.hset(this.keys.state, { status, updated: Date.now(), error: detail.error ?? '' });
     tx.zadd(this.index, 'NX', Date.now(), this.job);
-    for (const key of [this.keys.spec, this.keys.checkpoint, this.keys.report, this.keys.state]) tx.expire(key, ttlSeconds);
+    for (const key of [this.keys.spec, ...checkpoint, this.keys.report, this.keys.state]) tx.expire(key, ttlSeconds);
     await tx.exec();
   }
 }
@@ -169,7 +177,7 @@ async function readState(redis: Redis, keys: JobKeys, job: string): Promise<JobS
 /** Removes every key of a job; true when there was something to remove. */
 export async function deleteJob(redis: Redis, prefix: string, job: string): Promise<boolean> {
   const keys = jobKeys(job, prefix);
-  const removed = await redis.del(keys.spec, keys.state, keys.checkpoint, keys.report, keys.lease);
+  const removed = await redis.del(keys.spec, keys.state, ...(await checkpointKeys(redis, job, prefix)), keys.report, keys.lease);
   const indexed = await redis.zrem(jobsIndexKey(prefix), job);
   return removed + indexed > 0;
 }

@@ -10,7 +10,11 @@ export interface JobKeys {
   readonly spec: string;
   /** Hash: status, done, tiles, duplicates, redelivered, timestamps, error. */
   readonly state: string;
-  /** The reduction state and the set of done tiles (binary, see shared/checkpoint.ts). */
+  /**
+   * Hash: the checkpoint's manifest (generation, shape, and the generation
+   * of each stored chunk, see coordinator/cluster/checkpoint-store.ts).
+   * Earlier versions kept the whole checkpoint here as one binary string.
+   */
   readonly checkpoint: string;
   /** The final report (JSON). */
   readonly report: string;
@@ -21,6 +25,11 @@ export interface JobKeys {
 export function jobKeys(job: string, prefix = DEFAULT_PREFIX): JobKeys {
   const base = `${prefix}:{${job}}`;
   return { spec: `${base}:spec`, state: `${base}:state`, checkpoint: `${base}:checkpoint`, report: `${base}:report`, lease: `${base}:lease` };
+}
+
+/** One chunk of a job's checkpoint, as written by generation `gen` (binary, see shared/job/chunks.ts). */
+export function checkpointChunkKey(job: string, prefix: string, chunk: number, gen: number): string {
+  return `${jobKeys(job, prefix).checkpoint}:${chunk}:${gen}`;
 }
 
 /** Sorted set of job names, scored by creation time. */

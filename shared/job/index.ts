@@ -1,4 +1,5 @@
 export * from './checkpoint.js';
+export * from './chunks.js';
 export * from './executor.js';
 export * from './plan.js';
 export * from './progress.js';
