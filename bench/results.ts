@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 export const APPENDIX_HEADINGS = [
   '## Scale (out of core)',
   '## Cluster',
+  '## Checkpoints',
   '## Chance level',
   '## Null accuracy at scale',
   '## Plan accuracy',

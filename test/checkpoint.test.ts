@@ -16,7 +16,7 @@ import { UsageError } from '../dist/shared/errors.js';
 import { encodeCheckpoint, JobProgress, operands, planJob, type JobPlan, type JobTile } from '../dist/shared/job/index.js';
 import { allocTileResult } from '../dist/shared/tiles/index.js';
 import { killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
-import { genModel, latents, writeNpyDir } from './helpers/models.js';
+import { genModel, latents, rng, writeNpyDir } from './helpers/models.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
 
 let redisServer: RedisServer;
@@ -60,21 +60,14 @@ function smallPlan(): JobPlan {
     { permutations: 2, sample: 20, seed: 3 },
     { permutations: 1, sample: 9, seed: 4 },
   ];
-  return planJob(models, [
-    { f: 0, g: 1 },
-    { f: 0, g: 2 },
-  ], { block: 16, nulls });
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return planJob(
+    models,
+    [
+      { f: 0, g: 1 },
+      { f: 0, g: 2 },
+    ],
+    { block: 16, nulls },
+  );
 }
 
 /** A made-up result for `tile`, with ties (values on a grid of eighths) and constant flags. */
@@ -172,6 +165,8 @@ describe('incremental checkpoints in Redis', () => {
     const second = store(job, prefix);
     expect(await second.load(resumed)).toBe(true);
     expect(same(resumed, atCheckpoint)).toBe(true);
+    // The restore removed the dead coordinator's uncommitted chunks.
+    expect(await redis.exists(orphan)).toBe(0);
     // The results not in the checkpoint are delivered again; the job finishes as an undisturbed one does.
     for (const tile of tiles.slice(half)) mergeSeeded(resumed, tile);
     await second.write(resumed);
@@ -183,6 +178,42 @@ describe('incremental checkpoints in Redis', () => {
     expect(same(last, reference)).toBe(true);
     // The write the dead coordinator never committed can no longer commit over the new one.
     await expect(first.commit(live, staged)).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+  });
+
+  it('a commit whose reply was lost: the next write learns it happened, takes the next generation, and leaves no named chunk to expire', async () => {
+    const { job, prefix } = names();
+    let lose = true;
+    // Redis commits the MULTI, then the reply never arrives.
+    const lossy = new Proxy(redis, {
+      get(target, prop) {
+        if (prop === 'multi' && lose) {
+          return () => {
+            const tx = target.multi();
+            const exec = tx.exec.bind(tx);
+            tx.exec = async () => {
+              await exec();
+              throw new Error('connection lost before the reply');
+            };
+            return tx;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const r = rng(21);
+    const p = new JobProgress(smallPlan(), 8);
+    const writer = new CheckpointStore(lossy, job, prefix, corrupt);
+    for (const tile of p.plan.tiles.slice(0, 40)) merge(p, tile, r);
+    await expect(writer.write(p)).rejects.toThrow(/connection lost/);
+    lose = false;
+    for (const tile of p.plan.tiles.slice(40, 60)) merge(p, tile, r);
+    expect((await writer.write(p)).generation).toBe(2);
+    const restored = new JobProgress(smallPlan(), 8);
+    await store(job, prefix).load(restored);
+    expect(same(restored, p)).toBe(true);
+    const keys = await redis.keys(`${prefix}:*`);
+    for (const key of keys) expect(await redis.pttl(key), key).toBe(-1);
   });
 
   it('writes bytes in proportion to the chunks touched, not to the job', async () => {

@@ -9,7 +9,7 @@
  * compaction), and a restore reads each chunk once.
  *
  * A write is two steps. (1) Every marked chunk goes to a new key named by
- * its chunk and the next generation, with a TTL. (2) One Lua script, in the
+ * its chunk and the next generation, with a TTL, listed first in a staging set. (2) One Lua script, in the
  * same MULTI as the job's spec and state hash, checks that the manifest is
  * still at the generation this write builds on and that every new key
  * exists, then names the new keys in the manifest, clears their TTL and
@@ -17,7 +17,8 @@
  * manifest naming the previous generation, whole: restoring it is safe,
  * because the results merged since were not acked and JetStream delivers
  * them again (the merge is idempotent). The new keys of a write that never
- * committed expire on their own.
+ * committed are removed by the next coordinator's restore (from the staging
+ * set), or `jobs --delete`, or else expire on their own.
  *
  * Consistency without copying the state up front: the done set is encoded
  * when the chunks are taken, the state chunks later, batch by batch, so a
@@ -25,8 +26,9 @@
  * claim (they are merged again on resume: harmless), but never lacks one it
  * claims. Memory stays at one batch of chunks, not the whole state.
  */
+import { randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
-import { checkpointChunkKey, jobKeys, type JobKeys } from '../../shared/cluster/index.js';
+import { checkpointChunkKey, checkpointStagingKey, jobKeys, type JobKeys } from '../../shared/cluster/index.js';
 import { JobFailedError, ServiceError, UsageError } from '../../shared/errors.js';
 import { checkpointShape, DEFAULT_CHUNK_LENGTH, restoreCheckpoint, type JobProgress } from '../../shared/job/index.js';
 
@@ -35,23 +37,26 @@ const STAGING_MS = 24 * 3600 * 1000;
 /** Chunk bytes sent (and held in memory) per round trip. */
 const BATCH_BYTES = 32 << 20;
 
-// KEYS: manifest, the n new chunk keys, then the keys they replace. ARGV: expected generation ('' for none), new generation, shape, n, n chunk ids.
-// Returns 1 when committed, 0 when the manifest is gone (Redis lost it), -1 when another write moved it on, -2 when a new chunk is missing.
+// KEYS: manifest, staging set, the n new chunk keys, then the keys they replace. ARGV: expected generation ('' for none), new generation, shape, writer, n, n chunk ids.
+// Returns 1 when committed (or already committed by this writer: a MULTI resent after a lost reply), 0 when the manifest is gone (Redis lost it),
+// -1 when another write moved it on, -2 when a new chunk is missing.
 const COMMIT = `local m = KEYS[1]
 local t = redis.call('type', m)['ok']
 if t == 'string' and ARGV[1] == '' then redis.call('del', m) t = 'none' end
 if t ~= 'hash' and t ~= 'none' then return -1 end
 local cur = ''
 if t == 'hash' then cur = redis.call('hget', m, 'gen') or '' end
+if cur == ARGV[2] and redis.call('hget', m, 'writer') == ARGV[4] then return 1 end
 if cur ~= ARGV[1] then if cur == '' then return 0 end return -1 end
-local n = tonumber(ARGV[4])
-for i = 1, n do if redis.call('exists', KEYS[1 + i]) == 0 then return -2 end end
+local n = tonumber(ARGV[5])
+for i = 1, n do if redis.call('exists', KEYS[2 + i]) == 0 then return -2 end end
 for i = 1, n do
-  redis.call('persist', KEYS[1 + i])
-  redis.call('hset', m, ARGV[4 + i], ARGV[2])
+  redis.call('persist', KEYS[2 + i])
+  redis.call('hset', m, ARGV[5 + i], ARGV[2])
 end
-for i = n + 2, #KEYS do redis.call('unlink', KEYS[i]) end
-redis.call('hset', m, 'gen', ARGV[2], 'shape', ARGV[3])
+for i = n + 3, #KEYS do redis.call('unlink', KEYS[i]) end
+redis.call('del', KEYS[2])
+redis.call('hset', m, 'gen', ARGV[2], 'shape', ARGV[3], 'writer', ARGV[4])
 redis.call('persist', m)
 return 1`;
 
@@ -60,7 +65,10 @@ export function checkpointChunkLength(env: NodeJS.ProcessEnv = process.env): num
   const text = env['NEUROCORR_CHECKPOINT_CHUNK'];
   if (text === undefined || text === '') return DEFAULT_CHUNK_LENGTH;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`NEUROCORR_CHECKPOINT_CHUNK must be a positive integer, got ${JSON.stringify(text)}; unset it for the default (${DEFAULT_CHUNK_LENGTH})`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(
+      `NEUROCORR_CHECKPOINT_CHUNK must be a positive integer, got ${JSON.stringify(text)}; unset it for the default (${DEFAULT_CHUNK_LENGTH})`,
+    );
   return n;
 }
 
@@ -90,10 +98,14 @@ const shapeOf = (p: JobProgress) => `${checkpointShape(p).join(',')}/${p.chunks.
 
 export class CheckpointStore {
   private readonly keys: JobKeys;
+  private readonly staging: string;
   /** The generation the manifest names (0: none yet). */
   private gen = 0;
   /** Chunk id -> the generation of its stored key. */
   private readonly versions = new Map<number, number>();
+  private readonly writer = randomUUID();
+  /** A commit whose reply was lost: it may have happened. */
+  private unsure: StagedCheckpoint | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -102,6 +114,7 @@ export class CheckpointStore {
     private readonly corrupt: CorruptKey,
   ) {
     this.keys = jobKeys(job, prefix);
+    this.staging = checkpointStagingKey(job, prefix);
   }
 
   get generation(): number {
@@ -115,6 +128,7 @@ export class CheckpointStore {
   /** Restores the stored checkpoint into a fresh `p`; false when there is none. */
   async load(p: JobProgress): Promise<boolean> {
     const key = this.keys.checkpoint;
+    await this.dropStaged();
     const type = await this.redis.type(key);
     if (type === 'none') return false;
     if (type === 'string') {
@@ -150,7 +164,8 @@ export class CheckpointStore {
       batch.forEach(([id, version], i) => {
         const bytes = got[i] as Buffer | null;
         if (bytes === null) throw this.corrupt(this.chunkKey(id, version), 'is missing, though the checkpoint names it');
-        if (!p.chunks.decode(id, bytes)) throw this.corrupt(this.chunkKey(id, version), `holds ${bytes.byteLength} bytes, not the ${p.chunks.size(id)} of its chunk`);
+        if (!p.chunks.decode(id, bytes))
+          throw this.corrupt(this.chunkKey(id, version), `holds ${bytes.byteLength} bytes, not the ${p.chunks.size(id)} of its chunk`);
       });
     }
     p.recount();
@@ -186,12 +201,16 @@ export class CheckpointStore {
 
   /** Step 1: the marked chunks under the next generation, with a TTL; nothing names them yet. */
   async stage(p: JobProgress): Promise<StagedCheckpoint> {
+    await this.settle();
     const taken = p.chunks.take();
     const generation = this.gen + 1;
     let bytes = 0;
     try {
       for (const batch of batches(taken.ids, (id) => p.chunks.size(id))) {
-        const pipe = this.redis.pipeline();
+        const pipe = this.redis
+          .pipeline()
+          .sadd(this.staging, ...batch.map((id) => this.chunkKey(id, generation)))
+          .pexpire(this.staging, STAGING_MS);
         for (const id of batch) {
           const data = taken.eager.get(id) ?? p.chunks.encode(id);
           bytes += data.byteLength;
@@ -213,15 +232,28 @@ export class CheckpointStore {
       const v = this.versions.get(id);
       return v === undefined || v === generation ? [] : [this.chunkKey(id, v)];
     });
-    const keys = [this.keys.checkpoint, ...ids.map((id) => this.chunkKey(id, generation)), ...replaced];
+    const keys = [this.keys.checkpoint, this.staging, ...ids.map((id) => this.chunkKey(id, generation)), ...replaced];
     let results: [Error | null, unknown][];
     try {
-      const tx = this.redis.multi().eval(COMMIT, keys.length, ...keys, this.gen === 0 ? '' : String(this.gen), String(generation), shapeOf(p), String(ids.length), ...ids.map(String));
+      const tx = this.redis
+        .multi()
+        .eval(
+          COMMIT,
+          keys.length,
+          ...keys,
+          this.gen === 0 ? '' : String(this.gen),
+          String(generation),
+          shapeOf(p),
+          this.writer,
+          String(ids.length),
+          ...ids.map(String),
+        );
       extra?.(tx);
       const r = await tx.exec();
       if (r === null) throw new ServiceError('Redis', 'a Redis transaction was discarded');
       results = r;
     } catch (err) {
+      this.unsure = staged;
       p.chunks.putBack(ids);
       throw err;
     }
@@ -231,8 +263,7 @@ export class CheckpointStore {
       throw err;
     }
     if (code === 1) {
-      this.gen = generation;
-      for (const id of ids) this.versions.set(id, generation);
+      this.committed(staged);
       // The checkpoint is in; an error of the job's other writes fails this save all the same.
       for (const [e] of results) if (e) throw e;
       return true;
@@ -244,15 +275,38 @@ export class CheckpointStore {
     }
     throw new ServiceError('Redis', `Redis lost chunks of job ${this.job}'s checkpoint before they were committed; the next checkpoint writes them again`);
   }
+
+  /** Removes the chunks of writes that never committed (a coordinator that died between its two steps). */
+  private async dropStaged(): Promise<void> {
+    const named = new Set(await checkpointKeys(this.redis, this.job, this.prefix, false));
+    const orphans = (await this.redis.smembers(this.staging)).filter((k) => !named.has(k));
+    await exec(this.redis.pipeline().unlink(...orphans, this.staging));
+  }
+
+  private committed({ generation, ids }: StagedCheckpoint): void {
+    this.gen = generation;
+    for (const id of ids) this.versions.set(id, generation);
+  }
+
+  /** After a lost reply: reads whether that commit happened, so the next write neither reuses its generation nor misses its chunks. */
+  private async settle(): Promise<void> {
+    if (this.unsure === null) return;
+    const [gen, writer] = (await this.redis.type(this.keys.checkpoint)) === 'hash' ? await this.redis.hmget(this.keys.checkpoint, 'gen', 'writer') : [];
+    if (gen === String(this.unsure.generation) && writer === this.writer) this.committed(this.unsure);
+    this.unsure = null;
+  }
 }
 
-/** Every key of a job's checkpoint that Redis holds: the manifest and the chunks it names. */
-export async function checkpointKeys(redis: Redis, job: string, prefix: string): Promise<string[]> {
+/** Every key of a job's checkpoint that Redis holds: the manifest, the chunks it names and (with `staged`) those of writes not committed. */
+export async function checkpointKeys(redis: Redis, job: string, prefix: string, staged = true): Promise<string[]> {
   const key = jobKeys(job, prefix).checkpoint;
-  if ((await redis.type(key)) !== 'hash') return [key];
+  const staging = checkpointStagingKey(job, prefix);
+  const extra = staged ? [staging, ...(await redis.smembers(staging))] : [];
+  if ((await redis.type(key)) !== 'hash') return [key, ...extra];
   const fields = await redis.hgetall(key);
   return [
     key,
+    ...extra,
     ...Object.entries(fields)
       .filter(([f]) => isId(f))
       .map(([f, v]) => checkpointChunkKey(job, prefix, Number(f), Number(v))),

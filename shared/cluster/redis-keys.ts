@@ -32,6 +32,11 @@ export function checkpointChunkKey(job: string, prefix: string, chunk: number, g
   return `${jobKeys(job, prefix).checkpoint}:${chunk}:${gen}`;
 }
 
+/** Set of the chunk keys written for a checkpoint not yet committed (so a crashed write's keys can be found and removed). */
+export function checkpointStagingKey(job: string, prefix: string): string {
+  return `${jobKeys(job, prefix).checkpoint}:staging`;
+}
+
 /** Sorted set of job names, scored by creation time. */
 export function jobsIndexKey(prefix = DEFAULT_PREFIX): string {
   return `${prefix}:jobs`;
