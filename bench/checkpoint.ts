@@ -7,7 +7,7 @@
  * a restore. Writes the "## Checkpoints" section of bench/RESULTS.md
  * (`--quick`: 1.4M neurons per model, RESULTS.md left as it is).
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { CheckpointStore } from '#dist/coordinator/cluster/checkpoint-store.js';
@@ -245,7 +245,7 @@ async function main(): Promise<void> {
     const section = [
       '## Checkpoints',
       '',
-      `Produced by \`npm run bench:checkpoint\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), a real redis-server on loopback on the same cores. Two models of ResNet-152's block outputs at 224 px, ${n.toLocaleString('en-US')} neurons each, one pair, no null: ${mb(whole.byteLength)} MB of coordinator state. Tiles of ${block} neurons, as in the 16-GPU case of "On paper" above (M = 1000, 20 ms per tile, ${tilesPerSecond} tiles/s), ${plan.tiles.length.toLocaleString('en-US')} tiles. Incremental checkpoints cut the state into chunks of ${p.chunks.length.toLocaleString('en-US')} neurons (2 MiB of a direction state), ${p.chunks.total} in all. Median of ${ROUNDS} runs (each interval round: the next tiles of the plan); times are wall seconds of the write (the whole snapshot: encode and SET).`,
+      `Produced by \`npm run bench:checkpoint\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), a real redis-server on loopback on the same cores. Two models of ResNet-152's block outputs at 224 px, ${n.toLocaleString('en-US')} neurons each, one pair, no null: ${mb(whole.byteLength)} MB of coordinator state. Tiles of ${block} neurons, as in the 16-GPU case of "On paper" above (M = 1000, 20 ms per tile, ${tilesPerSecond} tiles/s), ${plan.tiles.length.toLocaleString('en-US')} tiles. Incremental checkpoints cut the state into chunks of ${p.chunks.length.toLocaleString('en-US')} neurons (2 MiB of a direction state), ${p.chunks.total} in all. Median of ${ROUNDS} runs (each interval round: the next tiles of the plan); times are wall seconds of the write (the whole snapshot: encode and SET). The load average was ${loadavg()[0]!.toFixed(1)} at the end of the run: on a shared machine the times are noisy, the bytes exact.`,
       '',
       '| checkpoint | MB | chunks | seconds | speed-up vs the whole snapshot | note |',
       '| --- | ---: | ---: | ---: | ---: | --- |',
@@ -254,6 +254,7 @@ async function main(): Promise<void> {
       `- The whole snapshot, the only checkpoint before issue 16, cannot be stored at this size: Redis refuses a value over 512 MB (\`proto-max-bulk-len\`), so such a job could not checkpoint at all. Chunks are 2 MiB at most, and a write holds at most 32 MB of them in memory, not a copy of the state.`,
       `- A checkpoint writes the chunks merged into since the last one. Tiles go out F-major (one F block against every G block in turn), so any interval that spans a whole F row touches every G neuron: the backward state is rewritten whole each time, and an interval writes ${((100 * intervalBytes) / full.bytes).toFixed(0)}% of a full checkpoint. Sending tiles in squares of blocks (the square row: as many tiles as 5 s of this job) would make it ${((100 * sq.bytes) / full.bytes).toFixed(0)}%; that order is not built (it would change tile ids, and workers' caching of one F block).`,
       '- A restart reads every chunk the manifest names (the restore rows); the results after the last checkpoint come again from the results stream. The first checkpoint of a new job writes nothing but the manifest: chunks never merged into keep their initial values.',
+      '',
       '',
     ].join('\n');
     process.stdout.write(`${section}\n`);
