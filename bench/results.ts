@@ -49,7 +49,7 @@ export function replaceSubsection(file: string, section: string, heading: string
   if (old !== null) {
     writeFileSync(
       file,
-      all.replace(old, () => text),
+      all.replace(old.trimEnd(), () => text.trimEnd()),
     );
     return;
   }
