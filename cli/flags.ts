@@ -45,6 +45,8 @@ const FLAGS: Readonly<Record<string, string>> = {
   'cluster.lease': '--lease',
   'cluster.metricsPort': '--metrics-port',
   'cluster.metricsHost': '--metrics-host',
+  'cluster.workers': '--workers',
+  'cluster.superTile': '--super-tile',
   nats: '--nats',
   redis: '--redis',
   cache: '--cache',

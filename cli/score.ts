@@ -50,6 +50,8 @@ export interface RunFlags extends PairFlags, NatsFlags, RedisFlags {
   lease: number;
   metricsPort?: number;
   metricsHost: string;
+  workers: number;
+  superTile?: number;
 }
 
 interface ScoreFlags extends RunFlags {
@@ -138,7 +140,13 @@ export function addRunOptions(command: Command, cluster: boolean, perSide: boole
       15,
     )
     .option('--metrics-port <port>', 'cluster: serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
-    .option('--metrics-host <host>', 'cluster: address for --metrics-port', '127.0.0.1');
+    .option('--metrics-host <host>', 'cluster: address for --metrics-port', '127.0.0.1')
+    .option('--workers <n>', 'cluster: workers the super-tiles are sized for', integerOption('--workers', 1, 100_000), 16)
+    .option(
+      '--super-tile <neurons>',
+      'cluster: neurons per side of a super-tile, the unit a worker computes and sends back (default: sized from --workers, M and max_payload)',
+      integerOption('--super-tile', 1),
+    );
 }
 
 function addScoreOptions(command: Command, cluster: boolean): Command {
@@ -167,6 +175,8 @@ function clusterOptions(flags: RunFlags, env: CliEnv): ClusterOptions {
     natsCredentials: natsCredentials(flags, env),
     redisCredentials: redisCredentials(flags, env),
     serviceTimeout: flags.serviceTimeout,
+    workers: flags.workers,
+    ...(flags.superTile !== undefined ? { superTile: flags.superTile } : {}),
     ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
   };
 }

@@ -26,7 +26,7 @@ import { hugePageAllocate } from '../worker/native/assist.js';
 import type { AddonOptions } from '../worker/native/addon.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
 import { TileRunner } from '../worker/tile-runner.js';
-import { runTiles } from './run-tiles.js';
+import { runTiles } from '../worker/run-tiles.js';
 import { jobThreads } from './threads.js';
 
 /** The tile executor of embedded runs: the local pool, a few tiles in flight per thread. */

@@ -66,6 +66,10 @@ export interface ClusterOptions {
   readonly redisCredentials?: RedisCredentials;
   /** Seconds to keep trying an unreachable NATS or Redis, at start and mid-run, before failing (default 60). */
   readonly serviceTimeout?: number;
+  /** Workers the job's super-tiles are sized for (default 16; docs/ARCHITECTURE.md, "Super-tiles"). */
+  readonly workers?: number;
+  /** Neurons per side of a main tile's super-tile, rounded down to whole blocks (default: sized from `workers`, M and max_payload). */
+  readonly superTile?: number;
 }
 
 /** What every scoring entry point (`score`, `zoo`) takes besides its inputs and outputs. */
@@ -143,6 +147,8 @@ export interface ClusterSettings {
   readonly natsCredentials: NatsCredentials;
   readonly redisCredentials: RedisCredentials;
   readonly serviceTimeoutMs: number;
+  readonly workers: number;
+  readonly superTile: number | undefined;
 }
 
 /** RunOptions checked, with every default filled in. */
@@ -208,6 +214,8 @@ const CLUSTER_KEYS = [
   'natsCredentials',
   'redisCredentials',
   'serviceTimeout',
+  'workers',
+  'superTile',
 ] as const;
 
 const uint32 = 2 ** 32 - 1;
@@ -252,6 +260,8 @@ function clusterSettings(value: unknown): ClusterSettings {
     natsCredentials: natsCredentials('cluster.natsCredentials', o['natsCredentials']),
     redisCredentials: redisCredentials('cluster.redisCredentials', o['redisCredentials']),
     serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('cluster.serviceTimeout', v, 0.1, 86_400), 60) * 1000,
+    workers: optional(o['workers'], (v) => integer('cluster.workers', v, 1, 100_000), 16),
+    superTile: optional<number | undefined>(o['superTile'], (v) => integer('cluster.superTile', v, 1), undefined),
   };
 }
 

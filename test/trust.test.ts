@@ -90,6 +90,7 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
     m: 16,
     n: [70, 50],
     block: 16,
+    span: 1,
     tiles: 16,
     nulls: [{ permutations: 0, sample: 0, seed: 1 }],
   } as const;

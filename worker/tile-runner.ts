@@ -3,12 +3,26 @@
  * cluster worker run their tiles through here. It fetches the two operands
  * from the job's model sources (a null tile's sample block is gathered and
  * permuted once, then kept while the other model's blocks pass it), runs the
- * kernel, and returns the result with a main tile's constant flags.
+ * kernel, and returns the result with a main tile's constant flags. A
+ * super-tile (a main tile of several blocks a side, cluster runs) is split
+ * into kernel tiles across the pool and their results folded into one.
  */
 import { gatherSample } from '../shared/core/index.js';
-import { operands, type JobPlan, type JobTile, type ModelSource, type NullTile, type TileOutcome } from '../shared/job/index.js';
+import {
+  kernelTiles,
+  operands,
+  type JobPlan,
+  type JobTile,
+  type MainTile,
+  type ModelSource,
+  type NullTile,
+  type Operand,
+  type TileOutcome,
+} from '../shared/job/index.js';
+import { emptyTileResult, foldTileResult } from '../shared/tiles/index.js';
 import { GatherCache } from './gather-cache.js';
 import type { EmbeddedPool } from './pool.js';
+import { runTiles } from './run-tiles.js';
 
 /** Kernel keys promise "same rows block as another tile with this key": model and start, plus a per-job base (under 2^53). */
 const MODEL_KEY = 2 ** 32;
@@ -42,6 +56,40 @@ export class TileRunner {
   }
 
   async run(tile: JobTile): Promise<TileOutcome> {
+    if (tile.kind === 'main') {
+      const parts = kernelTiles(
+        this.plan,
+        tile,
+        this.sources.map((s) => s.cuts),
+      );
+      if (parts.length > 1) return this.runSuper(tile, parts);
+    }
+    return this.runKernel(tile);
+  }
+
+  /** A super-tile: its kernel tiles on the pool (two per thread in flight), folded into one result of its F range and G range. */
+  private async runSuper(tile: MainTile, parts: readonly MainTile[]): Promise<TileOutcome> {
+    const started = performance.now();
+    const result = emptyTileResult(tile.f.count, tile.g.count);
+    await runTiles(
+      parts,
+      (part) => this.runKernel(part),
+      (part, outcome) => foldTileResult(result, part.f.start - tile.f.start, part.g.start - tile.g.start, outcome.result),
+      { concurrency: 2 * this.pool.threads },
+    );
+    // Every block of the tile has been acquired, so its constant flags are final.
+    const { rows, cols } = operands(this.plan, tile);
+    return { result, constant: this.constantFlags(rows, cols), seconds: (performance.now() - started) / 1000 };
+  }
+
+  private constantFlags(rows: Operand, cols: Operand): Uint8Array {
+    const constant = new Uint8Array(rows.block.count + cols.block.count);
+    constant.set(this.sources[rows.model]!.model.constant.subarray(rows.block.start, rows.block.start + rows.block.count));
+    constant.set(this.sources[cols.model]!.model.constant.subarray(cols.block.start, cols.block.start + cols.block.count), rows.block.count);
+    return constant;
+  }
+
+  private async runKernel(tile: JobTile): Promise<TileOutcome> {
     const { rows, cols } = operands(this.plan, tile);
     const m = this.plan.models[rows.model]!.m;
     const rowSource = this.sources[rows.model]!;
@@ -63,11 +111,7 @@ export class TileRunner {
           fKey,
         });
         const seconds = (performance.now() - started) / 1000;
-        if (tile.kind === 'null') return { result, constant: null, seconds };
-        const constant = new Uint8Array(rows.block.count + cols.block.count);
-        constant.set(rowSource.model.constant.subarray(rows.block.start, rows.block.start + rows.block.count));
-        constant.set(colSource.model.constant.subarray(cols.block.start, cols.block.start + cols.block.count), rows.block.count);
-        return { result, constant, seconds };
+        return { result, constant: tile.kind === 'null' ? null : this.constantFlags(rows, cols), seconds };
       } finally {
         if (tile.kind === 'main') colSource.release(cols.block.start);
         else this.gathered.release(sampleKey(tile));

@@ -33,7 +33,7 @@ import type { ClusterSettings } from '../options.js';
 import { createProgress } from '../progress.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
-import { clusterBlock, inputRef, jobName, specDifferences } from './job-spec.js';
+import { clusterBlock, inputRef, jobName, specDifferences, superTileSpan } from './job-spec.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
@@ -161,9 +161,11 @@ export class ClusterCoordinator<R> {
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     const [f, g] = [models[pairs[0]!.f]!, models[pairs[0]!.g]!];
     const block = clusterBlock(f.m, f.n, g.n, maxPayload, s.tile);
+    const sizes = (model: typeof f) => model.layers.map((l) => l.count);
+    const span = superTileSpan({ m: f.m, f: sizes(f), g: sizes(g), block, maxPayload, workers: c.workers, superTile: c.superTile }, log);
     const cuts = planned.models.map((p) => (isShardPlan(p) ? p.manifest.shards.map((sh) => sh.first) : []));
     const nulls = pairNulls(s.null, models, pairs);
-    const plan = planJob(models, pairs, { block, nulls, cuts });
+    const plan = planJob(models, pairs, { block, span, nulls, cuts });
     const inputs = await Promise.all(s.paths.map((p) => inputRef(p, c.upload, nc, log)));
     const spec: JobSpec = {
       version: 3,
@@ -174,6 +176,7 @@ export class ClusterCoordinator<R> {
       m: f.m,
       n: models.map((m) => m.n),
       block,
+      span,
       tiles: plan.tiles.length,
       nulls,
     };

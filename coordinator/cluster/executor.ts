@@ -248,7 +248,9 @@ export class JetStreamExecutor implements TileExecutor {
       while (this.remaining.size > 0 && this.failure === null) {
         try {
           const consumer = await o.js.consumers.get(RESULT_STREAM, coordinatorConsumer(o.job));
-          this.current = await consumer.consume({ max_messages: 512, abort_on_missing_resource: true });
+          // Bounded in bytes: super-tile results are megabytes each, and 512 of them would sit in this process.
+          const maxBytes = Math.max(64 * 2 ** 20, 2 * (o.nc.info?.max_payload ?? 0));
+          this.current = await consumer.consume({ max_bytes: maxBytes, abort_on_missing_resource: true });
           if (this.failure !== null) this.current.stop();
           for await (const msg of this.current) {
             this.handle(msg, accept);

@@ -12,6 +12,7 @@ import { NULL_ROWS } from '../../shared/core/index.js';
 import { UsageError } from '../../shared/errors.js';
 import { defaultBlockSize } from '../../shared/tiles/index.js';
 import { uploadInput, type UploadLog } from '../../shared/nats/index.js';
+import type { Logger } from '../../shared/observe.js';
 
 /**
  * A cheap fingerprint of a set on a shared path: every file's relative path,
@@ -55,7 +56,7 @@ export function specDifferences(was: JobSpec, now: JobSpec, labels: readonly str
       samePlace ? `${side}'s files at ${describeRef(b)} changed since the job was started` : `${side} was ${describeRef(a)}, this run's is ${describeRef(b)}`,
     );
   });
-  const fields = ['pairs', 'options', 'nulls', 'block', 'm', 'n', 'tiles'] as const;
+  const fields = ['pairs', 'options', 'nulls', 'block', 'span', 'm', 'n', 'tiles'] as const;
   for (const field of fields) {
     if (JSON.stringify(was[field]) !== JSON.stringify(now[field]))
       out.push(`${field} was ${JSON.stringify(was[field])}, this run's is ${JSON.stringify(now[field])}`);
@@ -85,4 +86,87 @@ export function clusterBlock(m: number, nF: number, nG: number, maxPayload: numb
     return fits;
   }
   return block;
+}
+
+/** The largest super-tile side (neurons) whose result, F range + G range entries, fits `maxPayload`. */
+export function superTileLimit(maxPayload: number): number {
+  return Math.floor((maxPayload - 4096) / (2 * resultPayloadBytes(1, 0)));
+}
+
+/** Float32 FLOP/s of the fastest worker the sizing plans for: one GPU (bench/RESULTS.md, "Cluster"). */
+export const WORKER_FLOPS = 30e12;
+/** Result entries (neurons) per second one coordinator folds in, with room for its checkpoints: about half the rate measured by `npm run bench:coordinator`. */
+export const MERGE_RATE = 25e6;
+/** Seconds a super-tile computes at least on a WORKER_FLOPS worker: its messages (tile, result, ack; about 1 ms) then cost about 0.1%. */
+export const SUPER_TILE_SECONDS = 1;
+/** Super-tiles per worker at least, so the last ones balance across workers and a killed worker loses little. */
+export const SUPER_TILES_PER_WORKER = 8;
+
+export interface SuperTileInput {
+  readonly m: number;
+  /** Neurons of each layer of F, and of G. */
+  readonly f: readonly number[];
+  readonly g: readonly number[];
+  readonly block: number;
+  readonly maxPayload: number;
+  /** Workers the job is sized for. */
+  readonly workers: number;
+  /** A side in neurons chosen by the user, or undefined for the rule below. */
+  readonly superTile: number | undefined;
+}
+
+export interface SuperTileSize {
+  /** Blocks per side of a main tile. */
+  readonly span: number;
+  /** Result entries per second into the coordinator when `workers` workers run at WORKER_FLOPS. */
+  readonly inflow: number;
+}
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * The side of a super-tile, in blocks (README, "Super-tiles"). A super-tile
+ * lies within one layer of each model, so with sides of S neurons a layer
+ * of n neurons is cut into ceil(n / S) ranges, and the job's results carry
+ * nF · (G's ranges) + nG · (F's ranges) entries in all. W workers at R
+ * FLOP/s finish the job in 2·M·nF·nG / (W·R) s, so the coordinator's inflow
+ * is the first over the second: the span is the smallest that keeps it
+ * within MERGE_RATE, and that makes a super-tile compute for
+ * SUPER_TILE_SECONDS at least (2·M·S² / R). It is at most sqrt(nF·nG / (8·W)) neurons a side, so
+ * every worker gets 8 super-tiles or more (balance, and the work a killed
+ * worker loses), and at most what fits NATS's max_payload.
+ */
+export function superTileSize(o: SuperTileInput): SuperTileSize {
+  const limit = superTileLimit(o.maxPayload);
+  if (o.superTile !== undefined && o.superTile > limit) {
+    throw new UsageError(
+      (name) =>
+        `${name('cluster.superTile')} ${o.superTile} makes super-tile results larger than the NATS server's max_payload (${o.maxPayload} bytes); use ${name('cluster.superTile')} ${limit} or less, or raise max_payload`,
+    );
+  }
+  const [nF, nG] = [sum(o.f), sum(o.g)];
+  const seconds = (2 * o.m * nF * nG) / (o.workers * WORKER_FLOPS);
+  const ranges = (layers: readonly number[], span: number) => sum(layers.map((n) => Math.ceil(n / (span * o.block))));
+  const inflow = (span: number) => (nF * ranges(o.g, span) + nG * ranges(o.f, span)) / seconds;
+  if (o.superTile !== undefined) {
+    const span = Math.max(1, Math.floor(o.superTile / o.block));
+    return { span, inflow: inflow(span) };
+  }
+  const most = Math.max(1, Math.floor(Math.min(Math.sqrt((nF * nG) / (SUPER_TILES_PER_WORKER * o.workers)), limit) / o.block));
+  let span = Math.min(most, Math.ceil(Math.sqrt((SUPER_TILE_SECONDS * WORKER_FLOPS) / (2 * o.m)) / o.block));
+  while (span < most && inflow(span) > MERGE_RATE) span++;
+  return { span, inflow: inflow(span) };
+}
+
+/** superTileSize's span, logged with the inflow it expects; a warning when max_payload stops it short of the merge rate. */
+export function superTileSpan(o: SuperTileInput, log: Logger): number {
+  const { span, inflow } = superTileSize(o);
+  log.info({ block: o.block, span, superTile: span * o.block, workers: o.workers, inflow: Math.round(inflow) }, 'planned');
+  // Only max_payload is worth a warning: a job too small to balance larger super-tiles over its workers is short anyway.
+  if (o.superTile === undefined && inflow > MERGE_RATE && (span + 1) * o.block > superTileLimit(o.maxPayload))
+    log.warn(
+      { inflow: Math.round(inflow), mergeRate: MERGE_RATE, maxPayload: o.maxPayload },
+      `${o.workers} GPU workers would send more results than one coordinator merges: raise the NATS server's max_payload so super-tiles can grow`,
+    );
+  return span;
 }

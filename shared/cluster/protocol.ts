@@ -67,6 +67,8 @@ export interface JobSpec {
   /** Neurons of each model. */
   readonly n: readonly number[];
   readonly block: number;
+  /** Blocks per side of a main tile: above 1, main tiles are super-tiles that workers split (JobPlanOptions.span). */
+  readonly span: number;
   /** Tiles in the plan, main and null. */
   readonly tiles: number;
   /** Each pair's permutation null, with its sample size resolved (permutations 0: none). */

@@ -41,14 +41,24 @@ export interface JobPlan {
   /** Each model's layout (no values): layers, sizes, depths. */
   readonly models: readonly Model[];
   readonly pairs: readonly PairPlan[];
-  /** Neurons per block. */
+  /** Neurons per block: the side of a kernel tile. */
   readonly block: number;
+  /** Blocks per side of a main tile (a super-tile when above 1, see planJob). */
+  readonly span: number;
   /** Every tile; a tile's id is its position here. */
   readonly tiles: readonly JobTile[];
 }
 
 export interface JobPlanOptions {
   readonly block: number;
+  /**
+   * Blocks per side of a main tile (default 1). Cluster runs make main tiles
+   * of up to span x block neurons a side, each within one layer of each
+   * model (so one depth penalty holds across it): a worker splits such a
+   * super-tile into kernel tiles of `block` (kernelTiles) and folds their
+   * results into one. Null tiles are not grouped.
+   */
+  readonly span?: number;
   /** Each pair's permutation null (permutations 0: none), see pairNulls. */
   readonly nulls: readonly NullOptions[];
   /** Per model, where blocks must be cut (shard starts of a shard set; none for other sets). */
@@ -61,9 +71,11 @@ export interface JobPlanOptions {
  */
 export function planJob(models: readonly Model[], pairs: readonly JobPairInput[], options: JobPlanOptions): JobPlan {
   const cuts = (model: number) => options.cuts?.[model] ?? [];
+  const span = options.span ?? 1;
+  if (!Number.isInteger(span) || span < 1) throw new RangeError(`span must be a positive integer, got ${span}`);
   const tiles: JobTile[] = [];
   pairs.forEach((pair, index) => {
-    const blocks = (model: number) => splitBlocks(models[model]!.layers, options.block, cuts(model));
+    const blocks = (model: number) => splitBlocks(models[model]!.layers, options.block * span, cuts(model));
     for (const t of planTiles(blocks(pair.f), blocks(pair.g))) tiles.push({ kind: 'main', id: tiles.length, pair: index, f: t.f, g: t.g });
   });
   const planned = pairs.map((pair, index): PairPlan => {
@@ -73,7 +85,22 @@ export function planJob(models: readonly Model[], pairs: readonly JobPairInput[]
     for (const work of plan.work) tiles.push({ kind: 'null', id: tiles.length, pair: index, ...work });
     return { ...pair, null: plan };
   });
-  return { models, pairs: planned, block: options.block, tiles };
+  return { models, pairs: planned, block: options.block, span, tiles };
+}
+
+/**
+ * A main tile's kernel tiles, F-major: its F and G ranges cut into blocks
+ * of `plan.block` and at `cuts` (each model's shard starts), as a plan of
+ * span 1 cuts them. A tile of one block a side is its own kernel tile.
+ */
+export function kernelTiles(plan: JobPlan, tile: MainTile, cuts: readonly (readonly number[])[]): MainTile[] {
+  const pair = plan.pairs[tile.pair]!;
+  const split = (b: Block, model: number) =>
+    splitBlocks([{ start: b.start, count: b.count }], plan.block, cuts[model] ?? []).map((k) => ({ ...k, layer: b.layer }));
+  const fs = split(tile.f, pair.f);
+  const gs = split(tile.g, pair.g);
+  if (fs.length === 1 && gs.length === 1) return [tile];
+  return fs.flatMap((f) => gs.map((g): MainTile => ({ kind: 'main', id: tile.id, pair: tile.pair, f, g })));
 }
 
 const NO_NULL: NullOptions = { permutations: 0, sample: 0, seed: 0 };

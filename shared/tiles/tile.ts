@@ -80,3 +80,36 @@ export function tileResultView(buffer: ArrayBuffer, nf: number, ng: number, byte
 export function allocTileResult(nf: number, ng: number): TileResult {
   return tileResultView(new ArrayBuffer(tileResultBytes(nf, ng)), nf, ng);
 }
+
+/** An empty result to fold into: every best -1 and every partner 0xffffffff, as the reduction starts. */
+export function emptyTileResult(nf: number, ng: number): TileResult {
+  const result = allocTileResult(nf, ng);
+  result.rowBest.fill(-1);
+  result.colBest.fill(-1);
+  result.rowArg.fill(0xffffffff);
+  result.colArg.fill(0xffffffff);
+  return result;
+}
+
+/**
+ * Folds a kernel tile's result into a larger tile's (a super-tile of the
+ * same layer pair): its rows start `rowOffset` into `into`'s rows, its
+ * columns `colOffset` into its columns. Larger |rho| wins, then the smaller
+ * partner: the reduction's rule, so the fold's order does not matter.
+ */
+export function foldTileResult(into: TileResult, rowOffset: number, colOffset: number, part: TileResult): void {
+  foldBests(into.rowBest, into.rowArg, rowOffset, part.rowBest, part.rowArg);
+  foldBests(into.colBest, into.colArg, colOffset, part.colBest, part.colArg);
+}
+
+function foldBests(best: Float64Array, arg: Uint32Array, offset: number, bests: Float64Array, args: Uint32Array): void {
+  for (let k = 0; k < bests.length; k++) {
+    const i = offset + k;
+    const b = bests[k]!;
+    const a = args[k]!;
+    if (b > best[i]! || (b === best[i]! && a < arg[i]!)) {
+      best[i] = b;
+      arg[i] = a;
+    }
+  }
+}

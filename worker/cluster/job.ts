@@ -53,7 +53,7 @@ export async function openJob(nc: NatsConnection, spec: JobSpec, pool: EmbeddedP
   const plan = planJob(
     sources.map((s) => s.model),
     spec.pairs,
-    { block: spec.block, nulls: spec.nulls, cuts: sources.map((s) => s.cuts) },
+    { block: spec.block, span: spec.span, nulls: spec.nulls, cuts: sources.map((s) => s.cuts) },
   );
   if (plan.tiles.length !== spec.tiles) throw new InternalError(`job ${spec.job}: this worker plans ${plan.tiles.length} tiles, the coordinator ${spec.tiles}`);
   return { spec, plan, sources, runner: new TileRunner(pool, plan, sources, options.keyBase), bytes: sources.reduce((sum, s) => sum + s.bytes, 0) };

@@ -1,0 +1,145 @@
+/**
+ * Super-tiles in cluster mode against real servers: a coordinator and
+ * workers as OS processes, main tiles of several kernel tiles a side that
+ * each worker splits across its pool and folds into one result. Every run
+ * must give the embedded run's score bit for bit, a killed worker included.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { jobKeys } from '../dist/shared/cluster/index.js';
+import { ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
+import { genModel, latents, writeNpyDir } from './helpers/models.js';
+import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
+const latent = latents(81, 24, 3);
+// Ties (duplicates), constant neurons, a conv-shaped layer and one-neuron layers.
+const F = genModel(82, { m: 24, layers: [[100], [4, 5, 5], [1], [60]], latent, constants: 0.05, duplicates: 0.1 });
+const G = genModel(83, { m: 24, layers: [[120], [80], [1]], latent, duplicates: 0.1, constants: 0.05 });
+const fDir = writeNpyDir(F);
+const gDir = writeNpyDir(G);
+const TILE = 16;
+const NULL = ['--null', '2', '--null-sample', '40'];
+
+interface Report {
+  scores: unknown;
+  layers: unknown;
+  constant: unknown;
+  null: { scores: unknown } | null;
+  cluster: { workers: string[]; redelivered: number };
+}
+
+let nats: NatsServer;
+let redisServer: RedisServer;
+let redis: Redis;
+let reference: Report;
+let counter = 0;
+
+beforeAll(async () => {
+  [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
+  redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  const r = spawnSync(process.execPath, [BIN, 'score', fDir, gDir, '--json', '--no-progress', ...NULL], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  reference = JSON.parse(r.stdout) as Report;
+});
+
+afterEach(killAll);
+
+afterAll(async () => {
+  redis.disconnect();
+  await killAll();
+  await stopAllServers();
+});
+
+function coordinator(superTile: number, extra: string[] = []): { c: CliProcess; job: string; prefix: string } {
+  counter++;
+  const [job, prefix] = [`super-${process.pid}-${counter}`, `nc-super-${process.pid}-${counter}`];
+  const c = spawnCli([
+    'score',
+    fDir,
+    gDir,
+    '--nats',
+    nats.url,
+    '--redis',
+    redisServer.url,
+    '--job',
+    job,
+    '--prefix',
+    prefix,
+    '--tile',
+    String(TILE),
+    '--super-tile',
+    String(superTile),
+    '--json',
+    '--no-progress',
+    '--ack-wait',
+    '1',
+    '--checkpoint-tiles',
+    '4',
+    '--checkpoint-seconds',
+    '0.3',
+    '--lease',
+    '2',
+    ...NULL,
+    ...extra,
+  ]);
+  return { c, job, prefix };
+}
+
+async function finished(c: CliProcess): Promise<Report> {
+  const code = await c.exited;
+  expect(code, c.stderr()).toBe(0);
+  return JSON.parse(c.stdout()) as Report;
+}
+
+function expectExact(report: Report): void {
+  expect(report.scores).toEqual(reference.scores);
+  expect(report.layers).toEqual(reference.layers);
+  expect(report.constant).toEqual(reference.constant);
+  expect(report.null?.scores).toEqual(reference.null?.scores);
+}
+
+async function workers(n: number, env: Record<string, string> = {}): Promise<CliProcess[]> {
+  const list = Array.from({ length: n }, () => startWorker(nats.url, env, ['--threads', '2']));
+  await Promise.all(list.map((w) => ready(w)));
+  return list;
+}
+
+describe('cluster runs with super-tiles', () => {
+  for (const [superTile, n] of [
+    [32, 1],
+    [80, 2],
+    [40_000, 1],
+    [40_000, 2],
+  ] as const) {
+    it(`super-tiles of ${superTile} neurons (${Math.floor(superTile / TILE)} blocks a side, within a layer pair), ${n} worker(s): the embedded score bit for bit`, async () => {
+      await workers(n);
+      const { c } = coordinator(superTile);
+      const report = await finished(c);
+      expectExact(report);
+      expect(report.cluster.workers).toHaveLength(n);
+      expect(c.stderr()).toContain(`"span":${Math.floor(superTile / TILE)}`);
+    });
+  }
+
+  it('a worker SIGKILLed in the middle of a super-tile: it is redelivered and the score is exact', async () => {
+    // The victim holds each super-tile 2 s before computing it, so the kill always lands mid-tile.
+    const [[victim]] = await Promise.all([workers(1, { NEUROCORR_WORKER_FAULT: 'slow:2000' }), workers(1, { NEUROCORR_WORKER_FAULT: 'slow:60' })]);
+    const { c, job, prefix } = coordinator(48);
+    await waitFor('the first checkpoint', async () => Number((await redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0) >= 4);
+    victim!.kill('SIGKILL');
+    const report = await finished(c);
+    expectExact(report);
+    expect(report.cluster.redelivered).toBeGreaterThan(0);
+  });
+
+  it('a --super-tile whose results would not fit max_payload exits 2, naming the largest that fits', async () => {
+    const { c } = coordinator(50_000);
+    expect(await c.exited).toBe(2);
+    expect(c.stderr()).toMatch(
+      /--super-tile 50000 makes super-tile results larger than the NATS server's max_payload \(\d+ bytes\); use --super-tile \d+ or less/,
+    );
+  });
+});
