@@ -412,15 +412,15 @@ function section(rows: readonly Row[], window: number): string {
   return [
     `### Simulated: one coordinator under 16 GPU workers, ResNet-152 vs ResNet-152`,
     '',
-    `Produced by \`npm run bench:coordinator\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}) shared by the coordinator, the simulated workers, nats-server and redis-server (and, while this ran, other work on the machine). ${n.toLocaleString('en-US')} neurons per model (ResNet-152 block outputs at 224 px, \`neurocorr synth --arch resnet152\`), the full size. The coordinator is the real one in its own process, with its defaults (\`--workers 16\`, super-tiles sized by its rule, and each M run twice: checkpoints as shipped, every 256 tiles or 5 s, and checkpoints off during the window, for the merge path alone), Redis's proto-max-bulk-len raised to 4 GB (a full checkpoint of this pair, 0.92 GB, is over its default 512 MB), given the job as the models' layouts alone: layout-only model plans, no activation files. nats-server runs with \`max_payload: 8MB\`. Simulated workers pull the real tile messages, hold each for the time a 30 TFLOP/s GPU takes on it (2·M·pairs / 30e12 s, 16 GPUs, 2 tiles in flight each), and publish correctly shaped results; they skip the arithmetic. Each M runs ${window} s of steady state after the first merge and a warm-up; the job itself is not run to its end.`,
+    `Produced by \`npm run bench:coordinator\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}) shared by the coordinator, the simulated workers, nats-server and redis-server (and, while this ran, other work on the machine). ${n.toLocaleString('en-US')} neurons per model (ResNet-152 block outputs at 224 px, \`neurocorr synth --arch resnet152\`), the full size. The coordinator is the real one in its own process, with its defaults (\`--workers 16\`, super-tiles sized by its rule, and each M run twice: checkpoints as shipped, every 256 tiles or 5 s, and checkpoints off during the window, for the merge path alone), incremental checkpoints (chunks of 65,536 neurons merged into since the last one), given the job as the models' layouts alone: layout-only model plans, no activation files. nats-server runs with \`max_payload: 8MB\`. Simulated workers pull the real tile messages, hold each for the time a 30 TFLOP/s GPU takes on it (2·M·pairs / 30e12 s, 16 GPUs, 2 tiles in flight each), and publish correctly shaped results; they skip the arithmetic. Each M runs ${window} s of steady state after the first merge and a warm-up; the job itself is not run to its end.`,
     '',
-    '| M | checkpoints | super-tile side | super-tiles | GPU rate (Tpairs/s) | offered | merged, sustained? | merges/s | entries/s | results into NATS | NATS msgs/s (tiles + results) | coordinator CPU (of one core) | coordinator RSS | checkpoints in window x Redis write | longest stall (encode) | into Redis | job, 16 GPUs | job, coordinator alone | job, extrapolated |',
+    '| M | checkpoints | super-tile side | super-tiles | GPU rate (Tpairs/s) | offered | merged, sustained? | merges/s | entries/s | results into NATS | NATS msgs/s (tiles + results) | coordinator CPU (of one core) | coordinator RSS | checkpoints in window x Redis write | longest stall | into Redis | job, 16 GPUs | job, coordinator alone | job, extrapolated |',
     '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...table,
     '',
     '- "offered" is what the simulated workers published (they share the cores too, so they may fall short of the GPU rate); "merged" is what the coordinator folded into its reduction, counted in `JobProgress.merge`. "job, coordinator alone" is the coordinator\'s CPU seconds per merged pair times the job\'s pairs: the job time one coordinator allows with infinitely fast workers, checkpoints included. "job, extrapolated" is the job\'s pairs over the merged rate, or the GPUs\' time if longer.',
     ...verdicts(rows),
-    '- Checkpoints: the count completed in the window and the mean time of the Redis write (`JobStore.save`); "longest stall" is the longest the coordinator\'s event loop was blocked (encoding a full checkpoint, about 33 bytes per neuron, is its longest synchronous step); "into Redis" is Redis\'s network input over the window, almost all of it checkpoints. Re-run this after a change to checkpoints to compare.',
+    '- Checkpoints: the count completed in the window and the mean time of the Redis write (`JobStore.save`); "longest stall" is the longest the coordinator\'s event loop was blocked (a checkpoint encodes its chunks in batches of at most 32 MB, so no step blocks it for long); "into Redis" is Redis\'s network input over the window, almost all of it checkpoints. Re-run this after a change to checkpoints to compare.',
     '',
   ].join('\n');
 }
@@ -436,8 +436,6 @@ async function main(): Promise<void> {
   const warmup = quick ? 3 : 8;
   const [nats, redisServer] = await Promise.all([startNats({ config: [`max_payload: ${MAX_PAYLOAD}`] }), startRedis()]);
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  // A full checkpoint of this pair is about 0.92 GB, above Redis's default 512 MB limit on one value (proto-max-bulk-len).
-  await redis.config('SET', 'proto-max-bulk-len', String(4 * 2 ** 30));
   try {
     const rows: Row[] = [];
     const ms = flag('--m')?.split(',').map(Number) ?? MS;
