@@ -20,6 +20,10 @@ export interface ModelSource {
   readonly bytes: number;
   /** Shard reads, for shard sets; null for a model held whole. */
   readonly stats: StreamStats | null;
+  /** The shard stream of a shard set, for an out-of-core schedule to drive; null for a model held whole. */
+  readonly stream: ShardStream | null;
+  /** A kept copy of row `i` (see ShardStream.keep), or null: read it through acquire then. */
+  row(i: number): Float32Array | null;
   /**
    * Reads and standardizes every layer (nothing to do for a shard set),
    * calling `between` after each so long loads can report liveness.
@@ -46,6 +50,8 @@ export function openSource(path: string, plan: ModelPlan, options: SourceOptions
       release: (start) => stream.release(start),
       bytes: options.budget,
       stats: stream.stats,
+      stream,
+      row: (i) => stream.row(i),
       load: async () => undefined,
       ready: async () => undefined,
     };
@@ -62,6 +68,8 @@ export function openSource(path: string, plan: ModelPlan, options: SourceOptions
     release: () => undefined,
     bytes: z.byteLength,
     stats: null,
+    stream: null,
+    row: () => null,
     load(between) {
       loading ??= (async () => {
         try {
@@ -92,6 +100,8 @@ export function memorySource(model: Model): ModelSource {
     release: () => undefined,
     bytes: z.byteLength,
     stats: null,
+    stream: null,
+    row: () => null,
     load: async () => undefined,
     ready: async () => undefined,
   };
