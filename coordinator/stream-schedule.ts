@@ -8,6 +8,7 @@
  */
 import { outOfCoreSchedule, type JobPlan, type JobTile, type ModelSource, type StreamedSide } from '../shared/job/index.js';
 import type { ShardStream } from '../shared/formats/index.js';
+import { deferred } from '../shared/deferred.js';
 
 /** Bytes of one side's kept null sample at most (beyond --memory, like the gathered samples of worker/tile-runner.ts). */
 export const KEEP_BUDGET = 32 * 1024 * 1024;
@@ -60,7 +61,10 @@ export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[]): 
     groups.forEach((tiles, g) => {
       for (const tile of tiles) groupOf.set(tile.id, { pass: p, group: g });
     });
-    void Promise.all(groupDone[p]!.map((d) => d.promise)).then(() => passDone[p]!.resolve(), () => undefined);
+    void Promise.all(groupDone[p]!.map((d) => d.promise)).then(
+      () => passDone[p]!.resolve(),
+      () => undefined,
+    );
   });
   const started: Promise<void>[] = [];
   const start = (p: number): Promise<void> => {
@@ -100,22 +104,4 @@ export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[]): 
     },
     info: { resident: schedule.resident, passes: schedule.passes.length, planned: schedule.planned, lowerBound: schedule.lowerBound },
   };
-}
-
-interface Deferred {
-  readonly promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Only gates wait on these; after an abort the run's own error is what is raised.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }

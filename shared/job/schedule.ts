@@ -177,5 +177,13 @@ export function outOfCoreSchedule(plan: JobPlan, input: ScheduleInput): Schedule
     if (against !== undefined) groups.push(against);
     passes.push({ hold: chosen.ranges === null ? null : range, groups });
   });
-  return { resident, passes, tail, prefetch, arena: chosen.arena, planned: chosen.planned, lowerBound: Math.min(lowerBound('F', input), lowerBound('G', input)) };
+  return {
+    resident,
+    passes,
+    tail,
+    prefetch,
+    arena: chosen.arena,
+    planned: chosen.planned,
+    lowerBound: Math.min(lowerBound('F', input), lowerBound('G', input)),
+  };
 }

@@ -7,6 +7,7 @@
  */
 import type { Model } from '../core/index.js';
 import { isShardPlan, ShardStream, type Allocate, type ModelPlan, type StreamStats } from '../formats/index.js';
+import { deferred } from '../deferred.js';
 
 export interface ModelSource {
   /** The model's layout; its `constant` flags are final for a block once the block has been acquired. */
@@ -105,22 +106,4 @@ export function memorySource(model: Model): ModelSource {
     load: async () => undefined,
     ready: async () => undefined,
   };
-}
-
-interface Deferred {
-  readonly promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Rejections are seen through load(); this keeps a layer no tile waited for from raising an unhandled rejection.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }
