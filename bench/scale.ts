@@ -146,6 +146,7 @@ function main(): void {
     '',
     'A GPU worker runs the same tiles through the tfjs kernel; at a sustained 20-50 TFLOP/s float32 per GPU, 16 GPUs are about 30-80x the 256-core figure. At M = 10 the work is dominated by the max/argmax reduction rather than FLOPs, so the M = 10 rows are optimistic for GPUs and about right for the fused CPU kernel.',
     '',
+    '',
   ].join('\n');
   process.stdout.write(`${section}\n`);
   const out = join(ROOT, 'bench', 'RESULTS.md');

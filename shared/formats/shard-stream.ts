@@ -22,7 +22,7 @@ export interface StreamStats {
   peakBytes: number;
 }
 
-/** Shard `index` of the set: the one `[first, end)` neuron range it holds in a held range. */
+/** The resident range: shards [first, end) of the set, and where each one goes in the arena. */
 interface Held {
   readonly first: number;
   readonly end: number;
