@@ -27,6 +27,7 @@ import type { AddonOptions } from '../worker/native/addon.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
 import { TileRunner } from '../worker/tile-runner.js';
 import { runTiles } from '../worker/run-tiles.js';
+import { streamSchedule } from './stream-schedule.js';
 import { jobThreads } from './threads.js';
 
 /** The tile executor of embedded runs: the local pool, a few tiles in flight per thread. */
@@ -38,16 +39,17 @@ export class LocalExecutor implements TileExecutor {
       /** Holds a tile back until its inputs are ready. */
       readonly gate?: (tile: JobTile) => Promise<unknown>;
       readonly onTile?: (done: number, tile: JobTile) => void;
+      readonly onFailure?: (error: unknown) => void;
     },
   ) {}
 
   execute(tiles: readonly JobTile[], accept: Accept): Promise<void> {
-    const { concurrency, gate, onTile } = this.options;
+    const { concurrency, gate, onTile, onFailure } = this.options;
     return runTiles(
       tiles,
       (tile: JobTile) => this.runner.run(tile),
       (tile: JobTile, outcome: TileOutcome) => void accept(tile, outcome),
-      { concurrency, ...(gate ? { gate } : {}), ...(onTile ? { onTile } : {}) },
+      { concurrency, ...(gate ? { gate } : {}), ...(onTile ? { onTile } : {}), ...(onFailure ? { onFailure } : {}) },
     );
   }
 }
@@ -122,32 +124,45 @@ export async function runEmbedded(
     );
     const progress = new JobProgress(plan);
     options.onStart?.({ kernel, plan, threads, progress });
-    const gate = (tile: JobTile): Promise<unknown> => {
+    const schedule = options.order ? null : streamSchedule(plan, sources);
+    const inputs = (tile: JobTile): Promise<unknown> => {
       const { rows, cols } = operands(plan, tile);
       if (tile.kind === 'null') return Promise.all([loaded.model(rows.model), loaded.model(cols.model)]);
       return Promise.all([sources[rows.model]!.ready(rows.block.layer), sources[cols.model]!.ready(cols.block.layer)]);
     };
     const executor = new LocalExecutor(new TileRunner(pool, plan, sources), {
       concurrency: threads * 2,
-      gate,
+      gate: schedule ? (tile) => schedule.gate(tile).then(() => inputs(tile)) : inputs,
       ...(options.onTile ? { onTile: options.onTile } : {}),
+      ...(schedule ? { onFailure: (error: unknown) => schedule.abort(error) } : {}),
     });
     // The null's tiles come after the main job's in the plan, so its time is what the run took after the last main
     // tile was done (a tile's own seconds include its wait in the pool's queue, which differs between the two).
+    // Under an out-of-core schedule they ride along with the passes, so this is only what ran after the last main tile.
     let mainDone = performance.now();
     let nullTiles = 0;
-    const tiles = options.order ? options.order([...plan.tiles]) : plan.tiles;
+    const tiles = options.order ? options.order([...plan.tiles]) : (schedule?.tiles ?? plan.tiles);
     await Promise.all([
       loaded.all,
       executor.execute(tiles, (tile, outcome) => {
         if (tile.kind === 'main') mainDone = performance.now();
         else nullTiles++;
-        return progress.merge(tile, outcome.result, outcome.constant);
+        const merged = progress.merge(tile, outcome.result, outcome.constant);
+        schedule?.done(tile);
+        return merged;
       }),
     ]);
     const nullSeconds = nullTiles > 0 ? Math.max(0, performance.now() - mainDone) / 1000 : 0;
     const stats = [sources[first.f]!.stats, sources[first.g]!.stats];
-    const io = stats.some((s) => s !== null) ? { F: stats[0] ?? null, G: stats[1] ?? null, memory: options.memory ?? 0 } : null;
+    const io: IoInfo | null = stats.some((s) => s !== null)
+      ? {
+          F: stats[0] ?? null,
+          G: stats[1] ?? null,
+          memory: options.memory ?? 0,
+          bytesRead: (stats[0]?.bytesRead ?? 0) + (stats[1]?.bytesRead ?? 0),
+          schedule: schedule?.info ?? null,
+        }
+      : null;
     return { progress, kernel, threads, io, nullSeconds };
   } finally {
     await pool.destroy();

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { scaledShape } from '../dist/coordinator/plan-tiles.js';
 import { fillUntimed, kernelTime, shapeClasses } from '../dist/coordinator/plan-cost.js';
 import { planPair } from '../dist/shared/formats/index.js';
-import { operands, planJob, type JobPlan } from '../dist/shared/job/index.js';
+import { operands, outOfCoreSchedule, planJob, type JobPlan, type StreamedSide } from '../dist/shared/job/index.js';
 import { genModel, writeNpyDir } from './helpers/models.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
@@ -137,5 +137,78 @@ describe('plan: the time estimate', () => {
     const wide = scaledShape(128, 128, 50176, 1e8);
     expect([wide.rows, wide.cols]).toEqual([96, 96]);
     expect(wide.m).toBeLessThan(50176);
+  });
+});
+
+describe('out-of-core schedule', () => {
+  const pair = planPair(F, G, PAIR);
+  const models = [pair.f.skeleton(), pair.g.skeleton()];
+  // Shards of 40 neurons (fewer at a layer's end), 100 bytes of file per neuron.
+  const sideOf = (n: number, layers: readonly { start: number; count: number }[]): StreamedSide => {
+    const shards = layers.flatMap((l) =>
+      Array.from({ length: Math.ceil(l.count / 40) }, (_, i) => ({
+        first: l.start + i * 40,
+        count: Math.min(40, l.count - i * 40),
+        bytes: 100 * Math.min(40, l.count - i * 40),
+      })),
+    );
+    expect(shards.reduce((sum, s) => sum + s.count, 0)).toBe(n);
+    return { shards, m: 16, bufferBytes: 40 * 16 * 4 };
+  };
+  const f = sideOf(models[0]!.n, models[0]!.layers);
+  const g = sideOf(models[1]!.n, models[1]!.layers);
+  const job = planJob(models, [{ f: 0, g: 1 }], {
+    block: 16,
+    nulls: [{ permutations: 2, sample: 30, seed: 4 }],
+    cuts: [f.shards.map((s) => s.first), g.shards.map((s) => s.first)],
+  });
+
+  it('runs every tile of the plan once, ids unchanged, a resident range per pass and one streamed shard per group', () => {
+    const memory = 6 * 2560;
+    for (const [fSide, gSide, keepSamples] of [
+      [f, g, true],
+      [f, g, false],
+      [f, null, true],
+      [null, g, true],
+    ] as const) {
+      const s = outOfCoreSchedule(job, { f: fSide, g: gSide, memory, keepSamples })!;
+      const order = [...s.passes.flatMap((p) => p.groups.flat()), ...s.tail];
+      expect(order.map((t) => t.id).sort((a, b) => a - b)).toEqual(job.tiles.map((t) => t.id));
+      for (const tile of order) expect(tile).toBe(job.tiles[tile.id]);
+      expect(s.tail.length).toBe(keepSamples ? 0 : job.tiles.filter((t) => t.kind === 'null').length);
+      expect(s.lowerBound).toBeLessThanOrEqual(s.planned);
+      const held = s.resident === 'F' ? fSide : gSide;
+      const streamed = s.resident === 'F' ? gSide : fSide;
+      const shardOf = (side: StreamedSide, start: number) => side.shards.findLastIndex((x) => x.first <= start);
+      if (held !== null) {
+        // Ranges follow one another and cover the resident side; each fits beside a window of two streamed buffers.
+        expect(s.passes.map((p) => p.hold![0])).toEqual([0, ...s.passes.slice(0, -1).map((p) => p.hold![1])]);
+        expect(s.passes.at(-1)!.hold![1]).toBe(held.shards.length);
+        expect(s.arena).toBeLessThanOrEqual(memory - (streamed === null ? 0 : 2 * streamed.bufferBytes));
+      }
+      s.passes.forEach((p, r) => {
+        for (const group of p.groups) {
+          const streamedShards = new Set<number>();
+          for (const tile of group) {
+            const resident = tile.kind === 'main' ? (s.resident === 'F' ? tile.f : tile.g) : null;
+            const other = tile.kind === 'main' ? (s.resident === 'F' ? tile.g : tile.f) : tile.other;
+            if (resident !== null && held !== null) {
+              const k = shardOf(held, resident.start);
+              expect(k >= p.hold![0] && k < p.hold![1]).toBe(true);
+            }
+            const againstResident = tile.kind === 'null' && tile.side === (s.resident === 'F' ? 1 : 0);
+            if (streamed !== null && !againstResident) streamedShards.add(shardOf(streamed, other.start));
+          }
+          expect(streamedShards.size).toBeLessThanOrEqual(1);
+        }
+        // The null's tiles against the streamed side ride in the last pass only.
+        if (r < s.passes.length - 1) expect(p.groups.flat().some((t) => t.kind === 'null' && t.side === (s.resident === 'F' ? 0 : 1))).toBe(false);
+      });
+      if (fSide !== null && gSide !== null) {
+        expect(s.passes.length).toBeGreaterThan(1);
+        expect(s.planned).toBe(f.shards.reduce((a, x) => a + x.bytes, 0) + s.passes.length * g.shards.reduce((a, x) => a + x.bytes, 0));
+      }
+    }
+    expect(outOfCoreSchedule(job, { f: null, g: null, memory: 1 << 20, keepSamples: true })).toBeNull();
   });
 });

@@ -98,6 +98,70 @@ describe('prepare -> score', () => {
     }
   });
 
+  it('runs out of core near the I/O lower bound, with the bits of the in-memory run and the cache within budget', async () => {
+    const dir = scratch();
+    prepare({ input: fDir, out: join(dir, 'F'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });
+    prepare({ input: gDir, out: join(dir, 'G'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 5, ...quiet });
+    const shardCount = (set: string) => JSON.parse(readFileSync(join(dir, set, 'manifest.json'), 'utf8')).shards.length as number;
+    const nul = { permutations: 3, sample: 20, seed: 5 };
+    const options = { kernel: 'native' as const, threads: 2, tile: 4, null: nul };
+    const outcome = (r: Awaited<ReturnType<typeof runPair>>) =>
+      JSON.stringify({
+        scores: r.report.scores,
+        // The null's tiles are cut at shard starts, so only their number differs from an in-memory run.
+        null: { ...r.report.null, seconds: 0, tiles: 0 },
+        state: [r.reduction.forward, r.reduction.backward].flatMap((s) => [s.best, s.arg, s.pen, s.penArg].map((a) => Array.from(a))),
+      });
+    const direct = outcome(await runPair(fDir, gDir, options));
+    // 3000 bytes: G's window takes two 480-byte buffers, so F's ranges hold three 576-byte shards: several passes.
+    const memory = 3000;
+    for (const [f, g] of [
+      [join(dir, 'F'), join(dir, 'G')],
+      [join(dir, 'F'), gDir],
+      [fDir, join(dir, 'G')],
+    ] as const) {
+      const run = await runPair(f, g, { ...options, memory });
+      expect(outcome(run), `${f} x ${g}`).toBe(direct);
+      const io = run.io!;
+      const schedule = io.schedule!;
+      expect(schedule.resident).toBe('F');
+      expect(io.bytesRead).toBe((io.F?.bytesRead ?? 0) + (io.G?.bytesRead ?? 0));
+      expect(io.bytesRead).toBeLessThanOrEqual(schedule.planned);
+      expect(io.bytesRead).toBeLessThanOrEqual(1.5 * schedule.lowerBound);
+      expect((io.F?.peakBytes ?? 0) + (io.G?.peakBytes ?? 0)).toBeLessThanOrEqual(memory);
+      if (io.F !== null && io.G !== null) {
+        expect(schedule.passes).toBeGreaterThan(2);
+        // F is read once; G once per pass, less the shards a pass starts on that the previous one ended on.
+        expect(io.F.loads).toBe(shardCount('F'));
+        expect(io.G.loads).toBeLessThan(schedule.passes * shardCount('G'));
+      } else {
+        // One side streams: it is read once, the null's samples included.
+        expect((io.F ?? io.G)!.loads).toBe(shardCount(io.F ? 'F' : 'G'));
+      }
+    }
+  });
+
+  it('holds the smaller side resident when that reads less, with the same bits', async () => {
+    const dir = scratch();
+    const big = genModel(41, { m: 24, layers: [[40], [30]], latent, constants: 0.05 });
+    const small = genModel(42, { m: 24, layers: [[9]], latent });
+    const [bigDir, smallDir] = [writeNpyDir(big), writeNpyDir(small)];
+    prepare({ input: bigDir, out: join(dir, 'F'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 5, ...quiet });
+    prepare({ input: smallDir, out: join(dir, 'G'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 3, ...quiet });
+    const options = { kernel: 'native' as const, threads: 2, tile: 3, null: { permutations: 2, sample: 8, seed: 3 } };
+    const direct = await runPair(bigDir, smallDir, options);
+    // 9 x 24 x 4 = 864 bytes of G fit beside two of F's 480-byte window buffers; F's 70 neurons would take many passes.
+    const run = await runPair(join(dir, 'F'), join(dir, 'G'), { ...options, memory: 2000 });
+    expect(run.io!.schedule!.resident).toBe('G');
+    expect(run.io!.schedule!.passes).toBe(1);
+    expect(run.io!.G!.loads).toBe(3);
+    expect(run.io!.F!.loads).toBe(14);
+    expect(run.report.scores).toEqual(direct.report.scores);
+    expect({ ...run.report.null, seconds: 0, tiles: 0 }).toEqual({ ...direct.report.null, seconds: 0, tiles: 0 });
+    expect([...run.reduction.forward.best]).toEqual([...direct.reduction.forward.best]);
+    expect([...run.reduction.backward.arg]).toEqual([...direct.reduction.backward.arg]);
+  });
+
   it('a budget smaller than one shard never recycles a shard that is handed out', () => {
     const dir = scratch();
     prepare({ input: fDir, out: join(dir, 'F'), memory: 64 << 20, conv: 'units', force: false, shardNeurons: 6, ...quiet });

@@ -6,6 +6,8 @@ export interface RunTilesOptions<T> {
   readonly onTile?: (done: number, tile: T) => void;
   /** Resolves when a tile's inputs are ready (null: ready now). */
   readonly gate?: (tile: T) => Promise<unknown> | null;
+  /** Called on the first failure, before the tiles in flight settle (so gates waiting on them can give up). */
+  readonly onFailure?: (error: unknown) => void;
 }
 
 /** Computes every tile, `concurrency` at a time, and merges each result as it arrives. */
@@ -13,7 +15,7 @@ export async function runTiles<T, R>(
   tiles: readonly T[],
   compute: (tile: T) => Promise<R>,
   merge: (tile: T, result: R) => void,
-  { concurrency, onTile, gate }: RunTilesOptions<T>,
+  { concurrency, onTile, gate, onFailure }: RunTilesOptions<T>,
 ): Promise<void> {
   let next = 0;
   let done = 0;
@@ -27,7 +29,7 @@ export async function runTiles<T, R>(
         await gate?.(tile);
         merge(tile, await compute(tile));
       } catch (error) {
-        failures.push(error);
+        if (failures.push(error) === 1) onFailure?.(error);
         return;
       }
       done++;

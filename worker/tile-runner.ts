@@ -125,10 +125,13 @@ export class TileRunner {
   private sample(tile: NullTile, source: ModelSource, m: number): Float32Array {
     const plan = this.plan.pairs[tile.pair]!.null!;
     return this.gathered.acquire(sampleKey(tile), tile.sample.count * m, (out) => {
-      // Each row is copied from the source in place, then let go.
+      // Each row is copied from the source's kept copy, or from the source in place, then let go.
       let held: number | null = null;
       const row = (i: number): Float32Array => {
         if (held !== null) source.release(held);
+        held = null;
+        const kept = source.row(i);
+        if (kept !== null) return kept;
         held = i;
         return source.acquire(i, 1);
       };

@@ -138,6 +138,10 @@ export interface IoInfo {
   readonly F: StreamStatsInfo | null;
   readonly G: StreamStatsInfo | null;
   readonly memory: number;
+  /** Shard file bytes read, both sides together. */
+  readonly bytesRead: number;
+  /** The out-of-core schedule: the side held resident, its passes, the bytes it planned to read and the block-nested-loop lower bound for the budget; null when the tiles ran in plan order. */
+  readonly schedule: { readonly resident: 'F' | 'G'; readonly passes: number; readonly planned: number; readonly lowerBound: number } | null;
 }
 
 export interface RunInfo {

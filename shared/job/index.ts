@@ -4,4 +4,5 @@ export * from './executor.js';
 export * from './plan.js';
 export * from './progress.js';
 export * from './report.js';
+export * from './schedule.js';
 export * from './sources.js';

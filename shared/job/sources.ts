@@ -7,6 +7,7 @@
  */
 import type { Model } from '../core/index.js';
 import { isShardPlan, ShardStream, type Allocate, type ModelPlan, type StreamStats } from '../formats/index.js';
+import { deferred } from '../deferred.js';
 
 export interface ModelSource {
   /** The model's layout; its `constant` flags are final for a block once the block has been acquired. */
@@ -20,6 +21,10 @@ export interface ModelSource {
   readonly bytes: number;
   /** Shard reads, for shard sets; null for a model held whole. */
   readonly stats: StreamStats | null;
+  /** The shard stream of a shard set, for an out-of-core schedule to drive; null for a model held whole. */
+  readonly stream: ShardStream | null;
+  /** A kept copy of row `i` (see ShardStream.keep), or null: read it through acquire then. */
+  row(i: number): Float32Array | null;
   /**
    * Reads and standardizes every layer (nothing to do for a shard set),
    * calling `between` after each so long loads can report liveness.
@@ -46,6 +51,8 @@ export function openSource(path: string, plan: ModelPlan, options: SourceOptions
       release: (start) => stream.release(start),
       bytes: options.budget,
       stats: stream.stats,
+      stream,
+      row: (i) => stream.row(i),
       load: async () => undefined,
       ready: async () => undefined,
     };
@@ -62,6 +69,8 @@ export function openSource(path: string, plan: ModelPlan, options: SourceOptions
     release: () => undefined,
     bytes: z.byteLength,
     stats: null,
+    stream: null,
+    row: () => null,
     load(between) {
       loading ??= (async () => {
         try {
@@ -92,25 +101,9 @@ export function memorySource(model: Model): ModelSource {
     release: () => undefined,
     bytes: z.byteLength,
     stats: null,
+    stream: null,
+    row: () => null,
     load: async () => undefined,
     ready: async () => undefined,
   };
-}
-
-interface Deferred {
-  readonly promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Rejections are seen through load(); this keeps a layer no tile waited for from raising an unhandled rejection.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }

@@ -51,5 +51,5 @@ export async function runPair(fPath: string, gPath: string, o: RunOptions) {
     seconds: 0,
     nullSeconds: run.nullSeconds,
   });
-  return { ...scored, reduction: run.progress.pairs[0]!.reduction, kernelName: run.kernel.name, progress: run.progress };
+  return { ...scored, reduction: run.progress.pairs[0]!.reduction, kernelName: run.kernel.name, progress: run.progress, io: run.io };
 }
