@@ -394,7 +394,7 @@ function verdicts(rows: readonly Row[]): string[] {
   const floor = 2 * n * layers.length;
   return [
     ...lines,
-    `- M = 10 is bounded by the super-tiles' layer pairs: a super-tile lies within one layer of each model, so the job's results carry at least nF·(G's ${layers.length} layers) + nG·(F's) = ${fmt(floor / 1e9, 2)}e9 entries, ${fmt(floor / ((n * n * 20) / (GPUS * GPU_FLOPS)) / 1e6, 0)}M entries/s over the GPUs' 8 s, beyond one coordinator. Next steps: spread the reduction (coordinators each owning a range of F and G neurons, results split by range), or super-tiles across layers whose results carry each neuron's paper and penalized bests (more bytes per entry, far fewer entries).`,
+    `- M = 10 (and nearly M = 100) is bounded by the super-tiles' layer pairs: a super-tile lies within one layer of each model, so the job's results carry at least nF·(G's ${layers.length} layers) + nG·(F's) = ${fmt(floor / 1e9, 2)}e9 entries, ${fmt(floor / ((n * n * 20) / (GPUS * GPU_FLOPS)) / 1e6, 0)}M entries/s over the GPUs' 8 s, beyond one coordinator. At M = 100 the same floor is ${fmt(floor / ((n * n * 200) / (GPUS * GPU_FLOPS)) / 1e6, 1)}M entries/s over 81 s, about what one coordinator core merges on this machine (its CPU per merged pair above): larger super-tiles cannot lower it (with \`max_payload: 32MB\` the rule chose 388,032 neurons a side and the job still had 4,761 super-tiles, one per range of a layer pair), so M = 100 sits at the edge of one coordinator. Next steps: spread the reduction (coordinators each owning a range of F and G neurons, results split by range), or super-tiles across layers whose results carry each neuron's paper and penalized bests (more bytes per entry, far fewer entries).`,
   ];
 }
 
