@@ -14,7 +14,7 @@
  * time, bytes into Redis), NATS messages/s, and extrapolates the job time.
  * Writes the "Cluster" subsection "Simulated: ..." of bench/RESULTS.md
  * (`--quick`: short windows, writes nothing; `--seconds N`: the window;
- * `--m 100`: those M only).
+ * `--m 100`: those M only; `--max-payload BYTES`: nats-server's, 8 MiB by default).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ const log = (line: string) => process.stderr.write(`bench:coordinator: ${line}\n
 
 const GPUS = 16;
 const GPU_FLOPS = 30e12;
-const MAX_PAYLOAD = 8 * 1024 * 1024;
+const MAX_PAYLOAD = Number(flag('--max-payload') ?? 8 * 1024 * 1024);
 const MS = [10, 100, 1000];
 
 /** ResNet-152's block outputs at 224 px, as `neurocorr synth --arch resnet152` writes them: layer sizes only. */
@@ -412,7 +412,7 @@ function section(rows: readonly Row[], window: number): string {
   return [
     `### Simulated: one coordinator under 16 GPU workers, ResNet-152 vs ResNet-152`,
     '',
-    `Produced by \`npm run bench:coordinator\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}) shared by the coordinator, the simulated workers, nats-server and redis-server (and, while this ran, other work on the machine). ${n.toLocaleString('en-US')} neurons per model (ResNet-152 block outputs at 224 px, \`neurocorr synth --arch resnet152\`), the full size. The coordinator is the real one in its own process, with its defaults (\`--workers 16\`, super-tiles sized by its rule, and each M run twice: checkpoints as shipped, every 256 tiles or 5 s, and checkpoints off during the window, for the merge path alone), incremental checkpoints (chunks of 65,536 neurons merged into since the last one), given the job as the models' layouts alone: layout-only model plans, no activation files. nats-server runs with \`max_payload: 8MB\`. Simulated workers pull the real tile messages, hold each for the time a 30 TFLOP/s GPU takes on it (2·M·pairs / 30e12 s, 16 GPUs, 2 tiles in flight each), and publish correctly shaped results; they skip the arithmetic. Each M runs ${window} s of steady state after the first merge and a warm-up; the job itself is not run to its end.`,
+    `Produced by \`npm run bench:coordinator\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}) shared by the coordinator, the simulated workers, nats-server and redis-server (and, while this ran, other work on the machine). ${n.toLocaleString('en-US')} neurons per model (ResNet-152 block outputs at 224 px, \`neurocorr synth --arch resnet152\`), the full size. The coordinator is the real one in its own process, with its defaults (\`--workers 16\`, super-tiles sized by its rule, and each M run twice: checkpoints as shipped, every 256 tiles or 5 s, and checkpoints off during the window, for the merge path alone), incremental checkpoints (chunks of 65,536 neurons merged into since the last one), given the job as the models' layouts alone: layout-only model plans, no activation files. nats-server runs with \`max_payload: ${MAX_PAYLOAD / 2 ** 20}MB\`. Simulated workers pull the real tile messages, hold each for the time a 30 TFLOP/s GPU takes on it (2·M·pairs / 30e12 s, 16 GPUs, 2 tiles in flight each), and publish correctly shaped results; they skip the arithmetic. Each M runs ${window} s of steady state after the first merge and a warm-up; the job itself is not run to its end.`,
     '',
     '| M | checkpoints | super-tile side | super-tiles | GPU rate (Tpairs/s) | offered | merged, sustained? | merges/s | entries/s | results into NATS | NATS msgs/s (tiles + results) | coordinator CPU (of one core) | coordinator RSS | checkpoints in window x Redis write | longest stall | into Redis | job, 16 GPUs | job, coordinator alone | job, extrapolated |',
     '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
