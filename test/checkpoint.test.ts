@@ -15,13 +15,12 @@ import type { LayerInfo, Model } from '../dist/shared/core/index.js';
 import { UsageError } from '../dist/shared/errors.js';
 import { encodeCheckpoint, JobProgress, operands, planJob, type JobPlan, type JobTile } from '../dist/shared/job/index.js';
 import { allocTileResult } from '../dist/shared/tiles/index.js';
-import { killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
+import { coordinatorArgs, jobNames, killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, rng, writeNpyDir } from './helpers/models.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
 
 let redisServer: RedisServer;
 let redis: Redis;
-let counter = 0;
 
 beforeAll(async () => {
   redisServer = await startRedis();
@@ -35,10 +34,7 @@ afterAll(async () => {
   await stopAllServers();
 });
 
-function names(): { job: string; prefix: string } {
-  counter++;
-  return { job: `ckpt-${process.pid}-${counter}`, prefix: `nc-ckpt-${process.pid}-${counter}` };
-}
+const names = jobNames('ckpt');
 
 const corrupt = (key: string, why: string) => new UsageError(`Redis key ${key} ${why}`);
 const store = (job: string, prefix: string) => new CheckpointStore(redis, job, prefix, corrupt);
@@ -307,32 +303,18 @@ describe('a cluster job with incremental checkpoints', () => {
 
   const coordinator = (job: string, prefix: string): CliProcess =>
     spawnCli(
-      [
-        'score',
-        fDir,
-        gDir,
-        '--nats',
-        nats.url,
-        '--redis',
-        redisServer.url,
-        '--job',
+      coordinatorArgs({
+        f: fDir,
+        g: gDir,
+        nats: nats.url,
+        redis: redisServer.url,
         job,
-        '--prefix',
         prefix,
-        '--tile',
-        '16',
-        '--json',
-        '--no-progress',
-        '--ack-wait',
-        '1',
-        '--checkpoint-tiles',
-        '3',
-        '--checkpoint-seconds',
-        '0.2',
-        '--lease',
-        '2',
-        ...NULL,
-      ],
+        tile: 16,
+        checkpointTiles: 3,
+        checkpointSeconds: 0.2,
+        extra: NULL,
+      }),
       ENV,
     );
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jobKeys } from '../dist/shared/cluster/index.js';
-import { ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
+import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
 
@@ -35,7 +35,6 @@ let nats: NatsServer;
 let redisServer: RedisServer;
 let redis: Redis;
 let reference: Report;
-let counter = 0;
 
 beforeAll(async () => {
   [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
@@ -53,38 +52,13 @@ afterAll(async () => {
   await stopAllServers();
 });
 
+const names = jobNames('super');
+
 function coordinator(superTile: number, extra: string[] = []): { c: CliProcess; job: string; prefix: string } {
-  counter++;
-  const [job, prefix] = [`super-${process.pid}-${counter}`, `nc-super-${process.pid}-${counter}`];
-  const c = spawnCli([
-    'score',
-    fDir,
-    gDir,
-    '--nats',
-    nats.url,
-    '--redis',
-    redisServer.url,
-    '--job',
-    job,
-    '--prefix',
-    prefix,
-    '--tile',
-    String(TILE),
-    '--super-tile',
-    String(superTile),
-    '--json',
-    '--no-progress',
-    '--ack-wait',
-    '1',
-    '--checkpoint-tiles',
-    '4',
-    '--checkpoint-seconds',
-    '0.3',
-    '--lease',
-    '2',
-    ...NULL,
-    ...extra,
-  ]);
+  const { job, prefix } = names();
+  const servers = { nats: nats.url, redis: redisServer.url };
+  const extras = ['--super-tile', String(superTile), ...NULL, ...extra];
+  const c = spawnCli(coordinatorArgs({ f: fDir, g: gDir, ...servers, job, prefix, tile: TILE, checkpointTiles: 4, checkpointSeconds: 0.3, extra: extras }));
   return { c, job, prefix };
 }
 

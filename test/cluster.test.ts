@@ -12,7 +12,7 @@ import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jobKeys } from '../dist/shared/cluster/index.js';
-import { ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
+import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
 
@@ -46,7 +46,6 @@ let nats: NatsServer;
 let redisServer: RedisServer;
 let redis: Redis;
 let reference: Report;
-let counter = 0;
 
 beforeAll(async () => {
   [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
@@ -63,39 +62,11 @@ afterAll(async () => {
   await stopAllServers();
 });
 
-function names(): { job: string; prefix: string } {
-  counter++;
-  return { job: `test-${process.pid}-${counter}`, prefix: `nc-test-${process.pid}-${counter}` };
-}
+const names = jobNames('test');
 
 function coordinator(job: string, prefix: string, extra: string[] = [], f = fDir, g = gDir): CliProcess {
-  return spawnCli([
-    'score',
-    f,
-    g,
-    '--nats',
-    nats.url,
-    '--redis',
-    redisServer.url,
-    '--job',
-    job,
-    '--prefix',
-    prefix,
-    '--tile',
-    String(TILE),
-    '--json',
-    '--no-progress',
-    '--ack-wait',
-    '1',
-    '--checkpoint-tiles',
-    '8',
-    '--checkpoint-seconds',
-    '0.3',
-    '--lease',
-    '2',
-    ...NULL,
-    ...extra,
-  ]);
+  const servers = { nats: nats.url, redis: redisServer.url };
+  return spawnCli(coordinatorArgs({ f, g, ...servers, job, prefix, tile: TILE, checkpointTiles: 8, checkpointSeconds: 0.3, extra: [...NULL, ...extra] }));
 }
 
 async function finished(c: CliProcess): Promise<Report> {

@@ -12,7 +12,7 @@ import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jobKeys } from '../dist/shared/cluster/index.js';
-import { killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
+import { coordinatorArgs, jobNames, killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
 import { join } from 'node:path';
@@ -33,7 +33,6 @@ let nats: NatsServer;
 let redisServer: RedisServer;
 let redis: Redis;
 let reference: Report;
-let counter = 0;
 
 beforeAll(async () => {
   [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
@@ -49,39 +48,13 @@ afterAll(async () => {
   await stopAllServers();
 });
 
-function names(): { job: string; prefix: string } {
-  counter++;
-  return { job: `faults-${process.pid}-${counter}`, prefix: `nc-faults-${process.pid}-${counter}` };
-}
+const names = jobNames('faults');
 
 function coordinator(job: string, prefix: string, extra: string[] = []): CliProcess {
-  return spawnCli([
-    'score',
-    fDir,
-    gDir,
-    '--nats',
-    nats.url,
-    '--redis',
-    redisServer.url,
-    '--job',
-    job,
-    '--prefix',
-    prefix,
-    '--tile',
-    '16',
-    '--json',
-    '--no-progress',
-    '--ack-wait',
-    '1',
-    '--checkpoint-tiles',
-    '4',
-    '--checkpoint-seconds',
-    '0.2',
-    '--lease',
-    '2',
-    ...NULL,
-    ...extra,
-  ]);
+  const servers = { nats: nats.url, redis: redisServer.url };
+  return spawnCli(
+    coordinatorArgs({ f: fDir, g: gDir, ...servers, job, prefix, tile: 16, checkpointTiles: 4, checkpointSeconds: 0.2, extra: [...NULL, ...extra] }),
+  );
 }
 
 async function exact(c: CliProcess): Promise<Report> {

@@ -64,3 +64,55 @@ export async function waitFor(what: string, probe: () => Promise<boolean> | bool
     await sleep(50);
   }
 }
+
+export interface CoordinatorArgs {
+  readonly f: string;
+  readonly g: string;
+  readonly nats: string;
+  readonly redis: string;
+  readonly job: string;
+  readonly prefix: string;
+  readonly tile: number;
+  readonly checkpointTiles: number;
+  readonly checkpointSeconds: number;
+  readonly extra?: readonly string[];
+}
+
+/** A cluster `score` with the tests' fast fault settings: ack wait 1 s, lease 2 s, frequent checkpoints. */
+export function coordinatorArgs(o: CoordinatorArgs): string[] {
+  return [
+    'score',
+    o.f,
+    o.g,
+    '--nats',
+    o.nats,
+    '--redis',
+    o.redis,
+    '--job',
+    o.job,
+    '--prefix',
+    o.prefix,
+    '--tile',
+    String(o.tile),
+    '--json',
+    '--no-progress',
+    '--ack-wait',
+    '1',
+    '--checkpoint-tiles',
+    String(o.checkpointTiles),
+    '--checkpoint-seconds',
+    String(o.checkpointSeconds),
+    '--lease',
+    '2',
+    ...(o.extra ?? []),
+  ];
+}
+
+/** A job name and Redis key prefix of their own for each call, so no two tests share keys. */
+export function jobNames(tag: string): () => { job: string; prefix: string } {
+  let counter = 0;
+  return () => {
+    counter++;
+    return { job: `${tag}-${process.pid}-${counter}`, prefix: `nc-${tag}-${process.pid}-${counter}` };
+  };
+}
