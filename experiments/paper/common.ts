@@ -6,7 +6,7 @@ import { ROOT } from '../../study/common.js';
 export { buildOnce, fmt, ROOT } from '../../study/common.js';
 
 /** Everything trained or computed, kept between runs (`NEUROCORR_PAPER_CACHE` moves it). */
-export const CACHE = process.env['NEUROCORR_PAPER_CACHE'] ?? join(ROOT, 'node_modules', '.cache', 'neurocorr-paper');
+export const CACHE = process.env['NEUROCORR_PAPER_CACHE'] || join(ROOT, 'node_modules', '.cache', 'neurocorr-paper');
 
 export class PaperError extends Error {}
 

@@ -15,7 +15,7 @@ const BATCH = 64;
 
 async function timeOn(backend: 'wasm' | 'cpu', nativeGrad: boolean): Promise<number> {
   const tf = await loadTrainingTf(backend);
-  const d = split(loadDataset('mnist'), 1, BATCHES * BATCH * 4 / 3 + 1).train;
+  const d = split(loadDataset('mnist'), 1, (BATCHES * BATCH * 4) / 3 + 1).train;
   const conv2d = tf.conv2d;
   // The tfjs gradient: the net's conv with tfjs's own conv2d (and its Conv2DBackpropFilter).
   const tfx = nativeGrad ? { ...tf, customGrad: () => (x: TfCore.Tensor4D, w: TfCore.Tensor4D) => conv2d(x, w, 1, 'same') } : tf;

