@@ -6,7 +6,7 @@
  * folder only (with results.json, which test/paper.test.ts checks).
  * Trained nets, attacks, activations and scores are cached by their inputs
  * in node_modules/.cache/neurocorr-paper (`NEUROCORR_PAPER_CACHE`), so a
- * re-run recomputes nothing that is done.
+ * re-run recomputes nothing that is done. `-- --seeds 1,2`: only those seeds.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -23,6 +23,18 @@ const CONFIG: Config = quick
   ? { limit: 10000, mlpEpochs: 5, cnnEpochs: 2, batch: 64, lr: 1e-3, epsilon: 10 / 255, attackIterations: 3 }
   : { limit: 10000, mlpEpochs: 10, cnnEpochs: 3, batch: 64, lr: 1e-3, epsilon: 10 / 255, attackIterations: 10 };
 const SEEDS = quick ? [1] : [1, 2, 3];
+
+/** `--seeds 1,2`: run (or report from the cache) only these of SEEDS, e.g. to write the report of the seeds a cut-short run finished. */
+function seedsToRun(): number[] {
+  const i = process.argv.indexOf('--seeds');
+  if (i < 0) return SEEDS;
+  const list = (process.argv[i + 1] ?? '').split(',').map(Number);
+  if (list.length === 0 || !list.every((x) => SEEDS.includes(x))) {
+    process.stderr.write(`paper: --seeds takes a comma-separated list of ${SEEDS.join(', ')}, e.g. --seeds 1,2\n`);
+    process.exit(2);
+  }
+  return list;
+}
 const SETS = quick ? (['mnist'] as const) : DATASETS;
 const CONV_SPEED =
   "one batch of 64 through the CNN (forward, backward, Adam) took 206 ms on the wasm backend with the patches × matrix filter gradient, 1967 ms (9.6×) on the cpu backend with the same gradient and 10882 ms (53×) on the cpu backend with tfjs's own conv2d gradient (`node dist-dev/experiments/paper/conv-speed.js 20`, 20 batches, under `nice -n 19` on 2 cores shared with other jobs).";
@@ -35,7 +47,7 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const runs: RunResult[] = [];
   // Seed by seed, every data set, the report rewritten after each: a run cut short leaves the report of the seeds it finished.
-  for (const seed of SEEDS) {
+  for (const seed of seedsToRun()) {
     for (const dataset of SETS) runs.push(await runOne(tf, dataset, seed, CONFIG));
     await writeAll(tf, outDir, runs, (performance.now() - started) / 1000);
   }
@@ -50,7 +62,7 @@ async function writeAll(tf: Tf, outDir: string, runs: readonly RunResult[], wall
   const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
   const seeds = [...new Set(runs.map((r) => r.seed))];
   const meta = {
-    command: quick ? 'npm run paper -- --quick' : 'npm run paper',
+    command: `npm run paper${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine: `${cpu}, ${availableParallelism()} cores, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}, TensorFlow.js ${tf.version_core} on ${tf.getBackend()}`,
     wallSeconds,
     config: CONFIG,
