@@ -17,7 +17,7 @@ import { createRng, hashString } from '#dist/shared/core/index.js';
 import { buildOnce, CACHE, StudyError } from './common.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
 
 interface WeightSpec {
   name: string;
@@ -103,7 +103,7 @@ function fans(shape: readonly number[]): [number, number] {
 }
 
 /** Fills `out` as the named Keras initializer would (the distribution; not TensorFlow's exact random stream). */
-function initialize(out: Float32Array, shape: readonly number[], init: JsonObject, rng: () => number, what: string): void {
+export function initialize(out: Float32Array, shape: readonly number[], init: JsonObject, rng: () => number, what: string): void {
   const cls = init['class_name'];
   const cfg = isObject(init['config'] ?? null) ? (init['config'] as JsonObject) : {};
   const normal = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());

@@ -1,0 +1,16 @@
+/** What every step of the paper reproduction shares: its cache, its log, content keys. */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { ROOT } from '../../study/common.js';
+
+export { buildOnce, fmt, ROOT } from '../../study/common.js';
+
+/** Everything trained or computed, kept between runs (`NEUROCORR_PAPER_CACHE` moves it). */
+export const CACHE = process.env['NEUROCORR_PAPER_CACHE'] || join(ROOT, 'node_modules', '.cache', 'neurocorr-paper');
+
+export class PaperError extends Error {}
+
+export const log = (line: string): void => void process.stderr.write(`paper: ${line}\n`);
+
+/** A short content key of a JSON-able description of a step's inputs. */
+export const keyOf = (inputs: unknown): string => createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16);
