@@ -9,7 +9,7 @@
  */
 import { InternalError, UsageError } from '../errors.js';
 import { layerIndexOf, type LayerInfo } from './model.js';
-import type { Tile, TileResult } from '../tiles/index.js';
+import { beats, type Tile, type TileResult } from '../tiles/index.js';
 
 export type MatchMode = 'paper' | 'penalized';
 export type ConstantMode = 'include' | 'exclude';
@@ -46,12 +46,12 @@ export class DirectionState {
       const i = offset + k;
       const b = bests[k]!;
       const a = args[k]!;
-      if (b > best[i]! || (b === best[i]! && a < arg[i]!)) {
+      if (beats(b, a, best[i]!, arg[i]!)) {
         best[i] = b;
         arg[i] = a;
       }
       const p = b / divisor;
-      if (p > pen[i]! || (p === pen[i]! && a < penArg[i]!)) {
+      if (beats(p, a, pen[i]!, penArg[i]!)) {
         pen[i] = p;
         penArg[i] = a;
         penRho[i] = b;

@@ -102,12 +102,17 @@ export function foldTileResult(into: TileResult, rowOffset: number, colOffset: n
   foldBests(into.colBest, into.colArg, colOffset, part.colBest, part.colArg);
 }
 
+/** The tie rule every fold and reduction shares: a larger value wins, then the smaller partner index. */
+export function beats(value: number, partner: number, bestValue: number, bestPartner: number): boolean {
+  return value > bestValue || (value === bestValue && partner < bestPartner);
+}
+
 function foldBests(best: Float64Array, arg: Uint32Array, offset: number, bests: Float64Array, args: Uint32Array): void {
   for (let k = 0; k < bests.length; k++) {
     const i = offset + k;
     const b = bests[k]!;
     const a = args[k]!;
-    if (b > best[i]! || (b === best[i]! && a < arg[i]!)) {
+    if (beats(b, a, best[i]!, arg[i]!)) {
       best[i] = b;
       arg[i] = a;
     }
