@@ -62,7 +62,7 @@ function mergeAll(p: JobProgress, tiles: readonly JobTile[]): void {
     const key = `${rows.block.count}x${cols.block.count}`;
     let result = results.get(key);
     if (result === undefined) results.set(key, (result = allocTileResult(rows.block.count, cols.block.count)));
-    p.merge(tile, result, new Uint8Array(rows.block.count + cols.block.count));
+    p.accept(tile, { kind: 'tile', result, constant: new Uint8Array(rows.block.count + cols.block.count), seconds: 0 });
   }
 }
 

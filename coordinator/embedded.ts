@@ -147,7 +147,7 @@ export async function runEmbedded(
       executor.execute(tiles, (tile, outcome) => {
         if (tile.kind === 'main') mainDone = performance.now();
         else nullTiles++;
-        const merged = progress.merge(tile, outcome.result, outcome.constant);
+        const merged = progress.accept(tile, outcome);
         schedule?.done(tile);
         return merged;
       }),

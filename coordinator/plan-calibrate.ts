@@ -70,7 +70,7 @@ export function timeMerges(job: JobPlan, shapes: ShapeClasses): { main: number; 
     const result = allocTileResult(rows.block.count, cols.block.count);
     const constant = new Uint8Array(rows.block.count + cols.block.count);
     const t = performance.now();
-    for (const id of ids) progress.merge(job.tiles[id]!, result, job.tiles[id]!.kind === 'main' ? constant : null);
+    for (const id of ids) progress.accept(job.tiles[id]!, { kind: 'tile', result, constant: job.tiles[id]!.kind === 'main' ? constant : null, seconds: 0 });
     const each = (performance.now() - t) / 1000 / ids.length;
     perPair = each / (c.rows + c.cols);
     total[c.kind] += each * c.tiles;

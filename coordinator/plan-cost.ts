@@ -33,11 +33,12 @@ export function shapeClasses(plan: JobPlan): ShapeClasses {
   const first = new Uint32Array(plan.tiles.length);
   plan.tiles.forEach((tile, id) => {
     const { rows, cols } = operands(plan, tile);
-    const key = `${tile.kind}:${rows.block.count}x${cols.block.count}`;
+    const kind = tile.kind === 'null' ? 'null' : 'main';
+    const key = `${kind}:${rows.block.count}x${cols.block.count}`;
     let k = index.get(key);
     if (k === undefined) {
       index.set(key, (k = found.length));
-      found.push({ shape: { kind: tile.kind, rows: rows.block.count, cols: cols.block.count }, tiles: 0 });
+      found.push({ shape: { kind, rows: rows.block.count, cols: cols.block.count }, tiles: 0 });
     }
     found[k]!.tiles++;
     first[id] = k;

@@ -79,7 +79,7 @@ function merge(p: JobProgress, tile: JobTile, r: () => number): boolean {
   fill(result.rowBest, result.rowArg, cols.block.count);
   fill(result.colBest, result.colArg, rows.block.count);
   const constant = tile.kind === 'main' ? Uint8Array.from({ length: rows.block.count + cols.block.count }, () => (r() < 0.05 ? 1 : 0)) : null;
-  return p.merge(tile, result, constant);
+  return p.accept(tile, { kind: 'tile', result, constant, seconds: 0 }) === 'done';
 }
 
 const same = (a: JobProgress, b: JobProgress) => Buffer.from(encodeCheckpoint(a)).equals(Buffer.from(encodeCheckpoint(b)));

@@ -191,6 +191,7 @@ describe('out-of-core schedule', () => {
           const streamedShards = new Set<number>();
           for (const tile of group) {
             const resident = tile.kind === 'main' ? (s.resident === 'F' ? tile.f : tile.g) : null;
+            if (tile.kind === 'super') throw new Error('an embedded plan has no super-tiles');
             const other = tile.kind === 'main' ? (s.resident === 'F' ? tile.g : tile.f) : tile.other;
             if (resident !== null && held !== null) {
               const k = shardOf(held, resident.start);

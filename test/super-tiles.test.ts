@@ -1,22 +1,24 @@
 /**
- * Super-tiles (cluster runs): a main tile of several blocks a side that a
- * worker splits into kernel tiles and folds into one result. The worker's
- * own path (TileRunner over a plan of span > 1) must give the embedded run's
+ * Super-tiles (cluster runs): `span` consecutive blocks a side, across
+ * layers, that a worker splits into kernel tiles and folds (both match
+ * modes) into one result, sent in parts. The worker's own path (TileRunner
+ * over a plan of span > 1, its result cut into parts as the wire carries
+ * them, merged in any order and twice) must give the embedded run's
  * reduction bit for bit, on random models with ties, constant neurons,
- * conv-shaped layers, one-neuron layers, M = 2 and shard cuts; and the
- * sizing rule must keep results within max_payload.
+ * conv-shaped layers, one-neuron layers, M = 2 and shard cuts.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openSources } from '../dist/coordinator/embedded.js';
-import { MERGE_RATE, superTileLimit, superTileSize } from '../dist/coordinator/cluster/job-spec.js';
+import { MERGE_RATE, superTileSize } from '../dist/coordinator/cluster/job-spec.js';
 import { prepare } from '../dist/coordinator/prepare.js';
 import { architectureLayers } from '../dist/coordinator/synth/architectures.js';
-import type { Block } from '../dist/shared/tiles/index.js';
+import { decodeResult, encodeParts } from '../dist/shared/cluster/index.js';
+import type { Block, Range } from '../dist/shared/tiles/index.js';
 import { planPair } from '../dist/shared/formats/index.js';
-import { JobProgress, kernelTiles, pairNulls, planJob, type MainTile } from '../dist/shared/job/index.js';
+import { JobProgress, kernelTiles, pairNulls, planJob, type JobTile, type MainTile, type SuperTile, type TileOutcome } from '../dist/shared/job/index.js';
 import { startPool } from '../dist/worker/pool.js';
 import { TileRunner } from '../dist/worker/tile-runner.js';
 import { genModel, latents, rng, writeNpyDir, type GenOptions } from './helpers/models.js';
@@ -47,7 +49,19 @@ function makeCase(c: Case, seed: number) {
   return { fDir: writeNpyDir(f), gDir: writeNpyDir(g) };
 }
 
-/** The worker's path: every tile of a plan of `span` through a TileRunner, folded into a JobProgress. */
+const provenance = { worker: 'w', kernel: 'k', deliveries: 1, milliseconds: 1 };
+
+/** Outcomes as a coordinator receives them: a super-tile's result encoded in parts of `partEntries` and decoded, each part its own outcome. */
+function overTheWire(tile: JobTile, outcome: TileOutcome, partEntries: number): TileOutcome[] {
+  if (outcome.kind === 'tile') return [outcome];
+  return encodeParts('job', tile.id, outcome.part, outcome.constant, partEntries, provenance).map((bytes) => {
+    const m = decodeResult(bytes);
+    if (m.kind !== 'part') throw new Error(`expected a part, got ${m.kind}`);
+    return { kind: 'part', part: m.part, constant: m.constant, seconds: 0 };
+  });
+}
+
+/** The worker's path: every tile of a plan of `span` through a TileRunner, sent in parts, merged in a shuffled order with every part twice. */
 async function runWorkerPath(fDir: string, gDir: string, block: number, span: number, kernel: 'native' | 'reference', threads: number) {
   const planned = planPair(fDir, gDir, { conv: 'units', layout: null, spatial: null, layers: null, layersF: null, layersG: null, sample: null, probes: null });
   const sources = openSources(
@@ -65,9 +79,18 @@ async function runWorkerPath(fDir: string, gDir: string, block: number, span: nu
   try {
     const runner = new TileRunner(pool, plan, sources);
     const progress = new JobProgress(plan);
-    // Results arrive in any order in a cluster: merge them in reverse.
     const outcomes = await Promise.all(plan.tiles.map((t) => runner.run(t)));
-    for (let i = plan.tiles.length - 1; i >= 0; i--) progress.merge(plan.tiles[i]!, outcomes[i]!.result, outcomes[i]!.constant);
+    const r = rng(span * 7919 + block);
+    const partEntries = 1 + Math.floor(r() * 9);
+    const arrivals = plan.tiles.flatMap((t, i) => overTheWire(t, outcomes[i]!, partEntries).flatMap((o) => [[t, o] as const, [t, o] as const]));
+    for (let i = arrivals.length - 1; i > 0; i--) {
+      const j = Math.floor(r() * (i + 1));
+      [arrivals[i], arrivals[j]] = [arrivals[j]!, arrivals[i]!];
+    }
+    const merged = { done: 0, part: 0, duplicate: 0 };
+    for (const [tile, outcome] of arrivals) merged[progress.accept(tile, outcome)]++;
+    expect(merged.done).toBe(plan.tiles.length);
+    expect(merged.duplicate).toBe(arrivals.length / 2);
     return progress;
   } finally {
     await pool.destroy();
@@ -113,6 +136,70 @@ describe('super-tiles on the worker path', () => {
   });
 });
 
+describe('parts from the network', () => {
+  it('a part of the wrong shape is refused and leaves the state as it was', () => {
+    const layer = (count: number, start: number, depth: number) => ({
+      name: `l${depth}`,
+      source: '',
+      shape: [count],
+      start,
+      count,
+      total: count,
+      depth,
+      constant: 0,
+    });
+    const model = (n: number) => ({
+      path: '',
+      n,
+      m: 4,
+      probes: 4,
+      layers: [layer(3, 0, 0), layer(n - 3, 3, 1)],
+      constant: new Uint8Array(n),
+      z: new Float32Array(0),
+      ids: null,
+      fingerprint: null,
+    });
+    const models = [model(8), model(6)];
+    const pairs = [{ f: 0, g: 1 }];
+    const plan = planJob(models, pairs, { block: 2, span: 8, nulls: pairNulls(null, models, pairs) });
+    const tile = plan.tiles[0] as SuperTile;
+    expect(tile).toMatchObject({ kind: 'super', f: { start: 0, count: 8 }, g: { start: 0, count: 6 } });
+    const progress = new JobProgress(plan);
+    const part = (offset: number, count: number, partner: number) => ({
+      kind: 'part' as const,
+      part: {
+        offset,
+        best: new Float64Array(count).fill(0.5),
+        arg: new Uint32Array(count).fill(partner),
+        penRho: new Float64Array(count).fill(0.5),
+        penArg: new Uint32Array(count).fill(partner),
+      },
+      constant: new Uint8Array(count),
+      seconds: 0,
+    });
+    const before = JSON.stringify(progress.pairs[0]!.reduction);
+    // F's entries name G neurons (6 of them); entries past 8 are G's and name F neurons (8).
+    expect(() => progress.accept(tile, part(0, 4, 6))).toThrow(/entry 0 names partner 6, beyond the other model's 6 neurons/);
+    expect(() => progress.accept(tile, part(8, 6, 8))).toThrow(/beyond the other model's 8 neurons/);
+    expect(() => progress.accept(tile, part(12, 4, 0))).toThrow(/not within its 14 entries/);
+    expect(() =>
+      progress.accept(tile, {
+        kind: 'tile',
+        result: { rowBest: new Float64Array(8), rowArg: new Uint32Array(8), colBest: new Float64Array(6), colArg: new Uint32Array(6) },
+        constant: null,
+        seconds: 0,
+      }),
+    ).toThrow(/super-tile/);
+    expect(JSON.stringify(progress.pairs[0]!.reduction)).toBe(before);
+    // Parts cut two ways (two workers' deliveries) overlap: the tile is done once every entry is in.
+    const arrivals = [part(0, 5, 5), part(3, 5, 5), part(0, 8, 5), part(8, 6, 7)];
+    expect(arrivals.map((p) => progress.accept(tile, p))).toEqual(['part', 'part', 'duplicate', 'done']);
+    expect(progress.complete).toBe(true);
+    // Penalized values are recomputed from the depths: F's layer 1 (neurons 3..7) against G's neuron 5 (layer 1) is not penalized, F's layer 0 is.
+    expect(Array.from(progress.pairs[0]!.reduction.forward.pen)).toEqual([0.25, 0.25, 0.25, 0.5, 0.5, 0.5, 0.5, 0.5]);
+  });
+});
+
 describe('kernelTiles', () => {
   it("a span-k plan's super-tiles split into exactly the span-1 plan's main tiles, on random layouts and cuts", () => {
     const r = rng(77);
@@ -130,28 +217,27 @@ describe('kernelTiles', () => {
       const models = [layout(1 + Math.floor(r() * 4)), layout(1 + Math.floor(r() * 4))];
       const cuts = models.map((m) => Array.from({ length: Math.floor(r() * 4) }, () => Math.floor(r() * m.n)));
       const block = 1 + Math.floor(r() * 9);
-      const span = 1 + Math.floor(r() * 6);
+      const span = 1 + Math.floor(r() * 6); // the super-tiles' span is span + 1
       const pairs = [{ f: 0, g: 1 }];
       const nulls = pairNulls(null, models, pairs);
       const key = (t: { f: Block; g: Block }) => `${t.f.layer}:${t.f.start}:${t.f.count}/${t.g.layer}:${t.g.start}:${t.g.count}`;
-      const flat = planJob(models, pairs, { block, nulls, cuts }).tiles.map((t) => key(t as MainTile));
-      const grouped = planJob(models, pairs, { block, span, nulls, cuts });
-      const split = grouped.tiles.flatMap((t) => kernelTiles(grouped, t as MainTile, cuts).map(key));
-      expect(split.sort()).toEqual(flat.sort());
-      // Every super-tile is within one layer of each model and at most span x block a side.
-      for (const t of grouped.tiles as MainTile[]) {
-        expect(t.f.count).toBeLessThanOrEqual(block * span);
-        expect(t.g.count).toBeLessThanOrEqual(block * span);
-        for (const [b, model] of [
-          [t.f, models[0]!],
-          [t.g, models[1]!],
-        ] as const) {
-          const layer = model.layers[b.layer]!;
-          expect(b.start >= layer.start && b.start + b.count <= layer.start + layer.count).toBe(true);
-        }
+      const flat = planJob(models, pairs, { block, nulls, cuts }).tiles as MainTile[];
+      const grouped = planJob(models, pairs, { block, span: span + 1, nulls, cuts });
+      const supers = grouped.tiles as SuperTile[];
+      expect(supers.every((t) => t.kind === 'super')).toBe(true);
+      const split = supers.flatMap((t) => kernelTiles(grouped, t, cuts));
+      expect(split.map(key).sort()).toEqual(flat.map(key).sort());
+      // Every kernel tile lies within its super-tile, and a super-tile's ranges are at most span + 1 blocks of the span-1 plan.
+      const within = (b: Block, r: Range) => b.start >= r.start && b.start + b.count <= r.start + r.count;
+      for (const t of supers) {
+        const parts = kernelTiles(grouped, t, cuts);
+        expect(parts.every((k) => within(k.f, t.f) && within(k.g, t.g))).toBe(true);
+        expect(new Set(parts.map((k) => k.f.start)).size).toBeLessThanOrEqual(span + 1);
+        expect(new Set(parts.map((k) => k.g.start)).size).toBeLessThanOrEqual(span + 1);
       }
-      // Fewer main tiles once a span groups several blocks of a layer.
-      if (span > 1 && models.some((m) => m.layers.some((l) => l.count > block))) expect(grouped.tiles.length).toBeLessThan(flat.length);
+      // Ranges cross layers: the super-tiles a side are ceil(blocks / span).
+      const blocksOf = (side: 'f' | 'g') => new Set(flat.map((t) => t[side].start)).size;
+      expect(supers.length).toBe(Math.ceil(blocksOf('f') / (span + 1)) * Math.ceil(blocksOf('g') / (span + 1)));
     }
   });
 });
@@ -159,44 +245,43 @@ describe('kernelTiles', () => {
 describe('superTileSize', () => {
   // ResNet-152's block outputs at 224 px, as `neurocorr synth --arch resnet152` makes them.
   const layers = architectureLayers('resnet152', 224, 1, false).map((l) => l.shape.reduce((a, b) => a * b, 1));
-  const resnet = { f: layers, g: layers, maxPayload: 8 * 1024 * 1024, workers: 16, superTile: undefined };
-  const seconds = (m: number) => (2 * m * 13_951_976 ** 2) / (16 * 30e12);
+  const resnet = { f: layers, g: layers, workers: 16, superTile: undefined };
+  const n = 13_951_976;
+  const seconds = (m: number) => (2 * m * n ** 2) / (16 * 30e12);
+  const blocks = (block: number) => layers.reduce((a, l) => a + Math.ceil(l / block), 0);
+  const most = (block: number) => Math.floor(Math.sqrt((n * n) / (8 * 16)) / block);
 
   it('keeps small jobs at one kernel tile a side (8 super-tiles per worker at least)', () => {
-    expect(layers.reduce((a, b) => a + b, 0)).toBe(13_951_976);
+    expect(layers.reduce((a, b) => a + b, 0)).toBe(n);
     expect(superTileSize({ ...resnet, m: 24, f: [100, 100, 60], g: [120, 80], block: 16 }).span).toBe(1);
   });
 
-  it("sizes ResNet-152's super-tiles so 16 GPU workers stay within the merge rate at M = 100 and 1000, and within max_payload", () => {
+  it("sizes ResNet-152's super-tiles so 16 GPU workers stay within the merge rate at M = 100 and 1000", () => {
     for (const [m, block] of [
       [100, 4512],
       [1000, 1440],
     ] as const) {
       const { span, inflow } = superTileSize({ ...resnet, m, block });
       expect(inflow).toBeLessThanOrEqual(MERGE_RATE);
-      expect(span * block).toBeLessThanOrEqual(superTileLimit(resnet.maxPayload));
-      // The inflow is the job's result entries over its time: nF x (G's layer ranges) + nG x (F's).
-      const ranges = layers.reduce((a, n) => a + Math.ceil(n / (span * block)), 0);
-      expect(inflow).toBeCloseTo((2 * 13_951_976 * ranges) / seconds(m), 0);
-      // The smallest span that does it and computes for 1 s at least on a 30 TFLOP/s worker.
-      // (or as large as max_payload allows)
-      expect((2 * m * (span * block) ** 2) / 30e12 >= 1 || (span + 1) * block > superTileLimit(resnet.maxPayload)).toBe(true);
+      // The inflow is the job's result entries over its time: nF x (G's ranges of span blocks) + nG x (F's).
+      expect(inflow).toBeCloseTo((2 * n * Math.ceil(blocks(block) / span)) / seconds(m), 0);
+      // The smallest span that does it and computes for 1 s at least on a 30 TFLOP/s worker, with 8 super-tiles per worker.
+      expect((2 * m * (span * block) ** 2) / 30e12).toBeGreaterThanOrEqual(1);
+      expect(span).toBeLessThanOrEqual(most(block));
       const smaller = superTileSize({ ...resnet, m, block, superTile: (span - 1) * block }).inflow;
       expect(smaller > MERGE_RATE || (2 * m * ((span - 1) * block) ** 2) / 30e12 < 1).toBe(true);
     }
   });
 
-  it('at M = 10 it stops at max_payload and says the inflow it expects', () => {
+  it('at M = 10 it stops at 8 super-tiles per worker and says the inflow it expects', () => {
     const { span, inflow } = superTileSize({ ...resnet, m: 10, block: 8192 });
-    expect(span).toBe(Math.floor(superTileLimit(resnet.maxPayload) / 8192));
+    expect(span).toBe(most(8192));
     expect(inflow).toBeGreaterThan(MERGE_RATE);
   });
 
-  it('takes a side given by the user, in whole blocks, and refuses one whose results would not fit max_payload', () => {
+  it('takes a side given by the user, in whole blocks, of any size (results travel in parts)', () => {
     expect(superTileSize({ ...resnet, m: 100, block: 100, superTile: 950 }).span).toBe(9);
     expect(superTileSize({ ...resnet, m: 100, block: 100, superTile: 50 }).span).toBe(1);
-    expect(() => superTileSize({ ...resnet, m: 100, block: 100, maxPayload: 1024 * 1024, superTile: 50_000 })).toThrow(
-      /superTile 50000 makes super-tile results larger than the NATS server's max_payload \(1048576 bytes\); use .* 40172 or less/,
-    );
+    expect(superTileSize({ ...resnet, m: 100, block: 100, superTile: 5_000_000 }).span).toBe(50_000);
   });
 });

@@ -84,13 +84,14 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
   }
 
   const base = {
-    version: 3,
+    version: 4,
     pairs: [{ f: 0, g: 1 }],
     options: { conv: 'units', layers: null, layersF: null, layersG: null, sample: null, probes: null },
     m: 16,
     n: [70, 50],
     block: 16,
     span: 1,
+    partEntries: 1000,
     tiles: 16,
     nulls: [{ permutations: 0, sample: 0, seed: 1 }],
   } as const;

@@ -4,22 +4,24 @@
  * from the job's model sources (a null tile's sample block is gathered and
  * permuted once, then kept while the other model's blocks pass it), runs the
  * kernel, and returns the result with a main tile's constant flags. A
- * super-tile (a main tile of several blocks a side, cluster runs) is split
- * into kernel tiles across the pool and their results folded into one.
+ * super-tile (cluster runs) is split into kernel tiles across the pool and
+ * their results folded, both match modes, into one.
  */
-import { gatherSample } from '../shared/core/index.js';
+import { DirectionState, gatherSample, penaltyDivisor } from '../shared/core/index.js';
 import {
   kernelTiles,
   operands,
+  superEntries,
   type JobPlan,
   type JobTile,
-  type MainTile,
+  type KernelOutcome,
   type ModelSource,
   type NullTile,
-  type Operand,
+  type PartOutcome,
+  type SuperTile,
   type TileOutcome,
 } from '../shared/job/index.js';
-import { emptyTileResult, foldTileResult } from '../shared/tiles/index.js';
+import type { Range } from '../shared/tiles/index.js';
 import { GatherCache } from './gather-cache.js';
 import type { EmbeddedPool } from './pool.js';
 import { runTiles } from './run-tiles.js';
@@ -55,41 +57,53 @@ export class TileRunner {
     this.gathered = new GatherCache(slot, Math.max(1, Math.floor(Math.min(2 * largest * m, GATHER_BUDGET / 4) / slot)));
   }
 
-  async run(tile: JobTile): Promise<TileOutcome> {
-    if (tile.kind === 'main') {
-      const parts = kernelTiles(
-        this.plan,
-        tile,
-        this.sources.map((s) => s.cuts),
-      );
-      if (parts.length > 1) return this.runSuper(tile, parts);
-    }
-    return this.runKernel(tile);
+  run(tile: JobTile): Promise<TileOutcome> {
+    return tile.kind === 'super' ? this.runSuper(tile) : this.runKernel(tile);
   }
 
-  /** A super-tile: its kernel tiles on the pool (two per thread in flight), folded into one result of its F range and G range. */
-  private async runSuper(tile: MainTile, parts: readonly MainTile[]): Promise<TileOutcome> {
+  /**
+   * A super-tile: its kernel tiles on the pool (two per thread in flight),
+   * folded into one state of its F range's neurons then its G range's, with
+   * each kernel tile's depth penalty: the reduction's own merge, so folding
+   * here and merging the fold there equals merging every kernel tile there.
+   */
+  private async runSuper(tile: SuperTile): Promise<PartOutcome> {
     const started = performance.now();
-    const result = emptyTileResult(tile.f.count, tile.g.count);
+    const pair = this.plan.pairs[tile.pair]!;
+    const [f, g] = [this.plan.models[pair.f]!, this.plan.models[pair.g]!];
+    const folded = new DirectionState(superEntries(tile));
+    const parts = kernelTiles(
+      this.plan,
+      tile,
+      this.sources.map((s) => s.cuts),
+    );
     await runTiles(
       parts,
       (part) => this.runKernel(part),
-      (part, outcome) => foldTileResult(result, part.f.start - tile.f.start, part.g.start - tile.g.start, outcome.result),
+      (part, { result }) => {
+        const divisor = penaltyDivisor(f.layers[part.f.layer]!.depth, g.layers[part.g.layer]!.depth);
+        folded.merge(part.f.start - tile.f.start, result.rowBest, result.rowArg, divisor);
+        folded.merge(tile.f.count + part.g.start - tile.g.start, result.colBest, result.colArg, divisor);
+      },
       { concurrency: 2 * this.pool.threads },
     );
     // Every block of the tile has been acquired, so its constant flags are final.
-    const { rows, cols } = operands(this.plan, tile);
-    return { result, constant: this.constantFlags(rows, cols), seconds: (performance.now() - started) / 1000 };
+    const constant = this.constantFlags([pair.f, tile.f], [pair.g, tile.g]);
+    return { kind: 'part', part: folded.asPart(), constant, seconds: (performance.now() - started) / 1000 };
   }
 
-  private constantFlags(rows: Operand, cols: Operand): Uint8Array {
-    const constant = new Uint8Array(rows.block.count + cols.block.count);
-    constant.set(this.sources[rows.model]!.model.constant.subarray(rows.block.start, rows.block.start + rows.block.count));
-    constant.set(this.sources[cols.model]!.model.constant.subarray(cols.block.start, cols.block.start + cols.block.count), rows.block.count);
+  /** The constant flags of a model's range, then another's. */
+  private constantFlags(...ranges: readonly (readonly [number, Range])[]): Uint8Array {
+    const constant = new Uint8Array(ranges.reduce((n, [, r]) => n + r.count, 0));
+    let at = 0;
+    for (const [model, r] of ranges) {
+      constant.set(this.sources[model]!.model.constant.subarray(r.start, r.start + r.count), at);
+      at += r.count;
+    }
     return constant;
   }
 
-  private async runKernel(tile: JobTile): Promise<TileOutcome> {
+  private async runKernel(tile: Exclude<JobTile, SuperTile>): Promise<KernelOutcome> {
     const { rows, cols } = operands(this.plan, tile);
     const m = this.plan.models[rows.model]!.m;
     const rowSource = this.sources[rows.model]!;
@@ -111,7 +125,8 @@ export class TileRunner {
           fKey,
         });
         const seconds = (performance.now() - started) / 1000;
-        return { result, constant: tile.kind === 'null' ? null : this.constantFlags(rows, cols), seconds };
+        const constant = tile.kind === 'null' ? null : this.constantFlags([rows.model, rows.block], [cols.model, cols.block]);
+        return { kind: 'tile', result, constant, seconds };
       } finally {
         if (tile.kind === 'main') colSource.release(cols.block.start);
         else this.gathered.release(sampleKey(tile));

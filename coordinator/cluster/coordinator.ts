@@ -20,6 +20,7 @@ import {
   tileSubject,
   specId,
   urlHasCredentials,
+  partEntriesFor,
   type JobSpec,
 } from '../../shared/cluster/index.js';
 import type { ClusterInfo } from '../../shared/core/index.js';
@@ -33,12 +34,10 @@ import type { ClusterSettings } from '../options.js';
 import { createProgress } from '../progress.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
-import { clusterBlock, inputRef, jobName, specDifferences, superTileSpan } from './job-spec.js';
+import { clusterBlock, inputRef, isJobSpec, jobName, jobSpec, specDifferences, superTileSpan } from './job-spec.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
-
-const isSpec = (v: unknown): v is JobSpec => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 3;
 
 interface Connected {
   readonly nc: NatsConnection;
@@ -53,6 +52,8 @@ interface Prepared {
   readonly plan: JobPlan;
   readonly progress: JobProgress;
   readonly spec: string;
+  /** The spec's entries per part of a super-tile's result. */
+  readonly partEntries: number;
   readonly jsm: JetStreamManager;
   readonly kv: KV;
 }
@@ -162,29 +163,17 @@ export class ClusterCoordinator<R> {
     const [f, g] = [models[pairs[0]!.f]!, models[pairs[0]!.g]!];
     const block = clusterBlock(f.m, f.n, g.n, maxPayload, s.tile);
     const sizes = (model: typeof f) => model.layers.map((l) => l.count);
-    const span = superTileSpan({ m: f.m, f: sizes(f), g: sizes(g), block, maxPayload, workers: c.workers, superTile: c.superTile }, log);
+    const span = superTileSpan({ m: f.m, f: sizes(f), g: sizes(g), block, workers: c.workers, superTile: c.superTile }, log);
     const cuts = planned.models.map((p) => (isShardPlan(p) ? p.manifest.shards.map((sh) => sh.first) : []));
     const nulls = pairNulls(s.null, models, pairs);
     const plan = planJob(models, pairs, { block, span, nulls, cuts });
     const inputs = await Promise.all(s.paths.map((p) => inputRef(p, c.upload, nc, log)));
-    const spec: JobSpec = {
-      version: 3,
-      job,
-      inputs,
-      pairs,
-      options: s.options,
-      m: f.m,
-      n: models.map((m) => m.n),
-      block,
-      span,
-      tiles: plan.tiles.length,
-      nulls,
-    };
+    const spec = jobSpec({ job, inputs, pairs, options: s.options, plan, nulls, partEntries: partEntriesFor(maxPayload) });
     const specJson = JSON.stringify(spec);
 
     const previous = await store.spec();
     if (previous !== null && previous !== specJson) {
-      const differences = specDifferences(store.parse('spec', previous, isSpec), spec, s.labels);
+      const differences = specDifferences(store.parse('spec', previous, isJobSpec), spec, s.labels);
       throw new UsageError(
         (o) =>
           `job ${job} already exists with other inputs or options (${differences.join('; ') || 'its spec differs'}). Resume it with the same ones, pick another ${o('cluster.job')}, or remove it with \`neurocorr jobs --delete ${job} --redis URL\``,
@@ -207,7 +196,7 @@ export class ClusterCoordinator<R> {
     });
     const jsm = await jetstreamManager(nc);
     const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
-    const prepared = { nc, plan, progress, spec: specJson, jsm, kv };
+    const prepared = { nc, plan, progress, spec: specJson, partEntries: spec.partEntries, jsm, kv };
     await this.ensureTransport(prepared);
     return prepared;
   }
@@ -270,6 +259,7 @@ export class ClusterCoordinator<R> {
       spec: specId(spec),
       plan,
       queue: c.queue,
+      partEntries: prepared.partEntries,
       checkpointTiles: c.checkpointTiles,
       checkpointSeconds: c.checkpointSeconds,
       persist: () =>
@@ -299,10 +289,10 @@ export class ClusterCoordinator<R> {
     await executor.execute(
       plan.tiles.filter((t) => progress.done[t.id] === 0),
       (tile, outcome) => {
-        const fresh = progress.merge(tile, outcome.result, outcome.constant);
+        const merged = progress.accept(tile, outcome);
         // In a cluster the null's time is the workers' compute time on its tiles, summed.
-        if (fresh && tile.kind === 'null') nullSeconds += outcome.seconds;
-        return fresh;
+        if (merged === 'done' && tile.kind === 'null') nullSeconds += outcome.seconds;
+        return merged;
       },
     );
     bar.finish();

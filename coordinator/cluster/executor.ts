@@ -8,7 +8,7 @@
  */
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import {
   coordinatorConsumer,
   decodeResult,
@@ -22,9 +22,11 @@ import {
 } from '../../shared/cluster/index.js';
 import type { NeurocorrError } from '../../shared/errors.js';
 import { InternalError, JobFailedError } from '../../shared/errors.js';
-import { describeTile, operands, tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
+import { describeTile, tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
+import { jobMetrics, type Metrics } from './executor-metrics.js';
+import { resultOutcome } from './result-outcome.js';
 
 export interface JetStreamExecutorOptions {
   readonly nc: NatsConnection;
@@ -35,6 +37,8 @@ export interface JetStreamExecutorOptions {
   readonly spec: string;
   readonly plan: JobPlan;
   readonly queue: TileQueueConfig;
+  /** The spec's entries per part of a super-tile's result. */
+  readonly partEntries: number;
   readonly checkpointTiles: number;
   readonly checkpointSeconds: number;
   /** Stores the job's state (a checkpoint); the results it holds are acked after it resolves. */
@@ -55,30 +59,8 @@ export interface ExecutionStats {
   readonly kernels: Set<string>;
 }
 
-interface Metrics {
-  readonly done: Gauge;
-  readonly total: Gauge;
-  readonly inFlight: Gauge;
-  readonly duplicates: Counter;
-  readonly redelivered: Counter;
-  readonly republished: Counter;
-  readonly pairs: Counter;
-  readonly pairsPerSecond: Gauge;
-}
-
-function jobMetrics(registry: Registry): Metrics {
-  const registers = [registry];
-  return {
-    done: new Gauge({ name: 'neurocorr_tiles_done', help: 'tiles of the job folded into the reduction', registers }),
-    total: new Gauge({ name: 'neurocorr_tiles_total', help: 'tiles in the job plan', registers }),
-    inFlight: new Gauge({ name: 'neurocorr_tiles_in_flight', help: 'tiles published and not yet done', registers }),
-    duplicates: new Counter({ name: 'neurocorr_tiles_duplicate_total', help: 'results for tiles already done (harmless)', registers }),
-    redelivered: new Counter({ name: 'neurocorr_tiles_redelivered_total', help: 'tiles whose result came from a second or later delivery', registers }),
-    republished: new Counter({ name: 'neurocorr_tiles_republished_total', help: 'tiles published again after their message went missing', registers }),
-    pairs: new Counter({ name: 'neurocorr_pairs_total', help: 'neuron pairs correlated (rate() gives pairs/s)', registers }),
-    pairsPerSecond: new Gauge({ name: 'neurocorr_pairs_per_second', help: 'neuron pairs per second since this coordinator started', registers }),
-  };
-}
+/** Bytes of unacked results held before a checkpoint is taken anyway. */
+const HELD_BYTES = 512 * 2 ** 20;
 
 export class JetStreamExecutor implements TileExecutor {
   readonly stats: ExecutionStats = { duplicates: 0, redelivered: 0, republished: 0, workers: new Set(), kernels: new Set() };
@@ -87,6 +69,8 @@ export class JetStreamExecutor implements TileExecutor {
   private readonly remaining = new Map<number, JobTile>();
   private readonly lastError = new Map<number, string>();
   private held: JsMsg[] = [];
+  /** Bytes of the held messages (kept in memory until their checkpoint). */
+  private heldBytes = 0;
   private saving: Promise<void> = Promise.resolve();
   private lastSave = Date.now();
   private failure: NeurocorrError | null = null;
@@ -114,7 +98,7 @@ export class JetStreamExecutor implements TileExecutor {
     // Leftovers of an earlier run are purged first, so they do not run twice.
     await retry('purging old tiles', o.log, () => o.jsm.streams.purge(TILE_STREAM, { filter: tileSubject(o.job) }));
     const published = await this.publishRemaining();
-    o.log.info({ published, tiles: o.plan.tiles.length, block: o.plan.block }, 'tiles published');
+    o.log.info({ published, tiles: o.plan.tiles.length, block: o.plan.block, span: o.plan.span, partEntries: o.partEntries }, 'tiles published');
     await this.collect(accept);
   }
 
@@ -135,6 +119,7 @@ export class JetStreamExecutor implements TileExecutor {
   private checkpoint(): Promise<void> {
     const acks = this.held;
     this.held = [];
+    this.heldBytes = 0;
     this.lastSave = Date.now();
     this.saving = this.saving
       .then(() => this.o.persist())
@@ -143,6 +128,7 @@ export class JetStreamExecutor implements TileExecutor {
         (err: unknown) => {
           this.o.log.warn({ err: (err as Error).message }, 'checkpoint failed; will retry');
           this.held = [...acks, ...this.held];
+          this.heldBytes += acks.reduce((n, msg) => n + msg.data.length, 0);
         },
       );
     return this.saving;
@@ -248,9 +234,12 @@ export class JetStreamExecutor implements TileExecutor {
       while (this.remaining.size > 0 && this.failure === null) {
         try {
           const consumer = await o.js.consumers.get(RESULT_STREAM, coordinatorConsumer(o.job));
-          // Bounded in bytes: super-tile results are megabytes each, and 512 of them would sit in this process.
-          const maxBytes = Math.max(64 * 2 ** 20, 2 * (o.nc.info?.max_payload ?? 0));
-          this.current = await consumer.consume({ max_bytes: maxBytes, abort_on_missing_resource: true });
+          // Parts of super-tiles are up to max_payload each, so at most 32 MB of them are pulled at once: the server
+          // drops a client that falls 64 MB behind (max_pending) as a slow consumer. Bounded by count, not max_bytes:
+          // a pull with fewer bytes left than the next message gets a 409 that stalls nats.js's consumer until two
+          // heartbeats are missed (both measured under a backlog: 30 s without a result).
+          const batch = Math.min(100, Math.max(2, Math.floor((32 * 2 ** 20) / (o.nc.info?.max_payload ?? 2 ** 20))));
+          this.current = await consumer.consume({ max_messages: batch, abort_on_missing_resource: true });
           if (this.failure !== null) this.current.stop();
           for await (const msg of this.current) {
             this.handle(msg, accept);
@@ -300,22 +289,29 @@ export class JetStreamExecutor implements TileExecutor {
       if (decoded.deliveries >= o.queue.maxDeliver && this.remaining.has(tile.id)) this.abort(this.tileFailed(tile, decoded.deliveries, decoded.error));
       return;
     }
-    const { rows, cols } = operands(o.plan, tile);
-    const flags = tile.kind === 'main' ? rows.block.count + cols.block.count : 0;
-    if (decoded.result.rowBest.length !== rows.block.count || decoded.result.colBest.length !== cols.block.count || decoded.constant.length !== flags) {
-      o.log.error({ tile: tile.id, worker: decoded.worker }, 'dropping a result whose sizes do not match its tile');
+    const outcome = resultOutcome(o.plan, o.partEntries, tile, decoded);
+    let merged;
+    try {
+      if (outcome === null) throw new InternalError('its sizes do not match its tile');
+      merged = accept(tile, outcome);
+    } catch (err) {
+      o.log.error({ tile: tile.id, worker: decoded.worker, err: (err as Error).message }, 'dropping a result that does not fit its tile');
       msg.term();
       return;
     }
     stats.workers.add(decoded.worker);
     stats.kernels.add(decoded.kernel);
-    const outcome = { result: decoded.result, constant: tile.kind === 'main' ? decoded.constant : null, seconds: decoded.milliseconds / 1000 };
-    if (!accept(tile, outcome)) {
+    if (merged === 'duplicate') {
       stats.duplicates++;
       metrics.duplicates.inc();
       msg.ack();
       return;
     }
+    this.held.push(msg);
+    this.heldBytes += msg.data.length;
+    // Parts of super-tiles are megabytes each: a checkpoint also lets go of the messages it holds.
+    if (this.heldBytes >= HELD_BYTES) void this.checkpoint();
+    if (merged === 'part') return;
     this.remaining.delete(tile.id);
     if (decoded.deliveries > 1) {
       stats.redelivered++;
@@ -328,7 +324,6 @@ export class JetStreamExecutor implements TileExecutor {
     this.pairsDone += tilePairs(tile);
     metrics.pairsPerSecond.set(this.pairsDone / ((performance.now() - this.started) / 1000));
     o.onTile?.(done);
-    this.held.push(msg);
     if (this.held.length >= o.checkpointTiles) void this.checkpoint();
   }
 }

@@ -8,7 +8,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { resultPayloadBytes, type InputRef, type JobSpec } from '../../shared/cluster/index.js';
-import { NULL_ROWS } from '../../shared/core/index.js';
+import { NULL_ROWS, type NullOptions } from '../../shared/core/index.js';
+import type { JobPairInput, JobPlan } from '../../shared/job/index.js';
 import { UsageError } from '../../shared/errors.js';
 import { defaultBlockSize } from '../../shared/tiles/index.js';
 import { uploadInput, type UploadLog } from '../../shared/nats/index.js';
@@ -43,6 +44,24 @@ export async function inputRef(path: string, upload: boolean, nc: NatsConnection
 const describeRef = (ref: InputRef | undefined): string =>
   ref === undefined ? 'none' : ref.kind === 'path' ? ref.path : `${ref.root} in the object store (set ${ref.set.slice(0, 12)})`;
 
+export const isJobSpec = (v: unknown): v is JobSpec => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 4;
+
+/** A job's spec: everything a worker needs to plan it as `plan` was planned, and where its inputs are. */
+export function jobSpec(o: {
+  readonly job: string;
+  readonly inputs: readonly InputRef[];
+  readonly pairs: readonly JobPairInput[];
+  readonly options: JobSpec['options'];
+  readonly plan: JobPlan;
+  readonly nulls: readonly NullOptions[];
+  readonly partEntries: number;
+}): JobSpec {
+  const { plan } = o;
+  const [m, n] = [plan.models[0]!.m, plan.models.map((model) => model.n)];
+  const { job, inputs, pairs, options, nulls, partEntries } = o;
+  return { version: 4, job, inputs, pairs, options, m, n, block: plan.block, span: plan.span, partEntries, tiles: plan.tiles.length, nulls };
+}
+
 /** What differs between a stored spec and this run's, in words (`labels` name the models); empty when they agree. */
 export function specDifferences(was: JobSpec, now: JobSpec, labels: readonly string[]): string[] {
   const out: string[] = [];
@@ -56,7 +75,7 @@ export function specDifferences(was: JobSpec, now: JobSpec, labels: readonly str
       samePlace ? `${side}'s files at ${describeRef(b)} changed since the job was started` : `${side} was ${describeRef(a)}, this run's is ${describeRef(b)}`,
     );
   });
-  const fields = ['pairs', 'options', 'nulls', 'block', 'span', 'm', 'n', 'tiles'] as const;
+  const fields = ['pairs', 'options', 'nulls', 'block', 'span', 'partEntries', 'm', 'n', 'tiles'] as const;
   for (const field of fields) {
     if (JSON.stringify(was[field]) !== JSON.stringify(now[field]))
       out.push(`${field} was ${JSON.stringify(was[field])}, this run's is ${JSON.stringify(now[field])}`);
@@ -88,15 +107,14 @@ export function clusterBlock(m: number, nF: number, nG: number, maxPayload: numb
   return block;
 }
 
-/** The largest super-tile side (neurons) whose result, F range + G range entries, fits `maxPayload`. */
-export function superTileLimit(maxPayload: number): number {
-  return Math.floor((maxPayload - 4096) / (2 * resultPayloadBytes(1, 0)));
-}
-
 /** Float32 FLOP/s of the fastest worker the sizing plans for: one GPU (bench/RESULTS.md, "Cluster"). */
 export const WORKER_FLOPS = 30e12;
-/** Result entries (neurons) per second one coordinator folds in, with room for its checkpoints: about half the rate measured by `npm run bench:coordinator`. */
-export const MERGE_RATE = 25e6;
+/**
+ * Result entries (neurons) per second the sizing lets into one coordinator:
+ * about a third of what it merged, checkpoints included, on 2 shared cores
+ * in `npm run bench:coordinator` (bench/RESULTS.md, "Simulated").
+ */
+export const MERGE_RATE = 5e6;
 /** Seconds a super-tile computes at least on a WORKER_FLOPS worker: its messages (tile, result, ack; about 1 ms) then cost about 0.1%. */
 export const SUPER_TILE_SECONDS = 1;
 /** Super-tiles per worker at least, so the last ones balance across workers and a killed worker loses little. */
@@ -108,7 +126,6 @@ export interface SuperTileInput {
   readonly f: readonly number[];
   readonly g: readonly number[];
   readonly block: number;
-  readonly maxPayload: number;
   /** Workers the job is sized for. */
   readonly workers: number;
   /** A side in neurons chosen by the user, or undefined for the rule below. */
@@ -126,47 +143,41 @@ const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
 /**
  * The side of a super-tile, in blocks (README, "Super-tiles"). A super-tile
- * lies within one layer of each model, so with sides of S neurons a layer
- * of n neurons is cut into ceil(n / S) ranges, and the job's results carry
- * nF · (G's ranges) + nG · (F's ranges) entries in all. W workers at R
- * FLOP/s finish the job in 2·M·nF·nG / (W·R) s, so the coordinator's inflow
- * is the first over the second: the span is the smallest that keeps it
- * within MERGE_RATE, and that makes a super-tile compute for
- * SUPER_TILE_SECONDS at least (2·M·S² / R). It is at most sqrt(nF·nG / (8·W)) neurons a side, so
- * every worker gets 8 super-tiles or more (balance, and the work a killed
- * worker loses), and at most what fits NATS's max_payload.
+ * is `span` consecutive blocks of each model, across layers, so with B
+ * blocks a model is cut into ceil(B / span) ranges, and the job's results
+ * carry nF · (G's ranges) + nG · (F's ranges) entries in all. W workers at
+ * R FLOP/s finish the job in 2·M·nF·nG / (W·R) s, so the coordinator's
+ * inflow is the first over the second: the span is the smallest that keeps
+ * it within MERGE_RATE, and that makes a super-tile compute for
+ * SUPER_TILE_SECONDS at least (2·M·S² / R). It is at most
+ * sqrt(nF·nG / (8·W)) neurons a side, so every worker gets 8 super-tiles or
+ * more (balance, and the work a killed worker loses). Results of any size
+ * travel in parts within max_payload, so it does not bound the side.
  */
 export function superTileSize(o: SuperTileInput): SuperTileSize {
-  const limit = superTileLimit(o.maxPayload);
-  if (o.superTile !== undefined && o.superTile > limit) {
-    throw new UsageError(
-      (name) =>
-        `${name('cluster.superTile')} ${o.superTile} makes super-tile results larger than the NATS server's max_payload (${o.maxPayload} bytes); use ${name('cluster.superTile')} ${limit} or less, or raise max_payload`,
-    );
-  }
   const [nF, nG] = [sum(o.f), sum(o.g)];
   const seconds = (2 * o.m * nF * nG) / (o.workers * WORKER_FLOPS);
-  const ranges = (layers: readonly number[], span: number) => sum(layers.map((n) => Math.ceil(n / (span * o.block))));
-  const inflow = (span: number) => (nF * ranges(o.g, span) + nG * ranges(o.f, span)) / seconds;
+  const blocks = (layers: readonly number[]) => sum(layers.map((n) => Math.ceil(n / o.block)));
+  const [bF, bG] = [blocks(o.f), blocks(o.g)];
+  const inflow = (span: number) => (nF * Math.ceil(bG / span) + nG * Math.ceil(bF / span)) / seconds;
   if (o.superTile !== undefined) {
     const span = Math.max(1, Math.floor(o.superTile / o.block));
     return { span, inflow: inflow(span) };
   }
-  const most = Math.max(1, Math.floor(Math.min(Math.sqrt((nF * nG) / (SUPER_TILES_PER_WORKER * o.workers)), limit) / o.block));
+  const most = Math.max(1, Math.floor(Math.sqrt((nF * nG) / (SUPER_TILES_PER_WORKER * o.workers)) / o.block));
   let span = Math.min(most, Math.ceil(Math.sqrt((SUPER_TILE_SECONDS * WORKER_FLOPS) / (2 * o.m)) / o.block));
   while (span < most && inflow(span) > MERGE_RATE) span++;
   return { span, inflow: inflow(span) };
 }
 
-/** superTileSize's span, logged with the inflow it expects; a warning when max_payload stops it short of the merge rate. */
+/** superTileSize's span, logged with the inflow it expects; a warning when balancing the workers keeps it above the merge rate. */
 export function superTileSpan(o: SuperTileInput, log: Logger): number {
   const { span, inflow } = superTileSize(o);
   log.info({ block: o.block, span, superTile: span * o.block, workers: o.workers, inflow: Math.round(inflow) }, 'planned');
-  // Only max_payload is worth a warning: a job too small to balance larger super-tiles over its workers is short anyway.
-  if (o.superTile === undefined && inflow > MERGE_RATE && (span + 1) * o.block > superTileLimit(o.maxPayload))
+  if (o.superTile === undefined && inflow > MERGE_RATE)
     log.warn(
-      { inflow: Math.round(inflow), mergeRate: MERGE_RATE, maxPayload: o.maxPayload },
-      `${o.workers} GPU workers would send more results than one coordinator merges: raise the NATS server's max_payload so super-tiles can grow`,
+      { inflow: Math.round(inflow), mergeRate: MERGE_RATE },
+      `${o.workers} GPU workers would send more results than one coordinator merges (super-tiles are as large as ${SUPER_TILES_PER_WORKER} per worker allows): the job will run at the coordinator's pace`,
     );
   return span;
 }

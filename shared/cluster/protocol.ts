@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { Reader, Writer } from '../binary.js';
 import { InternalError, UsageError } from '../errors.js';
 import type { NullOptions } from '../core/index.js';
-import { tileResultBytes, tileResultView, type Block, type TileResult } from '../tiles/index.js';
+import { slicePart, tileResultBytes, tileResultView, type Block, type Range, type SuperPart, type TileResult } from '../tiles/index.js';
 import type { PairOptions } from '../formats/index.js';
 import type { JobPairInput, JobTile } from '../job/index.js';
 
@@ -55,7 +55,7 @@ export type InputRef =
 
 /** Everything a worker needs to plan the job exactly as the coordinator did. */
 export interface JobSpec {
-  readonly version: 3;
+  readonly version: 4;
   readonly job: string;
   /** Where each model's activation set is. */
   readonly inputs: readonly InputRef[];
@@ -69,6 +69,8 @@ export interface JobSpec {
   readonly block: number;
   /** Blocks per side of a main tile: above 1, main tiles are super-tiles that workers split (JobPlanOptions.span). */
   readonly span: number;
+  /** Entries per result message of a super-tile: a worker sends its result in parts of this many (the last may be shorter), each within max_payload. */
+  readonly partEntries: number;
   /** Tiles in the plan, main and null. */
   readonly tiles: number;
   /** Each pair's permutation null, with its sample size resolved (permutations 0: none). */
@@ -81,15 +83,18 @@ export function encodeJobSpec(spec: JobSpec): Uint8Array {
 
 export function decodeJobSpec(bytes: Uint8Array): JobSpec {
   const spec = JSON.parse(new TextDecoder().decode(bytes)) as JobSpec;
-  if (spec.version !== 3)
+  if (spec.version !== 4)
     throw new InternalError(`job spec version ${String(spec.version)} is not supported by this worker; run the same neurocorr version everywhere`);
   return spec;
 }
 
-const VERSION = 2;
+const VERSION = 3;
 const KIND_TILE = 1;
 const KIND_RESULT = 2;
 const KIND_FAILURE = 3;
+const KIND_PART = 4;
+/** A tile message's code for a super-tile (main tiles are 0, null tiles 1 + 2k + side). */
+const SUPER = 0xffffffff;
 
 function header(kind: number, job: string, tile: number): Writer {
   return new Writer().u8(VERSION).u8(kind).str(job).u32(tile);
@@ -105,6 +110,8 @@ function readHeader(data: Uint8Array): { reader: Reader; kind: number; job: stri
 
 const writeBlock = (w: Writer, b: Block): Writer => w.u32(b.layer, b.start, b.count);
 const readBlock = (r: Reader): Block => ({ layer: r.u32(), start: r.u32(), count: r.u32() });
+const writeRange = (w: Writer, b: Range): Writer => w.u32(b.start, b.count);
+const readRange = (r: Reader): Range => ({ start: r.u32(), count: r.u32() });
 
 export interface TileMessage {
   readonly job: string;
@@ -122,6 +129,7 @@ export function specId(specJson: string | Uint8Array): string {
 export function encodeTile(job: string, spec: string, tile: JobTile): Uint8Array {
   const w = header(KIND_TILE, job, tile.id).str(spec).u32(tile.pair);
   if (tile.kind === 'main') return writeBlock(writeBlock(w.u32(0), tile.f), tile.g).done();
+  if (tile.kind === 'super') return writeRange(writeRange(w.u32(SUPER), tile.f), tile.g).done();
   return writeBlock(writeBlock(w.u32(tile.k * 2 + tile.side + 1), tile.sample), tile.other).done();
 }
 
@@ -131,6 +139,11 @@ export function decodeTile(data: Uint8Array): TileMessage {
   const spec = reader.str();
   const pair = reader.u32();
   const code = reader.u32();
+  if (code === SUPER) {
+    const [f, g] = [readRange(reader), readRange(reader)];
+    reader.end();
+    return { job, spec, tile: { kind: 'super', id, pair, f, g } };
+  }
   const a = readBlock(reader);
   const b = readBlock(reader);
   reader.end();
@@ -156,6 +169,16 @@ export interface ResultMessage extends Provenance {
   readonly constant: Uint8Array;
 }
 
+/** One part of a super-tile's folded result. */
+export interface PartMessage extends Provenance {
+  readonly kind: 'part';
+  readonly job: string;
+  readonly tile: number;
+  readonly part: SuperPart;
+  /** The constant flags of the part's entries. */
+  readonly constant: Uint8Array;
+}
+
 export interface FailureMessage extends Provenance {
   readonly kind: 'failure';
   readonly job: string;
@@ -177,20 +200,67 @@ export function encodeResult(job: string, tile: number, result: TileResult, cons
   return w.array(result.rowBest).array(result.colBest).array(result.rowArg).array(result.colArg).bytes(constant).done();
 }
 
+/** Bytes an entry of a super-tile's result takes in a part message: best, |rho| of the penalized best, both partners, a constant flag. */
+export const PART_ENTRY_BYTES = 8 + 8 + 4 + 4 + 1;
+
+/** Entries per part so that a part message fits `maxPayload` (with room for its header). */
+export function partEntriesFor(maxPayload: number): number {
+  return Math.max(1, Math.floor((maxPayload - 4096) / PART_ENTRY_BYTES));
+}
+
+/**
+ * A super-tile's folded result as messages of at most `partEntries` entries
+ * each (entry ranges [k·partEntries, ...)), so any super-tile fits any
+ * max_payload; `constant` holds the flags of all its entries.
+ */
+export function encodeParts(job: string, tile: number, result: SuperPart, constant: Uint8Array, partEntries: number, p: Provenance): Uint8Array[] {
+  const total = result.best.length;
+  if (constant.length !== total) throw new InternalError(`super-tile ${tile}: ${constant.length} constant flags for ${total} entries`);
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < total; at += partEntries) {
+    const part = slicePart(result, at, Math.min(partEntries, total - at));
+    const w = provenance(header(KIND_PART, job, tile), p).u32(at, part.best.length);
+    out.push(
+      w
+        .array(part.best)
+        .array(part.penRho)
+        .array(part.arg)
+        .array(part.penArg)
+        .bytes(constant.subarray(at, at + part.best.length))
+        .done(),
+    );
+  }
+  return out;
+}
+
 export function encodeFailure(job: string, tile: number, error: string, p: Provenance): Uint8Array {
   return provenance(header(KIND_FAILURE, job, tile), p)
     .str(error)
     .done();
 }
 
-export function decodeResult(data: Uint8Array): ResultMessage | FailureMessage {
+export function decodeResult(data: Uint8Array): ResultMessage | PartMessage | FailureMessage {
   const { reader, kind, job, tile } = readHeader(data);
-  if (kind !== KIND_RESULT && kind !== KIND_FAILURE) throw new InternalError(`expected a result message, got kind ${kind}`);
+  if (kind !== KIND_RESULT && kind !== KIND_FAILURE && kind !== KIND_PART) throw new InternalError(`expected a result message, got kind ${kind}`);
   const p: Provenance = { worker: reader.str(), kernel: reader.str(), deliveries: reader.u32(), milliseconds: reader.f64() };
   if (kind === KIND_FAILURE) {
     const error = reader.str();
     reader.end();
     return { kind: 'failure', job, tile, error, ...p };
+  }
+  if (kind === KIND_PART) {
+    const [offset, count] = [reader.u32(), reader.u32()];
+    const buffer = reader.bytes(count * (PART_ENTRY_BYTES - 1)).buffer as ArrayBuffer;
+    const part: SuperPart = {
+      offset,
+      best: new Float64Array(buffer, 0, count),
+      penRho: new Float64Array(buffer, 8 * count, count),
+      arg: new Uint32Array(buffer, 16 * count, count),
+      penArg: new Uint32Array(buffer, 20 * count, count),
+    };
+    const constant = reader.bytes(count);
+    reader.end();
+    return { kind: 'part', job, tile, part, constant, ...p };
   }
   const [rows, cols, flags] = [reader.u32(), reader.u32(), reader.u32()];
   const result = tileResultView(reader.bytes(tileResultBytes(rows, cols)).buffer as ArrayBuffer, rows, cols);

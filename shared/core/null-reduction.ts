@@ -1,6 +1,6 @@
 /** The permutation null's reduction: the best matches of every sampled neuron, per permutation and side. */
 import type { NullPlan, NullWork } from './null-plan.js';
-import { DirectionState, type ModelShape } from './reduce.js';
+import { DirectionState, penaltyDivisor, type ModelShape } from './reduce.js';
 
 /** Best matches of every sampled neuron, per permutation and side. */
 export class NullReduction {
@@ -24,7 +24,7 @@ export class NullReduction {
       const from = Math.max(start, layer.start);
       const to = Math.min(start + count, layer.start + layer.count);
       if (from >= to) continue;
-      const divisor = 1 + Math.abs(layer.depth - otherDepth);
+      const divisor = penaltyDivisor(layer.depth, otherDepth);
       this.states[tile.k]![tile.side].merge(from, bests.subarray(from - start, to - start), args.subarray(from - start, to - start), divisor);
     }
   }

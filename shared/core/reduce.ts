@@ -9,7 +9,7 @@
  */
 import { InternalError, UsageError } from '../errors.js';
 import { layerIndexOf, type LayerInfo } from './model.js';
-import { beats, type Tile, type TileResult } from '../tiles/index.js';
+import { beats, type SuperPart, type Tile, type TileResult } from '../tiles/index.js';
 
 export type MatchMode = 'paper' | 'penalized';
 export type ConstantMode = 'include' | 'exclude';
@@ -22,6 +22,11 @@ export interface ModelShape {
 }
 
 export const NO_PARTNER = 0xffffffff;
+
+/** What a match between layers of these depths is divided by in penalized mode (and a paper-mode best after the fact). */
+export function penaltyDivisor(depth: number, otherDepth: number): number {
+  return 1 + Math.abs(depth - otherDepth);
+}
 
 /** Best matches of one model's neurons against the other model. */
 export class DirectionState {
@@ -58,6 +63,43 @@ export class DirectionState {
       }
     }
   }
+
+  /**
+   * Folds in a super-tile's bests for neurons [start, start + part.best.length)
+   * of this model. Each penalized value is recomputed from its |rho| and the
+   * depths of the neuron's layer and its partner's, as `merge` computed it
+   * where the kernel tile was folded, so the result is the same bit for bit.
+   */
+  mergePart(start: number, part: SuperPart, self: readonly LayerInfo[], other: readonly LayerInfo[]): void {
+    const { best, arg, pen, penArg, penRho } = this;
+    let layer = layerIndexOf(self, start);
+    let otherLayer = 0;
+    for (let k = 0; k < part.best.length; k++) {
+      const i = start + k;
+      while (i >= self[layer]!.start + self[layer]!.count) layer++;
+      const b = part.best[k]!;
+      const a = part.arg[k]!;
+      if (beats(b, a, best[i]!, arg[i]!)) {
+        best[i] = b;
+        arg[i] = a;
+      }
+      const r = part.penRho[k]!;
+      const pa = part.penArg[k]!;
+      const o = other[otherLayer]!;
+      if (pa < o.start || pa >= o.start + o.count) otherLayer = layerIndexOf(other, pa);
+      const p = r / penaltyDivisor(self[layer]!.depth, other[otherLayer]!.depth);
+      if (beats(p, pa, pen[i]!, penArg[i]!)) {
+        pen[i] = p;
+        penArg[i] = pa;
+        penRho[i] = r;
+      }
+    }
+  }
+
+  /** This state as a super-tile's folded result (a worker folds a super-tile into a state of its F range then G range). */
+  asPart(): SuperPart {
+    return { offset: 0, best: this.best, arg: this.arg, penRho: this.penRho, penArg: this.penArg };
+  }
 }
 
 export class Reduction {
@@ -78,7 +120,7 @@ export class Reduction {
         `tile ${tile.id}: result has ${result.rowBest.length}x${result.colBest.length} entries, expected ${tile.f.count}x${tile.g.count}`,
       );
     }
-    const divisor = 1 + Math.abs(this.f.layers[tile.f.layer]!.depth - this.g.layers[tile.g.layer]!.depth);
+    const divisor = penaltyDivisor(this.f.layers[tile.f.layer]!.depth, this.g.layers[tile.g.layer]!.depth);
     this.forward.merge(tile.f.start, result.rowBest, result.rowArg, divisor);
     this.backward.merge(tile.g.start, result.colBest, result.colArg, divisor);
   }
@@ -114,7 +156,7 @@ export function neuronScores(state: DirectionState, self: ModelShape, other: Mod
     const depth = self.layers[layer]!.depth;
     const pl = layerIndexOf(other.layers, state.arg[i]!);
     paperLayer[i] = pl;
-    paper[i] = state.best[i]! / (1 + Math.abs(depth - other.layers[pl]!.depth));
+    paper[i] = state.best[i]! / penaltyDivisor(depth, other.layers[pl]!.depth);
     penalizedLayer[i] = layerIndexOf(other.layers, state.penArg[i]!);
     penalized[i] = state.pen[i]!;
   }

@@ -5,8 +5,9 @@
  * cluster runs plan through here, and cluster workers re-plan the same job
  * from its spec, so every side agrees on every tile id.
  */
-import { nullOptions, planNull, type Model, type NullOptions, type NullPlan, type NullRequest, type NullWork } from '../core/index.js';
-import { planTiles, splitBlocks, type Block } from '../tiles/index.js';
+import { layerIndexOf, nullOptions, planNull, type Model, type NullOptions, type NullPlan, type NullRequest, type NullWork } from '../core/index.js';
+import { InternalError } from '../errors.js';
+import { planTiles, splitBlocks, type Block, type Range } from '../tiles/index.js';
 
 /** A tile of a pair's main job: rows are F's block, columns G's. */
 export interface MainTile {
@@ -24,7 +25,21 @@ export interface NullTile extends NullWork {
   readonly pair: number;
 }
 
-export type JobTile = MainTile | NullTile;
+/**
+ * A super-tile (cluster runs, span above 1): `span` consecutive blocks of F
+ * against `span` of G. Its ranges may cross layers; a worker splits it into
+ * kernel tiles (kernelTiles), each within one layer pair, and folds both
+ * match modes of their results into one (SuperPart).
+ */
+export interface SuperTile {
+  readonly kind: 'super';
+  readonly id: number;
+  readonly pair: number;
+  readonly f: Range;
+  readonly g: Range;
+}
+
+export type JobTile = MainTile | SuperTile | NullTile;
 
 export interface JobPairInput {
   /** Model indices: rows of the main tiles come from `f`, columns from `g`. */
@@ -43,7 +58,7 @@ export interface JobPlan {
   readonly pairs: readonly PairPlan[];
   /** Neurons per block: the side of a kernel tile. */
   readonly block: number;
-  /** Blocks per side of a main tile (a super-tile when above 1, see planJob). */
+  /** Blocks per side of a main tile: above 1, every main tile is a super-tile (see planJob). */
   readonly span: number;
   /** Every tile; a tile's id is its position here. */
   readonly tiles: readonly JobTile[];
@@ -52,11 +67,11 @@ export interface JobPlan {
 export interface JobPlanOptions {
   readonly block: number;
   /**
-   * Blocks per side of a main tile (default 1). Cluster runs make main tiles
-   * of up to span x block neurons a side, each within one layer of each
-   * model (so one depth penalty holds across it): a worker splits such a
-   * super-tile into kernel tiles of `block` (kernelTiles) and folds their
-   * results into one. Null tiles are not grouped.
+   * Blocks per side of a main tile (default 1). Above 1, the main tiles are
+   * super-tiles (cluster runs): `span` consecutive blocks of each model,
+   * across layers, so a super-tile's result has as few entries as its size
+   * allows. A worker splits one into the kernel tiles a plan of span 1 has
+   * (kernelTiles) and folds their results. Null tiles are not grouped.
    */
   readonly span?: number;
   /** Each pair's permutation null (permutations 0: none), see pairNulls. */
@@ -75,8 +90,14 @@ export function planJob(models: readonly Model[], pairs: readonly JobPairInput[]
   if (!Number.isInteger(span) || span < 1) throw new RangeError(`span must be a positive integer, got ${span}`);
   const tiles: JobTile[] = [];
   pairs.forEach((pair, index) => {
-    const blocks = (model: number) => splitBlocks(models[model]!.layers, options.block * span, cuts(model));
-    for (const t of planTiles(blocks(pair.f), blocks(pair.g))) tiles.push({ kind: 'main', id: tiles.length, pair: index, f: t.f, g: t.g });
+    const blocks = (model: number) => splitBlocks(models[model]!.layers, options.block, cuts(model));
+    if (span === 1) {
+      for (const t of planTiles(blocks(pair.f), blocks(pair.g))) tiles.push({ kind: 'main', id: tiles.length, pair: index, f: t.f, g: t.g });
+      return;
+    }
+    const ranges = (model: number) => groupBlocks(blocks(model), span);
+    const gs = ranges(pair.g);
+    for (const f of ranges(pair.f)) for (const g of gs) tiles.push({ kind: 'super', id: tiles.length, pair: index, f, g });
   });
   const planned = pairs.map((pair, index): PairPlan => {
     const nul = options.nulls[index]!;
@@ -88,19 +109,37 @@ export function planJob(models: readonly Model[], pairs: readonly JobPairInput[]
   return { models, pairs: planned, block: options.block, span, tiles };
 }
 
+/** Runs of `span` consecutive blocks, each as one neuron range. */
+function groupBlocks(blocks: readonly Block[], span: number): Range[] {
+  const out: Range[] = [];
+  for (let i = 0; i < blocks.length; i += span) {
+    const first = blocks[i]!;
+    const last = blocks[Math.min(i + span, blocks.length) - 1]!;
+    out.push({ start: first.start, count: last.start + last.count - first.start });
+  }
+  return out;
+}
+
 /**
- * A main tile's kernel tiles, F-major: its F and G ranges cut into blocks
- * of `plan.block` and at `cuts` (each model's shard starts), as a plan of
- * span 1 cuts them. A tile of one block a side is its own kernel tile.
+ * A super-tile's kernel tiles, F-major: its F and G ranges cut at layer
+ * ends, into blocks of `plan.block` and at `cuts` (each model's shard
+ * starts), exactly as a plan of span 1 cuts the models (a block's end
+ * depends on its start alone, and every range starts at a block start).
  */
-export function kernelTiles(plan: JobPlan, tile: MainTile, cuts: readonly (readonly number[])[]): MainTile[] {
+export function kernelTiles(plan: JobPlan, tile: SuperTile, cuts: readonly (readonly number[])[]): MainTile[] {
   const pair = plan.pairs[tile.pair]!;
-  const split = (b: Block, model: number) =>
-    splitBlocks([{ start: b.start, count: b.count }], plan.block, cuts[model] ?? []).map((k) => ({ ...k, layer: b.layer }));
-  const fs = split(tile.f, pair.f);
+  const split = (r: Range, model: number): Block[] => {
+    const layers = plan.models[model]!.layers;
+    const first = layerIndexOf(layers, r.start);
+    const parts: { start: number; count: number }[] = [];
+    for (let l = first; l < layers.length && layers[l]!.start < r.start + r.count; l++) {
+      const start = Math.max(r.start, layers[l]!.start);
+      parts.push({ start, count: Math.min(r.start + r.count, layers[l]!.start + layers[l]!.count) - start });
+    }
+    return splitBlocks(parts, plan.block, cuts[model] ?? []).map((b) => ({ ...b, layer: first + b.layer }));
+  };
   const gs = split(tile.g, pair.g);
-  if (fs.length === 1 && gs.length === 1) return [tile];
-  return fs.flatMap((f) => gs.map((g): MainTile => ({ kind: 'main', id: tile.id, pair: tile.pair, f, g })));
+  return split(tile.f, pair.f).flatMap((f) => gs.map((g): MainTile => ({ kind: 'main', id: tile.id, pair: tile.pair, f, g })));
 }
 
 const NO_NULL: NullOptions = { permutations: 0, sample: 0, seed: 0 };
@@ -126,6 +165,7 @@ export interface Operand {
  */
 export function operands(plan: JobPlan, tile: JobTile): { readonly rows: Operand; readonly cols: Operand } {
   const pair = plan.pairs[tile.pair]!;
+  if (tile.kind === 'super') throw new InternalError(`super-tile ${tile.id} has no single operand pair: split it into its kernel tiles first`);
   if (tile.kind === 'main') {
     return { rows: { model: pair.f, block: tile.f, sampled: false }, cols: { model: pair.g, block: tile.g, sampled: false } };
   }
@@ -135,7 +175,12 @@ export function operands(plan: JobPlan, tile: JobTile): { readonly rows: Operand
 
 /** Neuron pairs a tile compares. */
 export function tilePairs(tile: JobTile): number {
-  return tile.kind === 'main' ? tile.f.count * tile.g.count : tile.sample.count * tile.other.count;
+  return tile.kind === 'null' ? tile.sample.count * tile.other.count : tile.f.count * tile.g.count;
+}
+
+/** Result entries of a super-tile: its F range's neurons, then its G range's. */
+export function superEntries(tile: SuperTile): number {
+  return tile.f.count + tile.g.count;
 }
 
 /** The tile in words, for errors: which layers and neurons, or which null sample. */
@@ -143,6 +188,14 @@ export function describeTile(plan: JobPlan, tile: JobTile): string {
   const pair = plan.pairs[tile.pair]!;
   const side = (model: number, b: Block) => `${plan.models[model]!.layers[b.layer]?.name ?? `layer ${b.layer}`} neurons ${b.start}..${b.start + b.count - 1}`;
   const where = plan.pairs.length > 1 ? ` of pair ${tile.pair}` : '';
+  if (tile.kind === 'super') {
+    const range = (model: number, r: Range) => {
+      const layers = plan.models[model]!.layers;
+      const [a, b] = [layerIndexOf(layers, r.start), layerIndexOf(layers, r.start + r.count - 1)].map((l) => layers[l]?.name ?? `layer ${l}`);
+      return `neurons ${r.start}..${r.start + r.count - 1} (${a === b ? a : `${a} to ${b}`})`;
+    };
+    return `super-tile ${tile.id}${where} (F ${range(pair.f, tile.f)}, G ${range(pair.g, tile.g)})`;
+  }
   if (tile.kind === 'main') return `tile ${tile.id}${where} (F ${side(pair.f, tile.f)}, G ${side(pair.g, tile.g)})`;
   const [own, other, otherModel] = tile.side === 0 ? ['F', 'G', pair.g] : ['G', 'F', pair.f];
   return `tile ${tile.id}${where} (permutation null ${tile.k}: ${tile.sample.count} sampled ${own} neurons against ${other} ${side(otherModel, tile.other)})`;
@@ -150,8 +203,10 @@ export function describeTile(plan: JobPlan, tile: JobTile): string {
 
 /** Same tile, as far as a message can say: kind, pair and blocks. */
 export function sameTile(a: JobTile, b: JobTile): boolean {
-  const same = (x: Block, y: Block) => x.layer === y.layer && x.start === y.start && x.count === y.count;
+  const same = (x: Block, y: Block) => x.layer === y.layer && sameRange(x, y);
+  const sameRange = (x: Range, y: Range) => x.start === y.start && x.count === y.count;
   if (a.id !== b.id || a.pair !== b.pair) return false;
   if (a.kind === 'main') return b.kind === 'main' && same(a.f, b.f) && same(a.g, b.g);
+  if (a.kind === 'super') return b.kind === 'super' && sameRange(a.f, b.f) && sameRange(a.g, b.g);
   return b.kind === 'null' && a.k === b.k && a.side === b.side && same(a.sample, b.sample) && same(a.other, b.other);
 }

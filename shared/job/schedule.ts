@@ -147,7 +147,7 @@ export function outOfCoreSchedule(plan: JobPlan, input: ScheduleInput): Schedule
   for (const tile of plan.tiles) {
     if (tile.kind === 'main') {
       push(main, key(rangeOf(residentBlock(tile.f, tile.g).start), shardOf(streamed, streamedBlock(tile.f, tile.g).start)), tile);
-    } else if (!input.keepSamples) {
+    } else if (tile.kind === 'super' || !input.keepSamples) {
       tail.push(tile);
     } else if (tile.side === residentSide) {
       push(nullResident, rangeOf(tile.other.start), tile);

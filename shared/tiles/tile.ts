@@ -11,6 +11,12 @@ export interface Block {
   readonly count: number;
 }
 
+/** A contiguous neuron range of a model; unlike a block it may cross layers (a super-tile's side). */
+export interface Range {
+  readonly start: number;
+  readonly count: number;
+}
+
 export interface Tile {
   readonly id: number;
   readonly f: Block;
@@ -81,40 +87,28 @@ export function allocTileResult(nf: number, ng: number): TileResult {
   return tileResultView(new ArrayBuffer(tileResultBytes(nf, ng)), nf, ng);
 }
 
-/** An empty result to fold into: every best -1 and every partner 0xffffffff, as the reduction starts. */
-export function emptyTileResult(nf: number, ng: number): TileResult {
-  const result = allocTileResult(nf, ng);
-  result.rowBest.fill(-1);
-  result.colBest.fill(-1);
-  result.rowArg.fill(0xffffffff);
-  result.colArg.fill(0xffffffff);
-  return result;
+/**
+ * A run of a super-tile's folded result. A super-tile's entries are its F
+ * range's neurons, then its G range's; entry `offset + k` holds a neuron's
+ * best |rho| and partner (paper mode) and the |rho| and partner of its best
+ * penalized match (penalized mode). The penalized value itself is not sent:
+ * whoever merges recomputes it from the two depths, exactly as the fold did.
+ */
+export interface SuperPart {
+  readonly offset: number;
+  readonly best: Float64Array;
+  readonly arg: Uint32Array;
+  readonly penRho: Float64Array;
+  readonly penArg: Uint32Array;
 }
 
-/**
- * Folds a kernel tile's result into a larger tile's (a super-tile of the
- * same layer pair): its rows start `rowOffset` into `into`'s rows, its
- * columns `colOffset` into its columns. Larger |rho| wins, then the smaller
- * partner: the reduction's rule, so the fold's order does not matter.
- */
-export function foldTileResult(into: TileResult, rowOffset: number, colOffset: number, part: TileResult): void {
-  foldBests(into.rowBest, into.rowArg, rowOffset, part.rowBest, part.rowArg);
-  foldBests(into.colBest, into.colArg, colOffset, part.colBest, part.colArg);
+/** Entries [from, from + count) of a part, as a part of their own. */
+export function slicePart(part: SuperPart, from: number, count: number): SuperPart {
+  const [a, b] = [from - part.offset, from - part.offset + count];
+  return { offset: from, best: part.best.subarray(a, b), arg: part.arg.subarray(a, b), penRho: part.penRho.subarray(a, b), penArg: part.penArg.subarray(a, b) };
 }
 
 /** The tie rule every fold and reduction shares: a larger value wins, then the smaller partner index. */
 export function beats(value: number, partner: number, bestValue: number, bestPartner: number): boolean {
   return value > bestValue || (value === bestValue && partner < bestPartner);
-}
-
-function foldBests(best: Float64Array, arg: Uint32Array, offset: number, bests: Float64Array, args: Uint32Array): void {
-  for (let k = 0; k < bests.length; k++) {
-    const i = offset + k;
-    const b = bests[k]!;
-    const a = args[k]!;
-    if (beats(b, a, best[i]!, arg[i]!)) {
-      best[i] = b;
-      arg[i] = a;
-    }
-  }
 }

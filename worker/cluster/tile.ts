@@ -7,7 +7,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { decodeTile, encodeFailure, encodeResult, resultSubject, type Provenance, type TileQueueConfig } from '../../shared/cluster/index.js';
+import { decodeTile, encodeFailure, encodeParts, encodeResult, resultSubject, type Provenance, type TileQueueConfig } from '../../shared/cluster/index.js';
 import { InternalError, NeurocorrError } from '../../shared/errors.js';
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
@@ -55,9 +55,14 @@ export async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
     const slow = /^slow:(\d+)$/.exec(ctx.fault ?? '');
     if (slow) await delay(Number(slow[1]));
     const outcome = await opened.runner.run(planned);
-    const payload = encodeResult(job, tile.id, outcome.result, outcome.constant ?? new Uint8Array(0), provenance());
+    const payloads =
+      outcome.kind === 'part'
+        ? encodeParts(job, tile.id, outcome.part, outcome.constant, opened.spec.partEntries, provenance())
+        : [encodeResult(job, tile.id, outcome.result, outcome.constant ?? new Uint8Array(0), provenance())];
     const copies = ctx.fault === 'duplicate' ? 2 : 1;
-    for (let k = 0; k < copies; k++) await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), queue.ackWaitMs * 4);
+    for (let k = 0; k < copies; k++) {
+      for (const payload of payloads) await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), queue.ackWaitMs * 4);
+    }
     msg.ack();
     ctx.m.done.inc();
     ctx.m.pairs.inc(tilePairs(tile));
