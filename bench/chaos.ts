@@ -13,6 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createRng } from '#dist/shared/core/index.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from '../test/helpers/servers.js';
 import { provision } from '../test/setup/tools.js';
 import { replaceSection } from './results.js';
@@ -35,18 +36,6 @@ const log = (line: string) => process.stderr.write(`chaos: ${line}\n`);
 const ACK_WAIT = 2;
 const KINDS = ['worker-kill', 'coordinator-kill', 'nats-kill', 'nats-wipe', 'redis-restart', 'nats-pause', 'worker-pause'] as const;
 type Kind = (typeof KINDS)[number];
-
-/** splitmix32: a seeded schedule, the same for the same seed. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x9e3779b9) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
-}
 
 interface Proc {
   readonly child: ChildProcess;
@@ -85,7 +74,8 @@ interface Report {
 }
 
 async function chaos(seed: number, data: readonly [string, string], reference: Report): Promise<Row> {
-  const random = rng(seed);
+  // A seeded schedule: the same for the same seed.
+  const random = createRng(seed);
   const [nats, redis]: [NatsServer, RedisServer] = await Promise.all([startNats(), startRedis()]);
   const job = `chaos-${seed}-${process.pid}`;
   const workerArgs = ['worker', '--nats', nats.url, '--threads', '1', '--data-root', tmpdir(), '--cache-dir', join(tmpdir(), 'neurocorr-chaos-cache')];

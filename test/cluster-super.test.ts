@@ -7,12 +7,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { jobKeys } from '../dist/shared/cluster/index.js';
-import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
+import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, waitFor, useClusterServers, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
-import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
+import { startNats } from './helpers/servers.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
 const latent = latents(81, 24, 3);
@@ -32,32 +31,20 @@ interface Report {
   cluster: { workers: string[]; redelivered: number; duplicates: number };
 }
 
-let nats: NatsServer;
-let redisServer: RedisServer;
-let redis: Redis;
+const cluster = useClusterServers();
 let reference: Report;
 
 beforeAll(async () => {
-  [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
-  redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const r = spawnSync(process.execPath, [BIN, 'score', fDir, gDir, '--json', '--no-progress', ...NULL], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
   reference = JSON.parse(r.stdout) as Report;
 });
 
-afterEach(killAll);
-
-afterAll(async () => {
-  redis.disconnect();
-  await killAll();
-  await stopAllServers();
-});
-
 const names = jobNames('super');
 
-function coordinator(superTile: number, extra: string[] = [], natsUrl = nats.url): { c: CliProcess; job: string; prefix: string } {
+function coordinator(superTile: number, extra: string[] = [], natsUrl = cluster.nats.url): { c: CliProcess; job: string; prefix: string } {
   const { job, prefix } = names();
-  const servers = { nats: natsUrl, redis: redisServer.url };
+  const servers = { nats: natsUrl, redis: cluster.redisServer.url };
   const extras = ['--super-tile', String(superTile), ...NULL, ...extra];
   const c = spawnCli(coordinatorArgs({ f: fDir, g: gDir, ...servers, job, prefix, tile: TILE, checkpointTiles: 4, checkpointSeconds: 0.3, extra: extras }));
   return { c, job, prefix };
@@ -76,7 +63,7 @@ function expectExact(report: Report): void {
   expect(report.null?.scores).toEqual(reference.null?.scores);
 }
 
-async function workers(n: number, env: Record<string, string> = {}, natsUrl = nats.url): Promise<CliProcess[]> {
+async function workers(n: number, env: Record<string, string> = {}, natsUrl = cluster.nats.url): Promise<CliProcess[]> {
   const list = Array.from({ length: n }, () => startWorker(natsUrl, env, ['--threads', '2']));
   await Promise.all(list.map((w) => ready(w)));
   return list;
@@ -103,7 +90,7 @@ describe('cluster runs with super-tiles', () => {
     // The victim holds each super-tile 2 s before computing it, so the kill always lands mid-tile.
     const [[victim]] = await Promise.all([workers(1, { NEUROCORR_WORKER_FAULT: 'slow:2000' }), workers(1, { NEUROCORR_WORKER_FAULT: 'slow:60' })]);
     const { c, job, prefix } = coordinator(48);
-    await waitFor('the first checkpoint', async () => Number((await redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0) >= 4);
+    await waitFor('the first checkpoint', async () => Number((await cluster.redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0) >= 4);
     victim!.kill('SIGKILL');
     const report = await finished(c);
     expectExact(report);

@@ -9,12 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { jobKeys } from '../dist/shared/cluster/index.js';
-import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, killAll, waitFor, type CliProcess } from './helpers/cluster.js';
+import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, waitFor, useClusterServers, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
-import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
 const latent = latents(71, 24, 3);
@@ -42,30 +40,17 @@ function embedded(f = fDir, g = gDir): Report {
   return JSON.parse(r.stdout) as Report;
 }
 
-let nats: NatsServer;
-let redisServer: RedisServer;
-let redis: Redis;
+const cluster = useClusterServers();
 let reference: Report;
 
 beforeAll(async () => {
-  [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
-  redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  redis.on('error', () => undefined); // test (d) restarts the server under it
   reference = embedded();
-});
-
-afterEach(killAll);
-
-afterAll(async () => {
-  redis.disconnect();
-  await killAll();
-  await stopAllServers();
 });
 
 const names = jobNames('test');
 
 function coordinator(job: string, prefix: string, extra: string[] = [], f = fDir, g = gDir): CliProcess {
-  const servers = { nats: nats.url, redis: redisServer.url };
+  const servers = { nats: cluster.nats.url, redis: cluster.redisServer.url };
   return spawnCli(coordinatorArgs({ f, g, ...servers, job, prefix, tile: TILE, checkpointTiles: 8, checkpointSeconds: 0.3, extra: [...NULL, ...extra] }));
 }
 
@@ -84,11 +69,11 @@ function expectExact(report: Report, expected = reference, tiles: number | null 
 }
 
 async function doneTiles(job: string, prefix: string): Promise<number> {
-  return Number((await redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0);
+  return Number((await cluster.redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0);
 }
 
 async function workers(n: number, env: Record<string, string> = {}, extra: string[] = []): Promise<CliProcess[]> {
-  const list = Array.from({ length: n }, () => startWorker(nats.url, env, extra));
+  const list = Array.from({ length: n }, () => startWorker(cluster.nats.url, env, extra));
   await Promise.all(list.map((w) => ready(w)));
   return list;
 }
@@ -104,7 +89,7 @@ describe('cluster runs', () => {
     expect(report.cluster).toMatchObject({ duplicates: 0, redelivered: 0, republished: 0 });
     for (const w of ws) expect(w.stderr()).toMatch(/"kernel":"native-/);
 
-    const jobs = spawnCli(['jobs', '--redis', redisServer.url, '--prefix', prefix, '--json']);
+    const jobs = spawnCli(['jobs', '--redis', cluster.redisServer.url, '--prefix', prefix, '--json']);
     expect(await jobs.exited).toBe(0);
     const all = TILES + report.null!.tiles;
     expect(JSON.parse(jobs.stdout())).toMatchObject([{ job, status: 'done', done: all, tiles: all }]);
@@ -144,7 +129,7 @@ describe('cluster runs', () => {
     await workers(2, { NEUROCORR_WORKER_FAULT: 'slow:30' });
     const c = coordinator(job, prefix);
     await waitFor('a third of the tiles', async () => (await doneTiles(job, prefix)) >= TILES / 3);
-    await nats.restart();
+    await cluster.nats.restart();
     expectExact(await finished(c));
   });
 
@@ -153,10 +138,10 @@ describe('cluster runs', () => {
     await workers(2, { NEUROCORR_WORKER_FAULT: 'slow:30' });
     const c = coordinator(job, prefix);
     await waitFor('a third of the tiles', async () => (await doneTiles(job, prefix)) >= TILES / 3);
-    await redisServer.restart();
+    await cluster.redisServer.restart();
     const report = await finished(c);
     expectExact(report);
-    expect(await redis.hget(jobKeys(job, prefix).state, 'status')).toBe('done');
+    expect(await cluster.redis.hget(jobKeys(job, prefix).state, 'status')).toBe('done');
   });
 
   it('(e) a worker that returns every result twice: duplicates are counted and harmless', async () => {
@@ -171,7 +156,7 @@ describe('cluster runs', () => {
   it('tiles that vanish from the work queue are published again, never waited on forever', async () => {
     const { job, prefix } = names();
     const c = coordinator(job, prefix);
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: cluster.nats.url });
     try {
       const jsm = await jetstreamManager(nc);
       const queued = async () =>
@@ -222,7 +207,7 @@ describe('cluster runs', () => {
     expect(c.stderr()).toMatch(/run the job again with the same --job/);
     expect(c.stderr()).toContain(poisoned);
     expect(c.stdout()).toBe('');
-    expect(await redis.hget(jobKeys(again.job, again.prefix).state, 'status')).toBe('failed');
+    expect(await cluster.redis.hget(jobKeys(again.job, again.prefix).state, 'status')).toBe('failed');
   });
 
   it('workers serve Prometheus metrics on loopback, and drain on SIGTERM', async () => {
@@ -240,13 +225,13 @@ describe('cluster runs', () => {
   });
 
   it('bad cluster usage exits 2 with a clear message; an unreachable service exits 3', async () => {
-    const noRedis = spawnCli(['score', fDir, gDir, '--nats', nats.url]);
+    const noRedis = spawnCli(['score', fDir, gDir, '--nats', cluster.nats.url]);
     expect(await noRedis.exited).toBe(2);
     expect(noRedis.stderr()).toMatch(/needs both --nats and --redis/);
-    const badJob = spawnCli(['score', fDir, gDir, '--nats', nats.url, '--redis', redisServer.url, '--job', 'no spaces']);
+    const badJob = spawnCli(['score', fDir, gDir, '--nats', cluster.nats.url, '--redis', cluster.redisServer.url, '--job', 'no spaces']);
     expect(await badJob.exited).toBe(2);
     expect(badJob.stderr()).toMatch(/not a valid job name/);
-    const down = spawnCli(['score', fDir, gDir, '--nats', 'nats://user:secret@127.0.0.1:1', '--redis', redisServer.url, '--service-timeout', '1']);
+    const down = spawnCli(['score', fDir, gDir, '--nats', 'nats://user:secret@127.0.0.1:1', '--redis', cluster.redisServer.url, '--service-timeout', '1']);
     expect(await down.exited).toBe(3);
     expect(down.stderr()).toMatch(/cannot reach NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1/);
     expect(down.stderr()).toMatch(/or fix --nats/);

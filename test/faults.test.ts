@@ -9,12 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { jobKeys } from '../dist/shared/cluster/index.js';
-import { coordinatorArgs, jobNames, killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
+import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, waitFor, useClusterServers, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
-import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './helpers/servers.js';
 import { join } from 'node:path';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'neurocorr.js');
@@ -29,29 +27,18 @@ interface Report {
   cluster: { republished: number };
 }
 
-let nats: NatsServer;
-let redisServer: RedisServer;
-let redis: Redis;
+const cluster = useClusterServers();
 let reference: Report;
 
 beforeAll(async () => {
-  [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
-  redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  redis.on('error', () => undefined);
   const r = spawnSync(process.execPath, [BIN, 'score', fDir, gDir, '--json', '--no-progress', ...NULL], { encoding: 'utf8' });
   reference = JSON.parse(r.stdout) as Report;
-});
-afterEach(killAll);
-afterAll(async () => {
-  redis.disconnect();
-  await killAll();
-  await stopAllServers();
 });
 
 const names = jobNames('faults');
 
 function coordinator(job: string, prefix: string, extra: string[] = []): CliProcess {
-  const servers = { nats: nats.url, redis: redisServer.url };
+  const servers = { nats: cluster.nats.url, redis: cluster.redisServer.url };
   return spawnCli(
     coordinatorArgs({ f: fDir, g: gDir, ...servers, job, prefix, tile: 16, checkpointTiles: 4, checkpointSeconds: 0.2, extra: [...NULL, ...extra] }),
   );
@@ -65,10 +52,10 @@ async function exact(c: CliProcess): Promise<Report> {
   return report;
 }
 
-const done = async (job: string, prefix: string) => Number((await redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0);
+const done = async (job: string, prefix: string) => Number((await cluster.redis.hget(jobKeys(job, prefix).state, 'done')) ?? 0);
 
 async function slowWorkers(n: number, ms = 40): Promise<CliProcess[]> {
-  const list = Array.from({ length: n }, () => startWorker(nats.url, { NEUROCORR_WORKER_FAULT: `slow:${ms}` }));
+  const list = Array.from({ length: n }, () => startWorker(cluster.nats.url, { NEUROCORR_WORKER_FAULT: `slow:${ms}` }));
   await Promise.all(list.map((w) => ready(w)));
   return list;
 }
@@ -79,7 +66,7 @@ describe('JetStream is a transport: its state lost mid-job is re-created from th
     await slowWorkers(2);
     const c = coordinator(job, prefix);
     await waitFor('a few tiles', async () => (await done(job, prefix)) >= 10);
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: cluster.nats.url });
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete('NEUROCORR_TILES');
     await jsm.streams.delete('NEUROCORR_RESULTS');
@@ -94,7 +81,7 @@ describe('JetStream is a transport: its state lost mid-job is re-created from th
     await slowWorkers(2);
     const c = coordinator(job, prefix);
     await waitFor('a few tiles', async () => (await done(job, prefix)) >= 10);
-    await nats.restart({ kill: true, wipeStore: true });
+    await cluster.nats.restart({ kill: true, wipeStore: true });
     const report = await exact(c);
     expect(report.cluster.republished).toBeGreaterThan(0);
   });
@@ -106,14 +93,28 @@ describe('Redis (finding 6)', () => {
     await slowWorkers(2);
     const c = coordinator(job, prefix);
     await waitFor('a few tiles', async () => (await done(job, prefix)) >= 10);
-    await redis.flushall();
+    await cluster.redis.flushall();
     await exact(c);
   });
 
   it('unreachable at the start: exit 3 within the service timeout, with the address and the fix (no hang)', async () => {
     const started = Date.now();
     const { job, prefix } = names();
-    const c = spawnCli(['score', fDir, gDir, '--nats', nats.url, '--redis', 'redis://127.0.0.1:1', '--job', job, '--prefix', prefix, '--service-timeout', '2']);
+    const c = spawnCli([
+      'score',
+      fDir,
+      gDir,
+      '--nats',
+      cluster.nats.url,
+      '--redis',
+      'redis://127.0.0.1:1',
+      '--job',
+      job,
+      '--prefix',
+      prefix,
+      '--service-timeout',
+      '2',
+    ]);
     expect(await c.exited).toBe(3);
     expect(c.stderr()).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1 within 2 s.*start redis-server, or fix --redis/);
     expect(Date.now() - started).toBeLessThan(20_000);
@@ -124,12 +125,12 @@ describe('Redis (finding 6)', () => {
     await slowWorkers(1, 150);
     const c = coordinator(job, prefix, ['--service-timeout', '2']);
     await waitFor('a few tiles', async () => (await done(job, prefix)) >= 6);
-    redisServer.signal('SIGSTOP');
+    cluster.redisServer.signal('SIGSTOP');
     try {
       expect(await c.exited).toBe(3);
       expect(c.stderr()).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+/);
     } finally {
-      redisServer.signal('SIGCONT');
+      cluster.redisServer.signal('SIGCONT');
     }
     await exact(coordinator(job, prefix));
   });
@@ -144,13 +145,13 @@ describe('Redis (finding 6)', () => {
     await exact(coordinator(job, prefix, key === 'report' ? [] : ['--checkpoint-tiles', '1']));
     const keys = jobKeys(job, prefix);
     // The finished job's report is replaced, or (for the others) the job is made to look unfinished.
-    if (key !== 'report') await redis.del(keys.report);
-    await redis.set(keys[key], value);
+    if (key !== 'report') await cluster.redis.del(keys.report);
+    await cluster.redis.set(keys[key], value);
     const again = coordinator(job, prefix);
     expect(await again.exited).toBe(2);
     expect(again.stderr()).toContain(`Redis key ${keys[key]}`);
     expect(again.stderr()).toContain(`neurocorr jobs --delete ${job}`);
-    const del = spawnCli(['jobs', '--redis', redisServer.url, '--prefix', prefix, '--delete', job]);
+    const del = spawnCli(['jobs', '--redis', cluster.redisServer.url, '--prefix', prefix, '--delete', job]);
     expect(await del.exited).toBe(0);
     await exact(coordinator(job, prefix));
   });

@@ -3,6 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from './servers.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'neurocorr.js');
 
@@ -114,5 +117,50 @@ export function jobNames(tag: string): () => { job: string; prefix: string } {
   return () => {
     counter++;
     return { job: `${tag}-${process.pid}-${counter}`, prefix: `nc-${tag}-${process.pid}-${counter}` };
+  };
+}
+
+/** The servers of a cluster test file, and a Redis client on its redis-server. */
+export interface ClusterServers {
+  readonly nats: NatsServer;
+  readonly redisServer: RedisServer;
+  readonly redis: Redis;
+}
+
+/**
+ * Registers a cluster test file's hooks: a nats-server and a redis-server on
+ * OS-picked ports (and a client) before its tests, every CLI process killed
+ * after each test, everything stopped after the file. Its fields are there
+ * once the file's tests run.
+ */
+export function useClusterServers(): ClusterServers {
+  let started: ClusterServers | null = null;
+  const get = (): ClusterServers => {
+    if (started === null) throw new Error('the cluster servers start in beforeAll: use them inside hooks and tests');
+    return started;
+  };
+  beforeAll(async () => {
+    const [nats, redisServer] = await Promise.all([startNats(), startRedis()]);
+    const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+    // Some tests restart redis-server under the client.
+    redis.on('error', () => undefined);
+    started = { nats, redisServer, redis };
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    started?.redis.disconnect();
+    await killAll();
+    await stopAllServers();
+  });
+  return {
+    get nats() {
+      return get().nats;
+    },
+    get redisServer() {
+      return get().redisServer;
+    },
+    get redis() {
+      return get().redis;
+    },
   };
 }
