@@ -3,6 +3,23 @@ import type { ClusterInfo, NullRequest } from '../../shared/core/index.js';
 import type { PairOptions, PlannedSet } from '../../shared/formats/index.js';
 import type { JobPairInput, JobProgress } from '../../shared/job/index.js';
 
+/** The fields of a ClusterJob that a `score` or `zoo` run's settings give as they are. */
+export function runFields(s: {
+  readonly pair: PairOptions;
+  readonly null: NullRequest | null;
+  readonly tile: number | undefined;
+  readonly progress: boolean;
+  readonly progressInterval: number;
+  readonly log: (line: string) => void;
+}): Pick<ClusterJob<unknown>, 'options' | 'null' | 'tile' | 'progress' | 'log'> {
+  return { options: s.pair, null: s.null, tile: s.tile, progress: { enabled: s.progress, intervalMs: s.progressInterval }, log: s.log };
+}
+
+/** A stored JSON document of the given format version (a report, or a job spec), as far as a type guard can say. */
+export function hasVersion(value: unknown, version: number): boolean {
+  return typeof value === 'object' && value !== null && (value as { version?: unknown }).version === version;
+}
+
 /** What a finished cluster job knows beyond its reduction. */
 export interface ClusterRunInfo {
   readonly cluster: ClusterInfo;

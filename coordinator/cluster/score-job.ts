@@ -3,9 +3,10 @@ import { chanceWarning, humanSummary, warnChance, type Report } from '../../shar
 import { planPair } from '../../shared/formats/index.js';
 import { pairReport, writeOutputs, writeReport } from '../../shared/job/index.js';
 import type { ClusterSettings, ScoreResult, ScoreSettings } from '../options.js';
+import { hasVersion, runFields } from './cluster-job.js';
 import { ClusterCoordinator } from './coordinator.js';
 
-const isReport = (v: unknown): v is Report => typeof v === 'object' && v !== null && (v as { version?: unknown }).version === 1;
+const isReport = (v: unknown): v is Report => hasVersion(v, 1);
 
 export function clusterScore(s: ScoreSettings, c: ClusterSettings): Promise<ScoreResult> {
   const planned = planPair(s.f, s.g, s.pair);
@@ -17,11 +18,7 @@ export function clusterScore(s: ScoreSettings, c: ClusterSettings): Promise<Scor
       labels: ['F', 'G'],
       planned: { models: [planned.f, planned.g], partial: planned.partial, spatial: planned.spatial },
       pairs: [{ f: 0, g: 1 }],
-      options: s.pair,
-      null: s.null,
-      tile: s.tile,
-      progress: { enabled: s.progress, intervalMs: s.progressInterval },
-      log: s.log,
+      ...runFields(s),
       finish: (progress, run) => {
         const scored = pairReport(progress, 0, {
           match: s.match,

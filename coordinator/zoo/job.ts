@@ -7,6 +7,7 @@
 import type { Report } from '../../shared/core/index.js';
 import type { PlannedSet } from '../../shared/formats/index.js';
 import { pairReport, type JobPairInput, type JobProgress, type PairRunInfo } from '../../shared/job/index.js';
+import { hasVersion, runFields } from '../cluster/cluster-job.js';
 import { openSources, runEmbedded } from '../embedded.js';
 import { createProgress, type Progress } from '../progress.js';
 import type { ClusterSettings } from '../options.js';
@@ -91,19 +92,14 @@ export async function runZooJob(s: ZooSettings, job: ZooJob, onPair: OnPair): Pr
 
 async function runZooCluster(s: ZooSettings, c: ClusterSettings, job: ZooJob, onPair: OnPair): Promise<Report[]> {
   const { ClusterCoordinator } = await import('../cluster/coordinator.js');
-  const isReports = (v: unknown): v is Report[] =>
-    Array.isArray(v) && v.every((r) => typeof r === 'object' && r !== null && (r as { version?: unknown }).version === 1);
+  const isReports = (v: unknown): v is Report[] => Array.isArray(v) && v.every((r) => hasVersion(r, 1));
   const reports = await new ClusterCoordinator<Report[]>(
     {
       paths: job.paths,
       labels: job.labels,
       planned: job.planned,
       pairs: job.pairs,
-      options: s.pair,
-      null: s.null,
-      tile: s.tile,
-      progress: { enabled: s.progress, intervalMs: s.progressInterval },
-      log: s.log,
+      ...runFields(s),
       finish: (progress, run) => {
         const all = job.pairs.map((_, index) =>
           reportOf(s, job, progress, index, {
