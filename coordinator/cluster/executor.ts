@@ -310,7 +310,7 @@ export class JetStreamExecutor implements TileExecutor {
     this.held.push(msg);
     this.heldBytes += msg.data.length;
     // Parts of super-tiles are megabytes each: a checkpoint also lets go of the messages it holds.
-    if (this.heldBytes >= HELD_BYTES) void this.checkpoint();
+    if (this.held.length >= o.checkpointTiles || this.heldBytes >= HELD_BYTES) void this.checkpoint();
     if (merged === 'part') return;
     this.remaining.delete(tile.id);
     if (decoded.deliveries > 1) {
@@ -324,6 +324,5 @@ export class JetStreamExecutor implements TileExecutor {
     this.pairsDone += tilePairs(tile);
     metrics.pairsPerSecond.set(this.pairsDone / ((performance.now() - this.started) / 1000));
     o.onTile?.(done);
-    if (this.held.length >= o.checkpointTiles) void this.checkpoint();
   }
 }
