@@ -39,6 +39,7 @@ export {
   InputError,
   InternalError,
   JobFailedError,
+  JobStalledError,
   KernelUnavailableError,
   NeurocorrError,
   ServiceError,

@@ -31,7 +31,7 @@ import { architectureLayers } from '#dist/coordinator/synth/architectures.js';
 import { ClusterCoordinator } from '#dist/coordinator/cluster/coordinator.js';
 import { JobStore } from '#dist/coordinator/cluster/job-store.js';
 import type { ClusterSettings } from '#dist/coordinator/options.js';
-import { decodeTile, encodeParts, encodeResult, partEntriesFor, resultSubject, TILE_STREAM, WORKER_CONSUMER } from '#dist/shared/cluster/index.js';
+import { decodeTile, encodeParts, encodeResult, partEntriesFor, resultSubject, TILE_STREAM, tileConsumer } from '#dist/shared/cluster/index.js';
 import { DirectionState, type LayerInfo, type Model } from '#dist/shared/core/index.js';
 import { modelPlan } from '#dist/shared/formats/index.js';
 import { JobProgress, superEntries, tilePairs, type JobTile, type TileOutcome } from '#dist/shared/job/index.js';
@@ -161,6 +161,7 @@ async function coordinatorRole(o: { nats: string; redis: string; m: number; job:
     serviceTimeoutMs: 60_000,
     workers: GPUS,
     superTile: undefined,
+    stallTimeoutMs: null,
   };
   const never = (): never => {
     throw new Error('the benchmark stops the job before it finishes');
@@ -196,11 +197,11 @@ interface WorkersLine {
 }
 
 /** GPUS simulated GPUs, two tiles in flight each (as a worker's --inflight), each tile held for the time the GPU would compute it. */
-async function workersRole(o: { nats: string; m: number }): Promise<void> {
+async function workersRole(o: { nats: string; m: number; job: string }): Promise<void> {
   const nc = await connect({ servers: o.nats, maxPingOut: 100 });
   const js = jetstream(nc);
   let consumer = null;
-  while (consumer === null) consumer = await js.consumers.get(TILE_STREAM, WORKER_CONSUMER).catch(() => sleep(200).then(() => null));
+  while (consumer === null) consumer = await js.consumers.get(TILE_STREAM, tileConsumer(o.job)).catch(() => sleep(200).then(() => null));
   const counts: { pulled: number; published: number; messages: number; bytes: number; pairs: number } = {
     pulled: 0,
     published: 0,
@@ -361,7 +362,7 @@ async function measure(m: number, warmup: number, window: number): Promise<Row> 
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const job = `bench-m${m}-${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), 'nc-bench-layout-'));
-  const workers = child('workers', { nats, m });
+  const workers = child('workers', { nats, m, job });
   const coordinator = child('coordinator', { nats, redis: redisUrl, m, job, dir });
   const parse = <T>(c: Child): T | null => (c.last() === null ? null : (JSON.parse(c.last()!) as T));
   try {

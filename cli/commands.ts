@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { KERNEL_CHOICES, type KernelChoice } from '../worker/kernel-options.js';
+import { DEFAULT_TILE_TIMEOUT } from '../worker/cluster/options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
 import { featuresOption, integerOption, numberOption, sizeOption, spatialOption } from './options.js';
 import { LAYOUTS, MAX_SPATIAL, type Layout } from '../shared/core/index.js';
@@ -20,6 +21,7 @@ interface WorkerFlags extends NatsFlags {
   kernel: KernelChoice;
   metricsPort?: number;
   metricsHost: string;
+  tileTimeout: number;
 }
 
 interface SynthFlags {
@@ -53,35 +55,50 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
     )
     .option('--threads <n>', 'kernel threads (default: one per core)', integerOption('--threads', 1, 1024))
     .option('--inflight <n>', 'tiles held at once (default: 2 per thread)', integerOption('--inflight', 1, 4096))
-    .option('--cache <size>', 'bytes of shard data cached per job, e.g. 4GiB', sizeOption('--cache'), 2 * 1024 ** 3)
+    .option(
+      '--cache <size>',
+      'bytes the jobs held open may take together (models held whole, shard-set caches), e.g. 4GiB; idle jobs are closed to make room',
+      sizeOption('--cache'),
+      2 * 1024 ** 3,
+    )
+    .option(
+      '--tile-timeout <seconds>',
+      "the least time a lane may go without progress before it stops extending its tile's lease (the bound is 10x the expected time)",
+      numberOption('--tile-timeout', 0.1, 30 * 86_400),
+      DEFAULT_TILE_TIMEOUT,
+    )
     .option('--cache-dir <dir>', 'private folder for sets from the NATS object store (default: ~/.cache/neurocorr, or $XDG_CACHE_HOME/neurocorr)')
     .addOption(new Option('--kernel <name>', 'tile kernel; auto tries native, tfjs, reference').choices([...KERNEL_CHOICES]).default('auto'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: any free port)', integerOption('--metrics-port', 0, 65535))
     .option('--metrics-host <host>', 'address for --metrics-port', '127.0.0.1')
     .action(async (flags: WorkerFlags) => {
-      const { startWorker } = await import('../worker/cluster/worker.js');
+      const [{ startWorker }, { flagName }] = await Promise.all([import('../worker/cluster/worker.js'), import('./flags.js')]);
       // Listen before the worker starts: a SIGTERM during start-up drains it as soon as it is up, instead of killing it.
       let stopping = false;
       let stop = () => void (stopping = true);
       const onSignal = () => stop();
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
-      const worker = await startWorker({
-        nats: flags.nats,
-        natsCredentials: natsCredentials(flags, env),
-        dataRoots: flags.dataRoot,
-        serviceTimeout: flags.serviceTimeout,
-        ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
-        ...(flags.inflight !== undefined ? { inflight: flags.inflight } : {}),
-        cache: flags.cache,
-        ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : env.cacheHome !== undefined ? { cacheDir: join(env.cacheHome, 'neurocorr') } : {}),
-        kernel: kernelFromEnv(flags.kernel, env.vars),
-        nativeStandardize: !env.jsStandardize,
-        ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
-        metricsHost: flags.metricsHost,
-        ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
-        ...(env.workerFault !== null ? { fault: env.workerFault } : {}),
-      });
+      const worker = await startWorker(
+        {
+          nats: flags.nats,
+          natsCredentials: natsCredentials(flags, env),
+          dataRoots: flags.dataRoot,
+          serviceTimeout: flags.serviceTimeout,
+          ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+          ...(flags.inflight !== undefined ? { inflight: flags.inflight } : {}),
+          cache: flags.cache,
+          ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : env.cacheHome !== undefined ? { cacheDir: join(env.cacheHome, 'neurocorr') } : {}),
+          kernel: kernelFromEnv(flags.kernel, env.vars),
+          nativeStandardize: !env.jsStandardize,
+          ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
+          metricsHost: flags.metricsHost,
+          ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
+          tileTimeout: flags.tileTimeout,
+          ...(env.workerFault !== null ? { fault: env.workerFault } : {}),
+        },
+        { optionName: flagName },
+      );
       stop = () => void worker.drain();
       if (stopping) stop();
       await worker.closed;
@@ -107,8 +124,6 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
 
 interface QueueInitFlags extends NatsFlags {
   nats: string;
-  ackWait?: number;
-  maxDeliver?: number;
   json?: boolean;
 }
 
@@ -117,12 +132,10 @@ function addQueueInit(program: Command, io: Io, env: CliEnv): void {
     addNatsFlags(
       program
         .command('queue-init')
-        .description("create the cluster's work queue before any job (streams, job bucket, the workers' durable consumer); safe to repeat")
+        .description("create the cluster's work queue before any job (the tile and result streams, the job bucket); safe to repeat")
         .requiredOption('--nats <url>', 'NATS server: nats://host:4222, or tls://'),
     ),
   )
-    .option('--ack-wait <seconds>', 'seconds a worker may hold a tile without a heartbeat (default: 30)', numberOption('--ack-wait', 0.5, 86_400))
-    .option('--max-deliver <n>', 'deliveries of a tile before its job fails (default: 5)', integerOption('--max-deliver', 1, 1000))
     .option('--json', 'print what was set up as JSON')
     .action(async (flags: QueueInitFlags) => {
       const { initQueue } = await import('../coordinator/cluster/queue-init.js');
@@ -130,13 +143,11 @@ function addQueueInit(program: Command, io: Io, env: CliEnv): void {
         nats: flags.nats,
         natsCredentials: natsCredentials(flags, env),
         serviceTimeout: flags.serviceTimeout,
-        ...(flags.ackWait !== undefined ? { ackWait: flags.ackWait } : {}),
-        ...(flags.maxDeliver !== undefined ? { maxDeliver: flags.maxDeliver } : {}),
       });
       io.stdout(
         flags.json === true
           ? `${JSON.stringify(queue)}\n`
-          : `work queue ready: stream ${queue.stream}, consumer ${queue.consumer} (ack wait ${queue.ackWait} s, max deliver ${queue.maxDeliver})\n`,
+          : `work queue ready: streams ${queue.streams.join(' and ')}, job bucket ${queue.bucket} (each job's coordinator adds its own tile consumer)\n`,
       );
     });
 }

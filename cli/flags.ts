@@ -47,6 +47,7 @@ const FLAGS: Readonly<Record<string, string>> = {
   'cluster.metricsHost': '--metrics-host',
   'cluster.workers': '--workers',
   'cluster.superTile': '--super-tile',
+  'cluster.stallTimeout': '--stall-timeout',
   nats: '--nats',
   redis: '--redis',
   cache: '--cache',

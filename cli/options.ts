@@ -51,6 +51,19 @@ export function numberOption(flag: string, min: number, max: number): (value: st
   };
 }
 
+/** Seconds from `min` to `max`, or `none` (null). */
+export function durationOrNone(flag: string, min: number, max: number): (value: string) => number | null {
+  const seconds = numberOption(flag, min, max);
+  return (value: string) => {
+    if (value.trim() === 'none') return null;
+    try {
+      return seconds(value);
+    } catch {
+      throw new UsageError(`${flag} ${value}: expected seconds from ${min} to ${max}, or none`);
+    }
+  };
+}
+
 const UNITS: Record<string, number> = {
   '': 1,
   b: 1,

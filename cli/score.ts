@@ -1,12 +1,19 @@
 /** `neurocorr score`, `coordinator` and `plan`: flags mapped onto the library's ScoreOptions and PlanOptions. */
 import { Option, type Command } from 'commander';
-import type { ClusterOptions, ModelOptions, NullOptionsInput, RunOptions, ScoreOptions } from '../coordinator/options.js';
+import {
+  DEFAULT_STALL_TIMEOUT,
+  type ClusterOptions,
+  type ModelOptions,
+  type NullOptionsInput,
+  type RunOptions,
+  type ScoreOptions,
+} from '../coordinator/options.js';
 import { DEFAULT_PREFIX } from '../shared/cluster/index.js';
 import { DEFAULT_NULL } from '../shared/core/index.js';
 import { UsageError } from '../shared/errors.js';
 import { KERNEL_CHOICES, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import { kernelFromEnv, type CliEnv } from './env.js';
-import { integerOption, listOption, numberOption, sizeOption, spatialOption } from './options.js';
+import { durationOrNone, integerOption, listOption, numberOption, sizeOption, spatialOption } from './options.js';
 import { LAYOUTS, MAX_SPATIAL, type Layout } from '../shared/core/index.js';
 import { addNatsFlags, addRedisFlags, addServiceTimeout, natsCredentials, redisCredentials, type NatsFlags, type RedisFlags } from './services.js';
 import type { Io } from './io.js';
@@ -52,6 +59,7 @@ export interface RunFlags extends PairFlags, NatsFlags, RedisFlags {
   metricsHost: string;
   workers: number;
   superTile?: number;
+  stallTimeout: number | null;
 }
 
 interface ScoreFlags extends RunFlags {
@@ -143,6 +151,12 @@ export function addRunOptions(command: Command, cluster: boolean, perSide: boole
     .option('--metrics-host <host>', 'cluster: address for --metrics-port', '127.0.0.1')
     .option('--workers <n>', 'cluster: workers the super-tiles are sized for', integerOption('--workers', 1, 100_000), 16)
     .option(
+      '--stall-timeout <seconds>',
+      "cluster: fail the job (exit 5, its state kept for a rerun to resume) when no tile finishes for this long; 'none' waits for ever",
+      durationOrNone('--stall-timeout', 1, 30 * 86_400),
+      DEFAULT_STALL_TIMEOUT,
+    )
+    .option(
       '--super-tile <neurons>',
       'cluster: neurons per side of a super-tile, the unit a worker computes and sends back (default: sized from --workers, M and max_payload)',
       integerOption('--super-tile', 1),
@@ -176,6 +190,7 @@ function clusterOptions(flags: RunFlags, env: CliEnv): ClusterOptions {
     redisCredentials: redisCredentials(flags, env),
     serviceTimeout: flags.serviceTimeout,
     workers: flags.workers,
+    stallTimeout: flags.stallTimeout,
     ...(flags.superTile !== undefined ? { superTile: flags.superTile } : {}),
     ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
   };

@@ -70,6 +70,11 @@ export interface ClusterOptions {
   readonly workers?: number;
   /** Neurons per side of a main tile's super-tile, rounded down to whole blocks (default: sized from `workers`, M and max_payload). */
   readonly superTile?: number;
+  /**
+   * Seconds without a finished tile before the job fails as stalled (JobStalledError,
+   * exit 5), its state kept for a rerun to resume; null never gives up (default 600).
+   */
+  readonly stallTimeout?: number | null;
 }
 
 /** What every scoring entry point (`score`, `zoo`) takes besides its inputs and outputs. */
@@ -149,6 +154,7 @@ export interface ClusterSettings {
   readonly serviceTimeoutMs: number;
   readonly workers: number;
   readonly superTile: number | undefined;
+  readonly stallTimeoutMs: number | null;
 }
 
 /** RunOptions checked, with every default filled in. */
@@ -216,6 +222,7 @@ const CLUSTER_KEYS = [
   'serviceTimeout',
   'workers',
   'superTile',
+  'stallTimeout',
 ] as const;
 
 const uint32 = 2 ** 32 - 1;
@@ -235,6 +242,13 @@ function nullRequest(value: unknown): NullRequest {
 function serviceUrl(kind: 'nats' | 'redis', url: string, option: string): string {
   parseServiceUrl(kind, url, option);
   return url;
+}
+
+export const DEFAULT_STALL_TIMEOUT = 600;
+
+function stallTimeoutMs(value: unknown): number | null {
+  if (value === null) return null;
+  return optional(value, (v) => number('cluster.stallTimeout', v, 1, 30 * 86_400), DEFAULT_STALL_TIMEOUT) * 1000;
 }
 
 function clusterSettings(value: unknown): ClusterSettings {
@@ -262,6 +276,7 @@ function clusterSettings(value: unknown): ClusterSettings {
     serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('cluster.serviceTimeout', v, 0.1, 86_400), 60) * 1000,
     workers: optional(o['workers'], (v) => integer('cluster.workers', v, 1, 100_000), 16),
     superTile: optional<number | undefined>(o['superTile'], (v) => integer('cluster.superTile', v, 1), undefined),
+    stallTimeoutMs: stallTimeoutMs(o['stallTimeout']),
   };
 }
 

@@ -9,6 +9,8 @@
  * | 3    | a service is unreachable or failing (NATS, Redis, objects)  | ServiceError                         |
  * | 4    | a cluster job failed: a tile failed on every delivery, or   | JobFailedError                       |
  * |      | another coordinator took the job's lease                    |                                      |
+ * | 5    | a cluster job stalled: no tile finished for the stall       | JobStalledError                      |
+ * |      | timeout (its state is kept; a rerun resumes it)             |                                      |
  *
  * Messages name library options as they are spelled in the options objects
  * (`probes`, `null.sample`); the CLI re-renders them with its flag names
@@ -30,9 +32,10 @@ export type ErrorCode =
   | 'E_SERVICE'
   | 'E_TILE_FAILED'
   | 'E_LEASE_LOST'
+  | 'E_STALLED'
   | 'E_INTERNAL';
 
-export type ExitCode = 1 | 2 | 3 | 4;
+export type ExitCode = 1 | 2 | 3 | 4 | 5;
 
 /** How an option is called where the message is shown: `probes` in the library, `--probes` in the CLI. */
 export type OptionNamer = (option: string) => string;
@@ -100,6 +103,13 @@ export class ServiceError extends NeurocorrError {
 export class JobFailedError extends NeurocorrError {
   constructor(code: 'E_TILE_FAILED' | 'E_LEASE_LOST', message: Message, options?: { cause?: unknown }) {
     super(code, message, 4, options);
+  }
+}
+
+/** A cluster job made no progress for its stall timeout. Exit 5: a batch system may retry it later, and the rerun resumes. */
+export class JobStalledError extends NeurocorrError {
+  constructor(message: Message, options?: { cause?: unknown }) {
+    super('E_STALLED', message, 5, options);
   }
 }
 

@@ -29,22 +29,24 @@ export type Readiness = () => string | null;
 
 /**
  * A registry with process metrics, served at /metrics when `port` is given
- * (0: the OS picks). /healthz answers 200 while the event loop does (a
- * liveness probe); /readyz asks `ready`.
+ * (0: the OS picks). /healthz (a liveness probe) answers 200 while the event
+ * loop does and `live` finds nothing wrong; /readyz asks `ready`.
  */
-export async function startMetrics(port: number | null, host = DEFAULT_METRICS_HOST, ready: Readiness = () => null): Promise<MetricsEndpoint> {
+export async function startMetrics(
+  port: number | null,
+  host = DEFAULT_METRICS_HOST,
+  ready: Readiness = () => null,
+  live: Readiness = () => null,
+): Promise<MetricsEndpoint> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'neurocorr_' });
   if (port === null) return { registry, url: null, close: async () => undefined };
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
-    if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      return;
-    }
-    if (path === '/readyz') {
-      const why = ready();
-      res.writeHead(why === null ? 200 : 503, { 'content-type': 'text/plain' }).end(`${why ?? 'ready'}\n`);
+    const probe = path === '/healthz' ? live : path === '/readyz' ? ready : null;
+    if (probe !== null) {
+      const why = probe();
+      res.writeHead(why === null ? 200 : 503, { 'content-type': 'text/plain' }).end(`${why ?? (path === '/healthz' ? 'ok' : 'ready')}\n`);
       return;
     }
     if (path !== '/metrics') {

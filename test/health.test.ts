@@ -4,7 +4,7 @@
  * connection) and `neurocorr queue-init`, which creates the work queue an
  * autoscaler watches before any worker or coordinator runs.
  */
-import { jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli, startWorker, killAll, waitFor } from './helpers/cluster.js';
@@ -76,20 +76,24 @@ describe('worker probes', () => {
 });
 
 describe('neurocorr queue-init', () => {
-  it('creates the streams, the job bucket and the durable consumer; a second run with other settings updates them', async () => {
-    const first = spawnCli(['queue-init', '--nats', nats.url, '--json']);
-    expect(await first.exited, first.stderr()).toBe(0);
-    expect(JSON.parse(first.stdout())).toMatchObject({ stream: 'NEUROCORR_TILES', consumer: 'neurocorr-workers', ackWait: 30, maxDeliver: 5 });
-    const second = spawnCli(['queue-init', '--nats', nats.url, '--ack-wait', '45', '--max-deliver', '7']);
-    expect(await second.exited, second.stderr()).toBe(0);
-    expect(second.stdout()).toBe('work queue ready: stream NEUROCORR_TILES, consumer neurocorr-workers (ack wait 45 s, max deliver 7)\n');
-
+  it("creates the streams and the job bucket, and removes an older version's shared consumer; a second run changes nothing", async () => {
     const nc = await connect({ servers: nats.url });
     try {
       const jsm = await jetstreamManager(nc);
-      const consumer = await jsm.consumers.info('NEUROCORR_TILES', 'neurocorr-workers');
-      expect(consumer.config.ack_wait).toBe(45e9);
-      expect(consumer.config.max_deliver).toBe(7);
+      // What an older version left: one consumer for every job, which a work-queue stream lets no job consumer beside.
+      await jsm.streams.add({ name: 'NEUROCORR_TILES', subjects: ['neurocorr.tiles.>'], retention: RetentionPolicy.Workqueue });
+      await jsm.consumers.add('NEUROCORR_TILES', { durable_name: 'neurocorr-workers', ack_policy: AckPolicy.Explicit, filter_subject: 'neurocorr.tiles.>' });
+      const first = spawnCli(['queue-init', '--nats', nats.url, '--json']);
+      expect(await first.exited, first.stderr()).toBe(0);
+      expect(JSON.parse(first.stdout())).toEqual({ streams: ['NEUROCORR_TILES', 'NEUROCORR_RESULTS'], bucket: 'neurocorr-jobs', created: true });
+      const second = spawnCli(['queue-init', '--nats', nats.url]);
+      expect(await second.exited, second.stderr()).toBe(0);
+      expect(second.stdout()).toBe(
+        "work queue ready: streams NEUROCORR_TILES and NEUROCORR_RESULTS, job bucket neurocorr-jobs (each job's coordinator adds its own tile consumer)\n",
+      );
+      const consumers: string[] = [];
+      for await (const c of jsm.consumers.list('NEUROCORR_TILES')) consumers.push(c.name);
+      expect(consumers).toEqual([]);
       expect((await jsm.streams.info('NEUROCORR_RESULTS')).config.name).toBe('NEUROCORR_RESULTS');
       expect((await jsm.streams.info('KV_neurocorr-jobs')).config.name).toBe('KV_neurocorr-jobs');
     } finally {

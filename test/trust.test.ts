@@ -8,11 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeResult, encodeTile, resultSubject, specId, tileSubject, type JobSpec } from '../dist/shared/cluster/index.js';
+import { ensureStreams, ensureTileConsumer } from '../dist/shared/nats/index.js';
 import { defaultCacheDir } from '../dist/worker/cluster/worker.js';
 import { killAll, ready, spawnCli, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
@@ -61,6 +62,10 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
     try {
       const kv = await new Kvm(nc).create('neurocorr-jobs', { history: 1 });
       await kv.put(name, JSON.stringify({ ...spec, job: name }));
+      // What a coordinator sets up for its job: the streams and the job's tile consumer.
+      const jsm = await jetstreamManager(nc);
+      await ensureStreams(jsm);
+      await ensureTileConsumer(jsm, name, { ackWaitMs: 30_000, maxDeliver: 5 });
       const results = nc.subscribe(resultSubject(name), { max: 1 });
       await jetstream(nc).publish(
         tileSubject(name),

@@ -17,6 +17,7 @@ import {
   RESULT_STREAM,
   resultSubject,
   TILE_STREAM,
+  tileConsumer,
   tileSubject,
   specId,
   urlHasCredentials,
@@ -27,7 +28,7 @@ import type { ClusterInfo } from '../../shared/core/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
 import { isShardPlan } from '../../shared/formats/index.js';
 import { JobProgress, pairNulls, planJob, type JobPlan } from '../../shared/job/index.js';
-import { connectNats, ensureResultConsumer, ensureStreams, ensureWorkerConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
+import { connectNats, ensureResultConsumer, ensureStreams, ensureTileConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import type { ClusterSettings } from '../options.js';
@@ -224,7 +225,7 @@ export class ClusterCoordinator<R> {
   private async createTransport({ nc, jsm, spec }: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
     const { c, job, s } = this;
     let missing = await ensureStreams(jsm);
-    await ensureWorkerConsumer(jsm, c.queue);
+    missing = (await ensureTileConsumer(jsm, job, c.queue)) || missing;
     // Results wait (unacked) for up to two checkpoint periods before JetStream hands them out again.
     missing = (await ensureResultConsumer(jsm, job, Math.max(30_000, 4 * c.checkpointSeconds * 1000))) || missing;
     const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
@@ -262,6 +263,7 @@ export class ClusterCoordinator<R> {
       partEntries: prepared.partEntries,
       checkpointTiles: c.checkpointTiles,
       checkpointSeconds: c.checkpointSeconds,
+      stallTimeoutMs: c.stallTimeoutMs,
       persist: () =>
         store
           .save(spec, progress, {
@@ -332,15 +334,27 @@ export class ClusterCoordinator<R> {
     if (!(err instanceof NeurocorrError) || err.code === 'E_LEASE_LOST' || err instanceof ServiceError) return;
     if ((await store.state().catch(() => null)) === null) return;
     await store.finish('failed', this.c.ttlSeconds, { error: err.message }).catch(() => undefined);
+    // Workers stop taking its tiles; its results consumer stays, so a rerun gets what was not yet merged.
     await jetstreamManager(nc)
-      .then((jsm) => retry('purging tiles', this.log, () => jsm.streams.purge(TILE_STREAM, { filter: tileSubject(this.job) }), 5000))
+      .then((jsm) => retry('withdrawing tiles', this.log, () => withdrawTiles(jsm, this.job), 5000))
       .catch(() => undefined);
   }
 }
 
+/**
+ * Takes a job's tiles off the work queue: its consumer first (workers find
+ * jobs by their consumers), then its messages. A purge filtered to one
+ * job's subject leaves other jobs' consumers alone (nats-server moves the
+ * sequence of every consumer whose filter covers the purged subject).
+ */
+async function withdrawTiles(jsm: JetStreamManager, job: string): Promise<void> {
+  await jsm.consumers.delete(TILE_STREAM, tileConsumer(job)).catch(() => false);
+  await jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) });
+}
+
 async function cleanUp(jsm: JetStreamManager, kv: KV, job: string): Promise<void> {
   await jsm.consumers.delete(RESULT_STREAM, coordinatorConsumer(job)).catch(() => false);
-  await jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) }).catch(() => undefined);
+  await withdrawTiles(jsm, job).catch(() => undefined);
   await jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(job) }).catch(() => undefined);
   await kv.delete(job).catch(() => undefined);
 }

@@ -17,11 +17,13 @@ import {
   maxDeliveriesAdvisory,
   RESULT_STREAM,
   TILE_STREAM,
+  tileConsumer,
+  tilesNotice,
   tileSubject,
   type TileQueueConfig,
 } from '../../shared/cluster/index.js';
 import type { NeurocorrError } from '../../shared/errors.js';
-import { InternalError, JobFailedError } from '../../shared/errors.js';
+import { InternalError, JobFailedError, JobStalledError } from '../../shared/errors.js';
 import { describeTile, tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
@@ -41,6 +43,8 @@ export interface JetStreamExecutorOptions {
   readonly partEntries: number;
   readonly checkpointTiles: number;
   readonly checkpointSeconds: number;
+  /** Milliseconds without a finished tile (or part) before the job fails as stalled; null: never. */
+  readonly stallTimeoutMs: number | null;
   /** Stores the job's state (a checkpoint); the results it holds are acked after it resolves. */
   readonly persist: () => Promise<void>;
   /** Re-creates whatever the job needs in JetStream that went missing; true when something did. */
@@ -79,6 +83,8 @@ export class JetStreamExecutor implements TileExecutor {
   private current: ConsumerMessages | undefined;
   private pairsDone = 0;
   private readonly started = performance.now();
+  /** When a result last moved the job on (a tile or a part merged). */
+  private lastProgress = performance.now();
 
   constructor(private readonly o: JetStreamExecutorOptions) {
     this.metrics = jobMetrics(o.registry);
@@ -112,6 +118,7 @@ export class JetStreamExecutor implements TileExecutor {
       }
     });
     this.metrics.inFlight.set(missing.length);
+    this.o.nc.publish(tilesNotice(this.o.job));
     return missing.length;
   }
 
@@ -138,14 +145,14 @@ export class JetStreamExecutor implements TileExecutor {
     return new JobFailedError(
       'E_TILE_FAILED',
       (name) =>
-        `${describeTile(this.o.plan, tile)} of job ${this.o.job} failed ${deliveries} times (max_deliver): ${why}. Fix: fix the input named above and run the job again with the same ${name('cluster.job')}`,
+        `${describeTile(this.o.plan, tile)} of job ${this.o.job} failed ${deliveries} times (max_deliver): ${why}. Fix: fix what that message names (an input, or a worker's settings), then run the job again with the same ${name('cluster.job')} to resume`,
     );
   }
 
   /** A tile that JetStream stopped delivering (its last delivery died with its worker) fails the job. */
   private watchMaxDeliveries(): { unsubscribe(): void } {
     const { o } = this;
-    return o.nc.subscribe(maxDeliveriesAdvisory(), {
+    return o.nc.subscribe(maxDeliveriesAdvisory(o.job), {
       callback: (err, msg) => {
         if (err) return;
         const { stream_seq: seq } = msg.json<{ stream_seq: number }>();
@@ -180,6 +187,30 @@ export class JetStreamExecutor implements TileExecutor {
     return missing;
   }
 
+  /** No progress for `limit` ms: the job fails, its message naming where its tiles are. */
+  private async stalled(limit: number): Promise<void> {
+    const { o } = this;
+    const count = async <T>(what: () => Promise<T>): Promise<T | null> => what().catch(() => null);
+    const [stream, consumer] = await Promise.all([
+      count(() => o.jsm.streams.info(TILE_STREAM, { subjects_filter: tileSubject(o.job) })),
+      count(() => o.jsm.consumers.info(TILE_STREAM, tileConsumer(o.job))),
+    ]);
+    if (performance.now() - this.lastProgress < limit) return;
+    const queued = stream === null ? 'unknown' : String(stream.state.subjects?.[tileSubject(o.job)] ?? 0);
+    const inFlight = consumer === null ? 'unknown' : String(consumer.num_ack_pending);
+    const pulling = consumer === null ? 'unknown' : String(consumer.num_waiting);
+    const workers = [...this.stats.workers].sort();
+    const done = o.plan.tiles.length - this.remaining.size;
+    this.abort(
+      new JobStalledError(
+        (name) =>
+          `job ${o.job} made no progress for ${Math.round(limit / 1000)} s (${name('cluster.stallTimeout')}): ${done} of ${o.plan.tiles.length} tiles done, ` +
+          `${queued} queued, ${inFlight} held by workers, ${pulling} worker pulls waiting; workers seen in this run: ${workers.length === 0 ? 'none' : workers.join(', ')}. ` +
+          `Its state is kept: start workers (neurocorr worker --nats URL) or find what holds its tiles, then run it again with the same ${name('cluster.job')} to resume`,
+      ),
+    );
+  }
+
   /** Nothing finished for a while: restore what JetStream lost; if neither stream holds anything of the job, publish the missing tiles again. */
   private async checkIdle(): Promise<void> {
     const { o } = this;
@@ -192,9 +223,10 @@ export class JetStreamExecutor implements TileExecutor {
     const queued = info.state.subjects?.[tileSubject(o.job)] ?? 0;
     const pending = await o.jsm.consumers.info(RESULT_STREAM, coordinatorConsumer(o.job));
     if (queued > 0) {
+      const stall = o.stallTimeoutMs === null ? '' : `; the job fails as stalled after ${Math.round(o.stallTimeoutMs / 1000)} s without progress`;
       o.log.warn(
         { queued },
-        `no tile finished in the last ${Math.round(this.idleMs / 1000)} s while tiles wait in the queue: are workers running (neurocorr worker --nats URL)?`,
+        `no tile finished in the last ${Math.round(this.idleMs / 1000)} s while tiles wait in the queue: are workers running (neurocorr worker --nats URL)?${stall}`,
       );
     } else if (pending.num_pending === 0 && pending.num_ack_pending <= this.held.length && this.remaining.size > 0) {
       const n = await this.publishRemaining();
@@ -229,6 +261,20 @@ export class JetStreamExecutor implements TileExecutor {
           .finally(() => (checking = false));
       }, this.idleMs),
     ];
+    if (o.stallTimeoutMs !== null) {
+      const limit = o.stallTimeoutMs;
+      let judging = false;
+      timers.push(
+        setInterval(
+          () => {
+            if (judging || this.failure !== null || performance.now() - this.lastProgress < limit) return;
+            judging = true;
+            void this.stalled(limit).finally(() => (judging = false));
+          },
+          Math.min(1000, limit / 4),
+        ),
+      );
+    }
     this.stop = () => this.current?.stop();
     try {
       while (this.remaining.size > 0 && this.failure === null) {
@@ -256,7 +302,11 @@ export class JetStreamExecutor implements TileExecutor {
       advisories.unsubscribe();
       this.current?.stop();
     }
-    if (this.failure !== null) throw this.failure;
+    if (this.failure !== null) {
+      // What was merged is kept, so that a rerun with the same job name resumes from here.
+      await this.checkpoint();
+      throw this.failure;
+    }
     if (this.remaining.size > 0) throw new InternalError(`the results stream closed with ${this.remaining.size} of ${o.plan.tiles.length} tiles not done`);
     for (;;) {
       await this.checkpoint();
@@ -307,6 +357,7 @@ export class JetStreamExecutor implements TileExecutor {
       msg.ack();
       return;
     }
+    this.lastProgress = performance.now();
     this.held.push(msg);
     this.heldBytes += msg.data.length;
     // Parts of super-tiles are megabytes each: a checkpoint also lets go of the messages it holds.

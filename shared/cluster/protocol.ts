@@ -13,17 +13,37 @@ import type { JobPairInput, JobTile } from '../job/index.js';
 
 export const TILE_STREAM = 'NEUROCORR_TILES';
 export const RESULT_STREAM = 'NEUROCORR_RESULTS';
-/** The one durable pull consumer every worker shares (work-queue semantics). */
-export const WORKER_CONSUMER = 'neurocorr-workers';
+/**
+ * The durable consumer every worker once shared. Jobs now each have their own
+ * (`tileConsumer`); a coordinator removes this one where an older version left it,
+ * since a work-queue stream refuses consumers whose filters overlap.
+ */
+export const LEGACY_WORKER_CONSUMER = 'neurocorr-workers';
 /** KV bucket holding each running job's spec, read by workers. */
 export const JOB_BUCKET = 'neurocorr-jobs';
 /** Object store bucket for `score --upload`. */
 export const FILE_BUCKET = 'neurocorr-files';
 
+const TILE_CONSUMER_PREFIX = 'tiles-';
 export const tileSubject = (job: string): string => `neurocorr.tiles.${job}`;
 export const resultSubject = (job: string): string => `neurocorr.results.${job}`;
 export const coordinatorConsumer = (job: string): string => `coordinator-${job}`;
-export const maxDeliveriesAdvisory = (): string => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TILE_STREAM}.${WORKER_CONSUMER}`;
+/** A core NATS notice that a job's tiles were just published: idle workers look at the queue at once. */
+export const tilesNotice = (job: string): string => `neurocorr.jobs.${job}`;
+export const TILES_NOTICES = 'neurocorr.jobs.>';
+/**
+ * Each job's durable pull consumer of its tiles, made by its coordinator with
+ * the job's ack wait and max deliver. Workers find the jobs by listing these,
+ * and share their lanes between them.
+ */
+export const tileConsumer = (job: string): string => `${TILE_CONSUMER_PREFIX}${job}`;
+/** The job of a tile consumer's name, or null for any other consumer. */
+export function jobOfTileConsumer(name: string): string | null {
+  if (!name.startsWith(TILE_CONSUMER_PREFIX)) return null;
+  const job = name.slice(TILE_CONSUMER_PREFIX.length);
+  return JOB_NAME.test(job) ? job : null;
+}
+export const maxDeliveriesAdvisory = (job: string): string => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TILE_STREAM}.${tileConsumer(job)}`;
 
 const JOB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 

@@ -11,11 +11,12 @@ import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, Retenti
 import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { ServiceError, UsageError } from '../errors.js';
 import {
-  DEFAULT_TILE_QUEUE,
+  LEGACY_WORKER_CONSUMER,
   RESULT_STREAM,
   TILE_STREAM,
-  WORKER_CONSUMER,
   coordinatorConsumer,
+  tileConsumer,
+  tileSubject,
   parseServiceUrl,
   resultSubject,
   type NatsCredentials,
@@ -162,35 +163,40 @@ export async function ensureStreams(jsm: JetStreamManager): Promise<boolean> {
   return created;
 }
 
+/** "filtered consumer not unique on workqueue stream": another consumer's filter covers this one's. */
+const WORK_QUEUE_OVERLAP = 10100;
+
 /**
- * The workers' shared durable consumer. The coordinator sets ack_wait and
- * max_deliver for its job (last writer wins; they are per cluster, not per
- * job); a worker only creates it with defaults when it is missing.
+ * A job's durable tile consumer, with the job's own ack wait and max deliver
+ * (the coordinator's settings; another job's are its own). An older version's
+ * shared consumer, whose filter covers every job, is removed first.
  */
-export async function ensureWorkerConsumer(jsm: JetStreamManager, config: TileQueueConfig | null): Promise<TileQueueConfig> {
-  const settings = {
-    ack_wait: nanos((config ?? DEFAULT_TILE_QUEUE).ackWaitMs),
-    max_deliver: (config ?? DEFAULT_TILE_QUEUE).maxDeliver,
-  };
+export async function ensureTileConsumer(jsm: JetStreamManager, job: string, config: TileQueueConfig): Promise<boolean> {
+  const name = tileConsumer(job);
+  const settings = { ack_wait: nanos(config.ackWaitMs), max_deliver: config.maxDeliver };
   try {
-    const info = await jsm.consumers.info(TILE_STREAM, WORKER_CONSUMER);
-    if (config === null)
-      return {
-        ackWaitMs: (info.config.ack_wait ?? nanos(DEFAULT_TILE_QUEUE.ackWaitMs)) / 1e6,
-        maxDeliver: info.config.max_deliver ?? DEFAULT_TILE_QUEUE.maxDeliver,
-      };
-    await jsm.consumers.update(TILE_STREAM, WORKER_CONSUMER, settings);
+    await jsm.consumers.info(TILE_STREAM, name);
+    await jsm.consumers.update(TILE_STREAM, name, settings);
+    return false;
   } catch (err) {
     if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
-    await jsm.consumers.add(TILE_STREAM, {
-      durable_name: WORKER_CONSUMER,
+  }
+  const add = () =>
+    jsm.consumers.add(TILE_STREAM, {
+      durable_name: name,
       ack_policy: AckPolicy.Explicit,
-      filter_subject: 'neurocorr.tiles.>',
+      filter_subject: tileSubject(job),
       max_ack_pending: -1,
       ...settings,
     });
+  try {
+    await add();
+  } catch (err) {
+    if (!isApiError(err, WORK_QUEUE_OVERLAP)) throw err;
+    await jsm.consumers.delete(TILE_STREAM, LEGACY_WORKER_CONSUMER).catch(() => false);
+    await add();
   }
-  return config ?? DEFAULT_TILE_QUEUE;
+  return true;
 }
 
 /** The coordinator's durable consumer of its job's results (unacked results come back to a restarted coordinator); true when it was missing. */

@@ -22,7 +22,11 @@ export interface WorkerOptions {
   readonly threads?: number;
   /** Tiles pulled and held at once (default: 2 per thread). */
   readonly inflight?: number;
-  /** Bytes of streamed shard data cached per job (default 2 GiB). */
+  /**
+   * Bytes the jobs this worker holds open may take together (default 2 GiB):
+   * models held whole, and each shard set's cache. Idle jobs are closed to
+   * make room; a job that alone needs more is refused.
+   */
   readonly cache?: number;
   /** Where object-store sets are downloaded; made private (0700) (default: ~/.cache/neurocorr). */
   readonly cacheDir?: string;
@@ -39,8 +43,15 @@ export interface WorkerOptions {
   /** Seconds to keep trying an unreachable NATS, at start and mid-run, before the worker exits (default 60). */
   readonly serviceTimeout?: number;
   /**
+   * Seconds a lane may go without progress on a tile before it stops
+   * extending the tile's lease, at least (default 300): the bound is 10x the
+   * step's expected time at this worker's measured rate, never less.
+   */
+  readonly tileTimeout?: number;
+  /**
    * Fault injection, for tests and chaos runs: `duplicate` publishes every
-   * result twice; `slow:MS` holds each tile MS milliseconds before computing.
+   * result twice; `slow:MS` holds each tile MS milliseconds before computing;
+   * `wedge:N` hangs the first N tiles for ever.
    */
   readonly fault?: string;
 }
@@ -59,6 +70,7 @@ const WORKER_KEYS = [
   'metricsHost',
   'logLevel',
   'serviceTimeout',
+  'tileTimeout',
   'fault',
 ] as const;
 
@@ -76,8 +88,11 @@ export interface WorkerSettings {
   readonly metricsHost: string;
   readonly logLevel: string;
   readonly serviceTimeoutMs: number;
+  readonly tileTimeoutMs: number;
   readonly fault: string | null;
 }
+
+export const DEFAULT_TILE_TIMEOUT = 300;
 
 /** The default cache: private, in the user's cache folder (not a predictable name under /tmp). */
 export const defaultCacheDir = (): string => join(homedir(), '.cache', 'neurocorr');
@@ -112,6 +127,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     metricsHost: optional(o['metricsHost'], (v) => string('metricsHost', v), '127.0.0.1'),
     logLevel: optional(o['logLevel'], (v) => oneOf('logLevel', v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
     serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('serviceTimeout', v, 0.1, 86_400), 60) * 1000,
+    tileTimeoutMs: optional(o['tileTimeout'], (v) => number('tileTimeout', v, 0.1, 30 * 86_400), DEFAULT_TILE_TIMEOUT) * 1000,
     fault: optional<string | null>(o['fault'], (v) => string('fault', v), null),
   };
 }

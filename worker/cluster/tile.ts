@@ -1,82 +1,129 @@
 /**
  * One tile message, from delivery to ack: open its job, check the tile
- * against this worker's plan, compute it, publish the result, then ack. A
- * failure is reported to the coordinator in words this worker wrote (never
- * a file's contents) and the tile is handed back, or ended on its last
- * allowed delivery.
+ * against this worker's plan, compute it, publish the result, then ack. The
+ * tile's lease is extended only while the lane makes progress (LaneWatch).
+ * A failure is reported to the coordinator in words this worker wrote
+ * (never a file's contents) and the tile is handed back, or ended on its
+ * last allowed delivery.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { decodeTile, encodeFailure, encodeParts, encodeResult, resultSubject, type Provenance, type TileQueueConfig } from '../../shared/cluster/index.js';
-import { InternalError, NeurocorrError } from '../../shared/errors.js';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { decodeTile, encodeFailure, encodeParts, encodeResult, resultSubject, type Provenance } from '../../shared/cluster/index.js';
+import { InternalError, NeurocorrError, type OptionNamer } from '../../shared/errors.js';
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
-import type { WorkerJob } from './job.js';
+import type { CachedJob, JobCache } from './job-cache.js';
+import { LaneWatch, type TileRate } from './lane-watch.js';
 import type { WorkerMetrics } from './metrics.js';
+import type { Taken } from './queues.js';
 
 export interface TileContext {
   readonly js: JetStreamClient;
   readonly log: Logger;
   readonly m: WorkerMetrics;
-  readonly open: (job: string, spec: string, beat: () => void) => Promise<WorkerJob | null>;
+  readonly cache: JobCache;
+  readonly rate: TileRate;
+  /** The least a lane may go without progress before it gives its tile up (ms). */
+  readonly tileTimeoutMs: number;
   readonly kernel: string;
   readonly id: string;
-  readonly queue: () => TileQueueConfig;
+  /** How option names read in messages sent to coordinators (the CLI's flags, or the library's names). */
+  readonly optionName: OptionNamer;
   readonly fault: string | null;
-  onDone?: (pairs: number) => void;
+  /** A lane gave its tile up (true), or its step returned after all (false). */
+  readonly onWedged: (wedged: boolean) => void;
+  readonly onDone: (pairs: number) => void;
 }
 
 /** What the coordinator is told about a failure: neurocorr's own message (it names files, never their contents), else a pointer to this worker's log. */
-function reportable(err: unknown, worker: string): string {
-  return err instanceof NeurocorrError ? err.message : `internal error on worker ${worker} (see its log)`;
+function reportable(err: unknown, ctx: TileContext): string {
+  return err instanceof NeurocorrError ? err.describe(ctx.optionName) : `internal error on worker ${ctx.id} (see its log)`;
 }
 
-export async function handleTile(ctx: TileContext, msg: JsMsg): Promise<void> {
+/** Fault injection: `slow:MS` holds each tile MS ms; `wedge:N` hangs the first N tiles for ever (a lane that never returns). */
+function injected(ctx: TileContext): Promise<void> | null {
+  const slow = /^slow:(\d+)$/.exec(ctx.fault ?? '');
+  if (slow) return delay(Number(slow[1])).then(() => undefined);
+  const wedge = /^wedge:(\d+)$/.exec(ctx.fault ?? '');
+  if (wedge && wedged++ < Number(wedge[1])) return new Promise<void>(() => undefined);
+  return null;
+}
+let wedged = 0;
+
+export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): Promise<void> {
   const started = performance.now();
   const { job, spec, tile } = decodeTile(msg.data);
+  if (job !== queue.job) throw new InternalError(`a tile of job ${job} came from job ${queue.job}'s queue`);
   const deliveries = msg.info.deliveryCount;
-  const queue = ctx.queue();
-  const beat = () => msg.working();
-  const heartbeat = setInterval(beat, Math.max(200, queue.ackWaitMs / 3));
+  const { ackWaitMs, maxDeliver } = queue.queue;
+  const watch = new LaneWatch(ctx.tileTimeoutMs);
+  let gaveUp = false;
+  const heartbeat = setInterval(
+    () => {
+      if (watch.alive) return msg.working();
+      if (gaveUp) return;
+      gaveUp = true;
+      ctx.onWedged(true);
+      ctx.m.wedged.inc();
+      ctx.log.warn(
+        { job, tile: tile.id, ...watch.state },
+        "this lane made no progress on its tile within the bound; it stops extending the tile's lease, so JetStream gives the tile to another worker",
+      );
+    },
+    Math.max(200, ackWaitMs / 3),
+  );
   ctx.m.inFlight.inc();
   if (deliveries > 1) ctx.m.redelivered.inc();
   const provenance = (): Provenance => ({ worker: ctx.id, kernel: ctx.kernel, deliveries, milliseconds: performance.now() - started });
+  let held: CachedJob | null = null;
   try {
-    const opened = await ctx.open(job, spec, beat);
-    if (opened === null) {
+    held = await ctx.cache.acquire(job, spec, () => {
+      watch.progress();
+      msg.working();
+    });
+    if (held === null) {
       // The job finished, was removed, or its name now belongs to another spec: its leftover tiles are dropped.
       ctx.log.info({ job, tile: tile.id }, 'dropping a tile of a job that is gone');
       msg.term();
       return;
     }
+    const opened = held.job;
     const planned = opened.plan.tiles[tile.id];
     if (planned === undefined || !sameTile(planned, tile)) throw new InternalError(`tile ${tile.id} does not match this worker's plan of job ${job}`);
-    const slow = /^slow:(\d+)$/.exec(ctx.fault ?? '');
-    if (slow) await delay(Number(slow[1]));
+    const units = tilePairs(planned) * opened.spec.m;
+    watch.progress(ctx.rate.expectedMs(units));
+    const computing = performance.now();
+    await injected(ctx);
     const outcome = await opened.runner.run(planned);
+    ctx.rate.record(units, (performance.now() - computing) / 1000);
     const payloads =
       outcome.kind === 'part'
         ? encodeParts(job, tile.id, outcome.part, outcome.constant, opened.spec.partEntries, provenance())
         : [encodeResult(job, tile.id, outcome.result, outcome.constant ?? new Uint8Array(0), provenance())];
     const copies = ctx.fault === 'duplicate' ? 2 : 1;
     for (let k = 0; k < copies; k++) {
-      for (const payload of payloads) await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), queue.ackWaitMs * 4);
+      for (const payload of payloads) {
+        watch.progress();
+        await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), ackWaitMs * 4);
+      }
     }
     msg.ack();
     ctx.m.done.inc();
     ctx.m.pairs.inc(tilePairs(tile));
-    ctx.onDone?.(tilePairs(tile));
+    ctx.onDone(tilePairs(tile));
   } catch (err) {
     ctx.m.failed.inc();
     // neurocorr's own errors say what is wrong in words; anything else is a bug, logged with its stack.
-    ctx.log.error({ job, tile: tile.id, deliveries, err: err instanceof NeurocorrError ? err.message : err }, 'tile failed');
-    await ctx.js.publish(resultSubject(job), encodeFailure(job, tile.id, reportable(err, ctx.id), provenance())).catch(() => undefined);
+    ctx.log.error({ job, tile: tile.id, deliveries, err: err instanceof NeurocorrError ? err.describe(ctx.optionName) : err }, 'tile failed');
+    await ctx.js.publish(resultSubject(job), encodeFailure(job, tile.id, reportable(err, ctx), provenance())).catch(() => undefined);
     // The last allowed delivery ends it here; the coordinator fails the job on this failure report.
-    if (deliveries >= queue.maxDeliver) msg.term();
+    if (deliveries >= maxDeliver) msg.term();
     else msg.nak(Math.min(5000, 250 * 2 ** deliveries));
   } finally {
+    held?.release();
     clearInterval(heartbeat);
+    if (gaveUp) ctx.onWedged(false);
     ctx.m.inFlight.dec();
   }
 }

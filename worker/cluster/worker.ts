@@ -1,26 +1,30 @@
 /**
- * `neurocorr worker`: pulls tiles from the shared JetStream work queue,
- * computes them on a piscina pool, and publishes each result before acking
- * its tile. A tile is acked only after its result is stored in the results
- * stream, so a worker killed at any point loses nothing: the tile is
- * delivered again after ack_wait. JetStream state that goes missing (a
- * stream, the consumer) is re-created; a NATS that stays unreachable past
- * the service timeout ends the worker with a ServiceError.
+ * `neurocorr worker`: pulls tiles from the jobs' JetStream queues, taking
+ * turns between the jobs that have tiles waiting, computes them on a
+ * piscina pool, and publishes each result before acking its tile. A tile is
+ * acked only after its result is stored in the results stream, so a worker
+ * killed at any point loses nothing: the tile is delivered again after the
+ * job's ack wait. A lane that stops making progress lets its tile's lease
+ * lapse (LaneWatch); a worker whose lanes have all done so reports itself
+ * not ready and not live. A NATS that stays unreachable past the service
+ * timeout ends the worker with a ServiceError.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { hostname } from 'node:os';
-import { jetstream, jetstreamManager, type Consumer, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { decodeJobSpec, JOB_BUCKET, specId, TILE_STREAM, WORKER_CONSUMER, type TileQueueConfig } from '../../shared/cluster/index.js';
-import type { NeurocorrError } from '../../shared/errors.js';
-import { connectNats, ensureStreams, ensureWorkerConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
-import { createLogger, startMetrics, type Logger } from '../../shared/observe.js';
-import { startPool, type EmbeddedPool } from '../pool.js';
+import { decodeJobSpec, JOB_BUCKET, specId, TILES_NOTICES } from '../../shared/cluster/index.js';
+import type { NeurocorrError, OptionNamer } from '../../shared/errors.js';
+import { connectNats, watchConnection, type NatsService } from '../../shared/nats/index.js';
+import { createLogger, startMetrics } from '../../shared/observe.js';
+import { startPool } from '../pool.js';
 import { privateCacheDir } from './inputs.js';
-import { openJob, type OpenJobOptions, type WorkerJob } from './job.js';
+import { JobCache } from './job-cache.js';
+import { loadWorkerJob, planWorkerJob, type PlanJobOptions, type PlannedJob } from './job.js';
+import { TileRate } from './lane-watch.js';
 import { workerMetrics } from './metrics.js';
 import { workerSettings, type WorkerOptions } from './options.js';
+import { TileQueues } from './queues.js';
 import { handleTile, type TileContext } from './tile.js';
 
 export { defaultCacheDir, type WorkerOptions } from './options.js';
@@ -33,52 +37,37 @@ export interface RunningWorker {
   readonly closed: Promise<void>;
 }
 
-/**
- * Re-creates the streams and the shared consumer when they went missing; a
- * worker that may not create them (NATS permissions) waits for a
- * coordinator to, saying so every 30 s at most.
- */
-function queueRestorer(jsm: JetStreamManager, log: Logger): () => Promise<void> {
-  let denied = 0;
-  let said = 0;
-  return async () => {
-    // Once refused, ask again only now and then: every refusal is an error line in the server's log.
-    if (Date.now() - denied < 10_000) return;
-    try {
-      if (await ensureStreams(jsm)) log.warn('the tile or result stream was missing; re-created it');
-      await ensureWorkerConsumer(jsm, null);
-    } catch (err) {
-      denied = Date.now();
-      if (Date.now() - said < 30_000) return;
-      said = Date.now();
-      log.warn({ err: (err as Error).message }, 'cannot create the work queue from this worker; waiting for a coordinator to');
-    }
-  };
+/** How the process that runs the worker names options in messages (the CLI passes its flag names). */
+export interface WorkerHost {
+  readonly optionName?: OptionNamer;
 }
 
 /** Starts a worker: it pulls tiles from NATS until `drain()` (SIGTERM in the CLI), computing them on a local pool. */
-export async function startWorker(input: WorkerOptions): Promise<RunningWorker> {
+export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): Promise<RunningWorker> {
   const options = workerSettings(input);
   const id = `${hostname()}-${process.pid}`;
   const log = createLogger('neurocorr-worker', options.logLevel).child({ worker: id });
   const cacheDir = privateCacheDir(options.cacheDir);
   const service: NatsService = { url: options.nats, credentials: options.natsCredentials, timeoutMs: options.serviceTimeoutMs, option: 'nats' };
   // Served from the start, so a liveness probe passes while NATS and the kernel come up; /readyz waits for both.
-  const state = { phase: 'connecting to NATS' as string | null, connected: true };
-  const metrics = await startMetrics(options.metricsPort, options.metricsHost, () => state.phase ?? (state.connected ? null : 'NATS is disconnected'));
+  const state = { phase: 'connecting to NATS' as string | null, connected: true, wedged: 0 };
+  const allWedged = () =>
+    state.wedged >= options.inflight ? `every lane (${options.inflight}) gave its tile up for lack of progress: restart this worker` : null;
+  const metrics = await startMetrics(
+    options.metricsPort,
+    options.metricsHost,
+    () => state.phase ?? (state.connected ? null : 'NATS is disconnected') ?? allWedged(),
+    allWedged,
+  );
   const nc = await connectNats(service, `neurocorr-worker ${id}`, (line) => log.warn(line)).catch(async (err: unknown) => {
     await metrics.close();
     throw err;
   });
   state.phase = 'loading the kernel';
   const jsm = await jetstreamManager(nc);
-  const restoreQueue = queueRestorer(jsm, log);
-  await restoreQueue();
-  let queue: TileQueueConfig = await ensureWorkerConsumer(jsm, null).catch(() => ({ ackWaitMs: 30_000, maxDeliver: 5 }));
   const js = jetstream(nc);
-  const kv = await new Kvm(nc).open(JOB_BUCKET);
-  let consumer: Consumer | null = await js.consumers.get(TILE_STREAM, WORKER_CONSUMER).catch(() => null);
-  if (consumer === null) log.warn('the work queue does not exist yet (a coordinator creates it); waiting for it');
+  const kvm = new Kvm(nc);
+  let kv: KV | null = null;
   const pool = await startPool(options.kernel, options.threads);
   const kernel = await pool.kernel.catch(async (err: unknown) => {
     await pool.destroy();
@@ -86,9 +75,22 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
     await metrics.close();
     throw err;
   });
-  const jobs = new Map<string, Promise<WorkerJob | null>>();
-  const settled = new Map<string, WorkerJob>();
-  const m = workerMetrics(metrics, settled);
+  const planOptions: PlanJobOptions = {
+    cacheDir,
+    dataRoots: options.dataRoots,
+    standardize: options.standardize,
+    kernelTiles: (span) => options.inflight * (span > 1 ? 2 * options.threads : 1),
+  };
+  const cache = new JobCache(options.cacheBytes, {
+    plan: async (job, spec) => {
+      kv ??= await kvm.open(JOB_BUCKET);
+      return planFromKv(nc, kv, job, spec, planOptions);
+    },
+    load: (planned, budgets, keyBase, beat) => loadWorkerJob(planned, pool, { budgets, keyBase, beat, standardize: options.standardize }),
+  });
+  const queues = new TileQueues(js, jsm, log, (live) => cache.retain(live));
+  const notices = nc.subscribe(TILES_NOTICES, { callback: () => queues.notice() });
+  const m = workerMetrics(metrics, cache, () => state.wedged);
   log.info(
     {
       nats: nc.getServer(),
@@ -96,6 +98,7 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
       notes: kernel.notes,
       threads: options.threads,
       inflight: options.inflight,
+      cache: options.cacheBytes,
       dataRoots: options.dataRoots,
       cacheDir,
       metrics: metrics.url,
@@ -103,64 +106,32 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
     'worker ready',
   );
 
-  let serial = 0;
-  // Opened jobs are keyed by name and spec: a job name re-used with another spec is another job.
-  const open = (job: string, spec: string, beat: () => void): Promise<WorkerJob | null> => {
-    const key = `${job}/${spec}`;
-    let pending = jobs.get(key);
-    if (pending === undefined) {
-      // Kernel keys of different jobs must differ (TileRunner): a per-job base, a multiple of 2^40, wrapping under 2^53.
-      const keyBase = (++serial % 8192) * 2 ** 40;
-      pending = openJobFromKv(nc, kv, job, spec, pool, {
-        cacheBytes: options.cacheBytes,
-        cacheDir,
-        dataRoots: options.dataRoots,
-        keyBase,
-        beat,
-        standardize: options.standardize,
-      }).then((opened) => {
-        if (opened !== null) {
-          settled.set(key, opened);
-          evict(key);
-        } else jobs.delete(key);
-        return opened;
-      });
-      pending.catch(() => jobs.delete(key));
-      jobs.set(key, pending);
-    }
-    return pending;
-  };
-  // Whole-model jobs hold their z for the job's life; keep the newest jobs that fit the cache.
-  const evict = (keep: string) => {
-    let bytes = [...settled.values()].reduce((sum, j) => sum + j.bytes, 0);
-    for (const [job, opened] of settled) {
-      if (bytes <= options.cacheBytes || job === keep) continue;
-      settled.delete(job);
-      jobs.delete(job);
-      bytes -= opened.bytes;
-    }
-  };
-
-  const ctx: TileContext = { js, log, m, open, kernel: kernel.name, id, queue: () => queue, fault: options.fault };
-  let draining = false;
   let rate = { tiles: 0, pairs: 0, at: performance.now() };
   const rateTimer = setInterval(() => {
     const seconds = (performance.now() - rate.at) / 1000;
     m.pairsPerSecond.set(rate.pairs / seconds);
-    if (rate.tiles > 0) log.info({ tiles: rate.tiles, pairsPerSecond: rate.pairs / seconds }, 'rate');
+    if (rate.tiles > 0) log.info({ tiles: rate.tiles, pairsPerSecond: rate.pairs / seconds, jobs: queues.names.length }, 'rate');
     rate = { tiles: 0, pairs: 0, at: performance.now() };
   }, 10_000);
-  ctx.onDone = (pairs) => {
-    rate.tiles++;
-    rate.pairs += pairs;
+  const ctx: TileContext = {
+    js,
+    log,
+    m,
+    cache,
+    rate: new TileRate(),
+    tileTimeoutMs: options.tileTimeoutMs,
+    kernel: kernel.name,
+    id,
+    optionName: host.optionName ?? ((o) => o),
+    fault: options.fault,
+    onWedged: (wedged) => (state.wedged += wedged ? 1 : -1),
+    onDone: (pairs) => {
+      rate.tiles++;
+      rate.pairs += pairs;
+    },
   };
-  const refresh = setInterval(() => {
-    ensureWorkerConsumer(jsm, null).then(
-      (q) => (queue = q),
-      () => undefined,
-    );
-  }, 15_000);
 
+  let draining = false;
   let lost: NeurocorrError | null = null;
   const stopWatching = watchConnection(
     nc,
@@ -174,43 +145,27 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
     (up) => (state.connected = up),
   );
   state.phase = null;
-  let restoring: Promise<void> | null = null;
   const lane = async (): Promise<void> => {
     while (!draining) {
-      let msg: JsMsg | null;
-      try {
-        consumer ??= await js.consumers.get(TILE_STREAM, WORKER_CONSUMER);
-        msg = await consumer.next({ expires: 2000 });
-      } catch (err) {
-        if (consumer !== null) log.warn({ err: (err as Error).message }, 'pull failed; restoring the work queue and retrying');
-        consumer = null;
-        restoring ??= restoreQueue()
-          .then(async () => {
-            consumer = await js.consumers.get(TILE_STREAM, WORKER_CONSUMER);
-          })
-          .catch(() => undefined)
-          .finally(() => (restoring = null));
-        await Promise.all([restoring, delay(500)]);
-        continue;
-      }
-      if (msg === null) continue;
+      const taken = await queues.take();
+      if (taken === null) continue;
       if (draining) {
-        msg.nak();
+        taken.msg.nak();
         break;
       }
       try {
-        await handleTile(ctx, msg);
+        await handleTile(ctx, taken);
       } catch (err) {
-        // Only a message that is not a tile gets here; it would fail the same way on every delivery.
-        log.error({ err: (err as Error).message, seq: msg.seq }, 'dropping an undecodable tile message');
-        msg.term();
+        // Only a message that is not a tile of its queue's job gets here; it would fail the same way on every delivery.
+        log.error({ err: (err as Error).message, seq: taken.msg.seq, job: taken.job.job }, 'dropping an undecodable tile message');
+        taken.msg.term();
       }
     }
   };
   const lanes = Promise.all(Array.from({ length: options.inflight }, lane));
   const closed = lanes.then(async () => {
     clearInterval(rateTimer);
-    clearInterval(refresh);
+    notices.unsubscribe();
     stopWatching();
     await pool.destroy();
     await metrics.close();
@@ -230,9 +185,9 @@ export async function startWorker(input: WorkerOptions): Promise<RunningWorker> 
   };
 }
 
-/** The job as its spec in the KV bucket says, or null when the job is gone or its spec is not the one the tile was planned from. */
-async function openJobFromKv(nc: NatsConnection, kv: KV, job: string, spec: string, pool: EmbeddedPool, options: OpenJobOptions): Promise<WorkerJob | null> {
+/** The job as its spec in the KV bucket says, planned; null when the job is gone or its spec is not the one the tile was planned from. */
+async function planFromKv(nc: NatsConnection, kv: KV, job: string, spec: string, options: PlanJobOptions): Promise<PlannedJob | null> {
   const entry = await kv.get(job);
   if (entry === null || entry.operation !== 'PUT' || specId(entry.value) !== spec) return null;
-  return openJob(nc, decodeJobSpec(entry.value), pool, options);
+  return planWorkerJob(nc, decodeJobSpec(entry.value), options);
 }
