@@ -9,7 +9,9 @@
  * that alone needs more than the cache is refused, naming the setting.
  */
 import type { JobSpec } from '../../shared/cluster/index.js';
+import { formatBytes } from '../../shared/bytes.js';
 import { UsageError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/observe.js';
 import type { PlannedJob, WorkerJob } from './job.js';
 
 export interface CacheDeps {
@@ -17,6 +19,8 @@ export interface CacheDeps {
   plan(job: string, spec: string): Promise<PlannedJob | null>;
   /** Reads and standardizes a planned job, with these shard-set budgets. */
   load(planned: PlannedJob, budgets: readonly (number | null)[], keyBase: number, beat: () => void): Promise<WorkerJob>;
+  /** Says which jobs were closed to make room, and when a job waits for room. */
+  readonly log: Logger;
 }
 
 export interface CachedJob {
@@ -38,8 +42,6 @@ interface Entry {
   active: number;
   usedAt: number;
 }
-
-const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** Bytes a planned job takes at least: its whole models and each shard set's least. */
 const least = (p: PlannedJob): number => p.fixedBytes + p.shards.reduce((sum, s) => sum + (s?.least ?? 0), 0);
@@ -153,20 +155,22 @@ export class JobCache {
     if (need <= this.budget) return;
     const sets = planned.shards.filter((s) => s !== null);
     const parts = [
-      ...(planned.fixedBytes > 0 ? [`${MiB(planned.fixedBytes)} for the models held whole`] : []),
-      ...sets.map((s) => `${MiB(s.least)} for shard set ${s.path} (its largest shard is ${MiB(s.shardBytes)}, once per tile in flight, and one more)`),
+      ...(planned.fixedBytes > 0 ? [`${formatBytes(planned.fixedBytes)} for the models held whole`] : []),
+      ...sets.map(
+        (s) => `${formatBytes(s.least)} for shard set ${s.path} (its largest shard is ${formatBytes(s.shardBytes)}, once per tile in flight, and one more)`,
+      ),
     ];
     throw new UsageError(
       (o) =>
-        `job ${spec.job} needs at least ${MiB(need)} of this worker's cache (${parts.join('; ')}), but its ${o('cache')} is ${MiB(this.budget)}: ` +
-        `start the worker with ${o('cache')} of at least ${MiB(need)}${sets.length > 0 ? `, fewer tiles in flight (${o('inflight')}), or prepare the shard sets with smaller shards (prepare --shard-neurons)` : ''}`,
+        `job ${spec.job} needs at least ${formatBytes(need)} of this worker's cache (${parts.join('; ')}), but its ${o('cache')} is ${formatBytes(this.budget)}: ` +
+        `start the worker with ${o('cache')} of at least ${formatBytes(need)}${sets.length > 0 ? `, fewer tiles in flight (${o('inflight')}), or prepare the shard sets with smaller shards (prepare --shard-neurons)` : ''}`,
     );
   }
 
   /** Reserves the job's least bytes, closing idle jobs (least recently used first), or waiting for jobs in use to fall idle. */
   private async makeRoom(entry: Entry, planned: PlannedJob): Promise<void> {
     const need = least(planned);
-    for (;;) {
+    for (let said = false; ; said = true) {
       let used = 0;
       for (const e of this.entries.values()) if (e !== entry && e.planned !== null) used += least(e.planned);
       const idle = [...this.entries.values()].filter((e) => e !== entry && e.active === 0 && e.opened !== null).sort((a, b) => a.usedAt - b.usedAt);
@@ -174,12 +178,14 @@ export class JobCache {
         if (used + need <= this.budget) break;
         this.entries.delete(e.key);
         used -= least(e.planned!);
+        this.deps.log.info({ closed: e.job, for: entry.job }, 'closed an idle job to make room in the cache');
       }
       if (used + need <= this.budget) {
         entry.planned = planned;
         entry.budgets = planned.shards.map((s) => (s === null ? null : s.least));
         return;
       }
+      if (!said) this.deps.log.info({ job: entry.job, need, used, cache: this.budget }, 'waiting for jobs in use to fall idle to make room in the cache');
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }

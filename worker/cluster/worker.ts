@@ -87,6 +87,7 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
       return planFromKv(nc, kv, job, spec, planOptions);
     },
     load: (planned, budgets, keyBase, beat) => loadWorkerJob(planned, pool, { budgets, keyBase, beat, standardize: options.standardize }),
+    log,
   });
   const queues = new TileQueues(js, jsm, log, (live) => cache.retain(live));
   const notices = nc.subscribe(TILES_NOTICES, { callback: () => queues.notice() });
