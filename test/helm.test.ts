@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { CronJob, Job } from 'kubernetes-models/batch/v1';
@@ -35,6 +35,37 @@ const CI_FILES = readdirSync(join(CHART, 'ci'))
   .filter((f) => f.endsWith('.yaml'))
   .sort();
 const ci = (file: string) => join(CHART, 'ci', file);
+/**
+ * What KEDA's metrics-api scaler reads with the trigger's url and valueLocation (a GJSON path), from a real
+ * nats-server's monitoring port, with three tiles queued on two jobs. Only the path forms the chart uses:
+ * keys and #(key=="value") queries.
+ */
+async function kedaValue(metadata: Labels): Promise<unknown> {
+  const port = await freePort();
+  const server = await startNats({ config: [`http_port: ${port}`] });
+  const nc = await connect({ servers: server.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'NEUROCORR_TILES', subjects: ['neurocorr.tiles.>'], retention: RetentionPolicy.Workqueue });
+    await jsm.streams.add({ name: 'NEUROCORR_RESULTS', subjects: ['neurocorr.results.>'], retention: RetentionPolicy.Workqueue });
+    const js = jetstream(nc);
+    for (const job of ['a', 'b', 'b']) await js.publish(`neurocorr.tiles.${job}`, new Uint8Array(8));
+    const url = new URL(metadata['url']!);
+    const body = (await (await fetch(`http://127.0.0.1:${port}${url.pathname}${url.search}`)).json()) as unknown;
+    let value: unknown = body;
+    for (const part of metadata['valueLocation']!.match(/#\([^)]*\)|[^.]+/g)!) {
+      const query = /^#\((\w+)=="(.*)"\)$/.exec(part);
+      value = query
+        ? (value as Record<string, unknown>[]).find((item) => item[query[1]!] === query[2])
+        : (value as Record<string, unknown> | undefined)?.[part];
+    }
+    return value;
+  } finally {
+    await nc.close();
+    await server.stop();
+  }
+}
+
 const RELEASE = 'nc';
 const NS = 'science';
 
@@ -329,7 +360,7 @@ describe('helm lint and the Kubernetes schemas', () => {
 // ---------------------------------------------------------------- content
 
 describe('what the rendered objects say', () => {
-  it('GPU workers scaled by KEDA: the GPU image and limit, the tfjs kernel with TF32 off, probes, and a grace period above the drain time', () => {
+  it('GPU workers scaled by KEDA: the GPU image and limit, the tfjs kernel with TF32 off, probes, and a grace period above the drain time; the KEDA trigger reads the backlog off a real nats-server', async () => {
     const objs = rendered('gpu-keda-values.yaml');
     const worker = one(objs, 'Deployment', 'worker');
     const spec = podSpec(worker);
@@ -370,24 +401,22 @@ describe('what the rendered objects say', () => {
     expect([so.minReplicaCount, so.maxReplicaCount]).toEqual([0, 8]);
     expect(so.triggers).toEqual([
       {
-        type: 'nats-jetstream',
+        type: 'metrics-api',
         metadata: {
-          natsServerMonitoringEndpoint: `${RELEASE}-neurocorr-nats.${NS}.svc.cluster.local:8222`,
-          account: '$G',
-          stream: 'NEUROCORR_TILES',
-          consumer: 'neurocorr-workers',
-          lagThreshold: '32',
-          activationLagThreshold: '0',
-          useHttps: 'false',
+          url: `http://${RELEASE}-neurocorr-nats.${NS}.svc.cluster.local:8222/jsz?accounts=true&streams=true`,
+          valueLocation: 'account_details.#(name=="$G").stream_detail.#(name=="NEUROCORR_TILES").state.messages',
+          targetValue: '32',
+          activationTargetValue: '0',
         },
       },
     ]);
+    expect(await kedaValue(so.triggers[0]!.metadata)).toBe(3);
     // The endpoint is the built-in NATS's monitoring port.
     const natsService = one(objs, 'Service', 'nats');
     expect(natsService.metadata.name).toBe(`${RELEASE}-neurocorr-nats`);
     expect((natsService.spec as { ports: { name: string; port: number }[] }).ports).toContainEqual(expect.objectContaining({ name: 'monitoring', port: 8222 }));
 
-    // The consumer KEDA measures is made by a hook that runs first after install and upgrade.
+    // The stream KEDA measures is made by a hook that runs first after install and upgrade.
     const init = one(objs, 'Job', 'queue-init');
     expect(init.metadata.annotations).toEqual({
       'helm.sh/hook': 'post-install,post-upgrade',
@@ -397,8 +426,6 @@ describe('what the rendered objects say', () => {
     const initC = podSpec(init).containers[0]!;
     expect(initC.command).toEqual(['neurocorr']);
     expect(initC.args!.slice(0, 3)).toEqual(['queue-init', '--nats', flag(c, '--nats')]);
-    expect(flag(initC, '--ack-wait')).toBe('30');
-    expect(flag(initC, '--max-deliver')).toBe('5');
 
     // Prometheus finds every worker through the headless metrics Service.
     const monitor = one(objs, 'ServiceMonitor');
@@ -520,6 +547,7 @@ describe('what the rendered objects say', () => {
     expect(flag(c, '--redis')).toBe(`redis://${RELEASE}-neurocorr-redis.${NS}.svc.cluster.local:6379`);
     expect(c.args!.slice(-4)).toEqual(['--conv', 'channels', '--spatial', 'min']);
     expect(c.args).not.toContain('--upload');
+    expect(flag(c, '--stall-timeout')).toBe('600');
     const claims = Object.fromEntries(pod.volumes!.flatMap((v) => (v.persistentVolumeClaim ? [[v.name, v.persistentVolumeClaim.claimName]] : [])));
     expect(claims).toEqual({ data: `${RELEASE}-neurocorr-data`, results: `${RELEASE}-neurocorr-results` });
     expect(all(objs, 'PersistentVolumeClaim').map((p) => p.metadata.name)).toEqual([`${RELEASE}-neurocorr-data`, `${RELEASE}-neurocorr-results`]);
@@ -541,6 +569,8 @@ describe('what the rendered objects say', () => {
     expect(c.args!.slice(0, 8)).toEqual(['zoo', '/data/zoo/zoo.json', '--out', '/results/zoo', '--store', '/store/zoo.sqlite', '--store-wait', '900']);
     expect(flag(c, '--nats')).toMatch(/^nats:\/\//);
     expect(flag(c, '--redis')).toMatch(/^redis:\/\//);
+    // One stuck night ends, so the next is not skipped (Forbid).
+    expect(flag(c, '--stall-timeout')).toBe('1800');
     const storeVolume = pod.volumes!.find((v) => v.name === c.volumeMounts!.find((m) => m.mountPath === '/store')!.name)!;
     const store = all(objs, 'PersistentVolumeClaim').find((p) => p.metadata.name === storeVolume.persistentVolumeClaim?.claimName);
     expect(store?.spec).toEqual({ accessModes: ['ReadWriteOnce'], storageClassName: 'fast-ssd', resources: { requests: { storage: '20Gi' } } });
@@ -939,7 +969,7 @@ describe('the rendered commands run natively, as a kubelet would start them', ()
     await stopAllServers();
   });
 
-  it('the queue-init hook exits 0, twice (it is idempotent), and leaves the consumer KEDA measures, as the values set it', async () => {
+  it('the queue-init hook exits 0, twice (it is idempotent), and leaves the stream KEDA measures and the job bucket', async () => {
     const hook = one(objs, 'Job', 'queue-init');
     for (let i = 0; i < 2; i++) {
       const p = run(hook);
@@ -947,8 +977,9 @@ describe('the rendered commands run natively, as a kubelet would start them', ()
     }
     const nc = await connect({ servers: nats.url, user: 'coordinator', pass: PASSWORD.coordinator });
     try {
-      const consumer = await (await jetstreamManager(nc)).consumers.info('NEUROCORR_TILES', 'neurocorr-workers');
-      expect([consumer.config.ack_wait, consumer.config.max_deliver]).toEqual([30e9, 5]);
+      const jsm = await jetstreamManager(nc);
+      expect((await jsm.streams.info('NEUROCORR_TILES')).config.retention).toBe('workqueue');
+      expect((await jsm.streams.info('KV_neurocorr-jobs')).config.name).toBe('KV_neurocorr-jobs');
     } finally {
       await nc.close();
     }

@@ -232,7 +232,7 @@ Secrets are mounted as files under /etc/neurocorr and named by flags; no value e
 {{- define "neurocorr.clusterArgs" -}}
 {{- $args := list "--nats" (include "neurocorr.natsUrl" .) "--redis" (include "neurocorr.redisUrl" .) -}}
 {{- $args = concat $args (list "--ack-wait" (toString .Values.queue.ackWaitSeconds) "--max-deliver" (toString .Values.queue.maxDeliver)) -}}
-{{- $args = concat $args (list "--service-timeout" (toString .Values.serviceTimeoutSeconds)) -}}
+{{- $args = concat $args (list "--service-timeout" (toString .Values.serviceTimeoutSeconds) "--stall-timeout" (toString .Values.stallTimeoutSeconds)) -}}
 {{- $args = concat $args (include "neurocorr.natsArgs" (dict "ctx" . "role" "coordinator") | fromJsonArray) -}}
 {{- $args = concat $args (include "neurocorr.redisArgs" . | fromJsonArray) -}}
 {{- toJson $args -}}
