@@ -170,6 +170,10 @@ describe('no tile held for ever, no job waits for ever', () => {
     }
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/neurocorr_worker_lanes_wedged 1/);
+    // A drain does not wait for a lane that may never return.
+    wedged!.kill('SIGTERM');
+    expect(await wedged!.exited).toBe(0);
+    expect(wedged!.stderr()).toContain('stopping with wedged lanes');
   });
 
   it('a job with no worker fails after --stall-timeout with exit 5, naming its state; a rerun with the same --job resumes and finishes exact', async () => {

@@ -223,7 +223,7 @@ export class JetStreamExecutor implements TileExecutor {
     const queued = info.state.subjects?.[tileSubject(o.job)] ?? 0;
     const pending = await o.jsm.consumers.info(RESULT_STREAM, coordinatorConsumer(o.job));
     if (queued > 0) {
-      const stall = o.stallTimeoutMs === null ? '' : `; the job fails as stalled after ${Math.round(o.stallTimeoutMs / 1000)} s without progress`;
+      const stall = o.stallTimeoutMs === null ? '' : ` The job fails as stalled after ${Math.round(o.stallTimeoutMs / 1000)} s without progress.`;
       o.log.warn(
         { queued },
         `no tile finished in the last ${Math.round(this.idleMs / 1000)} s while tiles wait in the queue: are workers running (neurocorr worker --nats URL)?${stall}`,

@@ -73,6 +73,8 @@ export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): 
     },
     Math.max(200, ackWaitMs / 3),
   );
+  // A wedged lane's heartbeat must not keep a drained worker's process alive.
+  heartbeat.unref();
   ctx.m.inFlight.inc();
   if (deliveries > 1) ctx.m.redelivered.inc();
   const provenance = (): Provenance => ({ worker: ctx.id, kernel: ctx.kernel, deliveries, milliseconds: performance.now() - started });

@@ -163,8 +163,22 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
       }
     }
   };
-  const lanes = Promise.all(Array.from({ length: options.inflight }, lane));
+  // A drain waits for the lanes still making progress: a wedged lane may never return.
+  let running = options.inflight;
+  const lanes = new Promise<void>((resolve) => {
+    const check = setInterval(() => draining && running <= state.wedged && finish(), 250);
+    const finish = () => {
+      clearInterval(check);
+      resolve();
+    };
+    for (let k = 0; k < options.inflight; k++) {
+      lane()
+        .catch((err: unknown) => log.error({ err }, 'a lane stopped'))
+        .finally(() => --running === 0 && finish());
+    }
+  });
   const closed = lanes.then(async () => {
+    if (running > 0) log.warn({ lanes: running }, 'stopping with wedged lanes: their tiles go to other workers once their leases lapse');
     clearInterval(rateTimer);
     notices.unsubscribe();
     stopWatching();
