@@ -8,7 +8,7 @@
  * that writes nothing).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { architectureLayers, neuronCount } from '#dist/coordinator/synth/architectures.js';
@@ -218,7 +218,7 @@ async function main(): Promise<void> {
     const section = [
       '## Cluster',
       '',
-      `Produced by \`npm run bench:cluster\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), real nats-server and redis-server on loopback, every process on the same 2 cores. Median of ${runs}. Workers are started before the job, as in a cluster; the job time is the coordinator's, from planning to the stored report. Every run has \`--null 0\`: this measures the main tiles and the protocol.`,
+      `Produced by \`npm run bench:cluster\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), real nats-server and redis-server on loopback, every process on the same 2 cores, which other work shared while this ran (load average ${fmt(loadavg()[0]!, 1)} at the end): the times are noisy. Median of ${runs}. Workers are started before the job, as in a cluster; the job time is the coordinator's, from planning to the stored report. Every run has \`--null 0\`: this measures the main tiles and the protocol.`,
       '',
       `### Throughput: ${n} x ${n} neurons, M = ${m} (${fmt(gflop, 1)} GFLOP, tiles of ${block})`,
       '',
@@ -234,7 +234,7 @@ async function main(): Promise<void> {
       '### Protocol cost per tile',
       '',
       `- Bytes: a tile message is ${tileBytes} B; a result for ${block} x ${block} neurons is ${resultBytes} B (${fmt(resultBytes / (2 * block), 1)} B per neuron: best |rho| and partner in float64 + uint32, plus a constant flag). Per tile of B x B that is 26·B B, against 2·B²·M FLOP of work.`,
-      `- Time: ${tinyTiles} tiles of 32 x 32 at m = 8 (no real arithmetic) take ${fmt(overheadMs, 3)} ms each through the cluster with one 2-thread worker, one message each way per tile (\`--super-tile 32\`: no super-tiles; publish, pull, compute, publish the result, ack, merge, checkpoint), against ${fmt(embeddedTiny, 3)} ms each through the embedded pool.`,
+      `- Time: ${tinyTiles} tiles of 32 x 32 at m = 8 (no real arithmetic) take ${fmt(overheadMs, 3)} ms each (runs: ${fmt(Math.min(...perTile), 3)}-${fmt(Math.max(...perTile), 3)} ms) through the cluster with one 2-thread worker, one message each way per tile (\`--super-tile 32\`: no super-tiles; publish, pull, compute, publish the result, ack, merge, checkpoint), against ${fmt(embeddedTiny, 3)} ms each through the embedded pool.`,
       `- Overhead under 5% needs a tile to compute for 19x that, ${fmt(19 * overheadMs, 1)} ms. At this machine's ${fmt(embeddedRate / 1e9, 0)} GFLOP/s that is a block of at least ${b5(64)} neurons at M = 64, ${b5(256)} at M = 256, and ${b5(1024)} at M = 1024. The default cluster block (about sqrt(2e9 / M), capped by max_payload) is ${block} at M = ${m}, ${block >= b5(m) ? 'above' : 'below'} that bound${block >= b5(m) ? '' : ': pass a larger --tile when the protocol share matters'}.`,
       '',
       '### On paper: ResNet-152 vs ResNet-152 on 16 GPU workers',
