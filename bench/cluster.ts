@@ -8,7 +8,7 @@
  * that writes nothing).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { architectureLayers, neuronCount } from '#dist/coordinator/synth/architectures.js';
@@ -35,12 +35,29 @@ interface Report {
   pairsPerSecond: number;
 }
 
+/** A run that does not end in this long has hung (two cluster jobs at once on nats-server 2.9 do): the bench fails. */
+const RUN_TIMEOUT_MS = 10 * 60_000;
+
 function score(args: string[]): { wall: number; report: Report } {
   const t = performance.now();
   // The permutation null is off: these runs measure the main job's tiles and the protocol alone.
-  const r = spawnSync(process.execPath, [BIN, 'score', ...args, '--json', '--no-progress', '--null', '0'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`neurocorr score ${args.join(' ')} failed: ${r.stderr}`);
+  const r = spawnSync(process.execPath, [BIN, 'score', ...args, '--json', '--no-progress', '--null', '0'], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: RUN_TIMEOUT_MS,
+  });
+  if (r.error !== undefined) throw new Error(`neurocorr score ${args.join(' ')}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`neurocorr score ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
   return { wall: (performance.now() - t) / 1000, report: JSON.parse(r.stdout) as Report };
+}
+
+/** Milliseconds per tile of a run that computed `expected` tiles; throws when the report counts other tiles (a measurement that did not happen). */
+function msPerTile(report: Report, expected: number, what: string): number {
+  const ms = (report.seconds * 1000) / report.tiles;
+  if (report.tiles !== expected || !Number.isFinite(ms) || ms <= 0) {
+    throw new Error(`${what}: the report counts ${report.tiles} tiles in ${report.seconds} s, expected ${expected} tiles: no per-tile cost measured`);
+  }
+  return ms;
 }
 
 async function startWorkers(nats: string, count: number, threads: number): Promise<ChildProcess[]> {
@@ -50,9 +67,17 @@ async function startWorkers(nats: string, count: number, threads: number): Promi
     });
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    return { child, ready: () => err.includes('"worker ready"') };
+    return { child, ready: () => err.includes('"worker ready"'), stderr: () => err };
   });
-  while (!workers.every((w) => w.ready())) await sleep(50);
+  const until = performance.now() + 60_000;
+  while (!workers.every((w) => w.ready())) {
+    const dead = workers.find((w) => w.child.exitCode !== null || w.child.signalCode !== null);
+    if (dead !== undefined || performance.now() > until) {
+      for (const w of workers) w.child.kill('SIGKILL');
+      throw new Error(`a worker ${dead === undefined ? 'was not ready after 60 s' : 'exited before it was ready'}: ${(dead ?? workers[0]!).stderr()}`);
+    }
+    await sleep(50);
+  }
   return workers.map((w) => w.child);
 }
 
@@ -144,22 +169,25 @@ async function main(): Promise<void> {
     const exact = rows.every((r) => JSON.stringify(r.report.scores) === JSON.stringify(rows[0]!.report.scores));
     if (!exact) throw new Error('cluster and embedded scores differ');
 
-    // Protocol cost per tile: many tiny tiles whose arithmetic is negligible (32 x 32 neurons at m = 8).
+    // Protocol cost per tile: many tiny tiles whose arithmetic is negligible (32 x 32 neurons at m = 8). Each must travel
+    // as its own message: `--super-tile 32` keeps the span at one block (sized for --workers, the coordinator would group
+    // 2048 neurons' blocks into super-tiles of 5 x 5, and the report counts no main tiles).
     const tinyN = quick ? 512 : 2048;
+    const tinyTiles = (tinyN / 32) ** 2;
     const tinyDir = join(tmpdir(), 'neurocorr-bench', `cluster-tiny-${tinyN}`);
     writeModel(join(tinyDir, 'F'), tinyN, 8, 31);
     writeModel(join(tinyDir, 'G'), tinyN, 8, 32);
     const tiny = [join(tinyDir, 'F'), join(tinyDir, 'G'), '--tile', '32'];
+    const tinyCluster = [...tiny.slice(2), '--super-tile', '32', '--workers', '1'];
     const tinyWorkers = await startWorkers(nats.url, 1, 2);
     const perTile: number[] = [];
-    let tinyTiles = 0;
     for (let r = 0; r < runs; r++) {
-      const { report } = cluster(tiny[0]!, tiny[1]!, tiny.slice(2));
-      tinyTiles = report.tiles;
-      perTile.push((report.seconds * 1000) / report.tiles);
+      const { report } = cluster(tiny[0]!, tiny[1]!, tinyCluster);
+      perTile.push(msPerTile(report, tinyTiles, 'protocol cost, cluster'));
+      log(`${tinyTiles} tiles of 32 x 32 through the cluster: ${perTile.at(-1)!.toFixed(3)} ms each`);
     }
     await stopWorkers(tinyWorkers);
-    const embeddedTiny = median(Array.from({ length: runs }, () => score(tiny)).map(({ report }) => (report.seconds * 1000) / report.tiles));
+    const embeddedTiny = median(Array.from({ length: runs }, () => msPerTile(score(tiny).report, tinyTiles, 'protocol cost, embedded')));
     const overheadMs = median(perTile);
 
     const block = rows[1]!.report.block;
@@ -190,7 +218,7 @@ async function main(): Promise<void> {
     const section = [
       '## Cluster',
       '',
-      `Produced by \`npm run bench:cluster\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), real nats-server and redis-server on loopback, every process on the same 2 cores. Median of ${runs}. Workers are started before the job, as in a cluster; the job time is the coordinator's, from planning to the stored report. Every run has \`--null 0\`: this measures the main tiles and the protocol.`,
+      `Produced by \`npm run bench:cluster\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), real nats-server and redis-server on loopback, every process on the same 2 cores, which other work shared while this ran (load average ${fmt(loadavg()[0]!, 1)} at the end): the times are noisy. Median of ${runs}. Workers are started before the job, as in a cluster; the job time is the coordinator's, from planning to the stored report. Every run has \`--null 0\`: this measures the main tiles and the protocol.`,
       '',
       `### Throughput: ${n} x ${n} neurons, M = ${m} (${fmt(gflop, 1)} GFLOP, tiles of ${block})`,
       '',
@@ -206,7 +234,7 @@ async function main(): Promise<void> {
       '### Protocol cost per tile',
       '',
       `- Bytes: a tile message is ${tileBytes} B; a result for ${block} x ${block} neurons is ${resultBytes} B (${fmt(resultBytes / (2 * block), 1)} B per neuron: best |rho| and partner in float64 + uint32, plus a constant flag). Per tile of B x B that is 26·B B, against 2·B²·M FLOP of work.`,
-      `- Time: ${tinyTiles} tiles of 32 x 32 at m = 8 (no real arithmetic) take ${fmt(overheadMs, 3)} ms each through the cluster with one 2-thread worker (publish, pull, compute, publish the result, ack, merge, checkpoint), against ${fmt(embeddedTiny, 3)} ms each through the embedded pool.`,
+      `- Time: ${tinyTiles} tiles of 32 x 32 at m = 8 (no real arithmetic) take ${fmt(overheadMs, 3)} ms each (runs: ${fmt(Math.min(...perTile), 3)}-${fmt(Math.max(...perTile), 3)} ms) through the cluster with one 2-thread worker, one message each way per tile (\`--super-tile 32\`: no super-tiles; publish, pull, compute, publish the result, ack, merge, checkpoint), against ${fmt(embeddedTiny, 3)} ms each through the embedded pool.`,
       `- Overhead under 5% needs a tile to compute for 19x that, ${fmt(19 * overheadMs, 1)} ms. At this machine's ${fmt(embeddedRate / 1e9, 0)} GFLOP/s that is a block of at least ${b5(64)} neurons at M = 64, ${b5(256)} at M = 256, and ${b5(1024)} at M = 1024. The default cluster block (about sqrt(2e9 / M), capped by max_payload) is ${block} at M = ${m}, ${block >= b5(m) ? 'above' : 'below'} that bound${block >= b5(m) ? '' : ': pass a larger --tile when the protocol share matters'}.`,
       '',
       '### On paper: ResNet-152 vs ResNet-152 on 16 GPU workers',
@@ -225,6 +253,9 @@ async function main(): Promise<void> {
       `- The coordinator's state is about 33 bytes per neuron, ${fmt(checkpointGB, 2)} GB for this pair. Its merge costs O(B) per tile. Checkpoints are incremental (only the chunks of 65,536 neurons merged into since the last one; "Checkpoints" below measures them at this size): a whole snapshot of it would not even fit in one Redis value (512 MB). With tiles sent F-major every interval still rewrites the whole G-side state, about half the total, so checkpoint by time (\`--checkpoint-seconds 60\`, \`--checkpoint-tiles\` large) at this scale.`,
       '',
     ].join('\n');
+    // Every figure above is measured or derived from one: a value that is not a number is a measurement that failed.
+    const broken = /Infinity|NaN/.exec(section);
+    if (broken !== null) throw new Error(`the Cluster section has ${broken[0]} in it: a measurement failed\n${section}`);
     process.stdout.write(`${section}\n`);
     if (quick) log('quick run: bench/RESULTS.md left as it is');
     else {

@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openSources } from '../dist/coordinator/embedded.js';
-import { MERGE_RATE, superTileSize } from '../dist/coordinator/cluster/job-spec.js';
+import { BOUND_SECONDS, coordinatorBound, MERGE_RATE, MERGE_SHARE, superTileSize, warnIfCoordinatorBound } from '../dist/coordinator/cluster/job-spec.js';
+import { measureMergeRate } from '../dist/coordinator/cluster/merge-rate.js';
 import { prepare } from '../dist/coordinator/prepare.js';
 import { architectureLayers } from '../dist/coordinator/synth/architectures.js';
-import { decodeResult, encodeParts } from '../dist/shared/cluster/index.js';
+import { decodeResult, encodeParts, partEntriesFor } from '../dist/shared/cluster/index.js';
 import type { Block, Range } from '../dist/shared/tiles/index.js';
 import { planPair } from '../dist/shared/formats/index.js';
 import { JobProgress, kernelTiles, pairNulls, planJob, type JobTile, type MainTile, type SuperTile, type TileOutcome } from '../dist/shared/job/index.js';
@@ -279,9 +280,81 @@ describe('superTileSize', () => {
     expect(inflow).toBeGreaterThan(MERGE_RATE);
   });
 
+  it("counts the entries and the workers' seconds the inflow is made of", () => {
+    const { inflow, entries, seconds: s } = superTileSize({ ...resnet, m: 100, block: 4512 });
+    expect(s).toBeCloseTo(seconds(100), 6);
+    expect(inflow).toBeCloseTo(entries / s, 0);
+  });
+
   it('takes a side given by the user, in whole blocks, of any size (results travel in parts)', () => {
     expect(superTileSize({ ...resnet, m: 100, block: 100, superTile: 950 }).span).toBe(9);
     expect(superTileSize({ ...resnet, m: 100, block: 100, superTile: 50 }).span).toBe(1);
     expect(superTileSize({ ...resnet, m: 100, block: 100, superTile: 5_000_000 }).span).toBe(50_000);
+  });
+});
+
+describe('the coordinator-bound warning', () => {
+  const layers = architectureLayers('resnet152', 224, 1, false).map((l) => l.shape.reduce((a, b) => a * b, 1));
+  const resnet = { f: layers, g: layers, workers: 16, superTile: undefined };
+  // What this repository's 2-core machine measures (21M entries/s in JobProgress.accept).
+  const measured = 21e6;
+  const logger = () => {
+    const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+    const log = {
+      info: () => undefined,
+      debug: () => undefined,
+      warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
+    };
+    return { log: log as unknown as Parameters<typeof warnIfCoordinatorBound>[2], warnings };
+  };
+
+  it('a small job never warns, whatever its planned inflow and however slow the merge', () => {
+    // 264 x 464 neurons on one worker (the plan assumes GPUs, so the inflow is billions of entries/s): its results merge in microseconds.
+    const small = { m: 24, f: [100, 100, 64], g: [200, 264], block: 16, workers: 1, superTile: undefined };
+    const size = superTileSize(small);
+    expect(size.inflow).toBeGreaterThan(1e9);
+    for (const rate of [measured, 1e5]) expect(coordinatorBound(size, rate)).toBeNull();
+    const { log, warnings } = logger();
+    expect(warnIfCoordinatorBound(small, 1e5, log)).toBe(false);
+    expect(warnings).toEqual([]);
+  });
+
+  it('warns when the inflow exceeds the measured rate on a job that takes the coordinator seconds, and says what it assumed and measured', () => {
+    const m10 = { ...resnet, m: 10, block: 8192 };
+    const size = superTileSize(m10);
+    const bound = coordinatorBound(size, measured)!;
+    expect(bound).toMatchObject({ inflow: size.inflow, sustained: measured * MERGE_SHARE, workerSeconds: size.seconds });
+    expect(bound.coordinatorSeconds).toBeCloseTo(size.entries / (measured * MERGE_SHARE), 6);
+    expect(bound.coordinatorSeconds).toBeGreaterThan(Math.max(BOUND_SECONDS, size.seconds));
+    const { log, warnings } = logger();
+    expect(warnIfCoordinatorBound(m10, measured, log)).toBe(true);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.fields).toMatchObject({ workers: 16, mergeRate: measured, sustained: measured * MERGE_SHARE });
+    expect(warnings[0]!.message).toMatch(/^sized for 16 workers \(cluster.workers, --workers\) of 30 TFLOP\/s each/);
+    expect(warnings[0]!.message).toMatch(/41.3M entries\/s, more than this coordinator takes in: about 6.3M\/s \(its merge alone measured 21.0M\/s here/);
+    expect(warnings[0]!.message).toMatch(
+      /the coordinator's pace, about 53.2 s against the workers' 8.1 s \(super-tiles are as large as 8 per worker allows\)$/,
+    );
+    // A coordinator that merges 10x faster keeps up; so does one at M = 100, where the workers take 81 s.
+    expect(coordinatorBound(size, 10 * measured)).toBeNull();
+    expect(coordinatorBound(superTileSize({ ...resnet, m: 100, block: 4512 }), measured)).toBeNull();
+  });
+
+  it('the plan does not depend on the measurement: the same span whether the coordinator warns or not', () => {
+    const m10 = { ...resnet, m: 10, block: 8192 };
+    const { log } = logger();
+    const before = superTileSize(m10);
+    warnIfCoordinatorBound(m10, measured, log);
+    warnIfCoordinatorBound(m10, 1e12, log);
+    expect(superTileSize(m10)).toEqual(before);
+  });
+
+  it("measures this machine's merge in tens of milliseconds", () => {
+    const t = performance.now();
+    const rate = measureMergeRate({ layers: [layers.length, layers.length], partEntries: partEntriesFor(1 << 20) });
+    expect(performance.now() - t).toBeLessThan(1000);
+    expect(Number.isFinite(rate) && rate > 0).toBe(true);
+    // Parts of one entry (a tiny max_payload) still finish within the window.
+    expect(measureMergeRate({ layers: [1, 1], partEntries: 1, budgetMs: 5 })).toBeGreaterThan(0);
   });
 });

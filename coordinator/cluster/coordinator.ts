@@ -35,7 +35,8 @@ import type { ClusterSettings } from '../options.js';
 import { createProgress } from '../progress.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
-import { clusterBlock, inputRef, isJobSpec, jobName, jobSpec, specDifferences, superTileSpan } from './job-spec.js';
+import { clusterBlock, inputRef, isJobSpec, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
+import { measureMergeRate } from './merge-rate.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
@@ -164,12 +165,14 @@ export class ClusterCoordinator<R> {
     const [f, g] = [models[pairs[0]!.f]!, models[pairs[0]!.g]!];
     const block = clusterBlock(f.m, f.n, g.n, maxPayload, s.tile);
     const sizes = (model: typeof f) => model.layers.map((l) => l.count);
-    const span = superTileSpan({ m: f.m, f: sizes(f), g: sizes(g), block, workers: c.workers, superTile: c.superTile }, log);
+    const superTiles = { m: f.m, f: sizes(f), g: sizes(g), block, workers: c.workers, superTile: c.superTile };
+    const span = superTileSpan(superTiles, log);
     const cuts = planned.models.map((p) => (isShardPlan(p) ? p.manifest.shards.map((sh) => sh.first) : []));
     const nulls = pairNulls(s.null, models, pairs);
     const plan = planJob(models, pairs, { block, span, nulls, cuts });
     const inputs = await Promise.all(s.paths.map((p) => inputRef(p, c.upload, nc, log)));
-    const spec = jobSpec({ job, inputs, pairs, options: s.options, plan, nulls, partEntries: partEntriesFor(maxPayload) });
+    const partEntries = partEntriesFor(maxPayload);
+    const spec = jobSpec({ job, inputs, pairs, options: s.options, plan, nulls, partEntries });
     const specJson = JSON.stringify(spec);
 
     const previous = await store.spec();
@@ -182,6 +185,8 @@ export class ClusterCoordinator<R> {
     }
     const finished = await store.report();
     if (finished !== null) return { done: s.restore((check) => store.parse('report', finished, check), job) };
+    // The plan above is fixed; only this warning depends on the machine (tens of ms of calibration).
+    warnIfCoordinatorBound(superTiles, measureMergeRate({ layers: [f.layers.length, g.layers.length], partEntries }), log);
 
     const progress = new JobProgress(plan, checkpointChunkLength());
     if (await store.checkpoints.load(progress)) {

@@ -113,9 +113,20 @@ export const WORKER_FLOPS = 30e12;
 /**
  * Result entries (neurons) per second the sizing lets into one coordinator:
  * about a third of what it merged, checkpoints included, on 2 shared cores
- * in `npm run bench:coordinator` (bench/RESULTS.md, "Simulated").
+ * in `npm run bench:coordinator` (bench/RESULTS.md, "Simulated"). A fixed
+ * figure, not this machine's: the span is part of the job's spec, so a
+ * resumed job must size it identically (the warning measures instead).
  */
 export const MERGE_RATE = 5e6;
+/**
+ * The share of a coordinator's CPU per result entry that the merge itself
+ * (JobProgress.accept) takes: 30-31% at M = 10, 100 and 1000 in
+ * `npm run bench:coordinator`; receiving, decoding, acking and checkpoints
+ * are the rest.
+ */
+export const MERGE_SHARE = 0.3;
+/** A job whose results one coordinator takes in within this many seconds is never called coordinator-bound. */
+export const BOUND_SECONDS = 5;
 /** Seconds a super-tile computes at least on a WORKER_FLOPS worker: its messages (tile, result, ack; about 1 ms) then cost about 0.1%. */
 export const SUPER_TILE_SECONDS = 1;
 /** Super-tiles per worker at least, so the last ones balance across workers and a killed worker loses little. */
@@ -138,6 +149,10 @@ export interface SuperTileSize {
   readonly span: number;
   /** Result entries per second into the coordinator when `workers` workers run at WORKER_FLOPS. */
   readonly inflow: number;
+  /** Result entries of the job's main tiles, in all. */
+  readonly entries: number;
+  /** Seconds `workers` workers at WORKER_FLOPS compute the job's main tiles in. */
+  readonly seconds: number;
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
@@ -160,25 +175,72 @@ export function superTileSize(o: SuperTileInput): SuperTileSize {
   const seconds = (2 * o.m * nF * nG) / (o.workers * WORKER_FLOPS);
   const blocks = (layers: readonly number[]) => sum(layers.map((n) => Math.ceil(n / o.block)));
   const [bF, bG] = [blocks(o.f), blocks(o.g)];
-  const inflow = (span: number) => (nF * Math.ceil(bG / span) + nG * Math.ceil(bF / span)) / seconds;
-  if (o.superTile !== undefined) {
-    const span = Math.max(1, Math.floor(o.superTile / o.block));
-    return { span, inflow: inflow(span) };
-  }
+  const entries = (span: number) => nF * Math.ceil(bG / span) + nG * Math.ceil(bF / span);
+  const inflow = (span: number) => entries(span) / seconds;
+  const size = (span: number) => ({ span, inflow: inflow(span), entries: entries(span), seconds });
+  if (o.superTile !== undefined) return size(Math.max(1, Math.floor(o.superTile / o.block)));
   const most = Math.max(1, Math.floor(Math.sqrt((nF * nG) / (SUPER_TILES_PER_WORKER * o.workers)) / o.block));
   let span = Math.min(most, Math.ceil(Math.sqrt((SUPER_TILE_SECONDS * WORKER_FLOPS) / (2 * o.m)) / o.block));
   while (span < most && inflow(span) > MERGE_RATE) span++;
-  return { span, inflow: inflow(span) };
+  return size(span);
 }
 
-/** superTileSize's span, logged with the inflow it expects; a warning when balancing the workers keeps it above the merge rate. */
+/** superTileSize's span, logged with the inflow it expects. */
 export function superTileSpan(o: SuperTileInput, log: Logger): number {
   const { span, inflow } = superTileSize(o);
   log.info({ block: o.block, span, superTile: span * o.block, workers: o.workers, inflow: Math.round(inflow) }, 'planned');
-  if (o.superTile === undefined && inflow > MERGE_RATE)
-    log.warn(
-      { inflow: Math.round(inflow), mergeRate: MERGE_RATE },
-      `${o.workers} GPU workers would send more results than one coordinator merges (super-tiles are as large as ${SUPER_TILES_PER_WORKER} per worker allows): the job will run at the coordinator's pace`,
-    );
   return span;
+}
+
+export interface CoordinatorBound {
+  /** Result entries per second the workers would send. */
+  readonly inflow: number;
+  /** Entries per second this coordinator takes in: its measured merge rate times MERGE_SHARE. */
+  readonly sustained: number;
+  /** Seconds the job's results take this coordinator, and the workers' compute. */
+  readonly coordinatorSeconds: number;
+  readonly workerSeconds: number;
+}
+
+/**
+ * Whether the job would run at the coordinator's pace: its workers' planned
+ * inflow beyond what this coordinator takes in, given `mergeRate` (entries
+ * per second JobProgress.accept folds in, measured on this machine), on a
+ * job whose results take the coordinator BOUND_SECONDS or more (a smaller
+ * job is not slowed down in any way that matters). Null when not.
+ */
+export function coordinatorBound(size: SuperTileSize, mergeRate: number): CoordinatorBound | null {
+  const sustained = mergeRate * MERGE_SHARE;
+  const coordinatorSeconds = size.entries / sustained;
+  if (size.inflow <= sustained || coordinatorSeconds < BOUND_SECONDS) return null;
+  return { inflow: size.inflow, sustained, coordinatorSeconds, workerSeconds: size.seconds };
+}
+
+const entries = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : Math.round(x).toLocaleString('en-US'));
+const duration = (s: number) => (s >= 120 ? `${(s / 60).toFixed(1)} min` : s >= 1 ? `${s.toFixed(1)} s` : `${(s * 1000).toPrecision(2)} ms`);
+
+/** The warning for a coordinator-bound job, with what it assumed (workers, their speed) and what it measured. */
+export function boundMessage(o: SuperTileInput, bound: CoordinatorBound, mergeRate: number): string {
+  const why =
+    o.superTile === undefined
+      ? `super-tiles are as large as ${SUPER_TILES_PER_WORKER} per worker allows`
+      : `super-tiles of ${o.superTile} neurons as asked; larger ones send fewer entries`;
+  const workers = `${o.workers} worker${o.workers === 1 ? '' : 's'}`;
+  return (
+    `sized for ${workers} (cluster.workers, --workers) of ${WORKER_FLOPS / 1e12} TFLOP/s each (a GPU), this job's results would come in at ` +
+    `${entries(bound.inflow)} entries/s, more than this coordinator takes in: about ${entries(bound.sustained)}/s (its merge alone measured ` +
+    `${entries(mergeRate)}/s here, and takes about ${MERGE_SHARE * 100}% of a coordinator's work per entry). The job will run at the coordinator's pace, ` +
+    `about ${duration(bound.coordinatorSeconds)} against the workers' ${duration(bound.workerSeconds)} (${why})`
+  );
+}
+
+/** Warns when the job would run at the coordinator's pace (coordinatorBound), given this coordinator's measured merge rate. */
+export function warnIfCoordinatorBound(o: SuperTileInput, mergeRate: number, log: Logger): boolean {
+  const bound = coordinatorBound(superTileSize(o), mergeRate);
+  log.debug({ mergeRate: Math.round(mergeRate), sustained: Math.round(mergeRate * MERGE_SHARE) }, 'merge rate measured');
+  if (bound === null) return false;
+  const { inflow, sustained, coordinatorSeconds, workerSeconds } = bound;
+  const fields = { workers: o.workers, mergeRate: Math.round(mergeRate), inflow: Math.round(inflow), sustained: Math.round(sustained) };
+  log.warn({ ...fields, coordinatorSeconds, workerSeconds }, boundMessage(o, bound, mergeRate));
+  return true;
 }
