@@ -27,6 +27,8 @@ import type { AddonOptions } from '../worker/native/addon.js';
 import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/pool.js';
 import { TileRunner } from '../worker/tile-runner.js';
 import { runTiles } from '../worker/run-tiles.js';
+import { checkShardBudget } from './budget.js';
+import { ShardGate } from './shard-gate.js';
 import { streamSchedule } from './stream-schedule.js';
 import { jobThreads } from './threads.js';
 
@@ -64,6 +66,8 @@ export interface EmbeddedOptions {
   readonly memory?: number;
   /** The permutation null; none when absent. */
   readonly null?: NullRequest;
+  /** Bytes of one side's null sample kept as its shards pass (default KEEP_BUDGET; tests lower it to run the null in the schedule's tail). */
+  readonly keepBudget?: number;
   /** Reorders the plan's tiles before they run (tests use it to shuffle arrival order). */
   readonly order?: (tiles: JobTile[]) => JobTile[];
   /** Wait until every thread is up before the first tile (for timing the kernel alone). */
@@ -84,8 +88,18 @@ export interface EmbeddedRun {
   readonly nullSeconds: number;
 }
 
-/** Opens activation sets for an embedded run: shard sets share `memory` bytes of cache, other sets go into huge-page SharedArrayBuffers. */
-export function openSources(inputs: readonly { readonly path: string; readonly plan: ModelPlan }[], memory: number, addon: AddonOptions = {}): ModelSource[] {
+/**
+ * Opens activation sets for an embedded run of these pairs: shard sets share
+ * `memory` bytes of cache, other sets go into huge-page SharedArrayBuffers.
+ * A budget below what the pairs' shard sets need is refused (a UsageError).
+ */
+export function openSources(
+  inputs: readonly { readonly path: string; readonly plan: ModelPlan }[],
+  pairs: readonly JobPairInput[],
+  memory: number,
+  addon: AddonOptions = {},
+): ModelSource[] {
+  checkShardBudget(inputs, pairs, memory);
   const budget = memory / Math.max(1, inputs.filter((i) => isShardPlan(i.plan)).length);
   return inputs.map((input) => openSource(input.path, input.plan, { budget, allocate: (bytes) => hugePageAllocate(bytes, addon) }));
 }
@@ -124,7 +138,9 @@ export async function runEmbedded(
     );
     const progress = new JobProgress(plan);
     options.onStart?.({ kernel, plan, threads, progress });
-    const schedule = options.order ? null : streamSchedule(plan, sources);
+    const schedule = options.order ? null : streamSchedule(plan, sources, options.keepBudget);
+    // Without the schedule, shard sets serve tiles from their LRU windows: tiles wait until their shards fit.
+    const pins = schedule === null && ShardGate.needed(sources) ? new ShardGate(plan, sources) : null;
     const inputs = (tile: JobTile): Promise<unknown> => {
       const { rows, cols } = operands(plan, tile);
       if (tile.kind === 'null') return Promise.all([loaded.model(rows.model), loaded.model(cols.model)]);
@@ -132,9 +148,12 @@ export async function runEmbedded(
     };
     const executor = new LocalExecutor(new TileRunner(pool, plan, sources), {
       concurrency: threads * 2,
-      gate: schedule ? (tile) => schedule.gate(tile).then(() => inputs(tile)) : inputs,
+      gate: schedule ? (tile) => schedule.gate(tile).then(() => inputs(tile)) : pins ? (tile) => inputs(tile).then(() => pins.enter(tile)) : inputs,
       ...(options.onTile ? { onTile: options.onTile } : {}),
-      ...(schedule ? { onFailure: (error: unknown) => schedule.abort(error) } : {}),
+      onFailure: (error: unknown) => {
+        schedule?.abort(error);
+        pins?.abort(error);
+      },
     });
     // The null's tiles come after the main job's in the plan, so its time is what the run took after the last main
     // tile was done (a tile's own seconds include its wait in the pool's queue, which differs between the two).
@@ -149,6 +168,7 @@ export async function runEmbedded(
         else nullTiles++;
         const merged = progress.accept(tile, outcome);
         schedule?.done(tile);
+        pins?.leave(tile);
         return merged;
       }),
     ]);

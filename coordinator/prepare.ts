@@ -62,6 +62,11 @@ export function shardNeurons(memory: number, m: number): number {
   return Math.max(1, Math.floor((memory - FIXED_BYTES) / (3 * m * 4 + 64)));
 }
 
+/** The largest prepare `memory` whose shards have at most `neurons` neurons (the inverse of shardNeurons); below MIN_MEMORY when none does. */
+export function prepareMemoryFor(neurons: number, m: number): number {
+  return FIXED_BYTES + (neurons + 1) * (3 * m * 4 + 64) - 1;
+}
+
 /** Turns an activation set into a shard set, streaming within `memory`; the set appears whole at `out`, or not at all. */
 export function prepare(options: PrepareOptions): PrepareResult {
   return runSteps(prepareSteps(options));

@@ -37,6 +37,7 @@ async function scoreEmbedded(s: ScoreSettings): Promise<ScoreResult> {
       { path: s.f, plan: planned.f },
       { path: s.g, plan: planned.g },
     ],
+    [{ f: 0, g: 1 }],
     s.memory,
     s.kernel,
   );

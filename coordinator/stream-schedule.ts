@@ -4,11 +4,13 @@
  * arena and the streamed side's window, holds each pass's range once the
  * previous pass's tiles are done, reads the next streamed shard ahead while
  * the current one's tiles run, and keeps the null's samples as their shards
- * pass.
+ * pass. The tail (the null's tiles when their samples are not kept) runs
+ * through a ShardGate, each side's window a share of the budget.
  */
-import { outOfCoreSchedule, type JobPlan, type JobTile, type ModelSource, type StreamedSide } from '../shared/job/index.js';
+import { outOfCoreSchedule, scheduledPairs, type JobPlan, type JobTile, type ModelSource, type StreamedSide } from '../shared/job/index.js';
 import type { ShardStream } from '../shared/formats/index.js';
 import { deferred } from '../shared/deferred.js';
+import { ShardGate } from './shard-gate.js';
 
 /** Bytes of one side's kept null sample at most (beyond --memory, like the gathered samples of worker/tile-runner.ts). */
 export const KEEP_BUDGET = 32 * 1024 * 1024;
@@ -29,16 +31,15 @@ const sideOf = (stream: ShardStream | null, m: number): StreamedSide | null =>
   stream === null ? null : { shards: stream.shards, m, bufferBytes: stream.bufferBytes };
 
 /** The schedule of a one-pair job with a shard set on either side; null when it runs in plan order (nothing streams, several pairs, one model on both sides). */
-export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[]): StreamScheduleRun | null {
-  if (plan.pairs.length !== 1) return null;
+export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[], keepBudget = KEEP_BUDGET): StreamScheduleRun | null {
+  if (!scheduledPairs(plan.pairs)) return null;
   const pair = plan.pairs[0]!;
-  if (pair.f === pair.g) return null;
   const [f, g] = [sources[pair.f]!, sources[pair.g]!];
   if (f.stream === null && g.stream === null) return null;
   const memory = (f.stream ? f.bytes : 0) + (g.stream ? g.bytes : 0);
   const m = f.model.m;
   const samples = pair.null?.samples ?? null;
-  const keepSamples = samples === null || samples.every((s) => s.indices.length * m * 4 <= KEEP_BUDGET);
+  const keepSamples = samples === null || samples.every((s) => s.indices.length * m * 4 <= keepBudget);
   const schedule = outOfCoreSchedule(plan, { f: sideOf(f.stream, m), g: sideOf(g.stream, m), memory, keepSamples })!;
   const [held, streamed] = schedule.resident === 'F' ? [f.stream, g.stream] : [g.stream, f.stream];
   if (samples !== null && keepSamples) {
@@ -66,16 +67,20 @@ export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[]): 
       () => undefined,
     );
   });
+  // The tail pins shards through both sides' windows: each gets the same number of buffers, within the budget.
+  const tailGate = new ShardGate(plan, sources);
+  const tailBuffers = Math.floor(memory / ((held?.bufferBytes ?? 0) + (streamed?.bufferBytes ?? 0)));
+  const tail = schedule.passes.length;
   const started: Promise<void>[] = [];
   const start = (p: number): Promise<void> => {
     started[p] ??= (p === 0 ? Promise.resolve() : passDone[p - 1]!.promise).then(() => {
       const hold = schedule.passes[p]?.hold;
       if (hold) held!.hold(hold[0], hold[1]);
-      else if (p === schedule.passes.length) {
-        // The tail: nothing is held any more, the two sides share the budget as an unscheduled run would.
+      else if (p === tail) {
+        // The tail: nothing is held any more.
         held?.unhold();
-        held?.setBudget(streamed ? memory / 2 : memory);
-        streamed?.setBudget(held ? memory / 2 : memory);
+        held?.setBudget(tailBuffers * held.bufferBytes);
+        streamed?.setBudget(tailBuffers * streamed.bufferBytes);
       }
     });
     return started[p];
@@ -92,15 +97,18 @@ export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[]): 
       const { pass, group } = groupOf.get(tile.id)!;
       await start(pass);
       if (group >= slots) await groupDone[pass]![group - slots]!.promise;
+      if (pass === tail) await tailGate.enter(tile);
       const next = schedule.prefetch.get(tile.id);
       if (next !== undefined && streamed !== null) setImmediate(() => streamed.prefetch(next));
     },
     done(tile) {
       const { pass, group } = groupOf.get(tile.id)!;
+      tailGate.leave(tile);
       if (--remaining[pass]![group]! === 0) groupDone[pass]![group]!.resolve();
     },
     abort(error) {
       for (const d of [...passDone, ...groupDone.flat()]) d.reject(error);
+      tailGate.abort(error);
     },
     info: { resident: schedule.resident, passes: schedule.passes.length, planned: schedule.planned, lowerBound: schedule.lowerBound },
   };

@@ -70,6 +70,7 @@ async function runWorkerPath(fDir: string, gDir: string, block: number, span: nu
       { path: fDir, plan: planned.f },
       { path: gDir, plan: planned.g },
     ],
+    [{ f: 0, g: 1 }],
     2 ** 31,
   );
   for (const s of sources) await s.load();

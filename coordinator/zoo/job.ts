@@ -43,6 +43,7 @@ export async function runZooJob(s: ZooSettings, job: ZooJob, onPair: OnPair): Pr
   const started = performance.now();
   const sources = openSources(
     job.paths.map((path, k) => ({ path, plan: job.planned.models[k]! })),
+    job.pairs,
     s.memory,
     s.kernel,
   );

@@ -142,6 +142,11 @@ export class ShardStream {
     return this.capacity * 4;
   }
 
+  /** The bytes the LRU window may hold (the arena of a held range is on top of it). */
+  get windowBudget(): number {
+    return this.budget;
+  }
+
   /** The bytes the LRU window may hold from now on (the arena of a held range is on top of it). */
   setBudget(bytes: number): void {
     this.budget = bytes;

@@ -24,7 +24,7 @@
  */
 import { lastAtOrBefore } from '../core/index.js';
 import type { Block } from '../tiles/index.js';
-import type { JobPlan, JobTile } from './plan.js';
+import type { JobPairInput, JobPlan, JobTile } from './plan.js';
 
 /** A shard set's layout as the schedule sees it. */
 export interface StreamedSide {
@@ -74,6 +74,69 @@ interface Roles {
   readonly ranges: readonly (readonly [number, number])[] | null;
   readonly arena: number;
   readonly planned: number;
+}
+
+/** A model of a job as a budget sees it: a shard set's row length (floats) and the neurons of its largest shard. */
+export interface BudgetModel {
+  readonly m: number;
+  readonly largest: number;
+}
+
+export interface ShardBudget {
+  /** Bytes of decoded shards the job needs at least; 0 when no model is a shard set. */
+  readonly need: number;
+  /** `pair`: one pair of two models, run by the out-of-core schedule; `shared`: the shard sets share the budget equally. */
+  readonly rule: 'pair' | 'shared';
+  /** Shard sets among the models. */
+  readonly sets: number;
+  /** The shard sets (model indices) that do not fit: both of the pair, or those whose buffers exceed their share; empty when the job fits. */
+  readonly over: readonly number[];
+  /** The most neurons per shard with which the job fits `memory`, were every shard set's shards at most that large; 0 when none would. */
+  readonly shardNeurons: number;
+}
+
+/** Whether a job runs by the out-of-core schedule (one pair of two models); otherwise its shard sets share the budget. */
+export function scheduledPairs(pairs: readonly JobPairInput[]): boolean {
+  return pairs.length === 1 && pairs[0]!.f !== pairs[0]!.g;
+}
+
+/**
+ * What a job over shard sets needs of a budget of `memory` bytes of decoded
+ * shards (a shard takes count x m x 4 bytes; a buffer of a set's LRU window
+ * takes its largest shard's). `models` are the job's models, null for one
+ * held whole (it takes no budget).
+ *
+ * One pair of two models runs by the out-of-core schedule: the held side's
+ * range takes at least its largest shard and the streamed side's window at
+ * least one buffer (a second, when the budget has room, lets it read ahead).
+ * So the pair needs the sum of its shard sets' largest shards, whichever side
+ * is held; the schedule's tail gives each side as many buffers.
+ *
+ * Any other job gives each of its k shard sets memory / k, and a set needs a
+ * buffer for each shard one tile holds of it (tiles wait until theirs fit):
+ * two when it is paired with itself (a block on each side, or a block and the
+ * null's sample gathered from it), one otherwise.
+ */
+export function shardBudget(models: readonly (BudgetModel | null)[], pairs: readonly JobPairInput[], memory: number): ShardBudget {
+  const sets = models.flatMap((x, k) => (x === null ? [] : [k]));
+  const bytes = (k: number): number => models[k]!.largest * models[k]!.m * 4;
+  const m = Math.max(0, ...sets.map((k) => models[k]!.m));
+  const fit = (need: number, buffers: number, over: number[]): Omit<ShardBudget, 'rule'> => ({
+    need,
+    sets: sets.length,
+    over,
+    shardNeurons: buffers === 0 ? 0 : Math.floor(memory / (buffers * m * 4)),
+  });
+  if (scheduledPairs(pairs)) {
+    const pair = sets.filter((k) => k === pairs[0]!.f || k === pairs[0]!.g);
+    const need = pair.reduce((sum, k) => sum + bytes(k), 0);
+    return { rule: 'pair', ...fit(need, pair.length, need > memory ? pair : []) };
+  }
+  const self = new Set(pairs.filter((p) => p.f === p.g).map((p) => p.f));
+  const buffers = (k: number): number => (self.has(k) ? 2 : 1);
+  const need = sets.length * Math.max(0, ...sets.map((k) => buffers(k) * bytes(k)));
+  const over = sets.filter((k) => sets.length * buffers(k) * bytes(k) > memory);
+  return { rule: 'shared', ...fit(need, sets.length * Math.max(0, ...sets.map(buffers)), over) };
 }
 
 const fileBytes = (side: StreamedSide | null): number => side?.shards.reduce((sum, s) => sum + s.bytes, 0) ?? 0;

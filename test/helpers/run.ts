@@ -28,6 +28,7 @@ export async function runPair(fPath: string, gPath: string, o: RunOptions) {
       { path: fPath, plan: planned.f },
       { path: gPath, plan: planned.g },
     ],
+    [{ f: 0, g: 1 }],
     o.memory ?? 2 ** 31,
   );
   const run = await runEmbedded(sources, [{ f: 0, g: 1 }], {
