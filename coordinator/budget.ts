@@ -4,13 +4,13 @@
  * overrun. It is refused before anything is read or computed, naming the
  * shard sets, their largest shards and the fixes.
  */
+import { describeBytes as bytes, flagSize as sizeUp } from '../shared/bytes.js';
 import { UsageError, type OptionNamer } from '../shared/errors.js';
 import { isShardPlan, type ModelPlan } from '../shared/formats/index.js';
 import { shardBudget, type BudgetModel, type JobPairInput, type ShardBudget } from '../shared/job/index.js';
 import { MIN_MEMORY, prepareMemoryFor } from './prepare.js';
 
 const MIB = 2 ** 20;
-const KIB = 2 ** 10;
 
 /** Refuses (a UsageError, exit 2) a `memory` below what the pairs' shard sets need. */
 export function checkShardBudget(inputs: readonly { readonly path: string; readonly plan: ModelPlan }[], pairs: readonly JobPairInput[], memory: number): void {
@@ -46,15 +46,4 @@ function reprepare(o: OptionNamer, budget: ShardBudget, sets: readonly (readonly
   const alternative = prepareMemory >= MIN_MEMORY ? ` (or prepare ${o('memory')} ${prepareMemory / MIB}MiB or less)` : '';
   const paths = sets.map(([path]) => path).join(' and ');
   return `, or re-prepare ${paths} with prepare ${o('shardNeurons')} ${n}${alternative} so that ${sets.length > 1 ? 'they fit' : 'it fits'}`;
-}
-
-/** Bytes, and in MiB or KiB when that reads better: 17301504 bytes (16.5MiB). */
-function bytes(n: number): string {
-  const [unit, size] = n >= MIB ? ['MiB', MIB] : n >= KIB ? ['KiB', KIB] : [null, 1];
-  return unit === null ? `${n} bytes` : `${n} bytes (${Number((n / size).toFixed(1))}${unit})`;
-}
-
-/** A size for a flag, rounded up to whole MiB (KiB below 1 MiB): at least `n` bytes. */
-function sizeUp(n: number): string {
-  return n >= MIB ? `${Math.ceil(n / MIB)}MiB` : `${Math.ceil(n / KIB)}KiB`;
 }

@@ -1,11 +1,14 @@
-/** A byte count as people read it: 512 B, 3.9 KiB, 17.0 MiB, 2.0 GiB (binary units, as the size flags take them). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${units[unit]}`;
+/** Byte counts in messages: exact, with a readable size beside, and sizes a size flag takes (--memory, --cache). */
+const MIB = 2 ** 20;
+const KIB = 2 ** 10;
+
+/** Bytes, and in MiB or KiB when that reads better: 17301504 bytes (16.5MiB). */
+export function describeBytes(n: number): string {
+  const [unit, size] = n >= MIB ? ['MiB', MIB] : n >= KIB ? ['KiB', KIB] : [null, 1];
+  return unit === null ? `${n} bytes` : `${n} bytes (${Number((n / size).toFixed(1))}${unit})`;
+}
+
+/** A size for a flag, rounded up to whole MiB (KiB below 1 MiB): at least `n` bytes. */
+export function flagSize(n: number): string {
+  return n >= MIB ? `${Math.ceil(n / MIB)}MiB` : `${Math.ceil(n / KIB)}KiB`;
 }

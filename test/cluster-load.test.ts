@@ -221,7 +221,7 @@ describe("a worker's cache", () => {
     const { proc } = start(kind, ['--max-deliver', '1']);
     expect(await proc.exited, proc.stderr()).toBe(4);
     expect(proc.stderr()).toContain(
-      "needs at least 23.3 KiB of this worker's cache (23.3 KiB for the models held whole), but its --cache is 3.9 KiB: start the worker with --cache of at least 23.3 KiB",
+      "needs at least 23904 bytes (23.3KiB) of this worker's cache (23904 bytes (23.3KiB) for the models held whole), but its --cache is 4000 bytes (3.9KiB): start the worker with --cache 24KiB or more",
     );
     expect(proc.stderr()).toContain("Fix: fix what that message names (an input, or a worker's settings)");
   });

@@ -9,7 +9,7 @@
  * that alone needs more than the cache is refused, naming the setting.
  */
 import type { JobSpec } from '../../shared/cluster/index.js';
-import { formatBytes } from '../../shared/bytes.js';
+import { describeBytes, flagSize } from '../../shared/bytes.js';
 import { UsageError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/observe.js';
 import type { PlannedJob, WorkerJob } from './job.js';
@@ -155,15 +155,15 @@ export class JobCache {
     if (need <= this.budget) return;
     const sets = planned.shards.filter((s) => s !== null);
     const parts = [
-      ...(planned.fixedBytes > 0 ? [`${formatBytes(planned.fixedBytes)} for the models held whole`] : []),
+      ...(planned.fixedBytes > 0 ? [`${describeBytes(planned.fixedBytes)} for the models held whole`] : []),
       ...sets.map(
-        (s) => `${formatBytes(s.least)} for shard set ${s.path} (its largest shard is ${formatBytes(s.shardBytes)}, once per tile in flight, and one more)`,
+        (s) => `${describeBytes(s.least)} for shard set ${s.path} (its largest shard, ${describeBytes(s.shardBytes)}, once per tile in flight and one more)`,
       ),
     ];
     throw new UsageError(
       (o) =>
-        `job ${spec.job} needs at least ${formatBytes(need)} of this worker's cache (${parts.join('; ')}), but its ${o('cache')} is ${formatBytes(this.budget)}: ` +
-        `start the worker with ${o('cache')} of at least ${formatBytes(need)}${sets.length > 0 ? `, fewer tiles in flight (${o('inflight')}), or prepare the shard sets with smaller shards (prepare --shard-neurons)` : ''}`,
+        `job ${spec.job} needs at least ${describeBytes(need)} of this worker's cache (${parts.join('; ')}), but its ${o('cache')} is ${describeBytes(this.budget)}: ` +
+        `start the worker with ${o('cache')} ${flagSize(need)} or more${sets.length > 0 ? `, fewer tiles in flight (${o('inflight')}), or prepare the shard sets with smaller shards (prepare --shard-neurons)` : ''}`,
     );
   }
 
