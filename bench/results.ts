@@ -12,6 +12,7 @@ export const APPENDIX_HEADINGS = [
   '## Zoo',
   '## Real networks',
   '## Chaos',
+  '## Soak',
   '## A/B against a previous commit',
 ];
 

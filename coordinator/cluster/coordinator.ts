@@ -9,26 +9,12 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import {
-  checkJobName,
-  coordinatorConsumer,
-  encodeJobSpec,
-  JOB_BUCKET,
-  RESULT_STREAM,
-  resultSubject,
-  TILE_STREAM,
-  tileConsumer,
-  tileSubject,
-  specId,
-  urlHasCredentials,
-  partEntriesFor,
-  type JobSpec,
-} from '../../shared/cluster/index.js';
+import { checkJobName, JOB_BUCKET, specId, urlHasCredentials, partEntriesFor } from '../../shared/cluster/index.js';
 import type { ClusterInfo } from '../../shared/core/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
 import { isShardPlan } from '../../shared/formats/index.js';
 import { JobProgress, pairNulls, planJob, type JobPlan } from '../../shared/job/index.js';
-import { connectNats, ensureResultConsumer, ensureStreams, ensureTileConsumer, watchConnection, type NatsService } from '../../shared/nats/index.js';
+import { connectNats, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import type { ClusterSettings } from '../options.js';
@@ -36,6 +22,7 @@ import { createProgress } from '../progress.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
 import { clusterBlock, inputRef, isJobSpec, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
+import { cleanUp, ensureJobTransport, withdrawTiles } from './job-transport.js';
 import { measureMergeRate } from './merge-rate.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
@@ -207,41 +194,11 @@ export class ClusterCoordinator<R> {
     return prepared;
   }
 
-  /**
-   * JetStream is a transport: this (re-)creates what the job needs there,
-   * from the coordinator's own state. Returns true when something was missing.
-   */
-  private async ensureTransport(prepared: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.createTransport(prepared);
-      } catch (err) {
-        // nats-server 2.9 can lose the files of a stream (or consumer) deleted and created again at the same moment;
-        // every use of it then fails. Deleting the stream clears that: the coordinators re-create what they need, and
-        // publish again the tiles that were not done.
-        const broken = /no such file or directory/.test((err as Error).message) ? /\/streams\/([^/]+)\//.exec((err as Error).message)?.[1] : undefined;
-        if (broken === undefined || attempt >= 3) throw err;
-        this.log.warn({ stream: broken, err: (err as Error).message }, 'a JetStream stream is broken; deleting it and creating it again');
-        await prepared.jsm.streams.delete(broken).catch(() => false);
-      }
-    }
-  }
-
-  private async createTransport({ nc, jsm, spec }: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
-    const { c, job, s } = this;
-    let missing = await ensureStreams(jsm);
-    missing = (await ensureTileConsumer(jsm, job, c.queue)) || missing;
-    // Results wait (unacked) for up to two checkpoint periods before JetStream hands them out again.
-    missing = (await ensureResultConsumer(jsm, job, Math.max(30_000, 4 * c.checkpointSeconds * 1000))) || missing;
-    const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
-    const entry = await kv.get(job);
-    if (entry === null || entry.operation !== 'PUT' || entry.string() !== spec) {
-      await kv.put(job, encodeJobSpec(JSON.parse(spec) as JobSpec));
-      missing = missing || entry !== null;
-    }
-    // An object store that lost the job's sets gets them again (uploading skips what is there).
-    if (c.upload && missing) await Promise.all(s.paths.map((p) => inputRef(p, true, nc, this.log)));
-    return missing;
+  /** (Re-)creates what the job needs in JetStream (job-transport.ts); true when something was missing. */
+  private ensureTransport(prepared: { readonly nc: NatsConnection; readonly jsm: JetStreamManager; readonly spec: string }): Promise<boolean> {
+    const { c, job, s, log } = this;
+    const upload = c.upload ? () => Promise.all(s.paths.map((p) => inputRef(p, true, prepared.nc, log))) : null;
+    return ensureJobTransport({ ...prepared, job, queue: c.queue, checkpointSeconds: c.checkpointSeconds, upload, log });
   }
 
   /** Publishes the tiles not done and folds in the results until every tile is done. */
@@ -344,22 +301,4 @@ export class ClusterCoordinator<R> {
       .then((jsm) => retry('withdrawing tiles', this.log, () => withdrawTiles(jsm, this.job), 5000))
       .catch(() => undefined);
   }
-}
-
-/**
- * Takes a job's tiles off the work queue: its consumer first (workers find
- * jobs by their consumers), then its messages. A purge filtered to one
- * job's subject leaves other jobs' consumers alone (nats-server moves the
- * sequence of every consumer whose filter covers the purged subject).
- */
-async function withdrawTiles(jsm: JetStreamManager, job: string): Promise<void> {
-  await jsm.consumers.delete(TILE_STREAM, tileConsumer(job)).catch(() => false);
-  await jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) });
-}
-
-async function cleanUp(jsm: JetStreamManager, kv: KV, job: string): Promise<void> {
-  await jsm.consumers.delete(RESULT_STREAM, coordinatorConsumer(job)).catch(() => false);
-  await withdrawTiles(jsm, job).catch(() => undefined);
-  await jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(job) }).catch(() => undefined);
-  await kv.delete(job).catch(() => undefined);
 }

@@ -17,18 +17,18 @@ import {
   maxDeliveriesAdvisory,
   RESULT_STREAM,
   TILE_STREAM,
-  tileConsumer,
   tilesNotice,
   tileSubject,
   type TileQueueConfig,
 } from '../../shared/cluster/index.js';
 import type { NeurocorrError } from '../../shared/errors.js';
-import { InternalError, JobFailedError, JobStalledError } from '../../shared/errors.js';
-import { describeTile, tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
+import { InternalError } from '../../shared/errors.js';
+import { tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import { jobMetrics, type Metrics } from './executor-metrics.js';
 import { resultOutcome } from './result-outcome.js';
+import { stallError, tileFailed, tileWhereabouts } from './job-failures.js';
 
 export interface JetStreamExecutorOptions {
   readonly nc: NatsConnection;
@@ -141,14 +141,6 @@ export class JetStreamExecutor implements TileExecutor {
     return this.saving;
   }
 
-  private tileFailed(tile: JobTile, deliveries: number, why: string): JobFailedError {
-    return new JobFailedError(
-      'E_TILE_FAILED',
-      (name) =>
-        `${describeTile(this.o.plan, tile)} of job ${this.o.job} failed ${deliveries} times (max_deliver): ${why}. Fix: fix what that message names (an input, or a worker's settings), then run the job again with the same ${name('cluster.job')} to resume`,
-    );
-  }
-
   /** A tile that JetStream stopped delivering (its last delivery died with its worker) fails the job. */
   private watchMaxDeliveries(): { unsubscribe(): void } {
     const { o } = this;
@@ -164,7 +156,7 @@ export class JetStreamExecutor implements TileExecutor {
             const pending = this.remaining.get(tile.id);
             if (job !== o.job || pending === undefined) return;
             const why = this.lastError.get(tile.id) ?? 'no worker reported an error: a worker may have died on it each time';
-            this.abort(this.tileFailed(pending, o.queue.maxDeliver, why));
+            this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
           })
           .catch(() => undefined);
       },
@@ -190,25 +182,10 @@ export class JetStreamExecutor implements TileExecutor {
   /** No progress for `limit` ms: the job fails, its message naming where its tiles are. */
   private async stalled(limit: number): Promise<void> {
     const { o } = this;
-    const count = async <T>(what: () => Promise<T>): Promise<T | null> => what().catch(() => null);
-    const [stream, consumer] = await Promise.all([
-      count(() => o.jsm.streams.info(TILE_STREAM, { subjects_filter: tileSubject(o.job) })),
-      count(() => o.jsm.consumers.info(TILE_STREAM, tileConsumer(o.job))),
-    ]);
+    const where = await tileWhereabouts(o.jsm, o.job);
     if (performance.now() - this.lastProgress < limit) return;
-    const queued = stream === null ? 'unknown' : String(stream.state.subjects?.[tileSubject(o.job)] ?? 0);
-    const inFlight = consumer === null ? 'unknown' : String(consumer.num_ack_pending);
-    const pulling = consumer === null ? 'unknown' : String(consumer.num_waiting);
-    const workers = [...this.stats.workers].sort();
     const done = o.plan.tiles.length - this.remaining.size;
-    this.abort(
-      new JobStalledError(
-        (name) =>
-          `job ${o.job} made no progress for ${Math.round(limit / 1000)} s (${name('cluster.stallTimeout')}): ${done} of ${o.plan.tiles.length} tiles done, ` +
-          `${queued} queued, ${inFlight} held by workers, ${pulling} worker pulls waiting; workers seen in this run: ${workers.length === 0 ? 'none' : workers.join(', ')}. ` +
-          `Its state is kept: start workers (neurocorr worker --nats URL) or find what holds its tiles, then run it again with the same ${name('cluster.job')} to resume`,
-      ),
-    );
+    this.abort(stallError({ job: o.job, limitMs: limit, done, tiles: o.plan.tiles.length, where, workers: [...this.stats.workers] }));
   }
 
   /** Nothing finished for a while: restore what JetStream lost; if neither stream holds anything of the job, publish the missing tiles again. */
@@ -219,9 +196,9 @@ export class JetStreamExecutor implements TileExecutor {
       this.current?.stop();
       return;
     }
-    const info = await o.jsm.streams.info(TILE_STREAM, { subjects_filter: tileSubject(o.job) });
-    const queued = info.state.subjects?.[tileSubject(o.job)] ?? 0;
+    const { queued } = await tileWhereabouts(o.jsm, o.job);
     const pending = await o.jsm.consumers.info(RESULT_STREAM, coordinatorConsumer(o.job));
+    if (queued === null) return;
     if (queued > 0) {
       const stall = o.stallTimeoutMs === null ? '' : ` The job fails as stalled after ${Math.round(o.stallTimeoutMs / 1000)} s without progress.`;
       o.log.warn(
@@ -336,7 +313,8 @@ export class JetStreamExecutor implements TileExecutor {
       this.lastError.set(tile.id, `${decoded.error} (worker ${decoded.worker})`);
       o.log.warn({ tile: tile.id, worker: decoded.worker, deliveries: decoded.deliveries, err: decoded.error }, 'tile failed on a worker');
       msg.ack();
-      if (decoded.deliveries >= o.queue.maxDeliver && this.remaining.has(tile.id)) this.abort(this.tileFailed(tile, decoded.deliveries, decoded.error));
+      if (decoded.deliveries >= o.queue.maxDeliver && this.remaining.has(tile.id))
+        this.abort(tileFailed(o.plan, o.job, tile, decoded.deliveries, decoded.error));
       return;
     }
     const outcome = resultOutcome(o.plan, o.partEntries, tile, decoded);

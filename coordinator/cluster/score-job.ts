@@ -29,7 +29,7 @@ export function clusterScore(s: ScoreSettings, c: ClusterSettings): Promise<Scor
           kernel: run.kernel,
           threads: run.cluster.workers.length,
           block: run.block,
-          tiles: progress.plan.tiles.filter((t) => t.kind === 'main').length,
+          tiles: progress.plan.tiles.filter((t) => t.kind !== 'null').length,
           seconds: run.seconds,
           cluster: run.cluster,
           nullSeconds: run.nullSeconds,

@@ -34,7 +34,7 @@ function reportOf(s: ZooSettings, job: ZooJob, progress: JobProgress, index: num
     conv: s.pair.conv,
     spatial: job.planned.spatial,
     partial: job.planned.partial,
-    tiles: progress.plan.tiles.filter((t) => t.kind === 'main' && t.pair === index).length,
+    tiles: progress.plan.tiles.filter((t) => t.kind !== 'null' && t.pair === index).length,
   }).report;
 }
 

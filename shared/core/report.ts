@@ -64,6 +64,7 @@ export interface Report {
   readonly kernel: string;
   readonly threads: number;
   readonly block: number;
+  /** Main tiles the job ran: kernel tiles embedded, the super-tiles workers computed on a cluster (each many kernel tiles). */
   readonly tiles: number;
   readonly pairs: number;
   readonly seconds: number;

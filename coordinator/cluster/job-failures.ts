@@ -1,0 +1,57 @@
+/**
+ * How a cluster job ends without its report: a tile that failed on every
+ * delivery (exit 4), or no progress for the stall timeout (exit 5; the
+ * message says where its tiles are: queued, held by workers, pulls waiting).
+ * Either way its state stays in Redis for a rerun.
+ */
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { TILE_STREAM, tileConsumer, tileSubject } from '../../shared/cluster/index.js';
+import { JobFailedError, JobStalledError } from '../../shared/errors.js';
+import { describeTile, type JobPlan, type JobTile } from '../../shared/job/index.js';
+
+export function tileFailed(plan: JobPlan, job: string, tile: JobTile, deliveries: number, why: string): JobFailedError {
+  return new JobFailedError(
+    'E_TILE_FAILED',
+    (name) =>
+      `${describeTile(plan, tile)} of job ${job} failed ${deliveries} times (max_deliver): ${why}. Fix: fix what that message names (an input, or a worker's settings), then run the job again with the same ${name('cluster.job')} to resume`,
+  );
+}
+
+/** Counts from JetStream; null where it could not be read. */
+export interface TileWhereabouts {
+  readonly queued: number | null;
+  readonly held: number | null;
+  readonly pulling: number | null;
+}
+
+export async function tileWhereabouts(jsm: JetStreamManager, job: string): Promise<TileWhereabouts> {
+  const [stream, consumer] = await Promise.all([
+    jsm.streams.info(TILE_STREAM, { subjects_filter: tileSubject(job) }).catch(() => null),
+    jsm.consumers.info(TILE_STREAM, tileConsumer(job)).catch(() => null),
+  ]);
+  return {
+    queued: stream === null ? null : (stream.state.subjects?.[tileSubject(job)] ?? 0),
+    held: consumer?.num_ack_pending ?? null,
+    pulling: consumer?.num_waiting ?? null,
+  };
+}
+
+export interface Stall {
+  readonly job: string;
+  readonly limitMs: number;
+  readonly done: number;
+  readonly tiles: number;
+  readonly where: TileWhereabouts;
+  /** Workers that returned results in this run. */
+  readonly workers: readonly string[];
+}
+
+export function stallError({ job, limitMs, done, tiles, where, workers }: Stall): JobStalledError {
+  const n = (value: number | null) => (value === null ? 'unknown' : String(value));
+  return new JobStalledError(
+    (name) =>
+      `job ${job} made no progress for ${Math.round(limitMs / 1000)} s (${name('cluster.stallTimeout')}): ${done} of ${tiles} tiles done, ` +
+      `${n(where.queued)} queued, ${n(where.held)} held by workers, ${n(where.pulling)} worker pulls waiting; workers seen in this run: ${workers.length === 0 ? 'none' : [...workers].sort().join(', ')}. ` +
+      `Its state is kept: start workers (neurocorr worker --nats URL) or find what holds its tiles, then run it again with the same ${name('cluster.job')} to resume`,
+  );
+}

@@ -1,0 +1,88 @@
+/**
+ * A cluster job's JetStream state, made and removed by its coordinator: the
+ * streams, the job's tile consumer (with its ack wait and max deliver), its
+ * results consumer, and its spec in the KV bucket. JetStream is a transport:
+ * whatever of this went missing is made again from the coordinator's state.
+ */
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  coordinatorConsumer,
+  encodeJobSpec,
+  JOB_BUCKET,
+  RESULT_STREAM,
+  resultSubject,
+  TILE_STREAM,
+  tileConsumer,
+  tileSubject,
+  type JobSpec,
+  type TileQueueConfig,
+} from '../../shared/cluster/index.js';
+import { ensureResultConsumer, ensureStreams, ensureTileConsumer } from '../../shared/nats/index.js';
+import type { Logger } from '../../shared/observe.js';
+
+export interface JobTransport {
+  readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
+  readonly job: string;
+  /** The job's spec, as JSON. */
+  readonly spec: string;
+  readonly queue: TileQueueConfig;
+  readonly checkpointSeconds: number;
+  /** Puts the job's sets in the object store again (uploading skips what is there); null without --upload. */
+  readonly upload: (() => Promise<unknown>) | null;
+  readonly log: Logger;
+}
+
+/** Makes what the job needs in JetStream; true when something was missing. */
+export async function ensureJobTransport(t: JobTransport): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await createTransport(t);
+    } catch (err) {
+      // nats-server 2.9 can lose the files of a stream (or consumer) deleted and created again at the same moment;
+      // every use of it then fails. Deleting the stream clears that: the coordinators re-create what they need, and
+      // publish again the tiles that were not done.
+      const broken = /no such file or directory/.test((err as Error).message) ? /\/streams\/([^/]+)\//.exec((err as Error).message)?.[1] : undefined;
+      if (broken === undefined || attempt >= 3) throw err;
+      t.log.warn({ stream: broken, err: (err as Error).message }, 'a JetStream stream is broken; deleting it and creating it again');
+      await t.jsm.streams.delete(broken).catch(() => false);
+    }
+  }
+}
+
+async function createTransport({ nc, jsm, job, spec, queue, checkpointSeconds, upload }: JobTransport): Promise<boolean> {
+  let missing = await ensureStreams(jsm);
+  missing = (await ensureTileConsumer(jsm, job, queue)) || missing;
+  // Results wait (unacked) for up to two checkpoint periods before JetStream hands them out again.
+  missing = (await ensureResultConsumer(jsm, job, Math.max(30_000, 4 * checkpointSeconds * 1000))) || missing;
+  const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
+  const entry = await kv.get(job);
+  if (entry === null || entry.operation !== 'PUT' || entry.string() !== spec) {
+    await kv.put(job, encodeJobSpec(JSON.parse(spec) as JobSpec));
+    missing = missing || entry !== null;
+  }
+  // An object store that lost the job's sets gets them again.
+  if (upload !== null && missing) await upload();
+  return missing;
+}
+
+/**
+ * Takes a job's tiles off the work queue: its consumer first (workers find
+ * jobs by their consumers), then its messages. A purge filtered to one
+ * job's subject leaves other jobs' consumers alone (nats-server moves the
+ * sequence of every consumer whose filter covers the purged subject).
+ */
+export async function withdrawTiles(jsm: JetStreamManager, job: string): Promise<void> {
+  await jsm.consumers.delete(TILE_STREAM, tileConsumer(job)).catch(() => false);
+  await jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) });
+}
+
+/** A finished job's JetStream state, all of it. */
+export async function cleanUp(jsm: JetStreamManager, kv: KV, job: string): Promise<void> {
+  await jsm.consumers.delete(RESULT_STREAM, coordinatorConsumer(job)).catch(() => false);
+  await withdrawTiles(jsm, job).catch(() => undefined);
+  await jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(job) }).catch(() => undefined);
+  await kv.delete(job).catch(() => undefined);
+}
