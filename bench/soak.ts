@@ -40,7 +40,7 @@ const ACK_WAIT = 2;
 const CACHE = 96 * 2 ** 20;
 const OVERHEAD = 320 * 2 ** 20;
 /** Each tile is held this long on a worker, so jobs last long enough to overlap and meet the faults. */
-const SLOW_MS = 15;
+const SLOW_MS = 40;
 const FAULTS = ['worker-kill', 'worker-add', 'worker-drain', 'nats-pause', 'redis-pause'] as const;
 type Fault = (typeof FAULTS)[number];
 
@@ -81,7 +81,6 @@ interface Report {
   scores: unknown;
   layers: unknown;
   null: { scores: unknown } | null;
-  cluster: { redelivered: number; republished: number; duplicates: number; workers: string[] };
 }
 
 /** What must be equal bit for bit: a score's scores, layers and null; a zoo's matrix.csv. */
@@ -100,20 +99,32 @@ function catalog(dir: string): Kind[] {
   const zooFile = join(dir, 'zoo.json');
   writeFileSync(zooFile, JSON.stringify({ models: ['a', 'b', 'c'].map((name) => ({ name, path: join(dir, name) })) }));
   const set = (name: string) => join(dir, name);
-  const score = (name: string, f: string, g: string, tile: number, nulls: number): Kind => ({
+  // Span 1 (a super-tile of one block) unless asked: jobs of a few hundred to a few thousand tiles, seconds to tens of seconds each.
+  const score = (name: string, f: string, g: string, tile: number, nulls: number, superTiles = false): Kind => ({
     name,
-    args: ['score', set(f), set(g), '--tile', String(tile), '--null', String(nulls), ...(nulls > 0 ? ['--null-sample', '200'] : [])],
+    args: [
+      'score',
+      set(f),
+      set(g),
+      '--tile',
+      String(tile),
+      ...(superTiles ? [] : ['--super-tile', String(tile)]),
+      '--null',
+      String(nulls),
+      ...(nulls > 0 ? ['--null-sample', '200'] : []),
+    ],
     zoo: false,
   });
   return [
     score('a x b', 'a', 'b', 64, 0),
-    score('b x c, null', 'b', 'c', 128, 2),
-    score('c x d', 'c', 'd', 256, 0),
+    score('b x c, null', 'b', 'c', 64, 2),
+    score('c x d', 'c', 'd', 64, 0),
+    score('c x d, super-tiles', 'c', 'd', 64, 0, true),
     score('c.shards x b', 'c.shards', 'b', 128, 0),
     score('d x a, null', 'd', 'a', 128, 3),
     score('a x a, null', 'a', 'a', 64, 2),
-    score('c.shards x d', 'c.shards', 'd', 256, 0),
-    { name: 'zoo a, b, c', args: ['zoo', zooFile, '--tile', '128', '--null', '0'], zoo: true },
+    score('c.shards x d', 'c.shards', 'd', 128, 0),
+    { name: 'zoo a, b, c', args: ['zoo', zooFile, '--tile', '128', '--super-tile', '128', '--null', '0'], zoo: true },
   ];
 }
 
@@ -125,9 +136,10 @@ interface JobRun {
   endedAt: number | null;
   code: number | string | null;
   exact: boolean | null;
-  report: Report | null;
   /** Tiles in the job's plan, from the coordinator's "tiles published" line. */
   tiles: number;
+  /** What the faults cost, from the coordinator's "job done" line. */
+  cost: { redelivered: number; republished: number; duplicates: number } | null;
 }
 
 async function main(): Promise<void> {
@@ -197,7 +209,7 @@ async function main(): Promise<void> {
       '1',
     ];
     const proc = run([...kind.args, ...flags, ...(out === null ? ['--json'] : ['--out', out, '--store', `${out}.sqlite`])], { NEUROCORR_PROGRESS_MS: '200' });
-    const record: JobRun = { kind, job, startedAt: performance.now(), firstTileAt: null, endedAt: null, code: null, exact: null, report: null, tiles: 0 };
+    const record: JobRun = { kind, job, startedAt: performance.now(), firstTileAt: null, endedAt: null, code: null, exact: null, tiles: 0, cost: null };
     proc.child.stderr!.on('data', () => {
       if (record.firstTileAt === null && /progress: [1-9]\d*\//.test(proc.err)) record.firstTileAt = performance.now();
     });
@@ -209,9 +221,10 @@ async function main(): Promise<void> {
         return;
       }
       record.exact = outcome(kind, proc, out) === references[kinds.indexOf(kind)];
-      if (!kind.zoo) record.report = JSON.parse(proc.out) as Report;
-      const published = proc.err.split('\n').find((line) => line.includes('"tiles published"'));
-      record.tiles = published === undefined ? 0 : (JSON.parse(published) as { tiles: number }).tiles;
+      const line = (msg: string) => proc.err.split('\n').find((l) => l.includes(`"msg":"${msg}"`));
+      record.tiles = (JSON.parse(line('tiles published') ?? '{"tiles":0}') as { tiles: number }).tiles;
+      const done = line('job done');
+      record.cost = done === undefined ? null : (JSON.parse(done) as JobRun['cost']);
     });
     return { run: record, done };
   };
@@ -292,7 +305,7 @@ async function main(): Promise<void> {
 
     const runs = jobs.map((j) => j.run);
     const tiles = runs.reduce((n, r) => n + r.tiles, 0);
-    const sum = (key: 'redelivered' | 'republished' | 'duplicates') => runs.reduce((n, r) => n + (r.report?.cluster[key] ?? 0), 0);
+    const sum = (key: 'redelivered' | 'republished' | 'duplicates') => runs.reduce((n, r) => n + (r.cost?.[key] ?? 0), 0);
     const firstWaits = runs.map((r) => ((r.firstTileAt ?? r.endedAt!) - r.startedAt) / 1000);
     const slowdowns = runs.map((r) => (r.endedAt! - r.startedAt) / 1000 / alone.get(r.kind)!);
     const sorted = [...slowdowns].sort((a, b) => a - b);
@@ -314,7 +327,7 @@ async function main(): Promise<void> {
       '| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- | --- | --- |',
       `| ${runs.length} | ${tiles} | ${sum('redelivered')} | ${sum('republished')} | ${sum('duplicates')} | ${FAULTS.map((f) => faults[f]).join(' / ')} | ${Math.max(...firstWaits).toFixed(1)} s | ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)}x / ${sorted.at(-1)!.toFixed(1)}x | ${mib(peak)} (${mib(CACHE)} + ${mib(OVERHEAD)}) | ${queued} tiles, ${consumers.length} consumers | ${allExact ? 'yes' : '**no**'} |`,
       '',
-      `The jobs ran ${wall.toFixed(0)} s in all (the last ones finish after the ${minutes} minutes of arrivals). Tiles: every job's planned tiles (main and null), as its coordinator logged them. Per kind:`,
+      `The jobs ran ${wall.toFixed(0)} s in all (the last ones finish after the ${minutes} minutes of arrivals). Tiles: every job's planned tiles (main and null) and redelivered, republished, duplicates: what the faults cost, as each coordinator logged them. Per kind:`,
       '',
       '| kind | jobs | alone (s) | slowdown, median | slowdown, max |',
       '| --- | ---: | ---: | ---: | ---: |',

@@ -183,7 +183,9 @@ describe('no tile held for ever, no job waits for ever', () => {
     const flags = ['--nats', cluster.nats.url, '--redis', cluster.redisServer.url, '--job', job, '--prefix', prefix, '--no-progress', '--json'];
     const first = spawnCli([...kind.args, ...flags, '--stall-timeout', '2']);
     expect(await first.exited, first.stderr()).toBe(5);
-    expect(first.stderr()).toMatch(/made no progress for 2 s \(--stall-timeout\): 0 of \d+ tiles done, \d+ queued, 0 held by workers/);
+    expect(first.stderr()).toMatch(
+      /made no progress for 2 s \(--stall-timeout: no tile finished, and no worker said it was working on one\): 0 of \d+ tiles done, \d+ queued, 0 held by workers/,
+    );
     expect(first.stderr()).toMatch(/workers seen in this run: none/);
     expect(first.stderr()).toContain(`run it again with the same --job to resume`);
     expect(first.stdout()).toBe('');
@@ -192,6 +194,15 @@ describe('no tile held for ever, no job waits for ever', () => {
     await workers(2);
     const second = spawnCli([...kind.args, ...flags]);
     expect(await result(kind, second)).toBe(reference);
+  });
+
+  it('a tile that computes for longer than --stall-timeout is not a stall: its worker says it is working on it', async () => {
+    // One lane, each tile held 3 s: no tile finishes within the 2 s stall timeout, yet the job is making progress.
+    await workers(1, { NEUROCORR_WORKER_FAULT: 'slow:3000' }, ['--inflight', '1']);
+    const kind = score('long tiles', H, H, ['--tile', '60', '--null', '0']);
+    const reference = embedded(kind);
+    const { proc } = start(kind, ['--stall-timeout', '2']);
+    expect(await result(kind, proc)).toBe(reference);
   });
 
   it('--stall-timeout takes seconds or none, and refuses anything else naming the flag', () => {

@@ -28,7 +28,7 @@ import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import { jobMetrics, type Metrics } from './executor-metrics.js';
 import { resultOutcome } from './result-outcome.js';
-import { stallError, tileFailed, tileWhereabouts } from './job-failures.js';
+import { StallWatch, stallError, tileFailed, tileWhereabouts } from './job-failures.js';
 
 export interface JetStreamExecutorOptions {
   readonly nc: NatsConnection;
@@ -83,12 +83,12 @@ export class JetStreamExecutor implements TileExecutor {
   private current: ConsumerMessages | undefined;
   private pairsDone = 0;
   private readonly started = performance.now();
-  /** When a result last moved the job on (a tile or a part merged). */
-  private lastProgress = performance.now();
+  private readonly stall: StallWatch;
 
   constructor(private readonly o: JetStreamExecutorOptions) {
     this.metrics = jobMetrics(o.registry);
     this.metrics.total.set(o.plan.tiles.length);
+    this.stall = new StallWatch(o.stallTimeoutMs);
   }
 
   /** Stops the run: `execute` rejects with `err` once the results in hand are settled. */
@@ -179,13 +179,13 @@ export class JetStreamExecutor implements TileExecutor {
     return missing;
   }
 
-  /** No progress for `limit` ms: the job fails, its message naming where its tiles are. */
-  private async stalled(limit: number): Promise<void> {
+  /** No progress for the stall timeout: the job fails, its message naming where its tiles are. */
+  private async stalled(): Promise<void> {
     const { o } = this;
     const where = await tileWhereabouts(o.jsm, o.job);
-    if (performance.now() - this.lastProgress < limit) return;
+    if (!this.stall.overdue || this.failure !== null) return;
     const done = o.plan.tiles.length - this.remaining.size;
-    this.abort(stallError({ job: o.job, limitMs: limit, done, tiles: o.plan.tiles.length, where, workers: [...this.stats.workers] }));
+    this.abort(stallError({ job: o.job, limitMs: o.stallTimeoutMs!, done, tiles: o.plan.tiles.length, where, workers: [...this.stats.workers] }));
   }
 
   /** Nothing finished for a while: restore what JetStream lost; if neither stream holds anything of the job, publish the missing tiles again. */
@@ -221,6 +221,7 @@ export class JetStreamExecutor implements TileExecutor {
   private async collect(accept: Accept): Promise<void> {
     const { o } = this;
     const advisories = this.watchMaxDeliveries();
+    const unwatch = this.stall.watch(o.nc, o.job, () => this.stalled());
     let lastRemaining = this.remaining.size;
     let checking = false;
     const timers = [
@@ -238,20 +239,6 @@ export class JetStreamExecutor implements TileExecutor {
           .finally(() => (checking = false));
       }, this.idleMs),
     ];
-    if (o.stallTimeoutMs !== null) {
-      const limit = o.stallTimeoutMs;
-      let judging = false;
-      timers.push(
-        setInterval(
-          () => {
-            if (judging || this.failure !== null || performance.now() - this.lastProgress < limit) return;
-            judging = true;
-            void this.stalled(limit).finally(() => (judging = false));
-          },
-          Math.min(1000, limit / 4),
-        ),
-      );
-    }
     this.stop = () => this.current?.stop();
     try {
       while (this.remaining.size > 0 && this.failure === null) {
@@ -277,6 +264,7 @@ export class JetStreamExecutor implements TileExecutor {
     } finally {
       timers.forEach(clearInterval);
       advisories.unsubscribe();
+      unwatch();
       this.current?.stop();
     }
     if (this.failure !== null) {
@@ -335,7 +323,7 @@ export class JetStreamExecutor implements TileExecutor {
       msg.ack();
       return;
     }
-    this.lastProgress = performance.now();
+    this.stall.progress();
     this.held.push(msg);
     this.heldBytes += msg.data.length;
     // Parts of super-tiles are megabytes each: a checkpoint also lets go of the messages it holds.

@@ -5,7 +5,8 @@
  * Either way its state stays in Redis for a rerun.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { TILE_STREAM, tileConsumer, tileSubject } from '../../shared/cluster/index.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { TILE_STREAM, tileConsumer, tileSubject, workingNotice } from '../../shared/cluster/index.js';
 import { JobFailedError, JobStalledError } from '../../shared/errors.js';
 import { describeTile, type JobPlan, type JobTile } from '../../shared/job/index.js';
 
@@ -50,8 +51,50 @@ export function stallError({ job, limitMs, done, tiles, where, workers }: Stall)
   const n = (value: number | null) => (value === null ? 'unknown' : String(value));
   return new JobStalledError(
     (name) =>
-      `job ${job} made no progress for ${Math.round(limitMs / 1000)} s (${name('cluster.stallTimeout')}): ${done} of ${tiles} tiles done, ` +
+      `job ${job} made no progress for ${Math.round(limitMs / 1000)} s (${name('cluster.stallTimeout')}: no tile finished, and no worker said it was working on one): ${done} of ${tiles} tiles done, ` +
       `${n(where.queued)} queued, ${n(where.held)} held by workers, ${n(where.pulling)} worker pulls waiting; workers seen in this run: ${workers.length === 0 ? 'none' : [...workers].sort().join(', ')}. ` +
       `Its state is kept: start workers (neurocorr worker --nats URL) or find what holds its tiles, then run it again with the same ${name('cluster.job')} to resume`,
   );
+}
+
+/**
+ * Watches a job's progress: a tile or part merged (`progress()`), or a
+ * worker's notice that one of its lanes is making progress on a tile of the
+ * job (loading its models, computing a long super-tile). After `limitMs`
+ * without either, `stalled` is called (again each second while it lasts).
+ */
+export class StallWatch {
+  private last = performance.now();
+
+  constructor(private readonly limitMs: number | null) {}
+
+  progress(): void {
+    this.last = performance.now();
+  }
+
+  /** Whether the job has gone `limitMs` without progress. */
+  get overdue(): boolean {
+    return this.limitMs !== null && performance.now() - this.last >= this.limitMs;
+  }
+
+  /** Starts watching; returns the function that stops it. */
+  watch(nc: NatsConnection, job: string, stalled: () => Promise<void>): () => void {
+    const notices = nc.subscribe(workingNotice(job), { callback: () => this.progress() });
+    let judging = false;
+    const timer =
+      this.limitMs === null
+        ? undefined
+        : setInterval(
+            () => {
+              if (judging || !this.overdue) return;
+              judging = true;
+              void stalled().finally(() => (judging = false));
+            },
+            Math.min(1000, this.limitMs / 4),
+          );
+    return () => {
+      clearInterval(timer);
+      notices.unsubscribe();
+    };
+  }
 }

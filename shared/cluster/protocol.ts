@@ -31,6 +31,8 @@ export const coordinatorConsumer = (job: string): string => `coordinator-${job}`
 /** A core NATS notice that a job's tiles were just published: idle workers look at the queue at once. */
 export const tilesNotice = (job: string): string => `neurocorr.jobs.${job}`;
 export const TILES_NOTICES = 'neurocorr.jobs.>';
+/** A core NATS notice from a worker's lane that it is making progress on one of the job's tiles (its coordinator's stall timer hears it). */
+export const workingNotice = (job: string): string => `neurocorr.working.${job}`;
 /**
  * Each job's durable pull consumer of its tiles, made by its coordinator with
  * the job's ack wait and max deliver. Workers find the jobs by listing these,

@@ -8,7 +8,8 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { decodeTile, encodeFailure, encodeParts, encodeResult, resultSubject, type Provenance } from '../../shared/cluster/index.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { decodeTile, encodeFailure, encodeParts, encodeResult, resultSubject, workingNotice, type Provenance } from '../../shared/cluster/index.js';
 import { InternalError, NeurocorrError, type OptionNamer } from '../../shared/errors.js';
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
@@ -19,6 +20,7 @@ import type { WorkerMetrics } from './metrics.js';
 import type { Taken } from './queues.js';
 
 export interface TileContext {
+  readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly log: Logger;
   readonly m: WorkerMetrics;
@@ -61,7 +63,12 @@ export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): 
   let gaveUp = false;
   const heartbeat = setInterval(
     () => {
-      if (watch.alive) return msg.working();
+      if (watch.alive) {
+        msg.working();
+        // A tile that computes for longer than the job's stall timeout is progress too.
+        ctx.nc.publish(workingNotice(job));
+        return;
+      }
       if (gaveUp) return;
       gaveUp = true;
       ctx.onWedged(true);

@@ -115,6 +115,7 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
     rate = { tiles: 0, pairs: 0, at: performance.now() };
   }, 10_000);
   const ctx: TileContext = {
+    nc,
     js,
     log,
     m,
