@@ -240,8 +240,12 @@ describe("a worker's cache", () => {
   it('a worker started without --data-root says so in flags, not in library option names', async () => {
     const w = spawnCli(['worker', '--nats', cluster.nats.url, '--threads', '1', '--cache-dir', join(tmpdir(), 'neurocorr-test-cache')]);
     await ready(w);
-    const { proc } = start(score('no roots', F, G, ['--null', '0']), ['--max-deliver', '1']);
+    // Every tile fails on every delivery: redeliveries flow at the lanes' pace, so the job fails after its five in seconds.
+    const started = performance.now();
+    const { proc } = start(score('no roots', F, G, ['--null', '0']));
     expect(await proc.exited, proc.stderr()).toBe(4);
+    expect(performance.now() - started).toBeLessThan(30_000);
+    expect(proc.stderr()).toMatch(/failed 5 times \(max_deliver\)/);
     expect(proc.stderr()).toContain('started without --data-root); start it with --data-root for the shared folder, or run the coordinator with --upload');
     expect(proc.stderr()).not.toContain('dataRoots');
   });
