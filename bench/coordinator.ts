@@ -264,7 +264,7 @@ async function workersRole(o: { nats: string; m: number; job: string }): Promise
         payloads = [encodeResult(job, tile.id, result, constant, provenance)];
       }
       for (const payload of payloads) {
-        await js.publish(resultSubject(job), payload);
+        await js.publish(resultSubject(job, 'simulated'), payload);
         counts.messages++;
         counts.bytes += payload.length;
         counts.pairs += tilePairs(tile) / payloads.length;

@@ -49,6 +49,7 @@ const FLAGS: Readonly<Record<string, string>> = {
   'cluster.superTile': '--super-tile',
   'cluster.stallTimeout': '--stall-timeout',
   nats: '--nats',
+  id: '--id',
   redis: '--redis',
   cache: '--cache',
   cacheDir: '--cache-dir',
