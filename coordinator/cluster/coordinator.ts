@@ -78,13 +78,17 @@ export class ClusterCoordinator<R> {
         this.log.warn({ option: flag }, 'credentials in a URL show in ps; pass them in a file or the environment instead (README, Cluster)');
     }
     const connected = await this.setUp();
+    // Only a run that got as far as executing the job records its failure: a refusal while preparing (another
+    // spec under this name, a damaged key) leaves the stored job as it was.
+    let executing = false;
     try {
       const prepared = await this.prepare(connected);
       if ('done' in prepared) return prepared.done;
+      executing = true;
       const executor = await this.execute(connected, prepared);
       return await this.finish(connected, prepared, executor);
     } catch (err) {
-      await this.recordFailure(connected, err);
+      if (executing) await this.recordFailure(connected, err);
       throw err;
     } finally {
       clearInterval(this.leaseTimer);

@@ -9,17 +9,7 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import {
-  coordinatorConsumer,
-  decodeTile,
-  encodeTile,
-  maxDeliveriesAdvisory,
-  RESULT_STREAM,
-  TILE_STREAM,
-  tilesNotice,
-  tileSubject,
-  type TileQueueConfig,
-} from '../../shared/cluster/index.js';
+import { coordinatorConsumer, encodeTile, RESULT_STREAM, TILE_STREAM, tilesNotice, tileSubject, type TileQueueConfig } from '../../shared/cluster/index.js';
 import type { NeurocorrError } from '../../shared/errors.js';
 import { InternalError } from '../../shared/errors.js';
 import { tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
@@ -27,7 +17,7 @@ import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import { jobMetrics, type Metrics } from './executor-metrics.js';
 import { admit } from './result-outcome.js';
-import { StallWatch, stallError, tileFailed, tileWhereabouts } from './job-failures.js';
+import { StallWatch, stallError, tileFailed, tileWhereabouts, watchMaxDeliveries } from './job-failures.js';
 
 export interface JetStreamExecutorOptions {
   readonly nc: NatsConnection;
@@ -144,28 +134,6 @@ export class JetStreamExecutor implements TileExecutor {
     return this.saving;
   }
 
-  /** A tile that JetStream stopped delivering (its last delivery died with its worker) fails the job. */
-  private watchMaxDeliveries(): { unsubscribe(): void } {
-    const { o } = this;
-    return o.nc.subscribe(maxDeliveriesAdvisory(o.job), {
-      callback: (err, msg) => {
-        if (err) return;
-        const { stream_seq: seq } = msg.json<{ stream_seq: number }>();
-        o.jsm.streams
-          .getMessage(TILE_STREAM, { seq })
-          .then((stored) => {
-            if (stored === null) return;
-            const { job, tile } = decodeTile(stored.data);
-            const pending = this.remaining.get(tile.id);
-            if (job !== o.job || pending === undefined) return;
-            const why = this.lastError.get(tile.id) ?? 'no worker reported an error: a worker may have died on it each time';
-            this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
-          })
-          .catch(() => undefined);
-      },
-    });
-  }
-
   /**
    * JetStream is a transport: what the job needs there (streams, consumers,
    * the spec in the KV bucket) is re-created from the coordinator's state
@@ -223,7 +191,11 @@ export class JetStreamExecutor implements TileExecutor {
   /** Consumes results until every tile is accepted (or the job fails), checkpointing as it goes; a lost consumer is re-created. */
   private async collect(accept: Accept): Promise<void> {
     const { o } = this;
-    const advisories = this.watchMaxDeliveries();
+    const advisories = watchMaxDeliveries(o.nc, o.jsm, o.job, (id) => {
+      const pending = this.remaining.get(id);
+      const why = this.lastError.get(id) ?? 'no worker reported an error: a worker may have died on it each time';
+      if (pending !== undefined) this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
+    });
     const unwatch = this.stall.watch(o.nc, o.job, () => this.stalled());
     let lastRemaining = this.remaining.size;
     let checking = false;

@@ -129,13 +129,6 @@ export function encodeJobSpec(spec: JobSpec): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(spec));
 }
 
-export function decodeJobSpec(bytes: Uint8Array): JobSpec {
-  const spec = JSON.parse(new TextDecoder().decode(bytes)) as JobSpec;
-  if (spec.version !== 4)
-    throw new InternalError(`job spec version ${String(spec.version)} is not supported by this worker; run the same neurocorr version everywhere`);
-  return spec;
-}
-
 const VERSION = 3;
 const KIND_TILE = 1;
 const KIND_RESULT = 2;

@@ -96,7 +96,9 @@ export class TileQueues {
       job.emptyAt = performance.now();
       return null;
     }
-    job.pending = msg.info.pending;
+    // A redelivery suggests more are due (a worker died with several tiles, or they were handed back): the lanes
+    // keep taking this job in turn until a pull comes back empty.
+    job.pending = Math.max(msg.info.pending, msg.info.redelivered ? 1 : 0);
     return { job, msg };
   }
 
