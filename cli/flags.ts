@@ -48,6 +48,7 @@ const FLAGS: Readonly<Record<string, string>> = {
   'cluster.workers': '--workers',
   'cluster.superTile': '--super-tile',
   'cluster.stallTimeout': '--stall-timeout',
+  'cluster.verify': '--verify',
   nats: '--nats',
   id: '--id',
   redis: '--redis',

@@ -24,6 +24,7 @@ import { JetStreamExecutor } from './executor.js';
 import { clusterBlock, inputRef, isJobSpec, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
 import { cleanUp, ensureJobTransport, withdrawTiles } from './job-transport.js';
 import { measureMergeRate } from './merge-rate.js';
+import { openSampler } from './result-sampler.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
@@ -218,6 +219,8 @@ export class ClusterCoordinator<R> {
       intervalMs: s.progress.intervalMs,
     });
     bar.update(progress.doneTiles);
+    // Results are checked against the models themselves: the coordinator reads them as an embedded run would.
+    const sampler = c.verify > 0 ? await openSampler(s, plan, c.verify) : null;
     const executor: JetStreamExecutor = new JetStreamExecutor({
       nc,
       jsm,
@@ -230,6 +233,7 @@ export class ClusterCoordinator<R> {
       checkpointTiles: c.checkpointTiles,
       checkpointSeconds: c.checkpointSeconds,
       stallTimeoutMs: c.stallTimeoutMs,
+      verify: sampler === null ? null : (tile, outcome) => sampler.check(tile, outcome),
       persist: () =>
         store
           .save(spec, progress, {

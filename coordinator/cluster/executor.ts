@@ -12,7 +12,7 @@ import type { Registry } from 'prom-client';
 import { coordinatorConsumer, encodeTile, RESULT_STREAM, TILE_STREAM, tilesNotice, tileSubject, type TileQueueConfig } from '../../shared/cluster/index.js';
 import type { NeurocorrError } from '../../shared/errors.js';
 import { InternalError } from '../../shared/errors.js';
-import { tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
+import { tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor, type TileOutcome } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import { jobMetrics, type Metrics } from './executor-metrics.js';
@@ -32,6 +32,8 @@ export interface JetStreamExecutorOptions {
   readonly partEntries: number;
   readonly checkpointTiles: number;
   readonly checkpointSeconds: number;
+  /** Checks a result's claims against the models before it is merged: null when they hold, else the problem. */
+  readonly verify: ((tile: JobTile, outcome: TileOutcome) => string | null) | null;
   /** Milliseconds without a finished tile (or part) before the job fails as stalled; null: never. */
   readonly stallTimeoutMs: number | null;
   /** Stores the job's state (a checkpoint); the results it holds are acked after it resolves. */
@@ -296,6 +298,11 @@ export class JetStreamExecutor implements TileExecutor {
     }
     if (incoming.kind === 'refuse') {
       this.refuse(msg, tile, sender, incoming.problem);
+      return;
+    }
+    const untrue = o.verify?.(tile, incoming.outcome) ?? null;
+    if (untrue !== null) {
+      this.refuse(msg, tile, sender, untrue);
       return;
     }
     let merged;

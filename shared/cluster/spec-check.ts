@@ -20,6 +20,8 @@ const MAX_PAIRS = MAX_MODELS * MAX_MODELS;
 const MAX_PROBES = 1 << 24;
 const MAX_PART_ENTRIES = 1 << 24;
 const MAX_PERMUTATIONS = 1000;
+/** Neurons a block, and blocks a super-tile's side: the planner clips both to the models. */
+const MAX_BLOCKS = 1 << 24;
 
 type Raw = Record<string, unknown>;
 
@@ -108,7 +110,6 @@ export function checkJobSpec(value: unknown): JobSpec {
     return { f: int(`pairs[${k}].f`, p['f'], 0, models - 1), g: int(`pairs[${k}].g`, p['g'], 0, models - 1) };
   });
   const n = list('n', o['n'], models, models).map((v, k) => int(`n[${k}]`, v, 1, uint32));
-  const largest = Math.max(...n);
   const nulls = list('nulls', o['nulls'], pairs.length, pairs.length).map((v, k) => {
     const x = object(`nulls[${k}]`, v);
     return {
@@ -125,8 +126,8 @@ export function checkJobSpec(value: unknown): JobSpec {
     options: options(o['options']),
     m: int('m', o['m'], 2, MAX_PROBES * MAX_SPATIAL),
     n,
-    block: int('block', o['block'], 1, largest),
-    span: int('span', o['span'], 1, largest),
+    block: int('block', o['block'], 1, MAX_BLOCKS),
+    span: int('span', o['span'], 1, MAX_BLOCKS),
     partEntries: int('partEntries', o['partEntries'], 1, MAX_PART_ENTRIES),
     tiles: int('tiles', o['tiles'], 1, uint32),
     nulls,
