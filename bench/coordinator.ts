@@ -162,6 +162,7 @@ async function coordinatorRole(o: { nats: string; redis: string; m: number; job:
     workers: GPUS,
     superTile: undefined,
     stallTimeoutMs: null,
+    verify: 0,
   };
   const never = (): never => {
     throw new Error('the benchmark stops the job before it finishes');
@@ -175,6 +176,7 @@ async function coordinatorRole(o: { nats: string; redis: string; m: number; job:
       options: { conv: 'units', layers: null, layersF: null, layersG: null, sample: null, probes: null },
       null: null,
       tile: undefined,
+      memory: 0,
       progress: { enabled: false, intervalMs: 1000 },
       log: (line) => process.stderr.write(`${line}\n`),
       finish: never,
@@ -264,7 +266,7 @@ async function workersRole(o: { nats: string; m: number; job: string }): Promise
         payloads = [encodeResult(job, tile.id, result, constant, provenance)];
       }
       for (const payload of payloads) {
-        await js.publish(resultSubject(job), payload);
+        await js.publish(resultSubject(job, 'simulated'), payload);
         counts.messages++;
         counts.bytes += payload.length;
         counts.pairs += tilePairs(tile) / payloads.length;

@@ -13,6 +13,7 @@ import { cleanOnSignals } from './signals.js';
 
 interface WorkerFlags extends NatsFlags {
   nats: string;
+  id?: string;
   dataRoot: string[];
   threads?: number;
   inflight?: number;
@@ -47,6 +48,7 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
         .requiredOption('--nats <url>', 'NATS server: nats://host:4222, or tls://'),
     ),
   )
+    .option('--id <name>', "this worker's identity, the last token of its result subject (default: host name and pid); see Security")
     .option(
       '--data-root <dir>',
       'a folder whose files jobs may name by path (repeatable); with none, only jobs whose inputs are in the object store (--upload)',
@@ -82,6 +84,7 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
       const worker = await startWorker(
         {
           nats: flags.nats,
+          ...(flags.id !== undefined ? { id: flags.id } : {}),
           natsCredentials: natsCredentials(flags, env),
           dataRoots: flags.dataRoot,
           serviceTimeout: flags.serviceTimeout,

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import {
   DEFAULT_STALL_TIMEOUT,
+  DEFAULT_VERIFY,
   type ClusterOptions,
   type ModelOptions,
   type NullOptionsInput,
@@ -60,6 +61,7 @@ export interface RunFlags extends PairFlags, NatsFlags, RedisFlags {
   workers: number;
   superTile?: number;
   stallTimeout: number | null;
+  verify: number;
 }
 
 interface ScoreFlags extends RunFlags {
@@ -157,6 +159,12 @@ export function addRunOptions(command: Command, cluster: boolean, perSide: boole
       DEFAULT_STALL_TIMEOUT,
     )
     .option(
+      '--verify <n>',
+      "cluster: entries of each worker's result the coordinator computes again and compares before merging it (0: trust the workers)",
+      integerOption('--verify', 0, 1024),
+      DEFAULT_VERIFY,
+    )
+    .option(
       '--super-tile <neurons>',
       'cluster: neurons per side of a super-tile, the unit a worker computes and sends back (default: sized from --workers, M and max_payload)',
       integerOption('--super-tile', 1),
@@ -191,6 +199,7 @@ function clusterOptions(flags: RunFlags, env: CliEnv): ClusterOptions {
     serviceTimeout: flags.serviceTimeout,
     workers: flags.workers,
     stallTimeout: flags.stallTimeout,
+    verify: flags.verify,
     ...(flags.superTile !== undefined ? { superTile: flags.superTile } : {}),
     ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
   };

@@ -75,6 +75,13 @@ export interface ClusterOptions {
    * exit 5), its state kept for a rerun to resume; null never gives up (default 600).
    */
   readonly stallTimeout?: number | null;
+  /**
+   * Entries of each result the coordinator computes again from the models
+   * and compares before merging it (default 4; 0: trust the workers). The
+   * coordinator then reads and standardizes the models itself (shard sets
+   * within `memory`).
+   */
+  readonly verify?: number;
 }
 
 /** What every scoring entry point (`score`, `zoo`) takes besides its inputs and outputs. */
@@ -155,6 +162,7 @@ export interface ClusterSettings {
   readonly workers: number;
   readonly superTile: number | undefined;
   readonly stallTimeoutMs: number | null;
+  readonly verify: number;
 }
 
 /** RunOptions checked, with every default filled in. */
@@ -223,6 +231,7 @@ const CLUSTER_KEYS = [
   'workers',
   'superTile',
   'stallTimeout',
+  'verify',
 ] as const;
 
 const uint32 = 2 ** 32 - 1;
@@ -245,6 +254,7 @@ function serviceUrl(kind: 'nats' | 'redis', url: string, option: string): string
 }
 
 export const DEFAULT_STALL_TIMEOUT = 600;
+export const DEFAULT_VERIFY = 4;
 
 function stallTimeoutMs(value: unknown): number | null {
   if (value === null) return null;
@@ -277,6 +287,7 @@ function clusterSettings(value: unknown): ClusterSettings {
     workers: optional(o['workers'], (v) => integer('cluster.workers', v, 1, 100_000), 16),
     superTile: optional<number | undefined>(o['superTile'], (v) => integer('cluster.superTile', v, 1), undefined),
     stallTimeoutMs: stallTimeoutMs(o['stallTimeout']),
+    verify: optional(o['verify'], (v) => integer('cluster.verify', v, 0, 1024), DEFAULT_VERIFY),
   };
 }
 

@@ -823,6 +823,10 @@ describe('values.schema.json refuses bad values, naming them', () => {
     expect(refused('nats:\n  external:\n    url: nats://worker:hunter2@nats:4222\n').template).toMatch(/nats\.external\.url: Does not match pattern/);
     expect(refused('redis:\n  external:\n    url: redis://:hunter2@redis:6379\n').template).toMatch(/redis\.external\.url: Does not match pattern/);
     expect(refused('worker:\n  extraArgs: ["--nats-password", "hunter2"]\n').template).toContain('worker.extraArgs.0');
+    // The flag with its value in one argument, and a URL with a password under any flag.
+    expect(refused('job:\n  extraArgs: ["--redis=redis://u:pw@h:6379"]\n').template).toContain('job.extraArgs.0');
+    expect(refused('zoo:\n  extraArgs: ["--nats="]\n').template).toContain('zoo.extraArgs.0');
+    expect(refused('worker:\n  extraArgs: ["--foo", "nats://u:hunter2@n:4222"]\n').template).toContain('worker.extraArgs.1');
     expect(refused('nats:\n  external:\n    url: nats://n:4222\n  auth:\n    worker:\n      type: password\n').template).toMatch(
       /nats\.auth\.worker\.existingSecret: String length must be greater than or equal to 1[\s\S]*nats\.auth\.worker\.user: String length/,
     );

@@ -12,7 +12,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeResult, encodeTile, resultSubject, specId, tileSubject, type JobSpec } from '../dist/shared/cluster/index.js';
+import { decodeResult, encodeTile, jobResults, specId, tileSubject, type JobSpec } from '../dist/shared/cluster/index.js';
 import { ensureStreams, ensureTileConsumer } from '../dist/shared/nats/index.js';
 import { defaultCacheDir } from '../dist/worker/cluster/worker.js';
 import { killAll, ready, spawnCli, type CliProcess } from './helpers/cluster.js';
@@ -66,7 +66,7 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
       const jsm = await jetstreamManager(nc);
       await ensureStreams(jsm);
       await ensureTileConsumer(jsm, name, { ackWaitMs: 30_000, maxDeliver: 5 });
-      const results = nc.subscribe(resultSubject(name), { max: 1 });
+      const results = nc.subscribe(jobResults(name), { max: 1 });
       await jetstream(nc).publish(
         tileSubject(name),
         encodeTile(name, specId(JSON.stringify({ ...spec, job: name })), {

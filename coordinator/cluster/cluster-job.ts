@@ -8,11 +8,12 @@ export function runFields(s: {
   readonly pair: PairOptions;
   readonly null: NullRequest | null;
   readonly tile: number | undefined;
+  readonly memory: number;
   readonly progress: boolean;
   readonly progressInterval: number;
   readonly log: (line: string) => void;
-}): Pick<ClusterJob<unknown>, 'options' | 'null' | 'tile' | 'progress' | 'log'> {
-  return { options: s.pair, null: s.null, tile: s.tile, progress: { enabled: s.progress, intervalMs: s.progressInterval }, log: s.log };
+}): Pick<ClusterJob<unknown>, 'options' | 'null' | 'tile' | 'memory' | 'progress' | 'log'> {
+  return { options: s.pair, null: s.null, tile: s.tile, memory: s.memory, progress: { enabled: s.progress, intervalMs: s.progressInterval }, log: s.log };
 }
 
 /** A stored JSON document of the given format version (a report, or a job spec), as far as a type guard can say. */
@@ -44,6 +45,8 @@ export interface ClusterJob<R> {
   readonly options: PairOptions;
   readonly null: NullRequest | null;
   readonly tile: number | undefined;
+  /** Bytes of shard-set data the coordinator may hold when it reads the models to check results. */
+  readonly memory: number;
   readonly progress: { readonly enabled: boolean; readonly intervalMs: number };
   /** Human lines (stderr on the CLI). */
   readonly log: (line: string) => void;

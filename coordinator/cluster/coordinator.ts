@@ -24,6 +24,7 @@ import { JetStreamExecutor } from './executor.js';
 import { clusterBlock, inputRef, isJobSpec, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
 import { cleanUp, ensureJobTransport, withdrawTiles } from './job-transport.js';
 import { measureMergeRate } from './merge-rate.js';
+import { openSampler } from './result-sampler.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
 import { connectRedis, type RedisConnection } from './redis.js';
@@ -78,13 +79,17 @@ export class ClusterCoordinator<R> {
         this.log.warn({ option: flag }, 'credentials in a URL show in ps; pass them in a file or the environment instead (README, Cluster)');
     }
     const connected = await this.setUp();
+    // Only a run that got as far as executing the job records its failure: a refusal while preparing (another
+    // spec under this name, a damaged key) leaves the stored job as it was.
+    let executing = false;
     try {
       const prepared = await this.prepare(connected);
       if ('done' in prepared) return prepared.done;
+      executing = true;
       const executor = await this.execute(connected, prepared);
       return await this.finish(connected, prepared, executor);
     } catch (err) {
-      await this.recordFailure(connected, err);
+      if (executing) await this.recordFailure(connected, err);
       throw err;
     } finally {
       clearInterval(this.leaseTimer);
@@ -214,6 +219,8 @@ export class ClusterCoordinator<R> {
       intervalMs: s.progress.intervalMs,
     });
     bar.update(progress.doneTiles);
+    // Results are checked against the models themselves: the coordinator reads them as an embedded run would.
+    const sampler = c.verify > 0 ? await openSampler(s, plan, c.verify) : null;
     const executor: JetStreamExecutor = new JetStreamExecutor({
       nc,
       jsm,
@@ -226,6 +233,7 @@ export class ClusterCoordinator<R> {
       checkpointTiles: c.checkpointTiles,
       checkpointSeconds: c.checkpointSeconds,
       stallTimeoutMs: c.stallTimeoutMs,
+      verify: sampler === null ? null : (tile, outcome) => sampler.check(tile, outcome),
       persist: () =>
         store
           .save(spec, progress, {

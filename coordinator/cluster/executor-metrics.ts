@@ -8,6 +8,7 @@ export interface Metrics {
   readonly duplicates: Counter;
   readonly redelivered: Counter;
   readonly republished: Counter;
+  readonly refused: Counter<'sender'>;
   readonly pairs: Counter;
   readonly pairsPerSecond: Gauge;
 }
@@ -21,6 +22,12 @@ export function jobMetrics(registry: Registry): Metrics {
     duplicates: new Counter({ name: 'neurocorr_tiles_duplicate_total', help: 'results for tiles already done (harmless)', registers }),
     redelivered: new Counter({ name: 'neurocorr_tiles_redelivered_total', help: 'tiles whose result came from a second or later delivery', registers }),
     republished: new Counter({ name: 'neurocorr_tiles_republished_total', help: 'tiles published again after their message went missing', registers }),
+    refused: new Counter({
+      name: 'neurocorr_results_refused_total',
+      help: 'results refused for not fitting their tile (values, partners, shape, or a sender that is not who it claims), by sender',
+      labelNames: ['sender'],
+      registers,
+    }),
     pairs: new Counter({ name: 'neurocorr_pairs_total', help: 'neuron pairs correlated (rate() gives pairs/s)', registers }),
     pairsPerSecond: new Gauge({ name: 'neurocorr_pairs_per_second', help: 'neuron pairs per second since this coordinator started', registers }),
   };

@@ -9,26 +9,15 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import {
-  coordinatorConsumer,
-  decodeResult,
-  decodeTile,
-  encodeTile,
-  maxDeliveriesAdvisory,
-  RESULT_STREAM,
-  TILE_STREAM,
-  tilesNotice,
-  tileSubject,
-  type TileQueueConfig,
-} from '../../shared/cluster/index.js';
+import { coordinatorConsumer, encodeTile, RESULT_STREAM, TILE_STREAM, tilesNotice, tileSubject, type TileQueueConfig } from '../../shared/cluster/index.js';
 import type { NeurocorrError } from '../../shared/errors.js';
 import { InternalError } from '../../shared/errors.js';
-import { tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor } from '../../shared/job/index.js';
+import { tilePairs, type Accept, type JobPlan, type JobTile, type TileExecutor, type TileOutcome } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import { jobMetrics, type Metrics } from './executor-metrics.js';
-import { resultOutcome } from './result-outcome.js';
-import { StallWatch, stallError, tileFailed, tileWhereabouts } from './job-failures.js';
+import { admit } from './result-outcome.js';
+import { StallWatch, stallError, tileFailed, tileWhereabouts, watchMaxDeliveries } from './job-failures.js';
 
 export interface JetStreamExecutorOptions {
   readonly nc: NatsConnection;
@@ -43,6 +32,8 @@ export interface JetStreamExecutorOptions {
   readonly partEntries: number;
   readonly checkpointTiles: number;
   readonly checkpointSeconds: number;
+  /** Checks a result's claims against the models before it is merged: null when they hold, else the problem. */
+  readonly verify: ((tile: JobTile, outcome: TileOutcome) => string | null) | null;
   /** Milliseconds without a finished tile (or part) before the job fails as stalled; null: never. */
   readonly stallTimeoutMs: number | null;
   /** Stores the job's state (a checkpoint); the results it holds are acked after it resolves. */
@@ -72,6 +63,10 @@ export class JetStreamExecutor implements TileExecutor {
   /** Tiles not yet accepted, by id. */
   private readonly remaining = new Map<number, JobTile>();
   private readonly lastError = new Map<number, string>();
+  /** Senders of refused results named in the metrics. */
+  private readonly senders = new Set<string>();
+  /** When each tile was last published again after a refused result. */
+  private readonly republishedAt = new Map<number, number>();
   private held: JsMsg[] = [];
   /** Bytes of the held messages (kept in memory until their checkpoint). */
   private heldBytes = 0;
@@ -141,28 +136,6 @@ export class JetStreamExecutor implements TileExecutor {
     return this.saving;
   }
 
-  /** A tile that JetStream stopped delivering (its last delivery died with its worker) fails the job. */
-  private watchMaxDeliveries(): { unsubscribe(): void } {
-    const { o } = this;
-    return o.nc.subscribe(maxDeliveriesAdvisory(o.job), {
-      callback: (err, msg) => {
-        if (err) return;
-        const { stream_seq: seq } = msg.json<{ stream_seq: number }>();
-        o.jsm.streams
-          .getMessage(TILE_STREAM, { seq })
-          .then((stored) => {
-            if (stored === null) return;
-            const { job, tile } = decodeTile(stored.data);
-            const pending = this.remaining.get(tile.id);
-            if (job !== o.job || pending === undefined) return;
-            const why = this.lastError.get(tile.id) ?? 'no worker reported an error: a worker may have died on it each time';
-            this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
-          })
-          .catch(() => undefined);
-      },
-    });
-  }
-
   /**
    * JetStream is a transport: what the job needs there (streams, consumers,
    * the spec in the KV bucket) is re-created from the coordinator's state
@@ -220,7 +193,11 @@ export class JetStreamExecutor implements TileExecutor {
   /** Consumes results until every tile is accepted (or the job fails), checkpointing as it goes; a lost consumer is re-created. */
   private async collect(accept: Accept): Promise<void> {
     const { o } = this;
-    const advisories = this.watchMaxDeliveries();
+    const advisories = watchMaxDeliveries(o.nc, o.jsm, o.job, (id) => {
+      const pending = this.remaining.get(id);
+      const why = this.lastError.get(id) ?? 'no worker reported an error: a worker may have died on it each time';
+      if (pending !== undefined) this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
+    });
     const unwatch = this.stall.watch(o.nc, o.job, () => this.stalled());
     let lastRemaining = this.remaining.size;
     let checking = false;
@@ -280,43 +257,63 @@ export class JetStreamExecutor implements TileExecutor {
     }
   }
 
-  /** Folds in one result message (or drops it, saying why). */
+  /**
+   * A result that does not fit its tile (it came over the network: a broken
+   * or a hostile sender) changes nothing: it is dropped, its sender named in
+   * the log and the metrics, and the tile published again (once per ack wait
+   * at most), so an honest worker computes it.
+   */
+  private refuse(msg: JsMsg, tile: JobTile, sender: string, problem: string): void {
+    const { o } = this;
+    o.log.error({ tile: tile.id, sender, problem }, 'refusing a result that does not fit its tile');
+    // Sender names are bounded tokens, but a flood of made-up ones must not grow the metrics without bound.
+    if (this.senders.size < 64) this.senders.add(sender);
+    this.metrics.refused.inc({ sender: this.senders.has(sender) ? sender : 'other' });
+    msg.term();
+    const last = this.republishedAt.get(tile.id) ?? -Infinity;
+    if (!this.remaining.has(tile.id) || performance.now() - last < o.queue.ackWaitMs) return;
+    this.republishedAt.set(tile.id, performance.now());
+    void retry('publishing a tile again', o.log, () => o.js.publish(tileSubject(o.job), encodeTile(o.job, o.spec, tile))).then(
+      () => o.nc.publish(tilesNotice(o.job)),
+      () => undefined,
+    );
+  }
+
+  /** Folds in one result message (or drops or refuses it, saying why). */
   private handle(msg: JsMsg, accept: Accept): void {
     const { o, metrics, stats } = this;
-    let decoded;
-    try {
-      decoded = decodeResult(msg.data);
-    } catch (err) {
-      o.log.error({ err: (err as Error).message, seq: msg.seq }, 'dropping an undecodable result');
+    const incoming = admit(msg.subject, msg.data, o.job, o.plan, o.partEntries);
+    if (incoming.kind === 'drop') {
+      o.log.error({ sender: incoming.sender, seq: msg.seq, why: incoming.why }, 'dropping a message that is not a result of this job');
       msg.term();
       return;
     }
-    const tile = o.plan.tiles[decoded.tile];
-    if (decoded.job !== o.job || tile === undefined) {
-      o.log.error({ tile: decoded.tile, job: decoded.job }, 'dropping a result that does not match the plan');
-      msg.term();
-      return;
-    }
-    if (decoded.kind === 'failure') {
-      this.lastError.set(tile.id, `${decoded.error} (worker ${decoded.worker})`);
-      o.log.warn({ tile: tile.id, worker: decoded.worker, deliveries: decoded.deliveries, err: decoded.error }, 'tile failed on a worker');
+    const { tile, sender } = incoming;
+    if (incoming.kind === 'failure') {
+      // The job fails on JetStream's own count of deliveries (watchMaxDeliveries), never on a worker's word.
+      this.lastError.set(tile.id, `worker ${sender} said: ${incoming.error}`);
+      o.log.warn({ tile: tile.id, sender, err: incoming.error }, 'tile failed on a worker');
       msg.ack();
-      if (decoded.deliveries >= o.queue.maxDeliver && this.remaining.has(tile.id))
-        this.abort(tileFailed(o.plan, o.job, tile, decoded.deliveries, decoded.error));
       return;
     }
-    const outcome = resultOutcome(o.plan, o.partEntries, tile, decoded);
+    if (incoming.kind === 'refuse') {
+      this.refuse(msg, tile, sender, incoming.problem);
+      return;
+    }
+    const untrue = o.verify?.(tile, incoming.outcome) ?? null;
+    if (untrue !== null) {
+      this.refuse(msg, tile, sender, untrue);
+      return;
+    }
     let merged;
     try {
-      if (outcome === null) throw new InternalError('its sizes do not match its tile');
-      merged = accept(tile, outcome);
+      merged = accept(tile, incoming.outcome);
     } catch (err) {
-      o.log.error({ tile: tile.id, worker: decoded.worker, err: (err as Error).message }, 'dropping a result that does not fit its tile');
-      msg.term();
+      this.refuse(msg, tile, sender, (err as Error).message);
       return;
     }
-    stats.workers.add(decoded.worker);
-    stats.kernels.add(decoded.kernel);
+    stats.workers.add(sender);
+    stats.kernels.add(incoming.kernel);
     if (merged === 'duplicate') {
       stats.duplicates++;
       metrics.duplicates.inc();
@@ -330,7 +327,7 @@ export class JetStreamExecutor implements TileExecutor {
     if (this.held.length >= o.checkpointTiles || this.heldBytes >= HELD_BYTES) void this.checkpoint();
     if (merged === 'part') return;
     this.remaining.delete(tile.id);
-    if (decoded.deliveries > 1) {
+    if (incoming.deliveries > 1) {
       stats.redelivered++;
       metrics.redelivered.inc();
     }

@@ -6,9 +6,30 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { TILE_STREAM, tileConsumer, tileSubject, workingNotice } from '../../shared/cluster/index.js';
+import { decodeTile, maxDeliveriesAdvisory, TILE_STREAM, tileConsumer, tileSubject, workingNotice } from '../../shared/cluster/index.js';
 import { JobFailedError, JobStalledError } from '../../shared/errors.js';
 import { describeTile, type JobPlan, type JobTile } from '../../shared/job/index.js';
+
+/**
+ * Calls `failed` with each tile of the job that JetStream stopped delivering
+ * (its max deliveries reached): the server's own count, never a worker's claim.
+ */
+export function watchMaxDeliveries(nc: NatsConnection, jsm: JetStreamManager, job: string, failed: (tile: number) => void): { unsubscribe(): void } {
+  return nc.subscribe(maxDeliveriesAdvisory(job), {
+    callback: (err, msg) => {
+      if (err) return;
+      const { stream_seq: seq } = msg.json<{ stream_seq: number }>();
+      jsm.streams
+        .getMessage(TILE_STREAM, { seq })
+        .then((stored) => {
+          if (stored === null) return;
+          const tile = decodeTile(stored.data);
+          if (tile.job === job) failed(tile.tile.id);
+        })
+        .catch(() => undefined);
+    },
+  });
+}
 
 export function tileFailed(plan: JobPlan, job: string, tile: JobTile, deliveries: number, why: string): JobFailedError {
   return new JobFailedError(

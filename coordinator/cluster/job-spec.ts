@@ -4,7 +4,7 @@
  * and options: a rerun with other ones is refused, naming the difference.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { resultPayloadBytes, type InputRef, type JobSpec } from '../../shared/cluster/index.js';
@@ -18,21 +18,30 @@ import { hasVersion } from './cluster-job.js';
 
 /**
  * A cheap fingerprint of a set on a shared path: every file's relative path,
- * size and modification time. (Workers verify contents themselves: shard
- * sha256s, and object-store digests.)
+ * and what it resolves to (a symlink's target, followed), with its size,
+ * modification time and inode. Retargeting a link or replacing a file
+ * changes it. (Workers verify contents themselves: shard sha256s, and
+ * object-store digests.)
  */
 function fingerprint(path: string): string {
   const root = resolve(path);
   const files = statSync(root).isDirectory()
     ? readdirSync(root, { withFileTypes: true, recursive: true })
-        .filter((e) => e.isFile())
+        .filter((e) => e.isFile() || e.isSymbolicLink())
         .map((e) => join(e.parentPath, e.name))
         .sort()
     : [root];
   const hash = createHash('sha256');
   for (const file of files) {
-    const st = statSync(file);
-    hash.update(`${relative(root, file)}\0${st.size}\0${st.mtimeMs}\n`);
+    let target = '';
+    let st = { size: -1, mtimeMs: -1, ino: -1, dev: -1 };
+    try {
+      target = realpathSync(file);
+      st = statSync(target);
+    } catch {
+      // A dangling link: fingerprinted as such (the readers refuse it).
+    }
+    hash.update(`${relative(root, file)}\0${target}\0${st.size}\0${st.mtimeMs}\0${st.dev}:${st.ino}\n`);
   }
   return hash.digest('hex');
 }

@@ -12,7 +12,7 @@ import {
   encodeJobSpec,
   JOB_BUCKET,
   RESULT_STREAM,
-  resultSubject,
+  jobResults,
   TILE_STREAM,
   tileConsumer,
   tileSubject,
@@ -83,6 +83,6 @@ export async function withdrawTiles(jsm: JetStreamManager, job: string): Promise
 export async function cleanUp(jsm: JetStreamManager, kv: KV, job: string): Promise<void> {
   await jsm.consumers.delete(RESULT_STREAM, coordinatorConsumer(job)).catch(() => false);
   await withdrawTiles(jsm, job).catch(() => undefined);
-  await jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(job) }).catch(() => undefined);
+  await jsm.streams.purge(RESULT_STREAM, { filter: jobResults(job) }).catch(() => undefined);
   await kv.delete(job).catch(() => undefined);
 }

@@ -26,7 +26,33 @@ export const FILE_BUCKET = 'neurocorr-files';
 
 const TILE_CONSUMER_PREFIX = 'tiles-';
 export const tileSubject = (job: string): string => `neurocorr.tiles.${job}`;
-export const resultSubject = (job: string): string => `neurocorr.results.${job}`;
+/**
+ * Where a worker publishes a job's results: a subject of its own, so that
+ * NATS permissions can bind each worker's credential to its identity
+ * (`neurocorr.results.*.<worker>`), and the coordinator knows who sent what.
+ */
+export const resultSubject = (job: string, worker: string): string => `neurocorr.results.${job}.${worker}`;
+/** Every result of a job, whichever worker sent it. */
+export const jobResults = (job: string): string => `neurocorr.results.${job}.>`;
+/** The worker a result came from, as its subject says (null: not a result subject of this job). */
+export function senderOf(subject: string, job: string): string | null {
+  const prefix = `neurocorr.results.${job}.`;
+  const worker = subject.startsWith(prefix) ? subject.slice(prefix.length) : '';
+  return WORKER_ID.test(worker) ? worker : null;
+}
+
+const WORKER_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** A worker's identity, a subject token: letters, digits, _ and - (a hostname's dots become -). */
+export function workerId(name: string): string {
+  const id = name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 128);
+  return id === '' ? 'worker' : id;
+}
+/** Checks a worker identity given by its operator. */
+export function checkWorkerId(id: string): string {
+  if (!WORKER_ID.test(id))
+    throw new UsageError((o) => `${o('id')} ${JSON.stringify(id)} is not a valid worker identity: use 1-128 letters, digits, '_' or '-'`);
+  return id;
+}
 export const coordinatorConsumer = (job: string): string => `coordinator-${job}`;
 /** A core NATS notice that a job's tiles were just published: idle workers look at the queue at once. */
 export const tilesNotice = (job: string): string => `neurocorr.jobs.${job}`;
@@ -101,13 +127,6 @@ export interface JobSpec {
 
 export function encodeJobSpec(spec: JobSpec): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(spec));
-}
-
-export function decodeJobSpec(bytes: Uint8Array): JobSpec {
-  const spec = JSON.parse(new TextDecoder().decode(bytes)) as JobSpec;
-  if (spec.version !== 4)
-    throw new InternalError(`job spec version ${String(spec.version)} is not supported by this worker; run the same neurocorr version everywhere`);
-  return spec;
 }
 
 const VERSION = 3;

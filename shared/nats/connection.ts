@@ -18,7 +18,7 @@ import {
   tileConsumer,
   tileSubject,
   parseServiceUrl,
-  resultSubject,
+  jobResults,
   type NatsCredentials,
   type TileQueueConfig,
 } from '../cluster/index.js';
@@ -203,21 +203,25 @@ export async function ensureTileConsumer(jsm: JetStreamManager, job: string, con
 export async function ensureResultConsumer(jsm: JetStreamManager, job: string, ackWaitMs: number): Promise<boolean> {
   const name = coordinatorConsumer(job);
   try {
-    await jsm.consumers.info(RESULT_STREAM, name);
-    await jsm.consumers.update(RESULT_STREAM, name, { ack_wait: nanos(ackWaitMs) });
-    return false;
+    const info = await jsm.consumers.info(RESULT_STREAM, name);
+    if (info.config.filter_subject === jobResults(job)) {
+      await jsm.consumers.update(RESULT_STREAM, name, { ack_wait: nanos(ackWaitMs) });
+      return false;
+    }
+    // An older version's consumer, on the job's one results subject: results now come on one subject per worker.
+    await jsm.consumers.delete(RESULT_STREAM, name);
   } catch (err) {
     if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
-    await jsm.consumers.add(RESULT_STREAM, {
-      durable_name: name,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      filter_subject: resultSubject(job),
-      ack_wait: nanos(ackWaitMs),
-      max_ack_pending: -1,
-    });
-    return true;
   }
+  await jsm.consumers.add(RESULT_STREAM, {
+    durable_name: name,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: jobResults(job),
+    ack_wait: nanos(ackWaitMs),
+    max_ack_pending: -1,
+  });
+  return true;
 }
 
 /** A JetStream API error with this code (JetStreamApiCodes). */

@@ -5,7 +5,7 @@
  * worker's private cache folder, through real folders (never a symlink),
  * every file verified by sha256 before it is used.
  */
-import { lstatSync, mkdirSync, realpathSync, statSync, chmodSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, realpathSync, statSync, chmodSync } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { FILE_BUCKET, type InputRef } from '../../shared/cluster/index.js';
@@ -102,11 +102,30 @@ export async function resolveInput(nc: NatsConnection, ref: InputRef, roots: rea
   } catch {
     real = '';
   }
-  const root = roots.find((r) => real !== '' && inside(safeRealpath(r), real));
-  if (root === undefined)
+  const realRoots = roots.map(safeRealpath);
+  const within = (path: string) => realRoots.some((r) => inside(r, path));
+  if (real === '' || !within(real))
     throw new UntrustedInputError(`the job names a path outside this worker's data roots (${roots.join(', ')}), or one that does not exist`);
-  if (!statSync(real).isDirectory() && !statSync(real).isFile()) throw new UntrustedInputError('the job names a path that is neither a folder nor a file');
+  const st = statSync(real);
+  if (!st.isDirectory() && !st.isFile()) throw new UntrustedInputError('the job names a path that is neither a folder nor a file');
+  if (st.isDirectory()) confineLinks(real, within);
   return real;
+}
+
+/** Every symlink inside a set's folder must resolve inside the data roots too: a link is no way out of them. */
+function confineLinks(dir: string, within: (path: string) => boolean): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isSymbolicLink()) continue;
+    const link = join(entry.parentPath, entry.name);
+    let target = '';
+    try {
+      target = realpathSync(link);
+    } catch {
+      // A dangling link is refused below, as one that leads nowhere allowed.
+    }
+    if (target === '' || !within(target))
+      throw new UntrustedInputError(`the set ${dir} holds a link, ${relative(dir, link)}, that leads outside this worker's data roots (or nowhere)`);
+  }
 }
 
 function safeRealpath(path: string): string {

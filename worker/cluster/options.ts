@@ -1,7 +1,7 @@
 /** The worker's options object, checked at the edge, with its defaults. */
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { natsCredentials, parseServiceUrl, type NatsCredentials } from '../../shared/cluster/index.js';
+import { checkWorkerId, natsCredentials, parseServiceUrl, workerId, type NatsCredentials } from '../../shared/cluster/index.js';
 import { boolean, integer, isObject, knownKeys, number, oneOf, optional, string } from '../../shared/validate.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
@@ -10,6 +10,13 @@ import { defaultThreads } from '../pool.js';
 export interface WorkerOptions {
   /** NATS server URL (nats:// or tls://). */
   readonly nats: string;
+  /**
+   * This worker's identity, the last token of the subject it publishes
+   * results on (`neurocorr.results.<job>.<id>`): letters, digits, _ and -.
+   * Give each worker a NATS user allowed only its own token, and a stolen
+   * credential can speak for one worker alone (default: host name and pid).
+   */
+  readonly id?: string;
   /** NATS login: user and password, token, NKey seed, .creds file, TLS files (keep secrets out of the URL: it shows in `ps`). */
   readonly natsCredentials?: NatsCredentials;
   /**
@@ -58,6 +65,7 @@ export interface WorkerOptions {
 
 const WORKER_KEYS = [
   'nats',
+  'id',
   'natsCredentials',
   'dataRoots',
   'threads',
@@ -76,6 +84,7 @@ const WORKER_KEYS = [
 
 export interface WorkerSettings {
   readonly nats: string;
+  readonly id: string;
   readonly natsCredentials: NatsCredentials;
   readonly dataRoots: readonly string[];
   readonly threads: number;
@@ -112,6 +121,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   if (!Array.isArray(roots)) throw new TypeError(`options.dataRoots must be an array of folder paths, got ${typeof roots}`);
   return {
     nats: checkedUrl(string('nats', o['nats'])),
+    id: optional(o['id'], (v) => checkWorkerId(string('id', v)), workerId(`${hostname()}-${process.pid}`)),
     natsCredentials: natsCredentials('natsCredentials', o['natsCredentials']),
     dataRoots: roots.map((r, k) => resolve(string(`dataRoots[${k}]`, r))),
     threads,

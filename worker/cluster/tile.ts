@@ -114,7 +114,7 @@ export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): 
     for (let k = 0; k < copies; k++) {
       for (const payload of payloads) {
         watch.progress();
-        await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job), payload), ackWaitMs * 4);
+        await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job, ctx.id), payload), ackWaitMs * 4);
       }
     }
     msg.ack();
@@ -125,10 +125,10 @@ export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): 
     ctx.m.failed.inc();
     // neurocorr's own errors say what is wrong in words; anything else is a bug, logged with its stack.
     ctx.log.error({ job, tile: tile.id, deliveries, err: err instanceof NeurocorrError ? err.describe(ctx.optionName) : err }, 'tile failed');
-    await ctx.js.publish(resultSubject(job), encodeFailure(job, tile.id, reportable(err, ctx), provenance())).catch(() => undefined);
-    // The last allowed delivery ends it here; the coordinator fails the job on this failure report.
-    if (deliveries >= maxDeliver) msg.term();
-    else msg.nak(Math.min(5000, 250 * 2 ** deliveries));
+    await ctx.js.publish(resultSubject(job, ctx.id), encodeFailure(job, tile.id, reportable(err, ctx), provenance())).catch(() => undefined);
+    // Handed back, even on its last allowed delivery: JetStream then stops delivering it and says so in an
+    // advisory, which is what fails the job (the coordinator never takes a worker's word for the count).
+    msg.nak(deliveries >= maxDeliver ? 0 : Math.min(5000, 250 * 2 ** deliveries));
   } finally {
     held?.release();
     clearInterval(heartbeat);

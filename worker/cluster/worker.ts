@@ -9,7 +9,6 @@
  * not ready and not live. A NATS that stays unreachable past the service
  * timeout ends the worker with a ServiceError.
  */
-import { hostname } from 'node:os';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -45,7 +44,7 @@ export interface WorkerHost {
 /** Starts a worker: it pulls tiles from NATS until `drain()` (SIGTERM in the CLI), computing them on a local pool. */
 export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): Promise<RunningWorker> {
   const options = workerSettings(input);
-  const id = `${hostname()}-${process.pid}`;
+  const id = options.id;
   const log = createLogger('neurocorr-worker', options.logLevel).child({ worker: id });
   const cacheDir = privateCacheDir(options.cacheDir);
   const service: NatsService = { url: options.nats, credentials: options.natsCredentials, timeoutMs: options.serviceTimeoutMs, option: 'nats' };
