@@ -6,7 +6,20 @@
  * SIGKILLed or silent writer).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -616,6 +629,19 @@ describe('imports that are impossible, relabelled or huge (issue 23)', () => {
     const store = await openWriter(join(dir, 'zoo.sqlite'));
     const file = exportOf(dir, 'long.jsonl', [{ f: hex('a'), g: hex('b'), report }], (line) => line.replace('{"f"', `${' '.repeat(MAX_LINE_BYTES)}{"f"`));
     refusedImport(store, file, /long\.jsonl:2: the line is longer than 16777216 bytes/);
+    store.close();
+  });
+
+  it('export refuses a symbolic link (to a file outside) and a path under a regular file, writing nothing', async () => {
+    const dir = tempDir();
+    const store = await openWriter(join(dir, 'zoo.sqlite'));
+    store.put(KEY, report);
+    writeFileSync(join(dir, 'target.jsonl'), 'mine');
+    symlinkSync(join(dir, 'target.jsonl'), join(dir, 'link.jsonl'));
+    expect(() => store.export(join(dir, 'link.jsonl'))).toThrow(/export .*link\.jsonl is a symbolic link; an output never replaces a link/);
+    expect(() => store.export(join(dir, 'target.jsonl', 'x.jsonl'))).toThrow(/target\.jsonl is a regular file, not a folder/);
+    expect(lstatSync(join(dir, 'link.jsonl')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dir, 'target.jsonl'), 'utf8')).toBe('mine');
     store.close();
   });
 
