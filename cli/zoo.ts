@@ -75,13 +75,8 @@ export function addZooStoreCommand(program: Command, io: Io): void {
     .argument('<file>', 'an export file')
     .option('--store-wait <seconds>', 'wait this long for another run that holds the store (default 0: refuse)', integerOption('--store-wait', 0, 86_400), 0)
     .action(async (path: string, file: string, flags: { storeWait: number }) => {
-      const { ZooStore } = await import('../coordinator/zoo/store.js');
-      const opened = await ZooStore.open(path, { writer: true, wait: flags.storeWait * 1000 });
-      try {
-        const { added, kept } = opened.import(file);
-        io.stdout(`${path}: ${added} pairs added, ${kept} already there\n`);
-      } finally {
-        opened.close();
-      }
+      const { importExport } = await import('../coordinator/zoo/store.js');
+      const { added, kept } = await importExport(path, file, flags.storeWait * 1000);
+      io.stdout(`${path}: ${added} pairs added, ${kept} already there\n`);
     });
 }

@@ -10,10 +10,9 @@ import type { Model } from '../shared/core/index.js';
 import type { JobPairInput } from '../shared/job/index.js';
 import { defaultBlockSize, splitBlocks } from '../shared/tiles/index.js';
 import type { KernelChoice } from '../worker/kernel-options.js';
-import { defaultThreads } from '../worker/pool.js';
+import { defaultThreads, maxThreads } from '../worker/pool.js';
 
-/** More threads than 4 per core only add memory and contention. */
-export const THREADS_PER_CORE = 4;
+export { THREADS_PER_CORE } from '../worker/pool.js';
 
 export interface JobShape {
   readonly models: readonly Pick<Model, 'm' | 'n' | 'layers'>[];
@@ -33,7 +32,7 @@ const KERNELS: Readonly<Record<KernelChoice, readonly string[]>> = {
 
 /** The threads a job runs on, `requested` capped as above. */
 export function jobThreads(requested: number | undefined, kernel: KernelChoice, job: JobShape): number {
-  let threads = Math.min(requested ?? defaultThreads(), THREADS_PER_CORE * defaultThreads());
+  let threads = Math.min(requested ?? defaultThreads(), maxThreads());
   for (;;) {
     const tiles = Math.min(...KERNELS[kernel].map((name) => mainTiles(job, name, threads)));
     if (tiles >= threads || threads === 1) return threads;

@@ -1,6 +1,7 @@
 /**
  * Temp files and directories of outputs: named `OUT.tmp-PID` (and `OUT.old-PID`
- * for a replaced copy), tracked while they live so the CLI removes them on
+ * for a replaced copy, `OUT.probe-PID` for the empty file that tests a folder
+ * is writable), tracked while they live so the CLI removes them on
  * SIGINT/SIGTERM, and removed by a later run once PID is dead.
  */
 import { readdirSync, rmSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 const live = new Set<string>();
 
 /** `path`'s temp name in this process, tracked until `untrack`. */
-export function tempPath(path: string, kind: 'tmp' | 'old' = 'tmp'): string {
+export function tempPath(path: string, kind: 'tmp' | 'old' | 'probe' = 'tmp'): string {
   const temp = `${path}.${kind}-${process.pid}`;
   live.add(temp);
   return temp;
@@ -33,7 +34,7 @@ export function removeTemps(): void {
   live.clear();
 }
 
-const TEMP_NAME = /^(.+)\.(?:tmp|old)-([1-9][0-9]{0,9})$/;
+const TEMP_NAME = /^(.+)\.(?:tmp|old|probe)-([1-9][0-9]{0,9})$/;
 const MAX_PID = 2 ** 31 - 1;
 
 function alive(pid: number): boolean {
@@ -46,7 +47,7 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes `OUT.tmp-PID` and `OUT.old-PID` next to `path` whose PID is not a live process. */
+/** Removes `OUT.tmp-PID`, `OUT.old-PID` and `OUT.probe-PID` next to `path` whose PID is not a live process. */
 export function removeStaleTemps(path: string): void {
   const abs = resolve(path);
   const dir = dirname(abs);

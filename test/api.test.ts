@@ -1,7 +1,7 @@
 /** The library API through its public import (`neurocorr`, package.json exports): options validated at the edge, a score, the report type, typed errors. */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { NeurocorrError } from 'neurocorr';
@@ -73,6 +73,24 @@ describe('public API', () => {
     await expect(startWorker(loose({ nats: 'nats://127.0.0.1:1', inflight: 0 }))).rejects.toThrow(
       new RangeError('options.inflight must be from 1 to 4096, got 0'),
     );
+  });
+
+  it('a worker runs at most 4 threads per core and refuses more than 8 tiles in flight per thread (exit 2), before it connects', async () => {
+    const { workerSettings } = await import('../dist/worker/cluster/options.js');
+    const nats = 'nats://127.0.0.1:1';
+    const cap = 4 * availableParallelism();
+    expect(workerSettings({ nats, threads: 1024 })).toMatchObject({ threads: cap, inflight: 2 * cap });
+    const err = await startWorker({ nats, threads: 1024, inflight: 4096, serviceTimeout: 0.5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as NeurocorrError).exitCode).toBe(2);
+    const message = `inflight 4096 holds more than 8 tiles per kernel thread for ${cap} thread(s) (1024 asked for, capped at 4 per core)`;
+    expect((err as NeurocorrError).message).toContain(message);
+    const cli = spawnSync(process.execPath, [join(ROOT, 'bin', 'neurocorr.js'), 'worker', '--nats', nats, '--threads', '1024', '--inflight', '4096'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(cli.status, cli.stderr).toBe(2);
+    expect(cli.stderr).toContain(`--${message}: the rest would only wait, holding their leases; give --inflight ${8 * cap} or fewer`);
   });
 
   it('messages name options as the library spells them (the CLI renames them to flags)', async () => {

@@ -218,6 +218,17 @@ describe('shard values', () => {
       /neuron 1 has squared norm 1\.020/,
     ],
     [
+      'a row of norm 1 that is not centred (|z|, scaled back to norm 1)',
+      () =>
+        editedValues(0, (z, m) => {
+          const row = z.subarray(m, 2 * m);
+          const norm = Math.hypot(...row);
+          row.forEach((v, t) => (row[t] = Math.abs(v) / norm));
+        }),
+      'layer0000-00000.arrow',
+      /neuron 1 has mean 0\.\d+ .*a standardized neuron has mean 0/,
+    ],
+    [
       'a constant count the rows contradict',
       () =>
         editedValues(

@@ -1,6 +1,20 @@
 /** Outputs are safe and never half-written, through the real CLI: --force, outputs against inputs, outputs that are not files, signals and stale temps, the threads cap. */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -293,5 +307,80 @@ describe('threads (5)', () => {
     expect(plan.status, plan.stderr).toBe(0);
     expect((JSON.parse(plan.stdout) as { threads: number }).threads).toBeLessThanOrEqual(4 * availableParallelism());
     refused(cli(['score', f, f, '--threads', '1025']), /--threads/);
+  });
+});
+
+describe('outputs never go through links, onto devices or into folders that refuse files (6)', () => {
+  /** A folder where no file can be created, whoever runs the tests (root ignores permission bits; sysfs refuses new files even to root), or null. */
+  function unwritable(): string | null {
+    if (process.getuid?.() !== 0) {
+      const dir = scratch();
+      chmodSync(dir, 0o500);
+      return dir;
+    }
+    try {
+      writeFileSync('/sys/nc-probe', '');
+      rmSync('/sys/nc-probe');
+      return null;
+    } catch {
+      return existsSync('/sys') ? '/sys' : null;
+    }
+  }
+
+  it('score --out and --matches that are links (to a file outside, to a device) are refused before compute; the links and targets stay', () => {
+    const { dir, f, g } = models();
+    const target = join(dir, 'target.json');
+    writeFileSync(target, 'mine');
+    const link = join(dir, 'link.json');
+    symlinkSync(target, link);
+    refused(cli(['score', f, g, '--out', link]), /--out .*link\.json is a symbolic link; an output never replaces a link/);
+    refused(cli(['score', f, g, '--out', join(dir, 'r.json'), '--matches', link]), /--matches .*link\.json is a symbolic link/);
+    const device = join(dir, 'null.json');
+    symlinkSync('/dev/null', device);
+    refused(cli(['score', f, g, '--out', device]), /--out .*null\.json is a device, not a regular file/);
+    for (const [path, to] of [
+      [link, target],
+      [device, '/dev/null'],
+    ] as const) {
+      expect(lstatSync(path).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(path)).toBe(to);
+    }
+    expect(readFileSync(target, 'utf8')).toBe('mine');
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(existsSync(join(dir, 'r.json'))).toBe(false);
+  });
+
+  it('prepare --force and zoo --out refuse a link to a set they wrote, and leave the link as it was', () => {
+    const { dir, f, g } = models();
+    const shards = join(dir, 'shards');
+    expect(cli(['prepare', f, shards]).status).toBe(0);
+    const link = join(dir, 'link');
+    symlinkSync(shards, link);
+    refused(cli(['prepare', f, link, '--force']), /link is not a shard set written by neurocorr prepare \(a symbolic link\)/);
+    expect(readlinkSync(link)).toBe(shards);
+    const zooLink = join(dir, 'zoo-link');
+    mkdirSync(join(dir, 'zoo'));
+    symlinkSync(join(dir, 'zoo'), zooLink);
+    refused(cli(['zoo', f, g, '--out', zooLink]), /zoo-link is not a folder written by neurocorr zoo \(a symbolic link\)/);
+    expect(readlinkSync(zooLink)).toBe(join(dir, 'zoo'));
+    expect(readdirSync(join(dir, 'zoo'))).toEqual([]);
+  });
+
+  it('an output in a folder that refuses new files, or under a regular file, is refused before compute (exit 2, no stack)', () => {
+    const { dir, f, g } = models();
+    const file = join(dir, 'file');
+    writeFileSync(file, 'a file');
+    refused(cli(['score', f, g, '--out', join(file, 'r.json')]), /--out .*file\/r\.json: .*file is a regular file, not a folder/);
+    refused(cli(['prepare', f, join(file, 'shards')]), /file is a regular file, not a folder/);
+    const locked = unwritable();
+    if (locked === null) return;
+    refused(
+      cli(['score', f, g, '--out', join(locked, 'nc-report.json')]),
+      /--out .*nc-report\.json: no file can be created in .* \(E[A-Z]+\); choose a folder you can write to/,
+    );
+    refused(cli(['score', f, g, '--matches', join(locked, 'nc-matches.csv')]), /--matches .*no file can be created/);
+    refused(cli(['prepare', f, join(locked, 'nc-shards')]), /nc-shards: no file can be created in/);
+    refused(cli(['synth', join(locked, 'nc-synth'), '--arch', 'mlp:4', '--probes', '8']), /nc-synth: no file can be created in/);
+    expect(readdirSync(locked).filter((n) => n.startsWith('nc-'))).toEqual([]);
   });
 });

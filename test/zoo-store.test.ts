@@ -5,8 +5,21 @@
  * lease between real processes (refused, waited for, taken over from a
  * SIGKILLed or silent writer).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -499,3 +512,179 @@ function safetensors(values: number[]): Buffer {
   length.writeBigUInt64LE(BigInt(header.length));
   return Buffer.concat([length, header, data]);
 }
+
+describe('imports that are impossible, relabelled or huge (issue 23)', () => {
+  const BIN = join(ROOT, 'bin', 'neurocorr.js');
+  const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const mlp = join(ROOT, 'examples', 'mlp');
+  const cnn = join(ROOT, 'examples', 'cnn');
+
+  /** An export of `records` (report text as given), each line passed through `edit`. */
+  function exportOf(dir: string, name: string, records: readonly { f: string; g: string; report: unknown }[], edit = (line: string) => line): string {
+    const header = JSON.stringify({ format: 'neurocorr-zoo-export', version: 1, records: records.length, exported: new Date(0).toISOString() });
+    const lines = records.map((r) => edit(JSON.stringify({ f: r.f, g: r.g, options: {}, scoreVersion: SCORE_VERSION, created: 1, report: r.report })));
+    const file = join(dir, name);
+    writeFileSync(file, `${[header, ...lines].join('\n')}\n`);
+    return file;
+  }
+
+  /** `store.import(file)` fails with exit 2 matching `message`, and the store keeps its `size` pairs. */
+  function refusedImport(store: ZooStore, file: string, message: RegExp): void {
+    const size = store.size;
+    let error: unknown = null;
+    try {
+      store.import(file);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).exitCode).toBe(2);
+    expect((error as Error).message).toMatch(message);
+    expect(store.size).toBe(size);
+  }
+
+  it('refuses impossible numbers (a score of 7.5 or 1e999, a constant count past its side, layers that do not add up, -3 permutations) naming file:line', async () => {
+    const dir = tempDir();
+    const store = await openWriter(join(dir, 'zoo.sqlite'));
+    const edited = (edit: (r: Report) => unknown) => [{ f: hex('a'), g: hex('b'), report: edit(structuredClone(report)) }];
+    const at = (field: string) => new RegExp(`bad\\.jsonl:2: "report" is not a pair's report: "${field.replace(/\./g, '\\.')}" must be`);
+    refusedImport(
+      store,
+      exportOf(
+        dir,
+        'bad.jsonl',
+        edited((r) => ({ ...r, scores: { ...r.scores, paper: { ...r.scores.paper, forward: 7.5 } } })),
+      ),
+      at('scores.paper.forward'),
+    );
+    const infinite = exportOf(
+      dir,
+      'bad.jsonl',
+      edited((r) => ({ ...r, chance: { ...r.chance, symmetric: 123.25 } })),
+      (line) => line.replace('123.25', '1e999'),
+    );
+    refusedImport(store, infinite, at('chance.symmetric'));
+    refusedImport(
+      store,
+      exportOf(
+        dir,
+        'bad.jsonl',
+        edited((r) => ({ ...r, constant: [r.neurons[0] + 1, 0] })),
+      ),
+      /"constant" must be/,
+    );
+    refusedImport(
+      store,
+      exportOf(
+        dir,
+        'bad.jsonl',
+        edited((r) => ({ ...r, neurons: [r.neurons[0] + 1, r.neurons[1]] })),
+      ),
+      /the layers of F must add up/,
+    );
+    refusedImport(
+      store,
+      exportOf(
+        dir,
+        'bad.jsonl',
+        edited((r) => ({ ...r, null: r.null && { ...r.null, permutations: -3 } })),
+      ),
+      /"null" must be null or/,
+    );
+    store.close();
+  });
+
+  it('refuses a relabelled record: a diagonal key over two models, or a content key that names another model than elsewhere in the file or the store', async () => {
+    const dir = tempDir();
+    const store = await openWriter(join(dir, 'zoo.sqlite'));
+    refusedImport(
+      store,
+      exportOf(dir, 'diagonal.jsonl', [{ f: hex('a'), g: hex('a'), report }]),
+      /"f" and "g" are the same content key, but its F and G sides describe different models/,
+    );
+    // a is mlp (F) on line 2, then stands for cnn (G) on line 3.
+    const swapped = exportOf(dir, 'swapped.jsonl', [
+      { f: hex('a'), g: hex('b'), report },
+      { f: hex('c'), g: hex('a'), report },
+    ]);
+    refusedImport(
+      store,
+      swapped,
+      /swapped\.jsonl:3: "report" does not fit its key: its G side describes another model .* than line 2 does for the same content key aaaaaaaaaaaa/,
+    );
+    store.put(pairKey(hex('a'), hex('b'), {}), report);
+    refusedImport(
+      store,
+      exportOf(dir, 'stored.jsonl', [{ f: hex('b'), g: hex('c'), report }]),
+      /its F side describes another model .* than a pair the store holds does/,
+    );
+    expect(store.import(exportOf(dir, 'fits.jsonl', [{ f: hex('a'), g: hex('d'), report }]))).toEqual({ added: 1, kept: 0 });
+    store.close();
+  });
+
+  it('refuses a line longer than the bound (16 MiB) naming file:line', async () => {
+    const { MAX_LINE_BYTES } = (await import('../dist/coordinator/zoo/store-file.js')) as { MAX_LINE_BYTES: number };
+    expect(MAX_LINE_BYTES).toBe(16 * 1024 * 1024);
+    const dir = tempDir();
+    const store = await openWriter(join(dir, 'zoo.sqlite'));
+    const file = exportOf(dir, 'long.jsonl', [{ f: hex('a'), g: hex('b'), report }], (line) => line.replace('{"f"', `${' '.repeat(MAX_LINE_BYTES)}{"f"`));
+    refusedImport(store, file, /long\.jsonl:2: the line is longer than 16777216 bytes/);
+    store.close();
+  });
+
+  it('export refuses a symbolic link (to a file outside) and a path under a regular file, writing nothing', async () => {
+    const dir = tempDir();
+    const store = await openWriter(join(dir, 'zoo.sqlite'));
+    store.put(KEY, report);
+    writeFileSync(join(dir, 'target.jsonl'), 'mine');
+    symlinkSync(join(dir, 'target.jsonl'), join(dir, 'link.jsonl'));
+    expect(() => store.export(join(dir, 'link.jsonl'))).toThrow(/export .*link\.jsonl is a symbolic link; an output never replaces a link/);
+    expect(() => store.export(join(dir, 'target.jsonl', 'x.jsonl'))).toThrow(/target\.jsonl is a regular file, not a folder/);
+    expect(lstatSync(join(dir, 'link.jsonl')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dir, 'target.jsonl'), 'utf8')).toBe('mine');
+    store.close();
+  });
+
+  it('a failed CLI import into a new store leaves no store file behind', () => {
+    const dir = tempDir();
+    const bad = exportOf(dir, 'bad.jsonl', [{ f: hex('a'), g: hex('a'), report }]);
+    const r = cli(['zoo-store', 'import', join(dir, 'new.sqlite'), bad]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/bad\.jsonl:2: "report" does not fit its key/);
+    expect(readdirSync(dir)).toEqual(['bad.jsonl']);
+  });
+
+  it('a zoo never shows a stored report that does not describe its models: it computes it again', () => {
+    const dir = tempDir();
+    const out = join(dir, 'zoo');
+    const zoo = () => cli(['zoo', `mlp=${mlp}`, `cnn=${cnn}`, '--out', out, '--null', '0', '--no-progress']);
+    expect(zoo().status).toBe(0);
+    // Swap the two off-diagonal reports: each now sits under the other pair's key.
+    const db = new Database(join(out, 'zoo.sqlite'));
+    const rows = db.prepare<[], { id: number; f: string; g: string; report: string }>('SELECT id, f, g, report FROM pairs WHERE f != g').all();
+    expect(rows).toHaveLength(2);
+    const update = db.prepare('UPDATE pairs SET report = ? WHERE id = ?');
+    update.run(rows[1]!.report, rows[0]!.id);
+    update.run(rows[0]!.report, rows[1]!.id);
+    db.close();
+    const r = zoo();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/the stored report of (mlp x cnn|cnn x mlp) does not describe these models .*: computing it again/);
+    expect(r.stdout).toMatch(/computed 2 pairs, reused 2/);
+  });
+
+  it('a zoo refused on its inputs leaves no folder it created', async () => {
+    const { encodeNpy, parseNpy } = await import('../dist/shared/formats/index.js');
+    const dir = tempDir();
+    const nan = join(dir, 'nan');
+    cpSync(mlp, nan, { recursive: true });
+    const layer = parseNpy(readFileSync(join(nan, '0_fc1.npy')), '0_fc1.npy');
+    const values = Float32Array.from(layer.data);
+    values[7] = NaN;
+    writeFileSync(join(nan, '0_fc1.npy'), encodeNpy(values, layer.shape));
+    const r = cli(['zoo', nan, mlp, '--out', join(dir, 'zoo'), '--null', '0', '--no-progress']);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/0_fc1\.npy: .*NaN/);
+    expect(existsSync(join(dir, 'zoo'))).toBe(false);
+  });
+});

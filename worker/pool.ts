@@ -23,6 +23,12 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
+/** More kernel threads than 4 per core only add memory and contention (an embedded run, coordinator/threads.ts, and a worker cap them so). */
+export const THREADS_PER_CORE = 4;
+
+/** The most kernel threads this machine runs: THREADS_PER_CORE per core. */
+export const maxThreads = (): number => THREADS_PER_CORE * defaultThreads();
+
 /** A warm (or warming) pool of kernel threads. */
 export interface EmbeddedPool {
   readonly threads: number;

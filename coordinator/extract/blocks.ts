@@ -41,9 +41,10 @@ export function blockOutputs(nodes: readonly GraphNode[], outputs: readonly stri
   for (const node of nodes) for (const input of node.inputs) consumers.get(input)?.push(node);
   const follow = (node: GraphNode): string => {
     let at = node;
-    for (;;) {
+    // A chain of activations that loops back (a cyclic graph) ends where it closes.
+    for (const seen = new Set([at.name]); ; seen.add(at.name)) {
       const next = consumers.get(at.name) ?? [];
-      if (next.length !== 1 || !kinds.after.has(next[0]!.kind)) return at.name;
+      if (next.length !== 1 || !kinds.after.has(next[0]!.kind) || seen.has(next[0]!.name)) return at.name;
       at = next[0]!;
     }
   };

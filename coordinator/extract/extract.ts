@@ -19,6 +19,7 @@ import { PREPROCESS, type Preprocess } from './pixels.js';
 import { openProbes, probeKind } from './probes.js';
 import type { ModelFormat, ModelInputInfo, ModelLayerInfo } from './runner.js';
 import { selectLayers } from './select.js';
+import { batchSize, checkModelShapes } from './shapes.js';
 
 export interface ExtractOptions {
   /** A tfjs model.json (or its folder), or an .onnx file. */
@@ -137,6 +138,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
       // Known shapes can make more block outputs (a pool to 1 x 1): choose the default again.
       selected = entries === null ? selectLayers(all, null, opened.path) : selected.map((l) => resolved(all, l, opened.path));
     }
+    checkModelShapes(opened.path, { ...runner.input, shape: planned.shape }, all);
+    const step = batchSize(batch, [planned.shape, ...selected.map((l) => l.shape)], log);
     const m = probes.names.length;
     rmSync(tmp, { recursive: true, force: true });
     const npyDir = shards ? join(tmp, modelName(opened.path)) : tmp;
@@ -154,8 +157,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
     );
     let garbage = 0;
     try {
-      for (let start = 0; start < m; start += batch) {
-        const count = Math.min(batch, m - start);
+      for (let start = 0; start < m; start += step) {
+        const count = Math.min(step, m - start);
         const inputs = await probes.read(start, count, planned.feed);
         const outs = await runner.run(inputs, count, names);
         files.append(outs, count, start, probes.names);

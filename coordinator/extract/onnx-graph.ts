@@ -7,6 +7,7 @@ import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
 import { InputError } from '../../shared/errors.js';
 import { readSmallFile } from '../../shared/formats/index.js';
+import { checkShape } from './shapes.js';
 
 const { onnx } = onnxProto;
 
@@ -24,6 +25,8 @@ interface Node {
 const MAX_MODEL_BYTES = 2 ** 31 - 1;
 const EXPORT_FIX = 'pass an .onnx model file as exported by torch.onnx.export, tf2onnx or onnx.save';
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+/** The largest fixed batch a model may declare (as `batch`'s limit): the runner pads each run to it. */
+const MAX_FIXED_BATCH = 65536;
 
 /** The one tensor the model is fed. */
 export interface OnnxInput {
@@ -139,7 +142,13 @@ function modelInput(inputs: readonly ValueInfo[], file: string): OnnxInput {
       'export the model with a shaped input, batch first',
     );
   }
-  return { name, dims: dims.map((d) => positive(d.dimValue ?? 0)) };
+  const [batch = null, ...probe] = dims.map((d) => positive(d.dimValue ?? 0));
+  if (batch !== null && !(batch <= MAX_FIXED_BATCH)) {
+    const problem = `input "${name}" has a fixed batch of ${batch} probes; extract runs at most ${MAX_FIXED_BATCH} at once`;
+    throw new InputError('E_INPUT_SHAPE', file, problem, 'export the model with an open (dynamic) batch axis');
+  }
+  checkShape(file, `input "${name}"`, probe);
+  return { name, dims: [batch, ...probe] };
 }
 
 function dataTypeName(code: number): string {

@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../../shared/errors.js';
 import type { ModelRunner, OpenRunner } from './runner.js';
+import { checkModelShapes } from './shapes.js';
 
 export interface OpenedModel {
   readonly runner: ModelRunner;
@@ -52,12 +53,23 @@ export async function openModel(path: string, log?: (line: string) => void): Pro
     if (err instanceof InputError) throw err;
     throw new InputError('E_INPUT_MISSING', path, 'no such file or directory', MODEL_FIX, { cause: err });
   }
-  if (file.toLowerCase().endsWith('.onnx')) return { runner: await openOnnx(file), path: file, files: [file] };
+  if (file.toLowerCase().endsWith('.onnx')) return { runner: await checked(file, await openOnnx(file)), path: file, files: [file] };
   const { readModelJson } = await import('./tfjs.js');
   const model = readModelJson(file);
   const runner =
     model.format === 'layers-model'
       ? await (await import('./tfjs-layers.js')).openLayersRunner(model, log)
       : await (await import('./tfjs-graph.js')).openGraphRunner(model, log);
-  return { runner, path: file, files: [file, ...model.weights] };
+  return { runner: await checked(file, runner), path: file, files: [file, ...model.weights] };
+}
+
+/** `runner`, once the shapes its model declares are within bounds (shapes.ts); else it is disposed and refused. */
+async function checked(file: string, runner: ModelRunner): Promise<ModelRunner> {
+  try {
+    checkModelShapes(file, runner.input, runner.layers);
+    return runner;
+  } catch (err) {
+    await runner.dispose();
+    throw err;
+  }
 }

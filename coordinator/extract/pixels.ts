@@ -3,6 +3,7 @@
  * sRGB or greyscale, 8 bits), resized to cover the input's H x W and
  * centre-cropped, preprocessed, and laid out as the model's input wants.
  */
+import { readFileSync } from 'node:fs';
 import type * as SharpModule from 'sharp';
 import type { Sharp } from 'sharp';
 import { InputError, UsageError } from '../../shared/errors.js';
@@ -89,10 +90,40 @@ async function finish(image: Sharp, g: Sized, file: string): Promise<Uint8Array>
   }
 }
 
+const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const JPEG = [0xff, 0xd8, 0xff];
+
+/** What else `bytes` look like, for the message. */
+function otherFormat(bytes: Uint8Array): string {
+  const text = new TextDecoder().decode(bytes.subarray(0, 256)).trimStart();
+  if (text.startsWith('GIF8')) return 'it holds a GIF image';
+  if (text.startsWith('RIFF') && text.slice(8, 12) === 'WEBP') return 'it holds a WebP image';
+  if (text.startsWith('<')) return 'it holds XML or SVG text';
+  return 'its first bytes are not those of a PNG or a JPEG file';
+}
+
+/**
+ * Refuses bytes that are not a PNG or JPEG file, whatever the file's name: the
+ * decoder reads many more formats (GIF, SVG, TIFF...), which extract does
+ * not promise to read the same way everywhere.
+ */
+export function checkImageBytes(file: string, bytes: Uint8Array): void {
+  const starts = (magic: readonly number[]) => magic.every((b, i) => bytes[i] === b);
+  if (starts(PNG) || starts(JPEG)) return;
+  throw new InputError(
+    'E_INPUT_FORMAT',
+    file,
+    `is not a readable JPEG or PNG image (${otherFormat(bytes)})`,
+    'remove it from the probe folder, or save it again as JPEG or PNG',
+  );
+}
+
 /** An image file's pixels, [H, W, C] uint8, sized and coloured for `g`. */
 export async function decodeImage(file: string, g: Sized): Promise<Uint8Array> {
   const sharp = (await loadSharp()).default;
-  return finish(sharp(file).flatten({ background: GREY }), g, file);
+  const bytes = readFileSync(file);
+  checkImageBytes(file, bytes);
+  return finish(sharp(bytes).flatten({ background: GREY }), g, file);
 }
 
 /** Raw pixels [h, w, c] (an IDX image) sized and coloured for `g`; a copy-free view when they already fit. */

@@ -10,10 +10,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { InputError } from '../../shared/errors.js';
 import { formatShape, npyHeaderLength, parseNpyHeader, probeReader, readHead, requireRegularFile, type ProbeReader } from '../../shared/formats/index.js';
-import { decodeImage, fitPixels, toInput, type Preprocess, type Sized } from './pixels.js';
+import { IDX_FIX, readIdx } from './idx.js';
+import { checkImageBytes, decodeImage, fitPixels, toInput, type Preprocess, type Sized } from './pixels.js';
 
 export type ProbeKind = 'images' | 'idx' | 'npy';
 
@@ -83,6 +83,7 @@ async function openImages(dir: string, limit: number | null): Promise<ProbeSet> 
     try {
       requireRegularFile(file, statSync(file));
       bytes = readFileSync(file);
+      checkImageBytes(file, bytes);
       const meta = await sharp(bytes).metadata();
       size = { width: meta.width, height: meta.height };
     } catch (err) {
@@ -159,34 +160,10 @@ function openNpy(file: string, limit: number | null): ProbeSet {
   };
 }
 
-const IDX_FIX = 'pass an IDX image file of unsigned bytes (MNIST format: [N, rows, cols] or [N, rows, cols, channels]), gzipped or not';
-
-function openIdx(file: string, limit: number | null): ProbeSet {
-  const raw = readFileSync(file);
-  let bytes: Uint8Array;
-  try {
-    bytes = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
-  } catch (err) {
-    throw new InputError('E_INPUT_FORMAT', file, 'is gzipped but does not decompress', IDX_FIX, { cause: err });
-  }
+async function openIdx(file: string, limit: number | null): Promise<ProbeSet> {
   const fail = (problem: string) => new InputError('E_INPUT_FORMAT', file, problem, `${PROBES_FIX}; ${IDX_FIX}`);
-  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw fail('is not a folder of images, a .npy or an IDX file');
-  const type = bytes[2]!;
-  const rank = bytes[3]!;
-  if (type !== 0x08) throw fail(`is an IDX file of type 0x${type.toString(16)}; only unsigned bytes (0x08) are images`);
-  if (rank !== 3 && rank !== 4) throw fail(`is an IDX file of rank ${rank} (labels?); images have rank 3 or 4`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 4 + 4 * rank) throw fail('ends inside its header');
-  const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i, false));
-  const [n, height, width] = dims as [number, number, number];
-  const channels = rank === 4 ? dims[3]! : 1;
-  if (channels !== 1 && channels !== 3) throw fail(`has ${channels} channels; images have 1 or 3`);
+  const { height, width, channels, count: m, pixels } = await readIdx(file, limit, fail);
   const per = height * width * channels;
-  const start = 4 + 4 * rank;
-  if (bytes.length !== start + n * per) throw fail(`holds ${bytes.length - start} bytes of data; its header [${dims.join(', ')}] says ${n * per}`);
-  const m = limit === null ? n : Math.min(limit, n);
-  if (m === 0) throw fail('holds no images');
-  const pixels = bytes.subarray(start, start + m * per);
   const stem = basename(file);
   const hash = startHash({ kind: 'idx', shape: [m, height, width, channels] }).update(pixels);
   const from = { height, width, channels };

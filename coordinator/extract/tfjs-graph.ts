@@ -10,6 +10,7 @@ import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { InputError } from '../../shared/errors.js';
 import { blockOutputs, poolsGlobally, type BlockKinds, type GraphNode } from './blocks.js';
 import type { ModelLayerInfo, ModelRunner } from './runner.js';
+import { checkShape } from './shapes.js';
 import { diskHandler, loadError, loadTf, withFallback, type Tf, type TfjsModelFile } from './tfjs.js';
 
 const KINDS: BlockKinds = {
@@ -105,6 +106,7 @@ export async function openGraphRunner(file: TfjsModelFile, log?: (line: string) 
   };
   // One probe of zeros through every node: the shapes, and which nodes give a float32 row per probe.
   const resolve = async (shape: readonly number[]): Promise<readonly ModelLayerInfo[]> => {
+    checkShape(file.path, `its input "${input.name}"`, shape);
     fixed = [...shape];
     const outs = await withFallback(
       tf,

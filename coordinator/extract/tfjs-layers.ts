@@ -8,6 +8,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { InputError } from '../../shared/errors.js';
 import { blockOutputs, poolsGlobally, type BlockKinds, type GraphNode } from './blocks.js';
 import type { ImageLayout, ModelLayerInfo, ModelRunner } from './runner.js';
+import { checkShape } from './shapes.js';
 import { diskHandler, loadError, loadTf, withFallback, type TfjsModelFile } from './tfjs.js';
 
 type Layer = LayersModel['layers'][number];
@@ -115,6 +116,7 @@ export async function openLayersRunner(file: TfjsModelFile, log?: (line: string)
       }
     },
     async resolve(shape) {
+      checkShape(file.path, `its input "${input.name}"`, shape);
       fixed = [...shape];
       const outs = await withFallback(tf, async () => predict(new Float32Array(shape.reduce((a, b) => a * b, 1)), 1, shape, [...names]), log);
       const shapes = outs.map((t) => t.shape.slice(1));

@@ -9,6 +9,7 @@ import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import type * as TfCore from '@tensorflow/tfjs-core';
 import { InputError } from '../../shared/errors.js';
 import { jsonSyntax, MAX_JSON_BYTES, readSmallFile } from '../../shared/formats/index.js';
+import { checkLayerGraph } from './tfjs-topology.js';
 
 export type Tf = typeof TfCore;
 
@@ -81,38 +82,78 @@ export function readModelJson(path: string): TfjsModelFile {
   if (format !== 'layers-model' && format !== 'graph-model') {
     throw fail(`unknown model format ${JSON.stringify(format)}; extract runs "layers-model" and "graph-model"`);
   }
-  const manifest = json['weightsManifest'] ?? [];
+  if (format === 'layers-model') checkLayerGraph(topology, path);
+  const weights = weightFiles(path, json['weightsManifest'] ?? [], fail);
+  return { path, format, json: json as unknown as TfCore.io.ModelJSON, weights };
+}
+
+/**
+ * The weight files a manifest lists, each once (a path listed twice, or a
+ * weight named twice, is refused), each a regular file, and together as
+ * large as the weights they hold: checked on their sizes, before any is read.
+ */
+function weightFiles(path: string, manifest: unknown, fail: (problem: string) => InputError): string[] {
   if (!Array.isArray(manifest) || !manifest.every((g) => isRecord(g) && Array.isArray(g['paths']) && Array.isArray(g['weights']))) {
     throw fail('"weightsManifest" must be an array of {"paths": [...], "weights": [...]}');
   }
   const dir = dirname(path);
-  const weights: string[] = [];
-  for (const group of manifest as { paths: unknown[] }[]) {
+  const files = new Map<string, number>();
+  const names = new Set<string>();
+  let expected: number | null = 0;
+  for (const group of manifest as { paths: unknown[]; weights: unknown[] }[]) {
     for (const p of group.paths) {
       if (typeof p !== 'string' || p === '') throw fail('a weightsManifest path is not a non-empty string');
-      const name = normalize(decodeURIComponent(p));
+      const name = normalize(decodedPath(p, fail));
       if (isAbsolute(name) || name === '..' || name.startsWith(`..${sep}`)) throw fail(`weight file ${JSON.stringify(p)} is outside the model's folder`);
       const file = join(dir, name);
-      let size: number;
-      try {
-        const st = statSync(file);
-        size = st.isFile() ? st.size : -1;
-      } catch {
-        size = -1;
-      }
-      if (size < 0) {
-        throw new InputError(
-          'E_INPUT_MISSING',
-          file,
-          `weight file of ${path} is missing or not a regular file`,
-          'copy every weight shard listed in model.json next to it',
-        );
-      }
-      weights.push(file);
+      if (files.has(file)) throw fail(`its weightsManifest lists the weight file ${JSON.stringify(p)} more than once`);
+      files.set(file, weightFileSize(path, file));
+    }
+    for (const spec of group.weights) {
+      const bytes = specBytes(spec);
+      if (bytes === undefined) throw fail('a weightsManifest weight is not {"name", "shape": [sizes], "dtype"}');
+      const { name } = spec as { name: string };
+      if (names.has(name)) throw fail(`its weightsManifest lists the weight ${JSON.stringify(name)} more than once`);
+      names.add(name);
+      // String weights have no fixed size.
+      expected = bytes === null || expected === null ? null : expected + bytes;
     }
   }
-  return { path, format, json: json as unknown as TfCore.io.ModelJSON, weights };
+  const actual = [...files.values()].reduce((sum, size) => sum + size, 0);
+  if (expected !== null && actual !== expected) throw sizeMismatch(path, actual, expected);
+  return [...files.keys()];
 }
+
+function decodedPath(p: string, fail: (problem: string) => InputError): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw fail(`weight file ${JSON.stringify(p)} is not a valid URI path`);
+  }
+}
+
+function weightFileSize(path: string, file: string): number {
+  try {
+    const st = statSync(file);
+    if (st.isFile()) return st.size;
+  } catch {
+    // said below
+  }
+  throw new InputError(
+    'E_INPUT_MISSING',
+    file,
+    `weight file of ${path} is missing or not a regular file`,
+    'copy every weight shard listed in model.json next to it',
+  );
+}
+
+const sizeMismatch = (path: string, actual: number, expected: number): InputError =>
+  new InputError(
+    'E_INPUT_TRUNCATED',
+    path,
+    `its weight files hold ${actual} bytes but its weightsManifest describes ${expected}`,
+    're-export the model: a weight shard is truncated or belongs to another model',
+  );
 
 /** An IOHandler that loads the model from disk: its JSON, then each weight file. */
 export function diskHandler(tf: Tf, model: TfjsModelFile): TfCore.io.IOHandler {
@@ -124,17 +165,10 @@ export function diskHandler(tf: Tf, model: TfjsModelFile): TfCore.io.IOHandler {
           const bytes = readFileSync(file);
           return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
         });
-        // String weights have no fixed size; every other kind must fill the files exactly.
+        // String weights have no fixed size; every other kind must fill the files exactly (files may have changed since they were checked).
         const expected = specs.some((spec) => spec.dtype === 'string') ? null : specs.reduce((sum, spec) => sum + weightBytes(spec), 0);
         const actual = buffers.reduce((sum, b) => sum + b.byteLength, 0);
-        if (expected !== null && actual !== expected) {
-          throw new InputError(
-            'E_INPUT_TRUNCATED',
-            model.path,
-            `its weight files hold ${actual} bytes but its weightsManifest describes ${expected}`,
-            're-export the model: a weight shard is truncated or belongs to another model',
-          );
-        }
+        if (expected !== null && actual !== expected) throw sizeMismatch(model.path, actual, expected);
         return [specs, buffers];
       }),
   };
@@ -146,6 +180,14 @@ function weightBytes(spec: TfCore.io.WeightsManifestEntry): number {
   const count = spec.shape.reduce((a, b) => a * b, 1);
   const dtype = spec.quantization?.dtype ?? spec.dtype;
   return count * (DTYPE_BYTES[dtype] ?? 4);
+}
+
+/** A manifest weight's bytes (null for a string weight), or undefined when it is not a weight entry. */
+function specBytes(spec: unknown): number | null | undefined {
+  if (!isRecord(spec) || typeof spec['name'] !== 'string' || typeof spec['dtype'] !== 'string') return undefined;
+  const shape = spec['shape'];
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
+  return spec['dtype'] === 'string' ? null : weightBytes(spec as unknown as TfCore.io.WeightsManifestEntry);
 }
 
 /** Turns a failure inside tfjs while loading `path` into an InputError naming it. */

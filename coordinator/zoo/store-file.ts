@@ -15,6 +15,7 @@ import { InputError } from '../../shared/errors.js';
 import { jsonSyntax, requireRegularFile } from '../../shared/formats/index.js';
 import { canonicalJson } from './canonical-json.js';
 import { pairKeyProblem, type PairKey } from './pair-key.js';
+import { reportProblem } from './report-check.js';
 
 export const EXPORT_FORMAT = 'neurocorr-zoo-export';
 export const EXPORT_VERSION = 1;
@@ -36,8 +37,18 @@ export function* exportLines(records: number, rows: Iterable<PairRow>): Generato
   }
 }
 
-/** Reads and checks every record of the export `file`, handing each to `accept` in order; returns how many there were. */
-export function readExport(file: string, accept: (row: PairRow) => void): number {
+/** The longest line an export may have: a pair's report is tens of KiB (a few MiB for models of thousands of layers). */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** Checks a record's report against its key (report-check.ts, KeyCheck); `where` is "line N". */
+export type RecordCheck = (key: PairKey, report: Report, where: string) => string | null;
+
+/**
+ * Reads and checks every record of the export `file`, handing each to
+ * `accept` in order; returns how many there were. `check` may refuse a
+ * record whose report does not fit its key.
+ */
+export function readExport(file: string, accept: (row: PairRow) => void, check?: RecordCheck): number {
   let header: number | null = null;
   let count = 0;
   let last = 0;
@@ -55,7 +66,10 @@ export function readExport(file: string, accept: (row: PairRow) => void): number
       header = checkHeader(value, fail);
       continue;
     }
-    accept(checkRecord(value, fail));
+    const { row, report } = checkRecord(value, fail);
+    const problem = check?.(row.key, report, `line ${line}`) ?? null;
+    if (problem !== null) throw fail(problem);
+    accept(row);
     count++;
   }
   if (header === null) throw new InputError('E_INPUT_FORMAT', file, 'the file is empty', FIX);
@@ -82,7 +96,7 @@ function checkHeader(value: unknown, fail: (problem: string) => InputError): num
 
 const RECORD_KEYS = ['f', 'g', 'options', 'scoreVersion', 'created', 'report'];
 
-function checkRecord(value: unknown, fail: (problem: string) => InputError): PairRow {
+function checkRecord(value: unknown, fail: (problem: string) => InputError): { row: PairRow; report: Report } {
   if (!isRecord(value)) throw fail('a record must be a JSON object');
   const unknown = Object.keys(value).find((k) => !RECORD_KEYS.includes(k));
   if (unknown !== undefined) throw fail(`unknown key "${unknown}" (a record has ${RECORD_KEYS.join(', ')})`);
@@ -95,39 +109,16 @@ function checkRecord(value: unknown, fail: (problem: string) => InputError): Pai
   if (typeof created !== 'number' || !Number.isSafeInteger(created) || created < 0) throw fail('"created" must be a time in ms since the epoch');
   const wrong = reportProblem(report);
   if (wrong !== null) throw fail(`"report" is not a pair's report: ${wrong}`);
-  return { key, report: JSON.stringify(report), created };
-}
-
-const MODES = ['paper', 'penalized'] as const;
-const DIRECTIONS = ['forward', 'backward', 'symmetric'] as const;
-
-/** What is wrong with `value` as a single pair's report (its shape, not every field), or null. */
-export function reportProblem(value: unknown): string | null {
-  if (!isRecord(value)) return 'it must be an object';
-  if (value['version'] !== 1) return '"version" must be 1';
-  const models = value['models'];
-  if (!isRecord(models) || typeof models['F'] !== 'string' || typeof models['G'] !== 'string') return '"models" must be {"F": path, "G": path}';
-  const scores = value['scores'];
-  if (!isRecord(scores)) return '"scores" must be an object';
-  for (const mode of MODES) {
-    const s = scores[mode];
-    if (!isRecord(s)) return `"scores.${mode}" must be an object`;
-    for (const d of DIRECTIONS) if (s[d] !== null && typeof s[d] !== 'number') return `"scores.${mode}.${d}" must be a number`;
-  }
-  if (!MODES.some((m) => m === value['match'])) return '"match" must be "paper" or "penalized"';
-  const neurons = value['neurons'];
-  if (!Array.isArray(neurons) || neurons.length !== 2 || !neurons.every((n) => Number.isSafeInteger(n))) return '"neurons" must be [n_F, n_G]';
-  if (!Array.isArray(value['layers'])) return '"layers" must be an array';
-  return null;
-}
-
-export function isReport(value: unknown): value is Report {
-  return reportProblem(value) === null;
+  return { row: { key, report: JSON.stringify(report), created }, report: report as Report };
 }
 
 const CHUNK = 1024 * 1024;
 
-/** The lines of a regular file, numbered from 1, read a chunk at a time (an export may be larger than a string can be). */
+/**
+ * The lines of a regular file, numbered from 1, read a chunk at a time (an
+ * export may be larger than a string can be); a line longer than
+ * MAX_LINE_BYTES is refused as soon as it passes the bound, before it is held.
+ */
 function* lines(file: string): Generator<[number, string]> {
   let fd: number;
   try {
@@ -138,25 +129,38 @@ function* lines(file: string): Generator<[number, string]> {
   }
   try {
     requireRegularFile(file, fstatSync(fd));
-    const decoder = new TextDecoder('utf-8', { fatal: true });
     const buffer = new Uint8Array(CHUNK);
-    let pending = '';
+    let pending: Uint8Array[] = [];
+    let held = 0;
     let line = 0;
+    const text = (parts: readonly Uint8Array[]): string => {
+      try {
+        return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(parts));
+      } catch (err) {
+        throw new InputError('E_INPUT_FORMAT', `${file}:${line}`, 'the text is not UTF-8', FIX, { cause: err });
+      }
+    };
     for (let position = 0; ;) {
       const n = readSync(fd, buffer, 0, CHUNK, position);
       position += n;
-      let text: string;
-      try {
-        text = pending + decoder.decode(buffer.subarray(0, n), { stream: n > 0 });
-      } catch (err) {
-        throw new InputError('E_INPUT_FORMAT', `${file}:${line + 1}`, 'the text is not UTF-8', FIX, { cause: err });
-      }
-      const parts = text.split('\n');
-      pending = parts.pop()!;
-      for (const part of parts) yield [++line, part];
       if (n === 0) {
-        if (pending !== '') yield [++line, pending];
+        if (held > 0) yield [++line, text(pending)];
         return;
+      }
+      for (let from = 0; from < n;) {
+        const nl = buffer.subarray(from, n).indexOf(0x0a);
+        const end = nl < 0 ? n : from + nl;
+        held += end - from;
+        if (held > MAX_LINE_BYTES) {
+          const problem = `the line is longer than ${MAX_LINE_BYTES} bytes, the most a record of an export holds`;
+          throw new InputError('E_INPUT_FORMAT', `${file}:${line + 1}`, problem, FIX);
+        }
+        if (end > from) pending.push(buffer.slice(from, end));
+        if (nl < 0) break;
+        yield [++line, text(pending)];
+        pending = [];
+        held = 0;
+        from = end + 1;
       }
     }
   } finally {

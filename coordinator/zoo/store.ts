@@ -10,13 +10,15 @@
  * a local disk or a block volume (a Kubernetes ReadWriteOnce volume), not a
  * network file system shared between machines.
  */
+import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Report } from '../../shared/core/index.js';
 import { InputError, InternalError, UsageError } from '../../shared/errors.js';
-import { checkOutputFiles, writeAtomic } from '../../shared/formats/index.js';
+import { checkOutputFiles, lexists, writeAtomic } from '../../shared/formats/index.js';
 import type { FileHashCache, FileStamp } from './content-key.js';
 import { pairKeyProblem, type PairKey } from './pair-key.js';
-import { exportLines, isReport, readExport, type PairRow } from './store-file.js';
+import { KeyCheck, isReport, sideSignature } from './report-check.js';
+import { exportLines, readExport, type PairRow } from './store-file.js';
 import { DEFAULT_STALE_MS, WriterLease, type LeaseHolder } from './store-lock.js';
 import { openStoreFile, storeError } from './store-schema.js';
 import type { Database } from './sqlite.js';
@@ -178,13 +180,18 @@ export class ZooStore {
   import(file: string): ImportResult {
     const lease = this.requireWriter('import');
     const insert = this.db.prepare('INSERT OR IGNORE INTO pairs (f, g, options, score_version, report, created_ms) VALUES (?, ?, ?, ?, ?, ?)');
+    const keys = new KeyCheck((content, key) => this.storedSide(content, key));
     return this.db
       .transaction((): ImportResult => {
         lease.confirm();
         let added = 0;
-        const total = readExport(file, (row) => {
-          added += insert.run(...keyParams(row.key), row.report, row.created).changes;
-        });
+        const total = readExport(
+          file,
+          (row) => {
+            added += insert.run(...keyParams(row.key), row.report, row.created).changes;
+          },
+          (key, report, where) => keys.problem(key, report, where),
+        );
         // A long import must still hold the lease when it commits.
         lease.confirm();
         return { added, kept: total - added };
@@ -210,6 +217,23 @@ export class ZooStore {
     return this.lease;
   }
 
+  /** How a stored pair under `key`'s options and score version describes the model of content key `content` (sideSignature), or null when none names it. */
+  private storedSide(content: string, key: PairKey): string | null {
+    const row = this.db
+      .prepare<[string, number, string, string], { f: string; report: string }>(
+        'SELECT f, report FROM pairs WHERE options = ? AND score_version = ? AND (f = ? OR g = ?) LIMIT 1',
+      )
+      .get(key.options, key.version, content, content);
+    if (row === undefined) return null;
+    let report: unknown;
+    try {
+      report = JSON.parse(row.report);
+    } catch {
+      return null;
+    }
+    return isReport(report) ? sideSignature(report, row.f === content ? 'F' : 'G') : null;
+  }
+
   private lookupHash(stamp: FileStamp): string | null {
     const row = this.db
       .prepare<[string, string, string, string, string], string>(
@@ -225,6 +249,25 @@ export class ZooStore {
     this.db
       .prepare('INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, ctime_ns, ino, sha256, hashed_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(stamp.path, String(stamp.size), String(stamp.mtimeNs), String(stamp.ctimeNs), String(stamp.ino), sha256, Date.now());
+  }
+}
+
+/**
+ * `neurocorr zoo-store import`: adds the pairs of the export `file` to the
+ * store at `path` (created if missing; `wait` as ZooStoreOptions'). A failed
+ * import adds nothing, and leaves no store it created behind.
+ */
+export async function importExport(path: string, file: string, wait: number): Promise<ImportResult> {
+  const created = !lexists(path);
+  const store = await ZooStore.open(path, { writer: true, wait });
+  try {
+    return store.import(file);
+  } catch (err) {
+    store.close();
+    if (created) for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) rmSync(p, { force: true });
+    throw err;
+  } finally {
+    store.close();
   }
 }
 

@@ -5,7 +5,7 @@
  * the rest run as one job (coordinator/zoo/job.ts), each stored as soon as
  * it is done. The outputs are drawn from all K x K reports.
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Report } from '../../shared/core/index.js';
 import { InputError, InternalError, UsageError } from '../../shared/errors.js';
@@ -16,6 +16,7 @@ import { contentKey } from './content-key.js';
 import { runZooJob } from './job.js';
 import { zooSettings, type ZooOptions, type ZooSettings } from './options.js';
 import { checkZooOutputs, writeZooOutputs, ZOO_MARKER, zooOwnership } from './outputs.js';
+import { fitsModels } from './report-check.js';
 import { pairKey, ZooStore } from './store.js';
 import type { ZooModel, ZooPair, ZooResult } from './types.js';
 
@@ -86,14 +87,28 @@ export async function zoo(options: ZooOptions): Promise<ZooRunResult> {
   const loops = nativeLoops(s.standardize);
   const planned = planModels(paths, { ...s.pair, ...(loops ? { loops } : {}) });
   checkFingerprints(s, planned);
+  const created = !lexists(s.out);
   claimZooDir(s.out, paths);
+  let stored = 0;
+  try {
+    return await runClaimed(s, planned, started, () => stored++);
+  } catch (err) {
+    // A run refused before it stored any pair leaves no folder it made (its marker, a new store).
+    if (created && stored === 0) rmSync(s.out, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function runClaimed(s: ZooSettings, planned: PlannedSet, started: number, onStored: () => void): Promise<ZooRunResult> {
+  const paths = s.entries.map((e) => e.path);
   const store = await ZooStore.open(s.store, { writer: true, wait: s.storeWait });
   try {
     const keys: string[] = [];
     for (const path of paths) keys.push(await contentKey(path, store.fileHashes));
     const opts = optionsKey(s, planned);
+    const skeletons = planned.models.map((m) => m.skeleton());
     const models: ZooModel[] = s.entries.map((e, k) => {
-      const model = planned.models[k]!.skeleton();
+      const model = skeletons[k]!;
       return { name: e.name, path: e.path, tags: e.tags, key: keys[k]!, probes: model.probes, fingerprint: model.fingerprint, neurons: model.n };
     });
     const K = models.length;
@@ -102,7 +117,13 @@ export async function zoo(options: ZooOptions): Promise<ZooRunResult> {
     const missing: { readonly i: number; readonly j: number }[] = [];
     for (let i = 0; i < K; i++) {
       for (let j = 0; j < K; j++) {
-        const report = store.get(keyOf(i, j));
+        let report = store.get(keyOf(i, j));
+        if (report !== null && !fitsModels(report, skeletons[i]!, skeletons[j]!)) {
+          s.log(
+            `zoo: the stored report of ${models[i]!.name} x ${models[j]!.name} does not describe these models (an edited or relabelled record): computing it again`,
+          );
+          report = null;
+        }
         reports.push(report);
         if (report === null) missing.push({ i, j });
       }
@@ -123,6 +144,7 @@ export async function zoo(options: ZooOptions): Promise<ZooRunResult> {
         (index, report) => {
           const { i, j } = missing[index]!;
           store.put(keyOf(i, j), report);
+          onStored();
           reports[i * K + j] = report;
         },
       );

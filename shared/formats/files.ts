@@ -1,5 +1,6 @@
 /** Output files are written whole or not at all: temp names, then renames. */
 import { closeSync, copyFileSync, linkSync, lstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { UsageError } from '../errors.js';
 import { runSteps, type Steps } from '../steps.js';
 import { dropTemp, tempPath } from '../temp.js';
 
@@ -15,7 +16,7 @@ export function* writeFilesSteps(files: readonly OutputFile[]): Steps<void> {
     for (const [i, file] of files.entries()) {
       // A link planted at the temp name is removed, never followed ('wx').
       rmSync(temps[i]!, { recursive: true, force: true });
-      const fd = openSync(temps[i]!, 'wx');
+      const fd = openTemp(temps[i]!, file.path);
       try {
         for (const chunk of file.chunks) {
           if (typeof chunk === 'string') writeSync(fd, chunk);
@@ -27,12 +28,38 @@ export function* writeFilesSteps(files: readonly OutputFile[]): Steps<void> {
       }
     }
     yield true;
+    // What is at a path may have changed since it was checked: never rename onto a link, a device or a folder.
+    for (const file of files) refuseReplacing(file.path);
     renameAll(
       temps,
       files.map((f) => f.path),
     );
   } finally {
     for (const temp of temps) dropTemp(temp);
+  }
+}
+
+/** Opens `temp` for `path`; a folder that refuses new files is the user's to fix (exit 2), not a crash. */
+function openTemp(temp: string, path: string): number {
+  try {
+    return openSync(temp, 'wx');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw err;
+    throw new UsageError(`${path}: no file can be created in its folder (${code}); choose a folder you can write to`, { cause: err });
+  }
+}
+
+/** Throws unless `path` is missing or a regular file. */
+function refuseReplacing(path: string): void {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isFile()) {
+    throw new UsageError(`${path} is no longer a regular file (something replaced it during the run); nothing was written: choose another path`);
   }
 }
 

@@ -52,22 +52,41 @@ export function loadShard(
 export const NORM_TOLERANCE = 1e-4;
 
 /**
+ * How far a row's sum may be from 0, as a share of sqrt(M), the largest sum
+ * a row of norm 1 can have (all its values equal). prepare's rows sum to 0 in
+ * float64; rounding each value to float32 moves the sum by at most
+ * 2^-24 * sum|z| <= 2^-24 * sqrt(M), so 6e-8 of the bound whatever M; 1e-4, as
+ * NORM_TOLERANCE, also admits float32 writers. A row scaled to norm 1 but not
+ * centred (what a standardized row is not) sums to mean/rms * sqrt(M), far
+ * past it for any activation with an offset.
+ */
+export const MEAN_TOLERANCE = 1e-4;
+
+/**
  * Checks a shard's rows: every value finite, each row either all zeros (a
- * constant neuron, flagged in `constant`) or of norm 1. Returns the number
- * of constant rows. One pass over values just decoded.
+ * constant neuron, flagged in `constant`) or of norm 1 and mean 0. Returns
+ * the number of constant rows. One pass over values just decoded.
  */
 export function checkRows(z: Float32Array, m: number, first: number, file: string, constant: Uint8Array): number {
   let count = 0;
   const rows = z.length / m;
+  const sumBound = MEAN_TOLERANCE * Math.sqrt(m);
   for (let r = 0, at = 0; r < rows; r++) {
     let sq = 0;
-    for (const end = at + m; at < end; at++) sq += z[at]! * z[at]!;
+    let sum = 0;
+    for (const end = at + m; at < end; at++) {
+      sq += z[at]! * z[at]!;
+      sum += z[at]!;
+    }
     // NaN and Inf make sq NaN or Inf, which fail the test below; every zero row sums to exactly 0.
     if (sq === 0) {
       constant[first + r] = 1;
       count++;
     } else if (!(Math.abs(sq - 1) <= NORM_TOLERANCE)) {
       throw badRow(z.subarray(r * m, (r + 1) * m), sq, first + r, file);
+    } else if (!(Math.abs(sum) <= sumBound)) {
+      const problem = `neuron ${first + r} has mean ${sum / m} (its values sum to ${sum}); a standardized neuron has mean 0 (its sum within ${MEAN_TOLERANCE} x sqrt(M) of 0)`;
+      throw new InputError('E_INPUT_VALUES', file, problem, 'the shard does not hold standardized values; regenerate the set with `neurocorr prepare`');
     }
   }
   return count;

@@ -5,7 +5,8 @@ import { checkWorkerId, natsCredentials, parseServiceUrl, workerId, type NatsCre
 import { boolean, integer, isObject, knownKeys, number, oneOf, optional, string } from '../../shared/validate.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
-import { defaultThreads } from '../pool.js';
+import { UsageError } from '../../shared/errors.js';
+import { defaultThreads, maxThreads } from '../pool.js';
 
 export interface WorkerOptions {
   /** NATS server URL (nats:// or tls://). */
@@ -25,9 +26,9 @@ export interface WorkerOptions {
    * serves only jobs whose inputs are in the NATS object store (`upload`).
    */
   readonly dataRoots?: readonly string[];
-  /** Kernel threads (default: one per core). */
+  /** Kernel threads (default: one per core; at most 4 per core, as an embedded run). */
   readonly threads?: number;
-  /** Tiles pulled and held at once (default: 2 per thread). */
+  /** Tiles pulled and held at once (default: 2 per thread; at most INFLIGHT_PER_THREAD per thread). */
   readonly inflight?: number;
   /**
    * Bytes the jobs this worker holds open may take together (default 2 GiB):
@@ -103,6 +104,14 @@ export interface WorkerSettings {
 
 export const DEFAULT_TILE_TIMEOUT = 300;
 
+/**
+ * The most tiles a worker holds per kernel thread. Tiles past its threads only
+ * wait for one while their leases run, and each counts in what the job cache
+ * must hold for a shard set: thousands of lanes on a few threads hold every
+ * job's tiles and compute nothing.
+ */
+export const INFLIGHT_PER_THREAD = 8;
+
 /** The default cache: private, in the user's cache folder (not a predictable name under /tmp). */
 export const defaultCacheDir = (): string => join(homedir(), '.cache', 'neurocorr');
 
@@ -115,7 +124,16 @@ function checkedUrl(url: string): string {
 export function workerSettings(options: WorkerOptions): WorkerSettings {
   const o = isObject('', options);
   knownKeys('', o, WORKER_KEYS);
-  const threads = optional(o['threads'], (v) => integer('threads', v, 1, 1024), defaultThreads());
+  const requested = optional(o['threads'], (v) => integer('threads', v, 1, 1024), defaultThreads());
+  const threads = Math.min(requested, maxThreads());
+  const inflight = optional(o['inflight'], (v) => integer('inflight', v, 1, 4096), 2 * threads);
+  if (inflight > INFLIGHT_PER_THREAD * threads) {
+    const capped = threads < requested ? ` (${requested} asked for, capped at 4 per core)` : '';
+    throw new UsageError(
+      (n) =>
+        `${n('inflight')} ${inflight} holds more than ${INFLIGHT_PER_THREAD} tiles per kernel thread for ${threads} thread(s)${capped}: the rest would only wait, holding their leases; give ${n('inflight')} ${INFLIGHT_PER_THREAD * threads} or fewer`,
+    );
+  }
   const kernel = kernelOptions(o['kernel']);
   const roots = o['dataRoots'] === undefined ? [] : o['dataRoots'];
   if (!Array.isArray(roots)) throw new TypeError(`options.dataRoots must be an array of folder paths, got ${typeof roots}`);
@@ -125,7 +143,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     natsCredentials: natsCredentials('natsCredentials', o['natsCredentials']),
     dataRoots: roots.map((r, k) => resolve(string(`dataRoots[${k}]`, r))),
     threads,
-    inflight: optional(o['inflight'], (v) => integer('inflight', v, 1, 4096), 2 * threads),
+    inflight,
     cacheBytes: optional(o['cache'], (v) => integer('cache', v, 1), 2 * 1024 ** 3),
     cacheDir: resolve(optional(o['cacheDir'], (v) => string('cacheDir', v), defaultCacheDir())),
     kernel,
