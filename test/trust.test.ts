@@ -5,7 +5,7 @@
  * finding of a hostile review (issue 11, findings 1 to 4).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -143,6 +143,35 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
     expect(answers[4]).toBe(answers[5]);
     expect(readdirSync(outside)).toEqual(['secret.json']);
     expect(existsSync(join(scratch, 'escape-check'))).toBe(false);
+  });
+
+  it('a forged spec is refused field by field before anything is sized from it: a part size of 0 or -1, 3e7 permutations, a pair beyond the models (issue 23)', async () => {
+    await worker(nats.url, ['--data-root', tmpdir(), '--cache-dir', join(scratch, 'cache-spec')]);
+    const path = { kind: 'path', path: fDir, fingerprint: '' } as const;
+    const spec = (change: Record<string, unknown>) => ({ ...base, inputs: [path, path], ...change }) as unknown as Omit<JobSpec, 'job'>;
+    const started = Date.now();
+    expect(await hostileJob(spec({ partEntries: 0 }))).toBe("the job's spec is refused: partEntries is 0, not an integer from 1 to 16777216");
+    expect(await hostileJob(spec({ partEntries: -1 }))).toMatch(/partEntries is -1, not an integer/);
+    expect(await hostileJob(spec({ nulls: [{ permutations: 3e7, sample: 10, seed: 1 }] }))).toMatch(/nulls\[0\]\.permutations is 30000000, not an integer from 0 to 1000/);
+    expect(await hostileJob(spec({ pairs: [{ f: 0, g: 7 }] }))).toMatch(/pairs\[0\]\.g is 7, not an integer from 0 to 1/);
+    expect(await hostileJob(spec({ block: 'x' }))).toMatch(/block is "x"/);
+    // Each refused at once: nothing was read, allocated or looped over.
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it('a set under a data root that holds a link to a file outside the roots is refused (issue 23)', async () => {
+    const root = join(scratch, 'linked-root');
+    const set = join(root, 'set');
+    mkdirSync(set, { recursive: true });
+    writeFileSync(join(set, 'layer00.npy'), readFileSync(join(fDir, 'layer00.npy')));
+    const outside = join(scratch, 'outside-target.npy');
+    writeFileSync(outside, readFileSync(join(fDir, 'layer01.npy')));
+    symlinkSync(outside, join(set, 'layer01.npy'));
+    await worker(nats.url, ['--data-root', root, '--cache-dir', join(scratch, 'cache-links')]);
+    const ref = { kind: 'path', path: set, fingerprint: '' } as const;
+    expect(await hostileJob({ ...base, inputs: [ref, ref] } as unknown as Omit<JobSpec, 'job'>)).toMatch(
+      /holds a link, layer01\.npy, that leads outside this worker's data roots/,
+    );
   });
 
   it('the cache folder is private (0700), and by default in the user cache home, not a predictable name in /tmp (finding 2)', async () => {
@@ -303,6 +332,26 @@ describe('a job name is bound to its inputs (findings 2, 4)', () => {
     const reuse = coordinator(name, fDir, otherG);
     expect(await reuse.exited, reuse.stderr()).toBe(0);
     expect((JSON.parse(reuse.stdout()) as { scores: unknown }).scores).toEqual(embedded(fDir, otherG));
+  });
+
+  it('a retargeted symlink in a set is another input: the same job name is refused, and the finished job stays done (issue 23)', async () => {
+    await worker(nats.url, ['--data-root', tmpdir()]);
+    const set = mkdtempSync(join(tmpdir(), 'nc-trust-linked-'));
+    const targets = [fDir, writeNpyDir(genModel(95, { m: 16, layers: [[40], [30]], latent }))];
+    for (const layer of ['layer00.npy', 'layer01.npy']) symlinkSync(join(targets[0]!, layer), join(set, layer));
+    const name = job();
+    const first = coordinator(name, set, gDir);
+    expect(await first.exited, first.stderr()).toBe(0);
+    for (const layer of ['layer00.npy', 'layer01.npy']) {
+      rmSync(join(set, layer));
+      symlinkSync(join(targets[1]!, layer), join(set, layer));
+    }
+    const again = coordinator(name, set, gDir);
+    expect(await again.exited).toBe(2);
+    expect(again.stderr()).toMatch(/already exists with other inputs or options \(F's files at .* changed since the job was started/);
+    const jobs = spawnCli(['jobs', '--redis', redis.url, '--json']);
+    expect(await jobs.exited).toBe(0);
+    expect((JSON.parse(jobs.stdout()) as { job: string; status: string }[]).find((j) => j.job === name)?.status).toBe('done');
   });
 
   it('a cached object-store file overwritten with other bytes of the same size is noticed and fetched again (finding 2)', async () => {
