@@ -84,8 +84,10 @@ export class ClusterCoordinator<R> {
       const executor = await this.execute(connected, prepared);
       return await this.finish(connected, prepared, executor);
     } catch (err) {
-      await this.recordFailure(connected, err);
-      throw err;
+      // A command that timed out is Redis gone; what failed once a service was lost failed because of it.
+      const failure = connected.redis.check(err) ?? (this.stopped instanceof ServiceError ? this.stopped : err);
+      await this.recordFailure(connected, failure);
+      throw failure;
     } finally {
       clearInterval(this.leaseTimer);
       connected.stopWatching();
