@@ -83,11 +83,19 @@ export class JobStore {
   }
 
   async spec(): Promise<string | null> {
-    return this.redis.get(this.keys.spec);
+    return this.document('spec');
   }
 
   async report(): Promise<string | null> {
-    return this.redis.get(this.keys.report);
+    return this.document('report');
+  }
+
+  /** A stored JSON document; a key of another type is corrupt (GET would fail with WRONGTYPE). */
+  private async document(key: 'spec' | 'report'): Promise<string | null> {
+    const type = await this.redis.type(this.keys[key]);
+    if (type === 'none') return null;
+    if (type !== 'string') throw this.corrupt(key, `is a Redis ${type}, not the job's ${key} (a string)`);
+    return this.redis.get(this.keys[key]);
   }
 
   /** Parses a stored JSON value; garbage is a usage error naming the key and the command that clears the job. */
