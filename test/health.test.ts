@@ -1,14 +1,20 @@
 /**
  * What a Kubernetes deployment relies on: the worker's /healthz and /readyz
  * (liveness from the start, readiness only with a kernel and a NATS
- * connection) and `neurocorr queue-init`, which creates the work queue an
- * autoscaler watches before any worker or coordinator runs.
+ * connection), `neurocorr queue-init`, which creates the work queue an
+ * autoscaler watches before any worker or coordinator runs, and processes
+ * that end when told to, or when NATS fails them, whatever NATS does.
  */
 import { AckPolicy, jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCli, startWorker, killAll, waitFor } from './helpers/cluster.js';
-import { startNats, stopAllServers, type NatsServer, freePort } from './helpers/servers.js';
+import { spawnCli, startWorker, killAll, ready, waitFor, type CliProcess } from './helpers/cluster.js';
+import { startNats, startSilentServer, stopAllServers, type NatsServer, freePort } from './helpers/servers.js';
+
+const DIST = join(import.meta.dirname, '..', 'dist');
 
 let nats: NatsServer;
 
@@ -20,6 +26,11 @@ afterAll(async () => {
   await killAll();
   await stopAllServers();
 });
+
+/** The process's exit code, or 'still running' after `ms`. */
+function exitWithin(p: CliProcess, ms: number): Promise<number | string> {
+  return Promise.race([p.exited, sleep(ms).then(() => 'still running')]);
+}
 
 async function probe(port: number, path: string): Promise<{ status: number; body: string } | null> {
   try {
@@ -109,5 +120,78 @@ describe('neurocorr queue-init', () => {
     expect(await run.exited).toBe(3);
     expect(run.stderr()).toMatch(/NATS/);
     expect(run.stderr()).not.toContain('s3cret-pw');
+  });
+});
+
+describe('NATS that stops answering (issue 23)', () => {
+  it.each([
+    ['queue-init', []],
+    ['worker', ['--metrics-port', '0', '--threads', '1']],
+  ])('%s against a port that accepts and never answers: exit 3 at the service timeout, and the process ends', async (command, extra) => {
+    const silent = await startSilentServer();
+    try {
+      const run = spawnCli([command, '--nats', `nats://127.0.0.1:${silent.port}`, '--service-timeout', '1', ...extra]);
+      expect(await exitWithin(run, 15_000), run.stderr()).toBe(3);
+      expect(run.stderr()).toContain(`cannot reach NATS at nats://127.0.0.1:${silent.port} within 1 s`);
+      expect(silent.accepted).toBeGreaterThan(0);
+    } finally {
+      await silent.stop();
+    }
+  });
+
+  it('connectNats and connectRedis against such a port leave nothing open: a process that only tried exits by itself', async () => {
+    const silent = await startSilentServer();
+    const script = `
+      import { connectNats } from '${join(DIST, 'shared', 'nats', 'index.js')}';
+      import { connectRedis } from '${join(DIST, 'coordinator', 'cluster', 'redis.js')}';
+      import { createLogger } from '${join(DIST, 'shared', 'observe.js')}';
+      const service = (scheme) => ({ url: scheme + '://127.0.0.1:${silent.port}', timeoutMs: 1000, option: scheme });
+      await connectNats(service('nats'), 'probe').catch((err) => console.log(err.message));
+      await connectRedis(service('redis'), createLogger('probe', 'silent')).catch((err) => console.log(err.message));`;
+    try {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+      child.kill('SIGKILL');
+      expect(code, out).toBe(0);
+      expect(out).toMatch(/cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+ within 1 s[^\n]*\ncannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ within 1 s/);
+    } finally {
+      await silent.stop();
+    }
+  });
+
+  it('a worker whose NATS stays paused past --service-timeout exits 3, and the process ends', async () => {
+    const own = await startNats();
+    try {
+      const worker = startWorker(own.url, {}, ['--service-timeout', '2']);
+      await ready(worker);
+      own.signal('SIGSTOP');
+      // Pings notice the pause within 3 s, then the worker waits out the service timeout.
+      expect(await exitWithin(worker, 30_000), worker.stderr()).toBe(3);
+      expect(worker.stderr()).toMatch(/lost NATS at nats:\/\/127\.0\.0\.1:\d+ for more than 2 s/);
+    } finally {
+      own.signal('SIGCONT');
+      await own.stop();
+    }
+  });
+
+  it.each(['paused', 'killed'])('a worker whose NATS is %s drains on SIGTERM at once: exit 0 (its tiles in flight go to other workers)', async (how) => {
+    const own = await startNats();
+    try {
+      const worker = startWorker(own.url, {}, ['--service-timeout', '60']);
+      await ready(worker);
+      own.signal(how === 'paused' ? 'SIGSTOP' : 'SIGKILL');
+      await sleep(500);
+      const signalled = Date.now();
+      worker.kill('SIGTERM');
+      expect(await exitWithin(worker, 20_000), worker.stderr()).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(8_000);
+      expect(worker.stderr()).toContain('worker stopped');
+    } finally {
+      own.signal('SIGCONT');
+      await own.stop();
+    }
   });
 });

@@ -152,7 +152,9 @@ describe('workers treat what they receive as untrusted (finding 1)', () => {
     const started = Date.now();
     expect(await hostileJob(spec({ partEntries: 0 }))).toBe("the job's spec is refused: partEntries is 0, not an integer from 1 to 16777216");
     expect(await hostileJob(spec({ partEntries: -1 }))).toMatch(/partEntries is -1, not an integer/);
-    expect(await hostileJob(spec({ nulls: [{ permutations: 3e7, sample: 10, seed: 1 }] }))).toMatch(/nulls\[0\]\.permutations is 30000000, not an integer from 0 to 1000/);
+    expect(await hostileJob(spec({ nulls: [{ permutations: 3e7, sample: 10, seed: 1 }] }))).toMatch(
+      /nulls\[0\]\.permutations is 30000000, not an integer from 0 to 1000/,
+    );
     expect(await hostileJob(spec({ pairs: [{ f: 0, g: 7 }] }))).toMatch(/pairs\[0\]\.g is 7, not an integer from 0 to 1/);
     expect(await hostileJob(spec({ block: 'x' }))).toMatch(/block is "x"/);
     // Each refused at once: nothing was read, allocated or looped over.

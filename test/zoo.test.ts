@@ -254,5 +254,10 @@ describe('neurocorr zoo (cluster)', () => {
     expect(c.stderr()).toMatch(/"tiles published"/);
     expect(c.stderr().match(/"tiles published"/g)).toHaveLength(1);
     expect(readFileSync(join(out, 'matrix.csv'), 'utf8')).toBe(readFileSync(join(root, 'out-embedded', 'matrix.csv'), 'utf8'));
+    // Run again, the finished job's stored reports (checked as they are read back from Redis) make the same matrix.
+    const again = spawnCli(c.child.spawnargs.slice(2).map((arg) => (arg === out ? `${out}-again` : arg)));
+    expect(await again.exited, again.stderr()).toBe(0);
+    expect(again.stderr()).toContain(`job zoo-${process.pid} is already done; its stored results are used`);
+    expect(readFileSync(join(`${out}-again`, 'matrix.csv'), 'utf8')).toBe(readFileSync(join(out, 'matrix.csv'), 'utf8'));
   });
 });

@@ -16,11 +16,6 @@ export function runFields(s: {
   return { options: s.pair, null: s.null, tile: s.tile, memory: s.memory, progress: { enabled: s.progress, intervalMs: s.progressInterval }, log: s.log };
 }
 
-/** A stored JSON document of the given format version (a report, or a job spec), as far as a type guard can say. */
-export function hasVersion(value: unknown, version: number): boolean {
-  return typeof value === 'object' && value !== null && (value as { version?: unknown }).version === version;
-}
-
 /** What a finished cluster job knows beyond its reduction. */
 export interface ClusterRunInfo {
   readonly cluster: ClusterInfo;

@@ -21,12 +21,13 @@ import type { ClusterSettings } from '../options.js';
 import { createProgress } from '../progress.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
-import { clusterBlock, inputRef, isJobSpec, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
+import { clusterBlock, inputRef, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
 import { cleanUp, ensureJobTransport, withdrawTiles } from './job-transport.js';
 import { measureMergeRate } from './merge-rate.js';
 import { openSampler } from './result-sampler.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
+import { isStoredSpec } from './stored.js';
 import { connectRedis, type RedisConnection } from './redis.js';
 
 interface Connected {
@@ -89,8 +90,10 @@ export class ClusterCoordinator<R> {
       const executor = await this.execute(connected, prepared);
       return await this.finish(connected, prepared, executor);
     } catch (err) {
-      if (executing) await this.recordFailure(connected, err);
-      throw err;
+      // A command that timed out is Redis gone; what failed once a service was lost failed because of it.
+      const failure = connected.redis.check(err) ?? (this.stopped instanceof ServiceError ? this.stopped : err);
+      if (executing) await this.recordFailure(connected, failure);
+      throw failure;
     } finally {
       clearInterval(this.leaseTimer);
       connected.stopWatching();
@@ -169,7 +172,7 @@ export class ClusterCoordinator<R> {
 
     const previous = await store.spec();
     if (previous !== null && previous !== specJson) {
-      const differences = specDifferences(store.parse('spec', previous, isJobSpec), spec, s.labels);
+      const differences = specDifferences(store.parse('spec', previous, isStoredSpec), spec, s.labels);
       throw new UsageError(
         (o) =>
           `job ${job} already exists with other inputs or options (${differences.join('; ') || 'its spec differs'}). Resume it with the same ones, pick another ${o('cluster.job')}, or remove it with \`neurocorr jobs --delete ${job} --redis URL\``,

@@ -14,7 +14,6 @@ import { UsageError } from '../../shared/errors.js';
 import { defaultBlockSize } from '../../shared/tiles/index.js';
 import { uploadInput, type UploadLog } from '../../shared/nats/index.js';
 import type { Logger } from '../../shared/observe.js';
-import { hasVersion } from './cluster-job.js';
 
 /**
  * A cheap fingerprint of a set on a shared path: every file's relative path,
@@ -53,8 +52,6 @@ export async function inputRef(path: string, upload: boolean, nc: NatsConnection
 
 const describeRef = (ref: InputRef | undefined): string =>
   ref === undefined ? 'none' : ref.kind === 'path' ? ref.path : `${ref.root} in the object store (set ${ref.set.slice(0, 12)})`;
-
-export const isJobSpec = (v: unknown): v is JobSpec => hasVersion(v, 4);
 
 /** A job's spec: everything a worker needs to plan it as `plan` was planned, and where its inputs are. */
 export function jobSpec(o: {

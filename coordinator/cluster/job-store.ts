@@ -9,11 +9,12 @@ import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { UsageError } from '../../shared/errors.js';
-import { jobKeys, jobsIndexKey, type JobKeys } from '../../shared/cluster/index.js';
+import { DEFAULT_PREFIX, jobKeys, jobsIndexKey, type JobKeys } from '../../shared/cluster/index.js';
 import type { JobProgress } from '../../shared/job/index.js';
 import { CheckpointStore, checkpointKeys, type CheckpointWrite } from './checkpoint-store.js';
 
-export type JobStatus = 'running' | 'done' | 'failed';
+/** `damaged`: the job's state key holds something else than its state (a key of another type, say); `jobs --delete` clears it. */
+export type JobStatus = 'running' | 'done' | 'failed' | 'damaged';
 
 export interface JobState {
   readonly job: string;
@@ -83,11 +84,19 @@ export class JobStore {
   }
 
   async spec(): Promise<string | null> {
-    return this.redis.get(this.keys.spec);
+    return this.document('spec');
   }
 
   async report(): Promise<string | null> {
-    return this.redis.get(this.keys.report);
+    return this.document('report');
+  }
+
+  /** A stored JSON document; a key of another type is corrupt (GET would fail with WRONGTYPE). */
+  private async document(key: 'spec' | 'report'): Promise<string | null> {
+    const type = await this.redis.type(this.keys[key]);
+    if (type === 'none') return null;
+    if (type !== 'string') throw this.corrupt(key, `is a Redis ${type}, not the job's ${key} (a string)`);
+    return this.redis.get(this.keys[key]);
   }
 
   /** Parses a stored JSON value; garbage is a usage error naming the key and the command that clears the job. */
@@ -115,8 +124,11 @@ export class JobStore {
     );
   }
 
+  /** The job's state hash; a damaged one is corrupt (the checkpoint's writes to it would fail). */
   async state(): Promise<JobState | null> {
-    return readState(this.redis, this.keys, this.job);
+    const state = await readState(this.redis, this.keys, this.job, this.prefix);
+    if (state?.status === 'damaged') throw this.corrupt('state', damage(await this.redis.type(this.keys.state)));
+    return state;
   }
 
   /**
@@ -138,7 +150,7 @@ export class JobStore {
   }
 
   /** The final report, and a TTL on every key of the finished job. */
-  async finish(status: Exclude<JobStatus, 'running'>, ttlSeconds: number, detail: { report?: string; error?: string }): Promise<void> {
+  async finish(status: 'done' | 'failed', ttlSeconds: number, detail: { report?: string; error?: string }): Promise<void> {
     const checkpoint = await checkpointKeys(this.redis, this.job, this.prefix);
     const tx = this.redis.multi();
     if (detail.report !== undefined) tx.set(this.keys.report, detail.report);
@@ -152,10 +164,15 @@ export class JobStore {
 
 const STATUSES: readonly string[] = ['running', 'done', 'failed'];
 
-async function readState(redis: Redis, keys: JobKeys, job: string): Promise<JobState | null> {
-  // A key of another type (a stray SET, say) reads as no state rather than a WRONGTYPE error.
-  const h = (await redis.type(keys.state)) === 'hash' ? await redis.hgetall(keys.state) : {};
-  if (h['status'] === undefined) return null;
+const damage = (type: string): string => (type === 'hash' ? 'is a hash without a status' : `is a Redis ${type}, not the job's state (a hash)`);
+
+/** The job's state; null when its keys are gone; status `damaged` when the key holds something else, with what and how to clear it in `error`. */
+async function readState(redis: Redis, keys: JobKeys, job: string, prefix: string): Promise<JobState | null> {
+  const type = await redis.type(keys.state);
+  if (type === 'none') return null;
+  // A key of another type (a stray SET, say) would be a WRONGTYPE error.
+  const h = type === 'hash' ? await redis.hgetall(keys.state) : {};
+  if (h['status'] === undefined) return damaged(job, prefix, keys.state, damage(type));
   const num = (k: string) => {
     const v = Number(h[k] ?? 0);
     return Number.isFinite(v) ? v : 0;
@@ -174,6 +191,12 @@ async function readState(redis: Redis, keys: JobKeys, job: string): Promise<JobS
   };
 }
 
+function damaged(job: string, prefix: string, key: string, why: string): JobState {
+  const clear = `neurocorr jobs --delete ${job}${prefix === DEFAULT_PREFIX ? '' : ` --prefix ${prefix}`}`;
+  const zero = { done: 0, tiles: 0, duplicates: 0, redelivered: 0, republished: 0, created: 0, updated: 0 };
+  return { job, status: 'damaged', ...zero, error: `Redis key ${key} ${why}; clear the job with \`${clear}\`` };
+}
+
 /** Removes every key of a job; true when there was something to remove. */
 export async function deleteJob(redis: Redis, prefix: string, job: string): Promise<boolean> {
   const keys = jobKeys(job, prefix);
@@ -188,7 +211,7 @@ export async function listJobs(redis: Redis, prefix: string): Promise<JobState[]
   const names = await redis.zrange(index, 0, -1);
   const states: JobState[] = [];
   for (const job of names) {
-    const state = await readState(redis, jobKeys(job, prefix), job);
+    const state = await readState(redis, jobKeys(job, prefix), job, prefix);
     if (state === null) await redis.zrem(index, job);
     else states.push(state);
   }

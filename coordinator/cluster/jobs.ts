@@ -34,7 +34,7 @@ export async function jobsTable(options: JobsOptions): Promise<string> {
       j.tiles > 0 ? `${((100 * j.done) / j.tiles).toFixed(1)}%` : '-',
       String(j.redelivered),
       String(j.duplicates),
-      new Date(j.updated).toISOString(),
+      j.updated > 0 ? new Date(j.updated).toISOString() : '-',
       j.error ?? '',
     ]);
     const header = ['JOB', 'STATE', 'TILES', 'DONE', 'REDELIVERED', 'DUPLICATES', 'UPDATED', 'ERROR'];

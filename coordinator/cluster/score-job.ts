@@ -1,12 +1,11 @@
 /** `score` on a cluster: one pair as a cluster job, its report and outputs built as an embedded run builds them. */
-import { chanceWarning, humanSummary, warnChance, type Report } from '../../shared/core/index.js';
+import { chanceWarning, humanSummary, warnChance } from '../../shared/core/index.js';
 import { planPair } from '../../shared/formats/index.js';
 import { pairReport, writeOutputs, writeReport } from '../../shared/job/index.js';
 import type { ClusterSettings, ScoreResult, ScoreSettings } from '../options.js';
-import { hasVersion, runFields } from './cluster-job.js';
+import { runFields } from './cluster-job.js';
 import { ClusterCoordinator } from './coordinator.js';
-
-const isReport = (v: unknown): v is Report => hasVersion(v, 1);
+import { isStoredReport } from './stored.js';
 
 export function clusterScore(s: ScoreSettings, c: ClusterSettings): Promise<ScoreResult> {
   const planned = planPair(s.f, s.g, s.pair);
@@ -40,7 +39,7 @@ export function clusterScore(s: ScoreSettings, c: ClusterSettings): Promise<Scor
         return { result: { report: scored.report, summary: humanSummary(scored.report) }, stored: JSON.stringify(scored.report, null, 2) };
       },
       restore: (parse, job) => {
-        const report = parse(isReport);
+        const report = parse(isStoredReport);
         s.log(`job ${job} is already done; its stored report follows`);
         if (s.out !== null) writeReport(s.out, report);
         if (s.matches !== null) s.log(`the stored report has no matches; run the job again under another name to write ${s.matches}`);

@@ -7,7 +7,8 @@
 import type { Report } from '../../shared/core/index.js';
 import type { PlannedSet } from '../../shared/formats/index.js';
 import { pairReport, type JobPairInput, type JobProgress, type PairRunInfo } from '../../shared/job/index.js';
-import { hasVersion, runFields } from '../cluster/cluster-job.js';
+import { runFields } from '../cluster/cluster-job.js';
+import { isStoredReports } from '../cluster/stored.js';
 import { openSources, runEmbedded } from '../embedded.js';
 import { createProgress, type Progress } from '../progress.js';
 import type { ClusterSettings } from '../options.js';
@@ -93,7 +94,6 @@ export async function runZooJob(s: ZooSettings, job: ZooJob, onPair: OnPair): Pr
 
 async function runZooCluster(s: ZooSettings, c: ClusterSettings, job: ZooJob, onPair: OnPair): Promise<Report[]> {
   const { ClusterCoordinator } = await import('../cluster/coordinator.js');
-  const isReports = (v: unknown): v is Report[] => Array.isArray(v) && v.every((r) => hasVersion(r, 1));
   const reports = await new ClusterCoordinator<Report[]>(
     {
       paths: job.paths,
@@ -116,7 +116,7 @@ async function runZooCluster(s: ZooSettings, c: ClusterSettings, job: ZooJob, on
       },
       restore: (parse, name) => {
         s.log(`job ${name} is already done; its stored results are used`);
-        return parse(isReports);
+        return parse(isStoredReports);
       },
     },
     c,

@@ -8,7 +8,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import {
+  credsAuthenticator,
+  NatsConnectionImpl,
+  nkeyAuthenticator,
+  setTransportFactory,
+  type ConnectionOptions,
+  type NatsConnection,
+} from '@nats-io/transport-node';
+// nats.js does not export its Node transport from the package's root.
+import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
 import { ServiceError, UsageError } from '../errors.js';
 import {
   LEGACY_WORKER_CONSUMER,
@@ -70,6 +79,25 @@ function natsOptions(service: NatsService, name: string): ConnectionOptions {
       ? { tls: { ...(c.tls?.ca ? { caFile: c.tls.ca } : {}), ...(c.tls?.cert ? { certFile: c.tls.cert } : {}), ...(c.tls?.key ? { keyFile: c.tls.key } : {}) } }
       : {}),
   };
+}
+
+/**
+ * nats.js's Node transport, except that closing one that never got the
+ * server's INFO destroys its socket: nats.js leaves that socket open (a port
+ * that accepts and stays silent, a paused server), and it kept the process of
+ * a failed connect, or of a connection closed while reconnecting, alive.
+ */
+class ClosingTransport extends NodeTransport {
+  override close(err?: Error): Promise<void> {
+    if (!this.connected) this.discard();
+    return super.close(err);
+  }
+}
+
+/** nats.js's `connect`, with ClosingTransport for this connection and its reconnects. */
+function connect(options: ConnectionOptions): Promise<NatsConnection> {
+  setTransportFactory({ factory: () => new ClosingTransport(), dnsResolveFn: nodeResolveHost });
+  return NatsConnectionImpl.connect(options);
 }
 
 /** Connects, retrying for up to `service.timeoutMs`; then a ServiceError that names the server (redacted) and the fix. */

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -366,4 +366,77 @@ export async function startRedis(options: { readonly password?: string } = {}): 
   });
   const { port, lifecycle } = managed;
   return { url: `redis://${HOST}:${port}`, port, stop: lifecycle.stop, restart: (o) => lifecycle.restart(o), signal: (sig) => lifecycle.signal(sig) };
+}
+
+// ---------------------------------------------------------------- fake servers
+
+/** A loopback TCP server that speaks no real protocol: it accepts, then stays silent or answers with garbage. */
+export interface FakeServer {
+  readonly port: number;
+  /** Connections it accepted so far. */
+  readonly accepted: number;
+  stop(): Promise<void>;
+}
+
+async function fakeServer(onConnection: (socket: Socket) => void): Promise<FakeServer> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, HOST, resolve);
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('could not read the port of a fake server');
+  return {
+    port: address.port,
+    get accepted() {
+      return accepted;
+    },
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Accepts TCP connections and never says a word: a wedged NATS or Redis (nats-server waits with its INFO, Redis with its replies). */
+export function startSilentServer(): Promise<FakeServer> {
+  return fakeServer(() => undefined);
+}
+
+/** The end of the first RESP command (an array of bulk strings, as clients send them) in `data` from `at`, or -1 when it is incomplete. */
+function commandEnd(data: Buffer, at: number): number {
+  const line = (from: number): { value: number; next: number } | null => {
+    const end = data.indexOf('\r\n', from);
+    return end < 0 ? null : { value: Number(data.toString('latin1', from + 1, end)), next: end + 2 };
+  };
+  const head = line(at);
+  if (head === null) return -1;
+  let next = head.next;
+  for (let k = 0; k < head.value; k++) {
+    const bulk = line(next);
+    if (bulk === null || bulk.next + bulk.value + 2 > data.length) return -1;
+    next = bulk.next + bulk.value + 2;
+  }
+  return next;
+}
+
+/** Answers every Redis command it is sent with `reply`, verbatim (malformed RESP, say). */
+export function startFakeRedis(reply: string): Promise<FakeServer> {
+  return fakeServer((socket) => {
+    let pending = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      for (let end = commandEnd(pending, 0); end > 0; end = commandEnd(pending, 0)) {
+        pending = pending.subarray(end);
+        socket.write(reply);
+      }
+    });
+  });
 }

@@ -31,6 +31,8 @@ export interface Taken {
 
 /** How long one pull waits for a tile (nats.js's least). */
 const PULL_MS = 1000;
+/** How much longer a pull may take before the lane gives it up: a server that stopped answering never ends it, and nats.js waits for the reconnect. */
+const PULL_GRACE_MS = 2000;
 /**
  * How often the consumer list is read while lanes are busy, and while they
  * are idle (a coordinator's notice that it published tiles makes idle lanes
@@ -83,7 +85,7 @@ export class TileQueues {
     job.pending = Math.max(0, job.pending - 1);
     let msg: JsMsg | null;
     try {
-      msg = await job.consumer.next({ expires: PULL_MS });
+      msg = await pull(job.consumer);
     } catch (err) {
       // The job's consumer is gone (the job ended), or NATS is in trouble: the next refresh tells which.
       this.log.debug({ job: job.job, err: (err as Error).message }, 'pull failed');
@@ -177,5 +179,17 @@ export class TileQueues {
     this.order = [...this.jobs.keys()];
     this.cursor = this.order.length === 0 ? 0 : this.cursor % this.order.length;
     this.onJobs(seen);
+  }
+}
+
+/** One tile from `consumer`, or null when none came within the pull's expiry (plus its grace). */
+async function pull(consumer: Consumer): Promise<JsMsg | null> {
+  const messages = await consumer.fetch({ max_messages: 1, expires: PULL_MS });
+  const timer = setTimeout(() => messages.stop(), PULL_MS + PULL_GRACE_MS);
+  try {
+    for await (const msg of messages) return msg;
+    return null;
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -21,6 +21,8 @@ import type { Taken } from './queues.js';
 
 export interface TileContext {
   readonly nc: NatsConnection;
+  /** Aborted when the worker stops: a publish still retrying then gives up (its tile is delivered again). */
+  readonly stopped: AbortSignal;
   readonly js: JetStreamClient;
   readonly log: Logger;
   readonly m: WorkerMetrics;
@@ -114,7 +116,7 @@ export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): 
     for (let k = 0; k < copies; k++) {
       for (const payload of payloads) {
         watch.progress();
-        await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job, ctx.id), payload), ackWaitMs * 4);
+        await retry('publishing a result', ctx.log, () => ctx.js.publish(resultSubject(job, ctx.id), payload), ackWaitMs * 4, ctx.stopped);
       }
     }
     msg.ack();

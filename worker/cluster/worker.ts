@@ -113,8 +113,10 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
     if (rate.tiles > 0) log.info({ tiles: rate.tiles, pairsPerSecond: rate.pairs / seconds, jobs: queues.names.length }, 'rate');
     rate = { tiles: 0, pairs: 0, at: performance.now() };
   }, 10_000);
+  const stopped = new AbortController();
   const ctx: TileContext = {
     nc,
+    stopped: stopped.signal,
     js,
     log,
     m,
@@ -151,22 +153,35 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
       const taken = await queues.take();
       if (taken === null) continue;
       if (draining) {
-        taken.msg.nak();
+        if (!nc.isClosed()) taken.msg.nak();
         break;
       }
       try {
         await handleTile(ctx, taken);
       } catch (err) {
+        // A lane left behind by a drain that stopped waiting for NATS.
+        if (nc.isClosed()) break;
         // Only a message that is not a tile of its queue's job gets here; it would fail the same way on every delivery.
         log.error({ err: (err as Error).message, seq: taken.msg.seq, job: taken.job.job }, 'dropping an undecodable tile message');
         taken.msg.term();
       }
     }
   };
-  // A drain waits for the lanes still making progress: a wedged lane may never return.
+  // A drain waits for the lanes still making progress: a wedged lane may never return, and nor may one whose NATS stopped answering.
   let running = options.inflight;
+  let unreachable = false;
+  let probing = false;
   const lanes = new Promise<void>((resolve) => {
-    const check = setInterval(() => draining && running <= state.wedged && finish(), 250);
+    const check = setInterval(() => {
+      if (!draining) return;
+      if (running <= state.wedged || !state.connected || unreachable) return finish();
+      if (probing) return;
+      probing = true;
+      void answers(nc, DRAIN_PING_MS).then((yes) => {
+        unreachable ||= !yes;
+        probing = false;
+      });
+    }, 250);
     const finish = () => {
       clearInterval(check);
       resolve();
@@ -178,13 +193,18 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
     }
   });
   const closed = lanes.then(async () => {
-    if (running > 0) log.warn({ lanes: running }, 'stopping with wedged lanes: their tiles go to other workers once their leases lapse');
+    const reachable = state.connected && !unreachable;
+    if (!reachable && running > 0)
+      log.warn({ lanes: running }, 'NATS does not answer: stopping without waiting for the lanes; their tiles go to other workers');
+    else if (running > 0) log.warn({ lanes: running }, 'stopping with wedged lanes: their tiles go to other workers once their leases lapse');
     clearInterval(rateTimer);
     notices.unsubscribe();
     stopWatching();
+    // Lanes left behind stop retrying their publishes.
+    stopped.abort();
     await pool.destroy();
     await metrics.close();
-    await nc.drain().catch(() => undefined);
+    await closeNats(nc, reachable);
     log.info('worker stopped');
     if (lost !== null) throw lost;
   });
@@ -198,6 +218,41 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
     },
     closed,
   };
+}
+
+/** How long a draining worker waits for NATS to answer a PING before it stops waiting for its lanes. */
+const DRAIN_PING_MS = 2000;
+/** How long the last acks and naks may take to flush before the connection is closed outright. */
+const FLUSH_MS = 5000;
+
+/** `promise`'s value, or `fallback` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => (timer = setTimeout(resolve, ms, fallback)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** Whether the server answers a PING within `ms` (nats.js waits for a reconnect, however long). */
+function answers(nc: NatsConnection, ms: number): Promise<boolean> {
+  return within(
+    nc.flush().then(
+      () => true,
+      () => false,
+    ),
+    ms,
+    false,
+  );
+}
+
+/** Drains the connection (the last acks reach the server) while the server answers; a drain against one that does not would never end. */
+async function closeNats(nc: NatsConnection, reachable: boolean): Promise<void> {
+  if (reachable)
+    await within(
+      nc.drain().catch(() => undefined),
+      FLUSH_MS,
+      undefined,
+    );
+  await nc.close().catch(() => undefined);
 }
 
 /** The job as its spec in the KV bucket says, planned; null when the job is gone or its spec is not the one the tile was planned from. */
