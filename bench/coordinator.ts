@@ -163,6 +163,7 @@ async function coordinatorRole(o: { nats: string; redis: string; m: number; job:
     superTile: undefined,
     stallTimeoutMs: null,
     verify: 0,
+    audit: 0,
   };
   const never = (): never => {
     throw new Error('the benchmark stops the job before it finishes');

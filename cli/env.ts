@@ -17,7 +17,7 @@ export interface CliEnv {
   readonly debug: boolean;
   /** NEUROCORR_LOG_LEVEL: pino level of the cluster logs. */
   readonly logLevel: string | undefined;
-  /** NEUROCORR_WORKER_FAULT: fault injection for tests and chaos runs (`duplicate`, `slow:MS`, `wedge:N`). */
+  /** NEUROCORR_WORKER_FAULT: fault injection for tests and chaos runs (`duplicate`, `slow:MS`, `wedge:N`, `lie`). */
   readonly workerFault: string | null;
   /** NEUROCORR_JS_STANDARDIZE=1: keep the TypeScript standardization loops. */
   readonly jsStandardize: boolean;

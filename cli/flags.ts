@@ -49,6 +49,7 @@ const FLAGS: Readonly<Record<string, string>> = {
   'cluster.superTile': '--super-tile',
   'cluster.stallTimeout': '--stall-timeout',
   'cluster.verify': '--verify',
+  'cluster.audit': '--audit',
   nats: '--nats',
   id: '--id',
   redis: '--redis',

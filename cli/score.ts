@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import {
   DEFAULT_STALL_TIMEOUT,
   DEFAULT_VERIFY,
+  DEFAULT_AUDIT,
   type ClusterOptions,
   type ModelOptions,
   type NullOptionsInput,
@@ -62,6 +63,7 @@ export interface RunFlags extends PairFlags, NatsFlags, RedisFlags {
   superTile?: number;
   stallTimeout: number | null;
   verify: number;
+  audit: number;
 }
 
 interface ScoreFlags extends RunFlags {
@@ -165,6 +167,12 @@ export function addRunOptions(command: Command, cluster: boolean, perSide: boole
       DEFAULT_VERIFY,
     )
     .option(
+      '--audit <share>',
+      'cluster: share of tiles another worker computes again; a worker found false is quarantined and its tiles computed again (0 to 1)',
+      numberOption('--audit', 0, 1),
+      DEFAULT_AUDIT,
+    )
+    .option(
       '--super-tile <neurons>',
       'cluster: neurons per side of a super-tile, the unit a worker computes and sends back (default: sized from --workers, M and max_payload)',
       integerOption('--super-tile', 1),
@@ -200,6 +208,7 @@ function clusterOptions(flags: RunFlags, env: CliEnv): ClusterOptions {
     workers: flags.workers,
     stallTimeout: flags.stallTimeout,
     verify: flags.verify,
+    audit: flags.audit,
     ...(flags.superTile !== undefined ? { superTile: flags.superTile } : {}),
     ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
   };

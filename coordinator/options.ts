@@ -82,6 +82,13 @@ export interface ClusterOptions {
    * within `memory`).
    */
   readonly verify?: number;
+  /**
+   * Share of the tiles, 0 to 1, published again once done for another
+   * worker to compute; a worker whose result disagrees and is found false
+   * (checked against the models) is quarantined and its tiles computed again
+   * (default 0.01). Needs the models `verify` reads: off with `verify` 0.
+   */
+  readonly audit?: number;
 }
 
 /** What every scoring entry point (`score`, `zoo`) takes besides its inputs and outputs. */
@@ -163,6 +170,7 @@ export interface ClusterSettings {
   readonly superTile: number | undefined;
   readonly stallTimeoutMs: number | null;
   readonly verify: number;
+  readonly audit: number;
 }
 
 /** RunOptions checked, with every default filled in. */
@@ -232,6 +240,7 @@ const CLUSTER_KEYS = [
   'superTile',
   'stallTimeout',
   'verify',
+  'audit',
 ] as const;
 
 const uint32 = 2 ** 32 - 1;
@@ -255,6 +264,7 @@ function serviceUrl(kind: 'nats' | 'redis', url: string, option: string): string
 
 export const DEFAULT_STALL_TIMEOUT = 600;
 export const DEFAULT_VERIFY = 4;
+export const DEFAULT_AUDIT = 0.01;
 
 function stallTimeoutMs(value: unknown): number | null {
   if (value === null) return null;
@@ -288,6 +298,7 @@ function clusterSettings(value: unknown): ClusterSettings {
     superTile: optional<number | undefined>(o['superTile'], (v) => integer('cluster.superTile', v, 1), undefined),
     stallTimeoutMs: stallTimeoutMs(o['stallTimeout']),
     verify: optional(o['verify'], (v) => integer('cluster.verify', v, 0, 1024), DEFAULT_VERIFY),
+    audit: optional(o['audit'], (v) => number('cluster.audit', v, 0, 1), DEFAULT_AUDIT),
   };
 }
 

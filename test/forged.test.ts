@@ -179,6 +179,65 @@ describe('forged results', () => {
   });
 });
 
+describe('audits: a second opinion on whole tiles', () => {
+  let nats: NatsServer;
+  let redis: RedisServer;
+  const names = jobNames('audit');
+  beforeAll(async () => {
+    [nats, redis] = await Promise.all([startNats(), startRedis()]);
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await stopAllServers();
+  });
+
+  it('a worker that reports real but worse matches passes the sampled check, is found false by an audit, quarantined, and its tiles computed again: the score is exact', async () => {
+    const reference = (() => {
+      const r = spawnSync(process.execPath, [BIN, 'score', F, G, '--json', '--no-progress', '--tile', '16', '--null', '0'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as Report).scores;
+    })();
+    const liar = startWorker(nats.url, { NEUROCORR_WORKER_FAULT: 'lie' }, ['--id', 'liar']);
+    const honest = startWorker(nats.url, { NEUROCORR_WORKER_FAULT: 'slow:20' }, ['--id', 'honest']);
+    await Promise.all([ready(liar), ready(honest)]);
+    const { job, prefix } = names();
+    const c = spawnCli([
+      'score',
+      F,
+      G,
+      '--nats',
+      nats.url,
+      '--redis',
+      redis.url,
+      '--job',
+      job,
+      '--prefix',
+      prefix,
+      '--json',
+      '--no-progress',
+      '--tile',
+      '16',
+      '--super-tile',
+      '16',
+      '--null',
+      '0',
+      '--ack-wait',
+      '2',
+      '--audit',
+      '1',
+    ]);
+    expect(await c.exited, c.stderr()).toBe(0);
+    expect((JSON.parse(c.stdout()) as Report).scores).toEqual(reference);
+    const quarantined = c
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('found false'));
+    expect(JSON.parse(quarantined!)).toMatchObject({ sender: 'liar' });
+    expect(c.stderr()).toMatch(/refusing a result[^\n]*"sender":"liar"[^\n]*worker liar is quarantined|worker liar is quarantined/);
+  });
+});
+
 describe('one NATS user per worker', () => {
   let nats: NatsServer;
   const PASSWORD = 'w0rker-a-pw';

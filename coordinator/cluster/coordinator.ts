@@ -25,6 +25,7 @@ import { clusterBlock, inputRef, jobName, jobSpec, specDifferences, superTileSpa
 import { cleanUp, ensureJobTransport, withdrawTiles } from './job-transport.js';
 import { measureMergeRate } from './merge-rate.js';
 import { openSampler } from './result-sampler.js';
+import { TileAudit } from './tile-audit.js';
 import { checkpointChunkLength } from './checkpoint-store.js';
 import { JobStore } from './job-store.js';
 import { isStoredSpec } from './stored.js';
@@ -237,6 +238,7 @@ export class ClusterCoordinator<R> {
       checkpointSeconds: c.checkpointSeconds,
       stallTimeoutMs: c.stallTimeoutMs,
       verify: sampler === null ? null : (tile, outcome) => sampler.check(tile, outcome),
+      audit: sampler === null || c.audit === 0 ? null : { tiles: new TileAudit(c.audit, sampler), undo: (ids) => progress.undo(ids) },
       persist: () =>
         store
           .save(spec, progress, {

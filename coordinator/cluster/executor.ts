@@ -17,6 +17,8 @@ import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import { jobMetrics, type Metrics } from './executor-metrics.js';
 import { admit } from './result-outcome.js';
+import type { TileAudit } from './tile-audit.js';
+import { TileRequeue } from './tile-requeue.js';
 import { StallWatch, stallError, tileFailed, tileWhereabouts, watchMaxDeliveries } from './job-failures.js';
 
 export interface JetStreamExecutorOptions {
@@ -34,6 +36,8 @@ export interface JetStreamExecutorOptions {
   readonly checkpointSeconds: number;
   /** Checks a result's claims against the models before it is merged: null when they hold, else the problem. */
   readonly verify: ((tile: JobTile, outcome: TileOutcome) => string | null) | null;
+  /** Second opinions on a share of the tiles (null: none), and how to undo the tiles of a worker found false (JobProgress.undo). */
+  readonly audit: { readonly tiles: TileAudit; readonly undo: (ids: readonly number[]) => number[] } | null;
   /** Milliseconds without a finished tile (or part) before the job fails as stalled; null: never. */
   readonly stallTimeoutMs: number | null;
   /** Stores the job's state (a checkpoint); the results it holds are acked after it resolves. */
@@ -63,10 +67,7 @@ export class JetStreamExecutor implements TileExecutor {
   /** Tiles not yet accepted, by id. */
   private readonly remaining = new Map<number, JobTile>();
   private readonly lastError = new Map<number, string>();
-  /** Senders of refused results named in the metrics. */
-  private readonly senders = new Set<string>();
-  /** When each tile was last published again after a refused result. */
-  private readonly republishedAt = new Map<number, number>();
+  private readonly requeue: TileRequeue;
   private held: JsMsg[] = [];
   /** Bytes of the held messages (kept in memory until their checkpoint). */
   private heldBytes = 0;
@@ -84,6 +85,7 @@ export class JetStreamExecutor implements TileExecutor {
     this.metrics = jobMetrics(o.registry);
     this.metrics.total.set(o.plan.tiles.length);
     this.stall = new StallWatch(o.stallTimeoutMs);
+    this.requeue = new TileRequeue(o, this.metrics, this.remaining);
   }
 
   /** Stops the run: `execute` rejects with `err` once the results in hand are settled. */
@@ -195,8 +197,13 @@ export class JetStreamExecutor implements TileExecutor {
     const { o } = this;
     const advisories = watchMaxDeliveries(o.nc, o.jsm, o.job, (id) => {
       const pending = this.remaining.get(id);
+      if (pending === undefined) return;
+      const avoid = this.lastError.has(id) ? null : (o.audit?.tiles.bounce(id) ?? null);
+      if (avoid !== null) return this.requeue.again(pending, avoid);
+      // No other worker took an audited tile's copy (a cluster of one, say): it counts as it is.
+      if (o.audit?.tiles.giveUp(id)) return this.finished(pending, 1);
       const why = this.lastError.get(id) ?? 'no worker reported an error: a worker may have died on it each time';
-      if (pending !== undefined) this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
+      this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
     });
     const unwatch = this.stall.watch(o.nc, o.job, () => this.stalled());
     let lastRemaining = this.remaining.size;
@@ -257,28 +264,6 @@ export class JetStreamExecutor implements TileExecutor {
     }
   }
 
-  /**
-   * A result that does not fit its tile (it came over the network: a broken
-   * or a hostile sender) changes nothing: it is dropped, its sender named in
-   * the log and the metrics, and the tile published again (once per ack wait
-   * at most), so an honest worker computes it.
-   */
-  private refuse(msg: JsMsg, tile: JobTile, sender: string, problem: string): void {
-    const { o } = this;
-    o.log.error({ tile: tile.id, sender, problem }, 'refusing a result that does not fit its tile');
-    // Sender names are bounded tokens, but a flood of made-up ones must not grow the metrics without bound.
-    if (this.senders.size < 64) this.senders.add(sender);
-    this.metrics.refused.inc({ sender: this.senders.has(sender) ? sender : 'other' });
-    msg.term();
-    const last = this.republishedAt.get(tile.id) ?? -Infinity;
-    if (!this.remaining.has(tile.id) || performance.now() - last < o.queue.ackWaitMs) return;
-    this.republishedAt.set(tile.id, performance.now());
-    void retry('publishing a tile again', o.log, () => o.js.publish(tileSubject(o.job), encodeTile(o.job, o.spec, tile))).then(
-      () => o.nc.publish(tilesNotice(o.job)),
-      () => undefined,
-    );
-  }
-
   /** Folds in one result message (or drops or refuses it, saying why). */
   private handle(msg: JsMsg, accept: Accept): void {
     const { o, metrics, stats } = this;
@@ -296,20 +281,20 @@ export class JetStreamExecutor implements TileExecutor {
       msg.ack();
       return;
     }
-    if (incoming.kind === 'refuse') {
-      this.refuse(msg, tile, sender, incoming.problem);
+    if (incoming.kind === 'refuse' || o.audit?.tiles.quarantined.has(sender)) {
+      this.requeue.refuse(msg, tile, sender, incoming.kind === 'refuse' ? incoming.problem : `worker ${sender} is quarantined`);
       return;
     }
     const untrue = o.verify?.(tile, incoming.outcome) ?? null;
     if (untrue !== null) {
-      this.refuse(msg, tile, sender, untrue);
+      this.requeue.refuse(msg, tile, sender, untrue);
       return;
     }
     let merged;
     try {
       merged = accept(tile, incoming.outcome);
     } catch (err) {
-      this.refuse(msg, tile, sender, (err as Error).message);
+      this.requeue.refuse(msg, tile, sender, (err as Error).message);
       return;
     }
     stats.workers.add(sender);
@@ -318,16 +303,35 @@ export class JetStreamExecutor implements TileExecutor {
       stats.duplicates++;
       metrics.duplicates.inc();
       msg.ack();
+      const verdict = o.audit?.tiles.secondOpinion(tile, sender, incoming.outcome) ?? null;
+      if (verdict?.kind === 'false') {
+        // Its tiles are reopened; the audits under way end, and their tiles (this one, if its first result stands) count.
+        const { settled, again } = this.requeue.quarantine(verdict.sender, verdict.why);
+        for (const id of settled) if (this.remaining.has(id)) this.finished(o.plan.tiles[id]!, 1);
+        if (this.remaining.has(tile.id) && verdict.sender === sender && !again.includes(tile.id)) this.finished(tile, incoming.deliveries);
+      } else if (verdict !== null && o.audit?.tiles.auditOf(tile.id) === null) this.finished(tile, incoming.deliveries);
       return;
     }
+    o.audit?.tiles.merged(tile, sender, incoming.outcome);
     this.stall.progress();
     this.held.push(msg);
     this.heldBytes += msg.data.length;
     // Parts of super-tiles are megabytes each: a checkpoint also lets go of the messages it holds.
     if (this.held.length >= o.checkpointTiles || this.heldBytes >= HELD_BYTES) void this.checkpoint();
     if (merged === 'part') return;
+    const audited = o.audit?.tiles.auditOf(tile.id) ?? null;
+    // An audited tile counts once its second opinion agrees: the job does not end on a result not yet checked.
+    if (audited !== null) this.requeue.again(tile, audited);
+    else this.finished(tile, incoming.deliveries);
+  }
+
+  /** A tile is done: counted, and out of the tiles the job waits for. */
+  private finished(tile: JobTile, deliveries: number): void {
+    const { o, metrics, stats } = this;
     this.remaining.delete(tile.id);
-    if (incoming.deliveries > 1) {
+    // The last tile may be counted outside the result loop (an audit given up): the loop must not wait on.
+    if (this.remaining.size === 0) this.current?.stop();
+    if (deliveries > 1) {
       stats.redelivered++;
       metrics.redelivered.inc();
     }

@@ -4,7 +4,7 @@
  * results consumer, and its spec in the KV bucket. JetStream is a transport:
  * whatever of this went missing is made again from the coordinator's state.
  */
-import type { JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -14,13 +14,17 @@ import {
   RESULT_STREAM,
   jobResults,
   TILE_STREAM,
+  encodeTile,
   tileConsumer,
+  tilesNotice,
   tileSubject,
   type JobSpec,
   type TileQueueConfig,
 } from '../../shared/cluster/index.js';
 import { ensureResultConsumer, ensureStreams, ensureTileConsumer } from '../../shared/nats/index.js';
+import type { JobTile } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
+import { retry } from '../../shared/retry.js';
 
 export interface JobTransport {
   readonly nc: NatsConnection;
@@ -85,4 +89,21 @@ export async function cleanUp(jsm: JetStreamManager, kv: KV, job: string): Promi
   await withdrawTiles(jsm, job).catch(() => undefined);
   await jsm.streams.purge(RESULT_STREAM, { filter: jobResults(job) }).catch(() => undefined);
   await kv.delete(job).catch(() => undefined);
+}
+
+/** What publishing a job's tiles takes. */
+export interface TilePublisher {
+  readonly js: JetStreamClient;
+  readonly nc: NatsConnection;
+  readonly log: Logger;
+  readonly job: string;
+  readonly spec: string;
+}
+
+/** Publishes one tile of the job again (never to be computed by `avoid`, when given), and tells idle workers. */
+export function republishTile(o: TilePublisher, tile: JobTile, avoid = ''): void {
+  void retry('publishing a tile again', o.log, () => o.js.publish(tileSubject(o.job), encodeTile(o.job, o.spec, tile, avoid))).then(
+    () => o.nc.publish(tilesNotice(o.job)),
+    () => undefined,
+  );
 }

@@ -24,8 +24,14 @@ interface Claim {
   readonly rho: number;
 }
 
+/** Entries of a result: a kernel tile's rows then columns, or a part's. */
+export function entries(outcome: TileOutcome): number {
+  return outcome.kind === 'part' ? outcome.part.best.length : outcome.result.rowBest.length + outcome.result.colBest.length;
+}
+
 export class ResultSampler {
-  private readonly tolerance: number;
+  /** How far two honest float32 results of one pair may lie apart. */
+  readonly tolerance: number;
   private readonly scratch: Float32Array;
 
   constructor(
@@ -42,56 +48,54 @@ export class ResultSampler {
 
   /** Null when the sampled entries hold; else the first that does not, in words. */
   check(tile: JobTile, outcome: TileOutcome): string | null {
-    if (outcome.kind === 'part') return tile.kind === 'super' ? this.checkPart(tile, outcome.part) : null;
-    if (tile.kind === 'super') return null;
-    return this.checkKernel(tile, outcome.result);
-  }
-
-  private checkKernel(tile: Exclude<JobTile, SuperTile>, result: TileResult): string | null {
-    const { rows, cols } = operands(this.plan, tile);
-    const n = result.rowBest.length + result.colBest.length;
+    const n = entries(outcome);
     for (let s = 0; s < Math.min(this.perResult, n); s++) {
-      const k = randomInt(n);
-      const isRow = k < result.rowBest.length;
-      const [own, partner] = isRow
-        ? [rows.block.start + k, result.rowArg[k]!]
-        : [cols.block.start + k - result.rowBest.length, result.colArg[k - result.rowBest.length]!];
-      const [r, c] = isRow ? [own, partner] : [partner, own];
-      const bad = this.judge(
-        (u, v) => ({
-          what: `${isRow ? 'row' : 'column'} ${own} with partner ${partner}`,
-          u,
-          v,
-          rho: isRow ? result.rowBest[k]! : result.colBest[k - result.rowBest.length]!,
-        }),
-        rows.model,
-        r,
-        tile.kind === 'null' ? { tile, position: c } : { model: cols.model, neuron: c },
-      );
+      const bad = this.entry(tile, outcome, randomInt(n));
       if (bad !== null) return bad;
     }
     return null;
   }
 
-  private checkPart(tile: SuperTile, part: SuperPart): string | null {
+  /** Whether entry `k` of a result (rows then columns of a kernel tile; a part's entries) claims its pair's true |rho|. */
+  holds(tile: JobTile, outcome: TileOutcome, k: number): boolean {
+    return this.entry(tile, outcome, k) === null;
+  }
+
+  private entry(tile: JobTile, outcome: TileOutcome, k: number): string | null {
+    if (outcome.kind === 'part') return tile.kind === 'super' ? this.partEntry(tile, outcome.part, k) : 'a part for a kernel tile';
+    if (tile.kind === 'super') return 'a kernel tile result for a super-tile';
+    return this.kernelEntry(tile, outcome.result, k);
+  }
+
+  private kernelEntry(tile: Exclude<JobTile, SuperTile>, result: TileResult, k: number): string | null {
+    const { rows, cols } = operands(this.plan, tile);
+    const isRow = k < result.rowBest.length;
+    const j = k - result.rowBest.length;
+    const [own, partner] = isRow ? [rows.block.start + k, result.rowArg[k]!] : [cols.block.start + j, result.colArg[j]!];
+    const [r, c] = isRow ? [own, partner] : [partner, own];
+    return this.judge(
+      (u, v) => ({ what: `${isRow ? 'row' : 'column'} ${own} with partner ${partner}`, u, v, rho: isRow ? result.rowBest[k]! : result.colBest[j]! }),
+      rows.model,
+      r,
+      tile.kind === 'null' ? { tile, position: c } : { model: cols.model, neuron: c },
+    );
+  }
+
+  private partEntry(tile: SuperTile, part: SuperPart, k: number): string | null {
     const pair = this.plan.pairs[tile.pair]!;
-    const n = part.best.length;
-    for (let s = 0; s < Math.min(this.perResult, n); s++) {
-      const k = randomInt(n);
-      const entry = part.offset + k;
-      const inF = entry < tile.f.count;
-      const own = inF ? tile.f.start + entry : tile.g.start + entry - tile.f.count;
-      const [model, other] = inF ? [pair.f, pair.g] : [pair.g, pair.f];
-      for (const [partner, rho, mode] of [
-        [part.arg[k]!, part.best[k]!, 'best'],
-        [part.penArg[k]!, part.penRho[k]!, 'penalized'],
-      ] as const) {
-        const bad = this.judge((u, v) => ({ what: `entry ${entry} (neuron ${own}), its ${mode} match ${partner}`, u, v, rho }), model, own, {
-          model: other,
-          neuron: partner,
-        });
-        if (bad !== null) return bad;
-      }
+    const entry = part.offset + k;
+    const inF = entry < tile.f.count;
+    const own = inF ? tile.f.start + entry : tile.g.start + entry - tile.f.count;
+    const [model, other] = inF ? [pair.f, pair.g] : [pair.g, pair.f];
+    for (const [partner, rho, mode] of [
+      [part.arg[k]!, part.best[k]!, 'best'],
+      [part.penArg[k]!, part.penRho[k]!, 'penalized'],
+    ] as const) {
+      const bad = this.judge((u, v) => ({ what: `entry ${entry} (neuron ${own}), its ${mode} match ${partner}`, u, v, rho }), model, own, {
+        model: other,
+        neuron: partner,
+      });
+      if (bad !== null) return bad;
     }
     return null;
   }

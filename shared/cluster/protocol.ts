@@ -129,7 +129,7 @@ export function encodeJobSpec(spec: JobSpec): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(spec));
 }
 
-const VERSION = 3;
+const VERSION = 4;
 const KIND_TILE = 1;
 const KIND_RESULT = 2;
 const KIND_FAILURE = 3;
@@ -158,6 +158,8 @@ export interface TileMessage {
   readonly job: string;
   /** specId of the job spec the tile was planned from: a worker never runs it against another. */
   readonly spec: string;
+  /** A worker that must not compute this copy of the tile (an audit asks another for a second opinion); '' for none. */
+  readonly avoid: string;
   readonly tile: JobTile;
 }
 
@@ -167,8 +169,9 @@ export function specId(specJson: string | Uint8Array): string {
 }
 
 /** A tile names its job's spec, its pair, its kind (main, or null permutation k and side) and its two blocks. */
-export function encodeTile(job: string, spec: string, tile: JobTile): Uint8Array {
-  const w = header(KIND_TILE, job, tile.id).str(spec).u32(tile.pair);
+/** A tile message; `avoid` names a worker that must not compute it (an audit's second opinion), '' for none. */
+export function encodeTile(job: string, spec: string, tile: JobTile, avoid = ''): Uint8Array {
+  const w = header(KIND_TILE, job, tile.id).str(spec).str(avoid).u32(tile.pair);
   if (tile.kind === 'main') return writeBlock(writeBlock(w.u32(0), tile.f), tile.g).done();
   if (tile.kind === 'super') return writeRange(writeRange(w.u32(SUPER), tile.f), tile.g).done();
   return writeBlock(writeBlock(w.u32(tile.k * 2 + tile.side + 1), tile.sample), tile.other).done();
@@ -178,18 +181,19 @@ export function decodeTile(data: Uint8Array): TileMessage {
   const { reader, kind, job, tile: id } = readHeader(data);
   if (kind !== KIND_TILE) throw new InternalError(`expected a tile message, got kind ${kind}`);
   const spec = reader.str();
+  const avoid = reader.str();
   const pair = reader.u32();
   const code = reader.u32();
   if (code === SUPER) {
     const [f, g] = [readRange(reader), readRange(reader)];
     reader.end();
-    return { job, spec, tile: { kind: 'super', id, pair, f, g } };
+    return { job, spec, avoid, tile: { kind: 'super', id, pair, f, g } };
   }
   const a = readBlock(reader);
   const b = readBlock(reader);
   reader.end();
-  if (code === 0) return { job, spec, tile: { kind: 'main', id, pair, f: a, g: b } };
-  return { job, spec, tile: { kind: 'null', id, pair, k: (code - 1) >> 1, side: ((code - 1) & 1) as 0 | 1, sample: a, other: b } };
+  if (code === 0) return { job, spec, avoid, tile: { kind: 'main', id, pair, f: a, g: b } };
+  return { job, spec, avoid, tile: { kind: 'null', id, pair, k: (code - 1) >> 1, side: ((code - 1) & 1) as 0 | 1, sample: a, other: b } };
 }
 
 /** Who computed a tile, and how. */

@@ -45,6 +45,16 @@ export class DirectionState {
     this.penRho = new Float64Array(n);
   }
 
+  /** Neurons [start, start + count) back to no match (what a result from a worker found false had merged is undone). */
+  clear(start: number, count: number): void {
+    const end = start + count;
+    this.best.fill(-1, start, end);
+    this.arg.fill(NO_PARTNER, start, end);
+    this.pen.fill(-1, start, end);
+    this.penArg.fill(NO_PARTNER, start, end);
+    this.penRho.fill(0, start, end);
+  }
+
   merge(offset: number, bests: Float64Array, args: Uint32Array, divisor: number): void {
     const { best, arg, pen, penArg, penRho } = this;
     for (let k = 0; k < bests.length; k++) {

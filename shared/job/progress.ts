@@ -168,6 +168,53 @@ export class JobProgress {
     this.chunks.mark(this.stateCount + model, start, flags.length);
   }
 
+  /**
+   * Undoes what the given tiles merged (their results came from a worker
+   * found false): every neuron they touched goes back to no match and not
+   * constant, and every tile of the job that touches those neurons is not
+   * done any more (a super-tile's parts so far forgotten), so computing those
+   * tiles again rebuilds the state exactly. Returns their ids.
+   */
+  undo(ids: readonly number[]): number[] {
+    const touched = new Set<string>();
+    const key = (pair: number, dir: number, start: number, count: number) => `${pair}:${dir}:${start}:${count}`;
+    const ranges = (tile: JobTile): [number, { start: number; count: number }][] =>
+      tile.kind === 'null'
+        ? [[2 + 2 * tile.k + tile.side, tile.sample]]
+        : [
+            [0, tile.f],
+            [1, tile.g],
+          ];
+    for (const id of ids) {
+      const tile = this.plan.tiles[id]!;
+      for (const [dir, r] of ranges(tile)) touched.add(key(tile.pair, dir, r.start, r.count));
+    }
+    const cleared = [...touched].map((k) => k.split(':').map(Number) as [number, number, number, number]);
+    for (const [pair, dir, start, count] of cleared) {
+      this.states()[this.regionOfPair[pair]! + dir]!.clear(start, count);
+      this.chunks.mark(this.regionOfPair[pair]! + dir, start, count);
+      if (dir < 2) {
+        const model = dir === 0 ? this.plan.pairs[pair]!.f : this.plan.pairs[pair]!.g;
+        this.constant[model]!.fill(0, start, start + count);
+        this.chunks.mark(this.stateCount + model, start, count);
+      }
+    }
+    const overlaps = (pair: number, dir: number, r: { start: number; count: number }) =>
+      cleared.some(([p, d, start, count]) => p === pair && d === dir && r.start < start + count && start < r.start + r.count);
+    const again: number[] = [];
+    for (const tile of this.plan.tiles) {
+      // A model's constant flags are any pair's: a cleared range is set again by any tile of any pair over it.
+      if (!ranges(tile).some(([dir, r]) => overlaps(tile.pair, dir, r))) continue;
+      again.push(tile.id);
+      this.partial.delete(tile.id);
+      if (this.done[tile.id] !== 1) continue;
+      this.done[tile.id] = 0;
+      this.chunks.mark(this.stateCount + this.constant.length, tile.id, 1);
+      this.count--;
+    }
+    return again;
+  }
+
   private finish(tile: JobTile): void {
     this.done[tile.id] = 1;
     this.chunks.mark(this.stateCount + this.constant.length, tile.id, 1);

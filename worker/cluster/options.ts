@@ -59,7 +59,8 @@ export interface WorkerOptions {
   /**
    * Fault injection, for tests and chaos runs: `duplicate` publishes every
    * result twice; `slow:MS` holds each tile MS milliseconds before computing;
-   * `wedge:N` hangs the first N tiles for ever.
+   * `wedge:N` hangs the first N tiles for ever; `lie` reports real but worse
+   * matches (worker/cluster/faults.ts).
    */
   readonly fault?: string;
 }

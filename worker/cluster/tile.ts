@@ -6,7 +6,6 @@
  * (never a file's contents) and the tile is handed back, or ended on its
  * last allowed delivery.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { decodeTile, encodeFailure, encodeParts, encodeResult, resultSubject, workingNotice, type Provenance } from '../../shared/cluster/index.js';
@@ -14,6 +13,7 @@ import { InternalError, NeurocorrError, type OptionNamer } from '../../shared/er
 import { sameTile, tilePairs } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
+import { hold, lie } from './faults.js';
 import type { CachedJob, JobCache } from './job-cache.js';
 import { LaneWatch, type TileRate } from './lane-watch.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -45,20 +45,15 @@ function reportable(err: unknown, ctx: TileContext): string {
   return err instanceof NeurocorrError ? err.describe(ctx.optionName) : `internal error on worker ${ctx.id} (see its log)`;
 }
 
-/** Fault injection: `slow:MS` holds each tile MS ms; `wedge:N` hangs the first N tiles for ever (a lane that never returns). */
-function injected(ctx: TileContext): Promise<void> | null {
-  const slow = /^slow:(\d+)$/.exec(ctx.fault ?? '');
-  if (slow) return delay(Number(slow[1])).then(() => undefined);
-  const wedge = /^wedge:(\d+)$/.exec(ctx.fault ?? '');
-  if (wedge && wedged++ < Number(wedge[1])) return new Promise<void>(() => undefined);
-  return null;
-}
-let wedged = 0;
-
 export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): Promise<void> {
   const started = performance.now();
-  const { job, spec, tile } = decodeTile(msg.data);
+  const { job, spec, tile, avoid } = decodeTile(msg.data);
   if (job !== queue.job) throw new InternalError(`a tile of job ${job} came from job ${queue.job}'s queue`);
+  if (avoid === ctx.id) {
+    // An audit's copy of a tile this worker computed: another worker is to compute it.
+    msg.nak(1000);
+    return;
+  }
   const deliveries = msg.info.deliveryCount;
   const { ackWaitMs, maxDeliver } = queue.queue;
   const watch = new LaneWatch(ctx.tileTimeoutMs);
@@ -105,8 +100,9 @@ export async function handleTile(ctx: TileContext, { job: queue, msg }: Taken): 
     const units = tilePairs(planned) * opened.spec.m;
     watch.progress(ctx.rate.expectedMs(units));
     const computing = performance.now();
-    await injected(ctx);
-    const outcome = await opened.runner.run(planned);
+    await hold(ctx.fault);
+    const computed = await opened.runner.run(planned);
+    const outcome = planned.kind === 'main' ? lie(ctx.fault, opened, planned, computed) : computed;
     ctx.rate.record(units, (performance.now() - computing) / 1000);
     const payloads =
       outcome.kind === 'part'
