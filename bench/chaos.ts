@@ -9,13 +9,14 @@
  * it to the "Chaos" section of bench/RESULTS.md (`--quick`: a short run that
  * writes nothing; `--seeds 1,2,3` runs several).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRng } from '#dist/shared/core/index.js';
 import { startNats, startRedis, stopAllServers, type NatsServer, type RedisServer } from '../test/helpers/servers.js';
 import { provision } from '../test/setup/tools.js';
+import { runCli, type Proc } from './cli-proc.js';
 import { replaceSection } from './results.js';
 import { writeModel } from './synthetic.js';
 
@@ -37,25 +38,6 @@ const ACK_WAIT = 2;
 const KINDS = ['worker-kill', 'coordinator-kill', 'nats-kill', 'nats-wipe', 'redis-restart', 'nats-pause', 'worker-pause'] as const;
 type Kind = (typeof KINDS)[number];
 
-interface Proc {
-  readonly child: ChildProcess;
-  out: string;
-  err: string;
-  readonly exited: Promise<number | string>;
-}
-
-function run(argv: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  const proc: Proc = {
-    child,
-    out: '',
-    err: '',
-    exited: new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'))),
-  };
-  child.stdout!.on('data', (d: Buffer) => (proc.out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (proc.err += d.toString()));
-  return proc;
-}
 
 interface Row {
   readonly seed: number;
@@ -82,7 +64,7 @@ async function chaos(seed: number, data: readonly [string, string], reference: R
   // Each tile is held a little, so the job lasts minutes on a small machine and faults land mid-tile.
   const slow = { NEUROCORR_WORKER_FAULT: `slow:${quick ? 100 : 250}` };
   const workers: Proc[] = [];
-  const startWorker = () => workers.push(run(workerArgs, slow));
+  const startWorker = () => workers.push(runCli(workerArgs, slow));
   for (let i = 0; i < 3; i++) startWorker();
   const coordinatorArgs = [
     'score',
@@ -104,7 +86,7 @@ async function chaos(seed: number, data: readonly [string, string], reference: R
     '--checkpoint-seconds',
     '0.5',
   ];
-  let coordinator = run(coordinatorArgs);
+  let coordinator = runCli(coordinatorArgs);
   const faults = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
   const started = performance.now();
   let finished = false;
@@ -126,7 +108,7 @@ async function chaos(seed: number, data: readonly [string, string], reference: R
           coordinator.child.kill('SIGKILL');
           await coordinator.exited;
           await sleep(500 + random() * 1500);
-          if (!finished) coordinator = run(coordinatorArgs);
+          if (!finished) coordinator = runCli(coordinatorArgs);
           break;
         case 'nats-kill':
           await nats.restart({ kill: true });

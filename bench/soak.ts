@@ -10,7 +10,7 @@
  * table and writes it to the "Soak" section of bench/RESULTS.md (`--quick`:
  * 90 seconds, writes nothing).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { connect } from '@nats-io/transport-node';
 import { createRng } from '#dist/shared/core/index.js';
 import { startNats, startRedis, stopAllServers } from '../test/helpers/servers.js';
 import { provision } from '../test/setup/tools.js';
+import { runCli, type Proc } from './cli-proc.js';
 import { replaceSection } from './results.js';
 import { writeModel } from './synthetic.js';
 
@@ -44,25 +45,6 @@ const SLOW_MS = 40;
 const FAULTS = ['worker-kill', 'worker-add', 'worker-drain', 'nats-pause', 'redis-pause'] as const;
 type Fault = (typeof FAULTS)[number];
 
-interface Proc {
-  readonly child: ChildProcess;
-  out: string;
-  err: string;
-  readonly exited: Promise<number | string>;
-}
-
-function run(argv: readonly string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  const proc: Proc = {
-    child,
-    out: '',
-    err: '',
-    exited: new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'))),
-  };
-  child.stdout!.on('data', (d: Buffer) => (proc.out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (proc.err += d.toString()));
-  return proc;
-}
 
 function cli(argv: readonly string[]): string {
   const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: 'utf8', maxBuffer: 256 << 20 });
@@ -176,7 +158,7 @@ async function main(): Promise<void> {
   ];
   const workers: Proc[] = [];
   const peakRss = new Map<number, number>();
-  const startWorker = (): void => void workers.push(run(workerArgs, { NEUROCORR_WORKER_FAULT: `slow:${SLOW_MS}` }));
+  const startWorker = (): void => void workers.push(runCli(workerArgs, { NEUROCORR_WORKER_FAULT: `slow:${SLOW_MS}` }));
   const live = (): Proc[] => workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
   for (let i = 0; i < 3; i++) startWorker();
   const sampler = setInterval(() => {
@@ -208,7 +190,7 @@ async function main(): Promise<void> {
       '--checkpoint-seconds',
       '1',
     ];
-    const proc = run([...kind.args, ...flags, ...(out === null ? ['--json'] : ['--out', out, '--store', `${out}.sqlite`])], { NEUROCORR_PROGRESS_MS: '200' });
+    const proc = runCli([...kind.args, ...flags, ...(out === null ? ['--json'] : ['--out', out, '--store', `${out}.sqlite`])], { NEUROCORR_PROGRESS_MS: '200' });
     const record: JobRun = { kind, job, startedAt: performance.now(), firstTileAt: null, endedAt: null, code: null, exact: null, tiles: 0, cost: null };
     proc.child.stderr!.on('data', () => {
       if (record.firstTileAt === null && /progress: [1-9]\d*\//.test(proc.err)) record.firstTileAt = performance.now();

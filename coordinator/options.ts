@@ -70,24 +70,11 @@ export interface ClusterOptions {
   readonly workers?: number;
   /** Neurons per side of a main tile's super-tile, rounded down to whole blocks (default: sized from `workers`, M and max_payload). */
   readonly superTile?: number;
-  /**
-   * Seconds without a finished tile before the job fails as stalled (JobStalledError,
-   * exit 5), its state kept for a rerun to resume; null never gives up (default 600).
-   */
+  /** Seconds without progress before the job fails as stalled (exit 5; a rerun resumes); null never gives up (default 600). */
   readonly stallTimeout?: number | null;
-  /**
-   * Entries of each result the coordinator computes again from the models
-   * and compares before merging it (default 4; 0: trust the workers). The
-   * coordinator then reads and standardizes the models itself (shard sets
-   * within `memory`).
-   */
+  /** Entries of each result computed again from the models (read by the coordinator) before it is merged (default 4; 0: trust the workers). */
   readonly verify?: number;
-  /**
-   * Share of the tiles, 0 to 1, published again once done for another
-   * worker to compute; a worker whose result disagrees and is found false
-   * (checked against the models) is quarantined and its tiles computed again
-   * (default 0.01). Needs the models `verify` reads: off with `verify` 0.
-   */
+  /** Share of tiles another worker computes again; one found false is quarantined, its merges undone (default 0.01; off with `verify` 0). */
   readonly audit?: number;
 }
 

@@ -24,8 +24,10 @@ const provenance = { worker: 'w-1', kernel: 'native-avx512', deliveries: 2, mill
 
 describe('protocol codecs', () => {
   it('a tile spec round-trips, main and null', () => {
-    expect(decodeTile(encodeTile('job-a', 'abc', tile))).toEqual({ job: 'job-a', spec: 'abc', tile });
-    expect(decodeTile(encodeTile('job-a', 'abc', nullTile))).toEqual({ job: 'job-a', spec: 'abc', tile: nullTile });
+    expect(decodeTile(encodeTile('job-a', 'abc', tile))).toEqual({ job: 'job-a', spec: 'abc', avoid: '', tile });
+    expect(decodeTile(encodeTile('job-a', 'abc', nullTile))).toEqual({ job: 'job-a', spec: 'abc', avoid: '', tile: nullTile });
+    // An audit's copy names the worker that must not compute it.
+    expect(decodeTile(encodeTile('job-a', 'abc', tile, 'worker-7')).avoid).toBe('worker-7');
   });
 
   it('a tile result round-trips bit for bit, as raw buffers, even from an unaligned view', () => {

@@ -300,16 +300,18 @@ export class JetStreamExecutor implements TileExecutor {
     stats.workers.add(sender);
     stats.kernels.add(incoming.kernel);
     if (merged === 'duplicate') {
-      stats.duplicates++;
-      metrics.duplicates.inc();
       msg.ack();
+      // An audit's second opinion is asked for, not a duplicate; it counts its tile once it agrees.
       const verdict = o.audit?.tiles.secondOpinion(tile, sender, incoming.outcome) ?? null;
-      if (verdict?.kind === 'false') {
+      if (verdict === null) {
+        stats.duplicates++;
+        metrics.duplicates.inc();
+      } else if (verdict.kind === 'false') {
         // Its tiles are reopened; the audits under way end, and their tiles (this one, if its first result stands) count.
         const { settled, again } = this.requeue.quarantine(verdict.sender, verdict.why);
         for (const id of settled) if (this.remaining.has(id)) this.finished(o.plan.tiles[id]!, 1);
-        if (this.remaining.has(tile.id) && verdict.sender === sender && !again.includes(tile.id)) this.finished(tile, incoming.deliveries);
-      } else if (verdict !== null && o.audit?.tiles.auditOf(tile.id) === null) this.finished(tile, incoming.deliveries);
+        if (this.remaining.has(tile.id) && verdict.sender === sender && !again.includes(tile.id)) this.finished(tile, 1);
+      } else if (o.audit?.tiles.auditOf(tile.id) === null) this.finished(tile, 1);
       return;
     }
     o.audit?.tiles.merged(tile, sender, incoming.outcome);
