@@ -38,7 +38,6 @@ const ACK_WAIT = 2;
 const KINDS = ['worker-kill', 'coordinator-kill', 'nats-kill', 'nats-wipe', 'redis-restart', 'nats-pause', 'worker-pause'] as const;
 type Kind = (typeof KINDS)[number];
 
-
 interface Row {
   readonly seed: number;
   readonly faults: Record<Kind, number>;

@@ -45,7 +45,6 @@ const SLOW_MS = 40;
 const FAULTS = ['worker-kill', 'worker-add', 'worker-drain', 'nats-pause', 'redis-pause'] as const;
 type Fault = (typeof FAULTS)[number];
 
-
 function cli(argv: readonly string[]): string {
   const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: 'utf8', maxBuffer: 256 << 20 });
   if (r.status !== 0) throw new Error(`neurocorr ${argv.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
@@ -190,7 +189,9 @@ async function main(): Promise<void> {
       '--checkpoint-seconds',
       '1',
     ];
-    const proc = runCli([...kind.args, ...flags, ...(out === null ? ['--json'] : ['--out', out, '--store', `${out}.sqlite`])], { NEUROCORR_PROGRESS_MS: '200' });
+    const proc = runCli([...kind.args, ...flags, ...(out === null ? ['--json'] : ['--out', out, '--store', `${out}.sqlite`])], {
+      NEUROCORR_PROGRESS_MS: '200',
+    });
     const record: JobRun = { kind, job, startedAt: performance.now(), firstTileAt: null, endedAt: null, code: null, exact: null, tiles: 0, cost: null };
     proc.child.stderr!.on('data', () => {
       if (record.firstTileAt === null && /progress: [1-9]\d*\//.test(proc.err)) record.firstTileAt = performance.now();

@@ -68,6 +68,8 @@ export class JetStreamExecutor implements TileExecutor {
   private readonly remaining = new Map<number, JobTile>();
   private readonly lastError = new Map<number, string>();
   private readonly requeue: TileRequeue;
+  /** Once every tile is done, how long audits under way may still come in. */
+  private auditsUntil: number | null = null;
   private held: JsMsg[] = [];
   /** Bytes of the held messages (kept in memory until their checkpoint). */
   private heldBytes = 0;
@@ -200,8 +202,6 @@ export class JetStreamExecutor implements TileExecutor {
       if (pending === undefined) return;
       const avoid = this.lastError.has(id) ? null : (o.audit?.tiles.bounce(id) ?? null);
       if (avoid !== null) return this.requeue.again(pending, avoid);
-      // No other worker took an audited tile's copy (a cluster of one, say): it counts as it is.
-      if (o.audit?.tiles.giveUp(id)) return this.finished(pending, 1);
       const why = this.lastError.get(id) ?? 'no worker reported an error: a worker may have died on it each time';
       this.abort(tileFailed(o.plan, o.job, pending, o.queue.maxDeliver, why));
     });
@@ -225,7 +225,7 @@ export class JetStreamExecutor implements TileExecutor {
     ];
     this.stop = () => this.current?.stop();
     try {
-      while (this.remaining.size > 0 && this.failure === null) {
+      while (this.working() && this.failure === null) {
         try {
           const consumer = await o.js.consumers.get(RESULT_STREAM, coordinatorConsumer(o.job));
           // Parts of super-tiles are up to max_payload each, so at most 32 MB of them are pulled at once: the server
@@ -237,12 +237,12 @@ export class JetStreamExecutor implements TileExecutor {
           if (this.failure !== null) this.current.stop();
           for await (const msg of this.current) {
             this.handle(msg, accept);
-            if (this.remaining.size === 0) break;
+            if (!this.working()) break;
           }
         } catch (err) {
           o.log.warn({ err: (err as Error).message }, 'the results consumer went away; restoring it');
         }
-        if (this.remaining.size > 0 && this.failure === null)
+        if (this.working() && this.failure === null)
           await this.restoreTransport().catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'restoring JetStream failed; will retry'));
       }
     } finally {
@@ -251,6 +251,8 @@ export class JetStreamExecutor implements TileExecutor {
       unwatch();
       this.current?.stop();
     }
+    // A tile published again must be in the stream before the job's queue is cleaned up, or it would outlive it.
+    await this.requeue.published();
     if (this.failure !== null) {
       // What was merged is kept, so that a rerun with the same job name resumes from here.
       await this.checkpoint();
@@ -306,12 +308,8 @@ export class JetStreamExecutor implements TileExecutor {
       if (verdict === null) {
         stats.duplicates++;
         metrics.duplicates.inc();
-      } else if (verdict.kind === 'false') {
-        // Its tiles are reopened; the audits under way end, and their tiles (this one, if its first result stands) count.
-        const { settled, again } = this.requeue.quarantine(verdict.sender, verdict.why);
-        for (const id of settled) if (this.remaining.has(id)) this.finished(o.plan.tiles[id]!, 1);
-        if (this.remaining.has(tile.id) && verdict.sender === sender && !again.includes(tile.id)) this.finished(tile, 1);
-      } else if (o.audit?.tiles.auditOf(tile.id) === null) this.finished(tile, 1);
+      } else if (verdict.kind === 'false') this.requeue.quarantine(verdict.sender, verdict.why);
+      if (!this.working()) this.current?.stop();
       return;
     }
     o.audit?.tiles.merged(tile, sender, incoming.outcome);
@@ -322,17 +320,30 @@ export class JetStreamExecutor implements TileExecutor {
     if (this.held.length >= o.checkpointTiles || this.heldBytes >= HELD_BYTES) void this.checkpoint();
     if (merged === 'part') return;
     const audited = o.audit?.tiles.auditOf(tile.id) ?? null;
-    // An audited tile counts once its second opinion agrees: the job does not end on a result not yet checked.
     if (audited !== null) this.requeue.again(tile, audited);
-    else this.finished(tile, incoming.deliveries);
+    this.finished(tile, incoming.deliveries);
+  }
+
+  /**
+   * Whether results are still wanted: tiles not done, or, once they all are,
+   * audits under way for a short grace (an audit that finds a worker false
+   * reopens its tiles; one that no other worker takes does not hold the job).
+   */
+  private working(): boolean {
+    if (this.remaining.size > 0) return true;
+    if ((this.o.audit?.tiles.pending ?? 0) === 0) return false;
+    if (this.auditsUntil === null) {
+      const grace = Math.max(5000, 2 * this.o.queue.ackWaitMs);
+      this.auditsUntil = performance.now() + grace;
+      setTimeout(() => void (this.working() || this.current?.stop()), grace + 10).unref();
+    }
+    return performance.now() < this.auditsUntil;
   }
 
   /** A tile is done: counted, and out of the tiles the job waits for. */
   private finished(tile: JobTile, deliveries: number): void {
     const { o, metrics, stats } = this;
     this.remaining.delete(tile.id);
-    // The last tile may be counted outside the result loop (an audit given up): the loop must not wait on.
-    if (this.remaining.size === 0) this.current?.stop();
     if (deliveries > 1) {
       stats.redelivered++;
       metrics.redelivered.inc();

@@ -101,8 +101,8 @@ export interface TilePublisher {
 }
 
 /** Publishes one tile of the job again (never to be computed by `avoid`, when given), and tells idle workers. */
-export function republishTile(o: TilePublisher, tile: JobTile, avoid = ''): void {
-  void retry('publishing a tile again', o.log, () => o.js.publish(tileSubject(o.job), encodeTile(o.job, o.spec, tile, avoid))).then(
+export function republishTile(o: TilePublisher, tile: JobTile, avoid = ''): Promise<void> {
+  return retry('publishing a tile again', o.log, () => o.js.publish(tileSubject(o.job), encodeTile(o.job, o.spec, tile, avoid))).then(
     () => o.nc.publish(tilesNotice(o.job)),
     () => undefined,
   );

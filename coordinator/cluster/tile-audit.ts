@@ -101,30 +101,23 @@ export class TileAudit {
    */
   bounce(id: number): string | null {
     const avoided = this.avoided.get(id);
-    // An audit's copy gets one more round; a tile reopened away from a quarantined worker must be computed.
-    if (avoided === undefined || avoided.bounces >= (this.first.has(id) ? 1 : MAX_BOUNCES)) return null;
+    if (avoided === undefined || avoided.bounces >= MAX_BOUNCES) return null;
     avoided.bounces++;
     return avoided.sender;
   }
 
-  /** Gives up the audit of a tile no other worker took: true when the tile was awaiting one. */
-  giveUp(id: number): boolean {
-    return this.first.delete(id);
+  /** Audits under way. */
+  get pending(): number {
+    return this.first.size;
   }
 
-  /**
-   * Quarantines a worker found false: the tiles it completed, to reopen, and
-   * the other tiles that were awaiting an audit, which count as they are (the
-   * audits under way end here: the quarantined worker may have been the only
-   * other one).
-   */
-  quarantine(sender: string): { readonly reopen: number[]; readonly settled: number[] } {
+  /** Quarantines a worker found false: the tiles it completed, to reopen (its audits under way end). */
+  quarantine(sender: string): number[] {
     this.quarantined.add(sender);
     const reopen = [...(this.computed.get(sender) ?? [])];
     this.computed.delete(sender);
-    const settled = [...this.first.keys()].filter((id) => this.first.get(id)!.sender !== sender);
-    this.first.clear();
-    return { reopen, settled };
+    for (const [id, opinion] of this.first) if (opinion.sender === sender) this.first.delete(id);
+    return reopen;
   }
 }
 

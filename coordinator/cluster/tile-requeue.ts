@@ -18,6 +18,7 @@ export interface RequeueContext extends TilePublisher {
 export class TileRequeue {
   /** When each tile was last published again after a refused result. */
   private readonly republishedAt = new Map<number, number>();
+  private readonly publishing = new Set<Promise<void>>();
 
   constructor(
     private readonly o: RequeueContext,
@@ -29,7 +30,13 @@ export class TileRequeue {
   /** Publishes a tile again, for any worker but `avoid` when one is named. */
   again(tile: JobTile, avoid = ''): void {
     if (avoid !== '') this.o.audit?.tiles.avoiding(tile.id, avoid);
-    republishTile(this.o, tile, avoid);
+    const done = republishTile(this.o, tile, avoid).finally(() => this.publishing.delete(done));
+    this.publishing.add(done);
+  }
+
+  /** Resolves once every tile published again is in the stream (or its publish gave up). */
+  async published(): Promise<void> {
+    while (this.publishing.size > 0) await Promise.all(this.publishing);
   }
 
   /**
@@ -49,14 +56,10 @@ export class TileRequeue {
     this.again(tile, o.audit?.tiles.quarantined.has(sender) ? sender : '');
   }
 
-  /**
-   * A worker found false by an audit: its results are refused from now on,
-   * and what it merged is undone and computed again (`again`); `settled`:
-   * the other tiles whose audits ended with it (they count as they are).
-   */
-  quarantine(sender: string, why: string): { readonly settled: number[]; readonly again: number[] } {
+  /** A worker found false by an audit: its results are refused from now on, and what it merged is undone and computed again. */
+  quarantine(sender: string, why: string): void {
     const { o } = this;
-    const { reopen, settled } = o.audit!.tiles.quarantine(sender);
+    const reopen = o.audit!.tiles.quarantine(sender);
     // Undone, not merged over: a false |rho| within the checks' tolerance of a true one would otherwise stay.
     const tiles = o.audit!.undo(reopen);
     o.log.error(
@@ -70,6 +73,5 @@ export class TileRequeue {
       this.remaining.set(id, tile);
       this.again(tile, sender);
     }
-    return { settled: settled.filter((id) => !tiles.includes(id)), again: tiles };
   }
 }
