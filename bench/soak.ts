@@ -281,7 +281,9 @@ async function main(): Promise<void> {
     // No tile lost: the work queue holds nothing, and no job's consumer is left.
     const nc = await connect({ servers: nats.url });
     const jsm = await jetstreamManager(nc);
-    const queued = (await jsm.streams.info('NEUROCORR_TILES')).state.messages;
+    const tileStream = await jsm.streams.info('NEUROCORR_TILES', { subjects_filter: '>' });
+    const queued = tileStream.state.messages;
+    if (queued > 0) log(`tiles left in the queue, by subject: ${JSON.stringify(tileStream.state.subjects ?? {})}`);
     const consumers: string[] = [];
     for await (const c of jsm.consumers.list('NEUROCORR_TILES')) consumers.push(c.name);
     await nc.close();

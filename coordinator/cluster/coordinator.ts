@@ -299,7 +299,7 @@ export class ClusterCoordinator<R> {
       nullSeconds,
     });
     await store.finish('done', c.ttlSeconds, { report: stored });
-    await cleanUp(jsm, kv, job);
+    await cleanUp(jsm, kv, job, log, c.serviceTimeoutMs);
     log.info({ duplicates: cluster.duplicates, redelivered: cluster.redelivered, republished: cluster.republished, workers }, 'job done');
     return result;
   }

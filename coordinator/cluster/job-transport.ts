@@ -4,7 +4,7 @@
  * results consumer, and its spec in the KV bucket. JetStream is a transport:
  * whatever of this went missing is made again from the coordinator's state.
  */
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -21,7 +21,7 @@ import {
   type JobSpec,
   type TileQueueConfig,
 } from '../../shared/cluster/index.js';
-import { ensureResultConsumer, ensureStreams, ensureTileConsumer } from '../../shared/nats/index.js';
+import { ensureResultConsumer, ensureStreams, ensureTileConsumer, isApiError } from '../../shared/nats/index.js';
 import type { JobTile } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
@@ -79,16 +79,28 @@ async function createTransport({ nc, jsm, job, spec, queue, checkpointSeconds, u
  * sequence of every consumer whose filter covers the purged subject).
  */
 export async function withdrawTiles(jsm: JetStreamManager, job: string): Promise<void> {
-  await jsm.consumers.delete(TILE_STREAM, tileConsumer(job)).catch(() => false);
+  await jsm.consumers.delete(TILE_STREAM, tileConsumer(job)).catch(notFound);
   await jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) });
 }
 
-/** A finished job's JetStream state, all of it. */
-export async function cleanUp(jsm: JetStreamManager, kv: KV, job: string): Promise<void> {
-  await jsm.consumers.delete(RESULT_STREAM, coordinatorConsumer(job)).catch(() => false);
-  await withdrawTiles(jsm, job).catch(() => undefined);
-  await jsm.streams.purge(RESULT_STREAM, { filter: jobResults(job) }).catch(() => undefined);
-  await kv.delete(job).catch(() => undefined);
+/**
+ * A finished job's JetStream state, all of it, each step retried through a
+ * server that is paused or restarting (for up to `giveUpMs`): a purge lost
+ * after the job's consumer was deleted would leave its last messages in the
+ * stream for good, with no consumer to take them.
+ */
+export async function cleanUp(jsm: JetStreamManager, kv: KV, job: string, log: Logger, giveUpMs: number): Promise<void> {
+  const step = (what: string, run: () => Promise<unknown>) => retry(what, log, run, giveUpMs).catch(() => undefined);
+  await step('deleting the results consumer', () => jsm.consumers.delete(RESULT_STREAM, coordinatorConsumer(job)).catch(notFound));
+  await step("withdrawing the job's tiles", () => withdrawTiles(jsm, job));
+  await step("purging the job's results", () => jsm.streams.purge(RESULT_STREAM, { filter: jobResults(job) }));
+  await step("deleting the job's spec", () => kv.delete(job));
+}
+
+/** A consumer that is already gone is what a delete wanted. */
+function notFound(err: unknown): boolean {
+  if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return false;
+  throw err;
 }
 
 /** What publishing a job's tiles takes. */
