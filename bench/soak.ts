@@ -199,6 +199,8 @@ async function main(): Promise<void> {
     const done = proc.exited.then((code) => {
       record.endedAt = performance.now();
       record.code = code;
+      // Each coordinator's log is kept beside the outputs: a soak that fails is read from them.
+      writeFileSync(join(outputs, `${job}.log`), proc.err);
       if (code !== 0) {
         log(`job ${job} (${kind.name}) ended with ${code}${faults ? '' : ' running alone'}:\n${proc.err.slice(-3000)}`);
         return;
@@ -283,7 +285,7 @@ async function main(): Promise<void> {
     const jsm = await jetstreamManager(nc);
     const tileStream = await jsm.streams.info('NEUROCORR_TILES', { subjects_filter: '>' });
     const queued = tileStream.state.messages;
-    if (queued > 0) log(`tiles left in the queue, by subject: ${JSON.stringify(tileStream.state.subjects ?? {})}`);
+    if (queued > 0) log(`tiles left in the queue, by subject: ${JSON.stringify(tileStream.state.subjects ?? {})} (coordinators' logs in ${outputs})`);
     const consumers: string[] = [];
     for await (const c of jsm.consumers.list('NEUROCORR_TILES')) consumers.push(c.name);
     await nc.close();

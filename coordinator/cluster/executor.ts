@@ -207,20 +207,20 @@ export class JetStreamExecutor implements TileExecutor {
     });
     const unwatch = this.stall.watch(o.nc, o.job, () => this.stalled());
     let lastRemaining = this.remaining.size;
-    let checking = false;
+    // The idle check under way, if any: it may publish tiles, which must be in the stream before the job's queue is cleaned up.
+    let checking: Promise<void> | null = null;
     const timers = [
       setInterval(() => {
         if (this.held.length > 0 && Date.now() - this.lastSave >= o.checkpointSeconds * 1000) void this.checkpoint();
       }, 250),
       setInterval(() => {
-        if (this.remaining.size !== lastRemaining || this.remaining.size === 0 || checking) {
+        if (this.remaining.size !== lastRemaining || this.remaining.size === 0 || checking !== null) {
           lastRemaining = this.remaining.size;
           return;
         }
-        checking = true;
-        this.checkIdle()
+        checking = this.checkIdle()
           .catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'idle check failed; will retry'))
-          .finally(() => (checking = false));
+          .finally(() => (checking = null));
       }, this.idleMs),
     ];
     this.stop = () => this.current?.stop();
@@ -252,6 +252,7 @@ export class JetStreamExecutor implements TileExecutor {
       this.current?.stop();
     }
     // A tile published again must be in the stream before the job's queue is cleaned up, or it would outlive it.
+    await checking;
     await this.requeue.published();
     if (this.failure !== null) {
       // What was merged is kept, so that a rerun with the same job name resumes from here.
