@@ -343,10 +343,10 @@ describe('extract: streaming', () => {
   });
 });
 
-describe('the README example (examples/tfjs)', () => {
+describe('the docs/INPUTS.md example (examples/tfjs)', () => {
   it('runs as written: the listing is the one shown, the sibling scores 0.98 and the unrelated model 0.66', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('## From models: `neurocorr extract`'));
+    const doc = readFileSync(join(ROOT, 'docs', 'INPUTS.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## From models: `neurocorr extract`'));
     const blocks = [...section.matchAll(/```(\w*)\n([\s\S]*?)```/g)];
     const commands = blocks[0]![2]!.trim().split('\n');
     const out = scratch();

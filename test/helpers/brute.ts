@@ -1,6 +1,6 @@
 /**
  * An independent float64 brute force of the whole score, straight from the
- * definition in README.md (What is computed), written without any project code.
+ * definition in docs/METHOD.md (What is computed), written without any project code.
  */
 
 export interface BruteLayer {
