@@ -24,6 +24,7 @@ import {
 import { ensureResultConsumer, ensureStreams, ensureTileConsumer, isApiError } from '../../shared/nats/index.js';
 import type { JobTile } from '../../shared/job/index.js';
 import type { Logger } from '../../shared/observe.js';
+import { ServiceError } from '../../shared/errors.js';
 import { retry } from '../../shared/retry.js';
 
 export interface JobTransport {
@@ -78,9 +79,19 @@ async function createTransport({ nc, jsm, job, spec, queue, checkpointSeconds, u
  * job's subject leaves other jobs' consumers alone (nats-server moves the
  * sequence of every consumer whose filter covers the purged subject).
  */
-export async function withdrawTiles(jsm: JetStreamManager, job: string): Promise<void> {
+export async function withdrawTiles(jsm: JetStreamManager, job: string, log?: Logger): Promise<void> {
   await jsm.consumers.delete(TILE_STREAM, tileConsumer(job)).catch(notFound);
-  await jsm.streams.purge(TILE_STREAM, { filter: tileSubject(job) });
+  const subject = tileSubject(job);
+  // Checked, and purged again while any is left: under load nats-server 2.9 was seen to leave a message of a purged subject.
+  for (let round = 1; ; round++) {
+    await jsm.streams.purge(TILE_STREAM, { filter: subject });
+    const info = await jsm.streams.info(TILE_STREAM, { subjects_filter: subject });
+    const left = info.state.subjects?.[subject] ?? 0;
+    if (left === 0) return;
+    log?.warn({ left, round }, 'tiles of the job were left in the queue after a purge; purging again');
+    if (round === 5) throw new ServiceError('NATS', `${left} tiles of job ${job} are still in ${TILE_STREAM} after ${round} purges`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /**
@@ -92,7 +103,7 @@ export async function withdrawTiles(jsm: JetStreamManager, job: string): Promise
 export async function cleanUp(jsm: JetStreamManager, kv: KV, job: string, log: Logger, giveUpMs: number): Promise<void> {
   const step = (what: string, run: () => Promise<unknown>) => retry(what, log, run, giveUpMs).catch(() => undefined);
   await step('deleting the results consumer', () => jsm.consumers.delete(RESULT_STREAM, coordinatorConsumer(job)).catch(notFound));
-  await step("withdrawing the job's tiles", () => withdrawTiles(jsm, job));
+  await step("withdrawing the job's tiles", () => withdrawTiles(jsm, job, log));
   await step("purging the job's results", () => jsm.streams.purge(RESULT_STREAM, { filter: jobResults(job) }));
   await step("deleting the job's spec", () => kv.delete(job));
 }
