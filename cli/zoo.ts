@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { ZooOptions } from '../coordinator/zoo/options.js';
 import { UsageError } from '../shared/errors.js';
-import { readEnv, type CliEnv } from './env.js';
+import type { CliEnv } from './env.js';
 import type { Io } from './io.js';
 import { runOptions, type RunFlags } from './score.js';
 import { addOptions } from './table.js';
@@ -44,7 +44,7 @@ export function addZooCommand(program: Command, io: Io, env: CliEnv): void {
 }
 
 /** `neurocorr zoo-store export|import`: a results store's pairs as a portable JSON Lines file, and back. */
-export function addZooStoreCommand(program: Command, io: Io, env: CliEnv = readEnv()): void {
+export function addZooStoreCommand(program: Command, io: Io, env: CliEnv): void {
   const store = program.command('zoo-store').description("a zoo's results store: export its pairs to a JSON Lines file, or import such a file");
   store
     .command('export')

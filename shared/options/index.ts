@@ -15,7 +15,7 @@ export { COMMANDS, libraryName, type CommandName, type Kind, type OptionSpec, ty
 export * from './choices.js';
 export * from './check.js';
 export { ENV_VARIABLES, checkEnv, readEnv, type EnvVariable, type NeurocorrEnv } from './env.js';
-export { defaultText, rangeText, renderEnv } from './render.js';
+export { defaultText, optionBlocks, rangeText, renderEnv, replaceOptionBlocks } from './render.js';
 
 export const OPTIONS = { ...PAIR_OPTIONS, ...RUN_OPTIONS, ...SERVICE_OPTIONS, ...ZOO_OPTIONS, ...WORKER_OPTIONS, ...DATA_OPTIONS, ...SCORE_OUTPUTS } as const;
 
@@ -47,4 +47,9 @@ const FLAGS: Readonly<Record<string, string>> = (() => {
 export const flagName = (option: string): string => FLAGS[option] ?? option;
 
 /** `command`'s option reference as markdown (what docs/*.md hold between `<!-- options:<command> -->` markers). */
-export const optionReference = (command: CommandName | 'env'): string => (command === 'env' ? renderEnv() : renderOptions(command, optionsOf(command)));
+export function optionReference(command: string): string {
+  if (command === 'env') return renderEnv();
+  if (!(COMMANDS as readonly string[]).includes(command))
+    throw new RangeError(`no command ${JSON.stringify(command)} in the option table; the commands are ${COMMANDS.join(', ')}, and env`);
+  return renderOptions(command as CommandName, optionsOf(command as CommandName));
+}

@@ -60,3 +60,16 @@ export function renderEnv(): string {
   );
   return ['| Variable | Values | Library option | What it does |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }
+
+/** `<!-- options:<command> -->` ... `<!-- /options:<command> -->`: a block of docs generated from the table. */
+const BLOCK = /<!-- options:([a-z][a-z -]*) -->\n([\s\S]*?)<!-- \/options:\1 -->/g;
+
+/** The generated blocks of a markdown text: the command each names, and what it holds now. */
+export function optionBlocks(text: string): { readonly command: string; readonly body: string }[] {
+  return [...text.matchAll(BLOCK)].map((m) => ({ command: m[1]!, body: m[2]! }));
+}
+
+/** `text` with each block's body replaced by `render(command)`. */
+export function replaceOptionBlocks(text: string, render: (command: string) => string): string {
+  return text.replace(BLOCK, (_, command: string) => `<!-- options:${command} -->\n\n${render(command)}\n\n<!-- /options:${command} -->`);
+}
