@@ -4,7 +4,7 @@ import { checkEnv, optionsOf, type CommandName, type OptionSpec } from '../share
 import type { CliEnv } from './env.js';
 import { durationOrNone, featuresOption, integerOption, listOption, numberOption, sizeOption, spatialOption } from './options.js';
 
-function parser(spec: OptionSpec): ((value: string, previous: unknown) => unknown) | undefined {
+function parser(spec: OptionSpec & { readonly flag: string }): ((value: string, previous: unknown) => unknown) | undefined {
   const { flag } = spec;
   switch (spec.kind) {
     case 'integer':
@@ -29,7 +29,7 @@ function parser(spec: OptionSpec): ((value: string, previous: unknown) => unknow
 }
 
 /** The commander option of `spec` on `command`. */
-export function commanderOption(spec: OptionSpec, command: CommandName): Option {
+export function commanderOption(spec: OptionSpec & { readonly flag: string }, command: CommandName): Option {
   const computed = spec.default === undefined && spec.defaultText !== undefined ? ` (default: ${spec.defaultText})` : '';
   const option = new Option(`${spec.flag}${spec.arg !== undefined ? ` ${spec.arg}` : ''}`, `${spec.help}${computed}`);
   const parse = parser(spec);
@@ -46,6 +46,6 @@ export function commanderOption(spec: OptionSpec, command: CommandName): Option 
  * environment variable is a usage error naming it (exit 2).
  */
 export function addOptions(command: Command, name: CommandName, env: CliEnv): Command {
-  for (const spec of optionsOf(name)) command.addOption(commanderOption(spec, name));
+  for (const spec of optionsOf(name)) if (spec.flag !== null) command.addOption(commanderOption({ ...spec, flag: spec.flag }, name));
   return command.hook('preAction', () => checkEnv(env));
 }

@@ -18,8 +18,8 @@ import { MODEL_KEYS, modelOptions, type ModelOptions } from './model-options.js'
 export { modelOptions, type ModelOptions } from './model-options.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import type { NativeLoopsOptions } from '../worker/native/assist.js';
-import { boolean, func, isObject, knownKeys, oneOf, optional, string } from '../shared/validate.js';
-import { bool, choice, DAY, LOG_LEVELS, maybeNum, num, OPTIONS, secondsOrNever, str, type OptionSpec } from '../shared/options/index.js';
+import { boolean, func, isObject, knownKeys, optional, string } from '../shared/validate.js';
+import { bool, choice, LOG_LEVELS, maybeNum, num, OPTIONS, secondsOrNever, str } from '../shared/options/index.js';
 
 /** The permutation null (the chance baseline). */
 export interface NullOptionsInput {
@@ -134,19 +134,7 @@ export interface ScoreResult {
 export const DEFAULT_MEMORY = OPTIONS.memory.default;
 export { LOG_LEVELS };
 export const MAX_THREADS = OPTIONS.threads.max;
-
-/** `progressInterval`: a library option only (the CLI sets it from NEUROCORR_PROGRESS_MS). */
-const PROGRESS_INTERVAL: OptionSpec = {
-  flag: 'progressInterval',
-  name: 'progressInterval',
-  kind: 'seconds',
-  min: 0,
-  max: DAY,
-  default: 5,
-  unit: 's',
-  help: '',
-  commands: [],
-};
+const O = OPTIONS;
 
 export interface ClusterSettings {
   readonly nats: string;
@@ -243,8 +231,6 @@ const CLUSTER_KEYS = [
   'audit',
 ] as const;
 
-const O = OPTIONS;
-
 function nullRequest(value: unknown): NullRequest {
   if (value === undefined) return { permutations: O.null.default, sample: null, seed: O.nullSeed.default };
   const o = isObject('null', value);
@@ -280,7 +266,7 @@ function clusterSettings(value: unknown): ClusterSettings {
     leaseMs: num(O.lease, o['lease']) * 1000,
     metricsPort: maybeNum(O.metricsPort, o['metricsPort']),
     metricsHost: str(O.metricsHost, o['metricsHost']),
-    logLevel: optional(o['logLevel'], (v) => oneOf('cluster.logLevel', v, LOG_LEVELS), 'info'),
+    logLevel: choice(O.logLevel, o['logLevel']),
     natsCredentials: natsCredentials('cluster.natsCredentials', o['natsCredentials']),
     redisCredentials: redisCredentials('cluster.redisCredentials', o['redisCredentials']),
     serviceTimeoutMs: num(O.serviceTimeout, o['serviceTimeout']) * 1000,
@@ -323,7 +309,7 @@ export function runSettings(o: Record<string, unknown>): RunSettings {
     memory: num(O.memory, o['memory']),
     null: nullRequest(o['null']),
     progress: bool(O.progress, o['progress']),
-    progressInterval: num(PROGRESS_INTERVAL, o['progressInterval']) * 1000,
+    progressInterval: num(O.progressInterval, o['progressInterval']) * 1000,
     log: optional(o['log'], (v) => func<(line: string) => void>('log', v), noLog),
     trace: optional(o['trace'], (v) => boolean('trace', v), false),
     cluster: o['cluster'] === undefined ? null : clusterSettings(o['cluster']),

@@ -150,10 +150,11 @@ describe('the option table', () => {
     for (const command of COMMANDS) {
       const specs = optionsOf(command);
       expect(specs.length, command).toBeGreaterThan(0);
-      const flags = specs.map((s) => s.flag);
+      const flags = specs.flatMap((s) => (s.flag === null ? [] : [s.flag]));
       expect(new Set(flags).size, `${command}: a flag declared twice`).toBe(flags.length);
       for (const spec of specs) {
-        expect(spec.help.length, spec.flag).toBeGreaterThan(0);
+        expect(spec.help.length, spec.name ?? '').toBeGreaterThan(0);
+        if (spec.flag === null) expect(spec.env, `${spec.name} has neither a flag nor a variable`).toBeDefined();
         if (spec.min !== undefined && spec.max !== undefined) expect(spec.min, spec.flag).toBeLessThanOrEqual(spec.max);
         if (typeof spec.default === 'number') {
           expect(spec.default, spec.flag).toBeGreaterThanOrEqual(spec.min ?? -Infinity);
@@ -161,12 +162,22 @@ describe('the option table', () => {
         }
         if (spec.kind === 'choice' && spec.default !== undefined) expect(spec.choices, spec.flag).toContain(spec.default);
         const name = libraryName(spec, command);
-        if (name === null) continue;
+        if (name === null || spec.flag === null) continue;
         expect(names.get(name) ?? spec.flag, `${name} has two flags`).toBe(spec.flag);
         names.set(name, spec.flag);
         expect(flagName(name)).toBe(spec.flag);
       }
     }
+    // Each entry point's own names read as flags too (the worker's and jobs' top-level options).
+    for (const [name, flag] of [
+      ['redis', '--redis'],
+      ['nats', '--nats'],
+      ['cache', '--cache'],
+      ['dataRoots', '--data-root'],
+      ['serviceTimeout', '--service-timeout'],
+      ['storeWait', '--store-wait'],
+    ])
+      expect(flagName(name!)).toBe(flag);
     // The library's defaults are the table's: a run's settings with no options given.
     const s = scoreSettings({ f: 'f', g: 'g', cluster: CLUSTER });
     expect(s.memory).toBe(2 * 1024 ** 3);
@@ -181,6 +192,7 @@ describe('the option table', () => {
       const code = await main([...command.split(' '), '--help'], { stdout: (t) => void (out += t), stderr: (t) => void (out += t) }, readEnv({}));
       expect(code, command).toBe(0);
       for (const spec of optionsOf(command)) {
+        if (spec.flag === null) continue;
         expect(out, `${command} ${spec.flag}`).toContain(spec.flag);
         expect(out.replace(/\s+/g, ' '), `${command} ${spec.flag}`).toContain(spec.help.slice(0, 30));
       }
@@ -193,6 +205,7 @@ describe('every option of every command, walked with a wrong value', () => {
     let walked = 0;
     for (const command of COMMANDS) {
       for (const spec of optionsOf(command)) {
+        if (spec.flag === null) continue; // set by a variable: walked below
         for (const [what, value] of Object.entries(cliSamples(spec))) {
           const r = await cli([...ARGS[command], spec.flag, value]);
           expect(r.code, `${command} ${spec.flag} ${value} (${what})`).toBe(2);
@@ -242,7 +255,7 @@ describe('every option of every command, walked with a wrong value', () => {
       }).storeWaitMs,
     ).toBe(1500);
     for (const command of COMMANDS) {
-      for (const spec of optionsOf(command)) if (/seconds/.test(spec.arg ?? '')) expect(spec.unit, spec.flag).toBe('s');
+      for (const spec of optionsOf(command)) if (/seconds/.test(spec.arg ?? '') || spec.kind === 'seconds') expect(spec.unit, spec.flag ?? '').toBe('s');
     }
   });
 });
@@ -310,7 +323,7 @@ describe('the option reference in the docs', () => {
     for (const command of COMMANDS) {
       const table = optionReference(command);
       expect(table.split('\n')).toHaveLength(optionsOf(command).length + 2);
-      for (const spec of optionsOf(command)) expect(table).toContain(`\`${spec.flag}`);
+      for (const spec of optionsOf(command)) expect(table).toContain(spec.flag === null ? `\`${spec.env}\`` : `\`${spec.flag}`);
     }
     expect(optionReference('env').split('\n')).toHaveLength(ENV_VARIABLES.length + 2);
     expect(() => optionReference('scroe')).toThrow(RangeError);

@@ -6,7 +6,7 @@
 import { boolean, integer, number, oneOf, string, stringList } from '../validate.js';
 import type { OptionSpec } from './spec.js';
 
-const pathOf = (spec: OptionSpec, path?: string): string => path ?? spec.name ?? spec.flag;
+const pathOf = (spec: OptionSpec, path?: string): string => path ?? spec.name ?? spec.flag ?? '';
 
 /** A number option's value checked against its kind and range. */
 export function checkNumber(spec: OptionSpec, value: unknown, path?: string): number {
@@ -17,7 +17,7 @@ export function checkNumber(spec: OptionSpec, value: unknown, path?: string): nu
 }
 
 function fallback<T>(spec: OptionSpec, check: (v: unknown) => T): T {
-  if (spec.default === undefined) throw new Error(`the option table gives ${spec.flag} no default`);
+  if (spec.default === undefined) throw new Error(`the option table gives ${pathOf(spec)} no default`);
   return check(spec.default);
 }
 

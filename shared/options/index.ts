@@ -5,7 +5,7 @@
  * names library messages use and the docs' option tables are derived from it.
  */
 import { PAIR_OPTIONS } from './table-pair.js';
-import { RUN_OPTIONS, SCORE_OUTPUTS } from './table-run.js';
+import { ENV_OPTIONS, RUN_OPTIONS, SCORE_OUTPUTS } from './table-run.js';
 import { SERVICE_OPTIONS, WORKER_OPTIONS } from './table-cluster.js';
 import { DATA_OPTIONS, ZOO_OPTIONS } from './table-data.js';
 import { renderEnv, renderOptions } from './render.js';
@@ -17,7 +17,16 @@ export * from './check.js';
 export { ENV_VARIABLES, checkEnv, readEnv, type EnvVariable, type NeurocorrEnv } from './env.js';
 export { defaultText, optionBlocks, rangeText, renderEnv, replaceOptionBlocks } from './render.js';
 
-export const OPTIONS = { ...PAIR_OPTIONS, ...RUN_OPTIONS, ...SERVICE_OPTIONS, ...ZOO_OPTIONS, ...WORKER_OPTIONS, ...DATA_OPTIONS, ...SCORE_OUTPUTS } as const;
+export const OPTIONS = {
+  ...PAIR_OPTIONS,
+  ...RUN_OPTIONS,
+  ...SERVICE_OPTIONS,
+  ...ZOO_OPTIONS,
+  ...WORKER_OPTIONS,
+  ...DATA_OPTIONS,
+  ...ENV_OPTIONS,
+  ...SCORE_OUTPUTS,
+} as const;
 
 /** `command`'s options, in the order its help lists them. */
 export function optionsOf(command: CommandName): readonly OptionSpec[] {
@@ -37,7 +46,7 @@ const FLAGS: Readonly<Record<string, string>> = (() => {
   for (const command of COMMANDS) {
     for (const spec of optionsOf(command)) {
       const name = libraryName(spec, command);
-      if (name !== null) map[name] ??= spec.flag;
+      if (name !== null && spec.flag !== null) map[name] ??= spec.flag;
     }
   }
   return map;

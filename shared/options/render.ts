@@ -36,7 +36,7 @@ export function rangeText(spec: OptionSpec): string {
 
 export function defaultText(spec: OptionSpec): string {
   if (spec.defaultText !== undefined) return spec.defaultText;
-  if (spec.flag.startsWith('--no-')) return 'on';
+  if (spec.flag?.startsWith('--no-') === true) return 'on';
   return spec.default === undefined || spec.default === null || spec.default === false ? '' : String(spec.default);
 }
 
@@ -44,8 +44,11 @@ export function defaultText(spec: OptionSpec): string {
 export function renderOptions(command: CommandName, specs: readonly OptionSpec[]): string {
   const rows = specs.map((s) => {
     const name = libraryName(s, command);
-    const flag = `${s.flag}${s.arg !== undefined ? ` ${s.arg}` : ''}${s.required?.includes(command) === true ? ' (required)' : ''}`;
-    return `| \`${cell(flag)}\` | ${name === null ? '(CLI only)' : `\`${name}\``} | ${cell(rangeText(s))} | ${cell(defaultText(s))} | ${s.unit ?? ''} | ${s.env !== undefined ? `\`${s.env}\`` : ''} | ${cell(s.help)} |`;
+    const flag =
+      s.flag === null
+        ? '(environment only)'
+        : `\`${cell(`${s.flag}${s.arg !== undefined ? ` ${s.arg}` : ''}${s.required?.includes(command) === true ? ' (required)' : ''}`)}\``;
+    return `| ${flag} | ${name === null ? '(CLI only)' : `\`${name}\``} | ${cell(rangeText(s))} | ${cell(defaultText(s))} | ${s.unit ?? ''} | ${s.env !== undefined ? `\`${s.env}\`` : ''} | ${cell(s.help)} |`;
   });
   return ['| Flag | Library option | Values | Default | Unit | Environment | What it does |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows].join(
     '\n',

@@ -18,8 +18,8 @@ export type Kind = 'integer' | 'number' | 'bytes' | 'seconds' | 'choice' | 'list
 export type Value = number | string | boolean | null;
 
 export interface OptionSpec {
-  /** The CLI flag, e.g. `--ack-wait`; `--no-x` for a switch that is on by default. */
-  readonly flag: string;
+  /** The CLI flag, e.g. `--ack-wait`; `--no-x` for a switch that is on by default; null where only `env` sets it on the CLI. */
+  readonly flag: string | null;
   /** The flag's argument as help shows it (`<seconds>`); none for a switch. */
   readonly arg?: string;
   /** The library option's path (`cluster.ackWait`), or null for a CLI-only flag. */

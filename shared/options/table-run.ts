@@ -1,6 +1,6 @@
 /** The option table, part two: what a scoring run (score, coordinator, zoo) takes, the cluster's options, and the outputs. */
 import { DEFAULT_PREFIX, DEFAULT_TILE_QUEUE } from '../cluster/index.js';
-import { DAY, GiB } from './choices.js';
+import { DAY, GiB, LOG_LEVELS } from './choices.js';
 import type { CommandName, OptionSpec } from './spec.js';
 
 const RUN: readonly CommandName[] = ['score', 'coordinator', 'zoo'];
@@ -66,6 +66,7 @@ export const RUN_OPTIONS = {
     flag: '--redis',
     arg: '<url>',
     name: 'cluster.redis',
+    names: { jobs: 'redis' },
     kind: 'string',
     help: 'Redis server for job state, redis://host:6379 or rediss://',
     commands: [...RUN, 'jobs'],
@@ -223,6 +224,33 @@ export const RUN_OPTIONS = {
     defaultText: 'sized from --workers, M and max_payload',
     help: 'cluster: neurons per side of a super-tile, the unit a worker computes and sends back',
     commands: RUN,
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** Library options the CLI sets from the environment only. */
+export const ENV_OPTIONS = {
+  progressInterval: {
+    flag: null,
+    name: 'progressInterval',
+    kind: 'seconds',
+    min: 0,
+    max: DAY,
+    default: 5,
+    unit: 's',
+    env: 'NEUROCORR_PROGRESS_MS',
+    help: 'seconds between plain progress lines off a terminal (the variable is in milliseconds)',
+    commands: RUN,
+  },
+  logLevel: {
+    flag: null,
+    name: 'cluster.logLevel',
+    names: { worker: 'logLevel' },
+    kind: 'choice',
+    choices: LOG_LEVELS,
+    default: 'info',
+    env: 'NEUROCORR_LOG_LEVEL',
+    help: 'level of the JSON logs on stderr (a cluster run, the worker)',
+    commands: [...RUN, 'worker'],
   },
 } as const satisfies Record<string, OptionSpec>;
 

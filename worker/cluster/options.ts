@@ -2,8 +2,8 @@
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkWorkerId, natsCredentials, parseServiceUrl, workerId, type NatsCredentials } from '../../shared/cluster/index.js';
-import { boolean, isObject, knownKeys, oneOf, optional, string } from '../../shared/validate.js';
-import { LOG_LEVELS, maybeNum, maybeStr, num, OPTIONS, str } from '../../shared/options/index.js';
+import { boolean, isObject, knownKeys, optional, string } from '../../shared/validate.js';
+import { choice, maybeNum, maybeStr, num, OPTIONS, str } from '../../shared/options/index.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
 import { UsageError } from '../../shared/errors.js';
@@ -157,7 +157,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     },
     metricsPort: maybeNum(O.metricsPort, o['metricsPort'], 'metricsPort'),
     metricsHost: str(O.metricsHost, o['metricsHost'], 'metricsHost'),
-    logLevel: optional(o['logLevel'], (v) => oneOf('logLevel', v, LOG_LEVELS), 'info'),
+    logLevel: choice(O.logLevel, o['logLevel'], 'logLevel'),
     serviceTimeoutMs: num(O.serviceTimeout, o['serviceTimeout'], 'serviceTimeout') * 1000,
     tileTimeoutMs: num(O.tileTimeout, o['tileTimeout']) * 1000,
     fault: optional<string | null>(o['fault'], (v) => string('fault', v), null),
