@@ -18,7 +18,7 @@ import { MODEL_KEYS, modelOptions, type ModelOptions } from './model-options.js'
 export { modelOptions, type ModelOptions } from './model-options.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import type { NativeLoopsOptions } from '../worker/native/assist.js';
-import { boolean, func, isObject, knownKeys, optional, string } from '../shared/validate.js';
+import { func, isObject, knownKeys, optional, string } from '../shared/validate.js';
 import { bool, choice, LOG_LEVELS, maybeNum, num, OPTIONS, secondsOrNever, str } from '../shared/options/index.js';
 
 /** The permutation null (the chance baseline). */
@@ -302,7 +302,7 @@ export function runSettings(o: Record<string, unknown>): RunSettings {
     kernel,
     standardize: {
       ...(kernel.addon !== undefined ? { addon: kernel.addon } : {}),
-      disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+      disabled: !bool(O.nativeStandardize, o['nativeStandardize']),
     },
     threads: maybeNum(O.threads, o['threads']) ?? undefined,
     tile: maybeNum(O.tile, o['tile']) ?? undefined,
@@ -311,7 +311,7 @@ export function runSettings(o: Record<string, unknown>): RunSettings {
     progress: bool(O.progress, o['progress']),
     progressInterval: num(O.progressInterval, o['progressInterval']) * 1000,
     log: optional(o['log'], (v) => func<(line: string) => void>('log', v), noLog),
-    trace: optional(o['trace'], (v) => boolean('trace', v), false),
+    trace: bool(O.trace, o['trace']),
     cluster: o['cluster'] === undefined ? null : clusterSettings(o['cluster']),
   };
 }

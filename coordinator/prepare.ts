@@ -18,8 +18,8 @@ import { checkOutputSet, replaceDirectory, shardSetOwnership } from '../shared/f
 import { runSteps, runStepsAsync, type Steps } from '../shared/steps.js';
 import { dropTemp, tempPath } from '../shared/temp.js';
 import { nativeLoops } from '../worker/native/assist.js';
-import { boolean, func, isObject, knownKeys, optional, string } from '../shared/validate.js';
-import { bool, choice, maybeChoice, maybeNum, num, OPTIONS as O } from '../shared/options/index.js';
+import { func, isObject, knownKeys, optional, string } from '../shared/validate.js';
+import { bool, choice, maybeChoice, maybeNum, num, OPTIONS as O, str } from '../shared/options/index.js';
 
 export interface PrepareOptions {
   /** The activation set: a folder of .npy layers or a .safetensors file. */
@@ -99,8 +99,8 @@ function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
     () => undefined,
   );
   const native = {
-    disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
-    ...(o['addon'] !== undefined ? { addon: string('addon', o['addon']) } : {}),
+    disabled: !bool(O.nativeStandardize, o['nativeStandardize']),
+    ...(o['addon'] !== undefined ? { addon: str(O.addon, o['addon']) } : {}),
   };
   if (memory < MIN_MEMORY) throw new UsageError((n) => `${n('memory')} ${memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
   const target = { inputs: [input], force, what: SHARD_SET, owned: shardSetOwnership };

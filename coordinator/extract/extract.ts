@@ -10,8 +10,8 @@ import { basename, dirname, join } from 'node:path';
 import { UsageError, InputError } from '../../shared/errors.js';
 import { checkOutputSet, collectGarbage, readJsonObject, replaceDirectory, MANIFEST } from '../../shared/formats/index.js';
 import { dropTemp, tempPath } from '../../shared/temp.js';
-import { boolean, func, isObject, knownKeys, optional, string, stringList } from '../../shared/validate.js';
-import { bool, maybeChoice, maybeNum, num, OPTIONS as O } from '../../shared/options/index.js';
+import { func, isObject, knownKeys, optional, string, stringList } from '../../shared/validate.js';
+import { bool, maybeChoice, maybeNum, maybeStr, num, OPTIONS as O } from '../../shared/options/index.js';
 import { prepareAsync } from '../prepare.js';
 import { checkFeedOptions, planFeed } from './feed.js';
 import { openModel } from './open.js';
@@ -108,8 +108,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
   const shards = bool(O.shards, o['shards']);
   const memory = maybeNum(O.extractMemory, o['memory']);
   const force = bool(O.extractForce, o['force']);
-  const nativeStandardize = optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true);
-  const addon = optional<string | null>(o['addon'], (v) => string('addon', v), null);
+  const nativeStandardize = bool(O.nativeStandardize, o['nativeStandardize']);
+  const addon = maybeStr(O.addon, o['addon']);
   const progress = optional(
     o['progress'],
     (v) => func<(done: number, total: number) => void>('progress', v),

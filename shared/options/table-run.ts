@@ -252,6 +252,24 @@ export const ENV_OPTIONS = {
     help: 'level of the JSON logs on stderr (a cluster run, the worker)',
     commands: [...RUN, 'worker'],
   },
+  trace: { flag: null, name: 'trace', kind: 'flag', default: false, env: 'NEUROCORR_TRACE', help: 'log when each phase of the run ended', commands: RUN },
+  nativeStandardize: {
+    flag: null,
+    name: 'nativeStandardize',
+    kind: 'flag',
+    default: true,
+    env: 'NEUROCORR_JS_STANDARDIZE',
+    help: 'standardize with the native loops where the addon loads (bit-identical; NEUROCORR_JS_STANDARDIZE=1 keeps the TypeScript loops)',
+    commands: [...RUN, 'worker', 'prepare', 'extract'],
+  },
+  addon: {
+    flag: null,
+    name: 'addon',
+    kind: 'path',
+    env: 'NEUROCORR_NATIVE_ADDON',
+    help: "the native addon's path, replacing the build locations (score and zoo: the kernel option's addon)",
+    commands: ['prepare', 'extract'],
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** Outputs of score and coordinator, and plan's. */

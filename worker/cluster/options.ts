@@ -2,8 +2,8 @@
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkWorkerId, natsCredentials, parseServiceUrl, workerId, type NatsCredentials } from '../../shared/cluster/index.js';
-import { boolean, isObject, knownKeys, optional, string } from '../../shared/validate.js';
-import { choice, maybeNum, maybeStr, num, OPTIONS, str } from '../../shared/options/index.js';
+import { isObject, knownKeys, optional, string } from '../../shared/validate.js';
+import { bool, choice, maybeNum, maybeStr, num, OPTIONS, str } from '../../shared/options/index.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
 import { UsageError } from '../../shared/errors.js';
@@ -153,7 +153,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     kernel,
     standardize: {
       ...(kernel.addon !== undefined ? { addon: kernel.addon } : {}),
-      disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+      disabled: !bool(O.nativeStandardize, o['nativeStandardize']),
     },
     metricsPort: maybeNum(O.metricsPort, o['metricsPort'], 'metricsPort'),
     metricsHost: str(O.metricsHost, o['metricsHost'], 'metricsHost'),
