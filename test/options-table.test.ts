@@ -153,14 +153,15 @@ describe('the option table', () => {
       const flags = specs.flatMap((s) => (s.flag === null ? [] : [s.flag]));
       expect(new Set(flags).size, `${command}: a flag declared twice`).toBe(flags.length);
       for (const spec of specs) {
-        expect(spec.help.length, spec.name ?? '').toBeGreaterThan(0);
+        const label = `${command} ${spec.flag ?? spec.name}`;
+        expect(spec.help.length, label).toBeGreaterThan(0);
         if (spec.flag === null) expect(spec.env, `${spec.name} has neither a flag nor a variable`).toBeDefined();
-        if (spec.min !== undefined && spec.max !== undefined) expect(spec.min, spec.flag).toBeLessThanOrEqual(spec.max);
+        if (spec.min !== undefined && spec.max !== undefined) expect(spec.min, label).toBeLessThanOrEqual(spec.max);
         if (typeof spec.default === 'number') {
-          expect(spec.default, spec.flag).toBeGreaterThanOrEqual(spec.min ?? -Infinity);
-          expect(spec.default, spec.flag).toBeLessThanOrEqual(spec.max ?? Infinity);
+          expect(spec.default, label).toBeGreaterThanOrEqual(spec.min ?? -Infinity);
+          expect(spec.default, label).toBeLessThanOrEqual(spec.max ?? Infinity);
         }
-        if (spec.kind === 'choice' && spec.default !== undefined) expect(spec.choices, spec.flag).toContain(spec.default);
+        if (spec.kind === 'choice' && spec.default !== undefined) expect(spec.choices, label).toContain(spec.default);
         const name = libraryName(spec, command);
         if (name === null || spec.flag === null) continue;
         expect(names.get(name) ?? spec.flag, `${name} has two flags`).toBe(spec.flag);
