@@ -1,9 +1,9 @@
 /** `neurocorr extract MODEL`: flags mapped onto the library's `extract` and `listLayers`. */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { UsageError } from '../shared/errors.js';
 import type { CliEnv } from './env.js';
 import type { Io } from './io.js';
-import { integerOption, listOption, sizeOption } from './options.js';
+import { addOptions } from './table.js';
 import { cleanOnSignals } from './signals.js';
 
 interface ExtractFlags {
@@ -56,61 +56,52 @@ export function layerTable(listing: {
 }
 
 export function addExtractCommand(program: Command, io: Io, env: CliEnv): void {
-  program
-    .command('extract')
-    .description("run a model (TensorFlow.js model.json, or .onnx) on probes and write its layers' activations as an activation set")
-    .argument('<MODEL>', 'a TensorFlow.js model.json (layers-model or graph-model; or its folder), or an .onnx file')
-    .option('--probes <path>', 'a folder of JPEG/PNG images (sorted by name), an IDX image file (.gz allowed), or a .npy of model inputs [M, ...]')
-    .option('--out <dir>', 'new output directory: one .npy per layer, layers.json and extract.json (a shard set with --shards)')
-    .option('--list-layers', 'print the layers (name, kind, shape per probe, neurons, block output) and exit')
-    .option('--layers <list>', 'comma-separated layer names, globs (activation_*) or /regex/ (default: the block outputs)', listOption('--layers'))
-    .option('--size <N>', 'image side, where the model leaves its input size open (default: the model input size)', integerOption('--size', 1, 16384))
-    .addOption(new Option('--preprocess <mode>', 'image preprocessing (needed for images and IDX files)').choices(['caffe', 'torch', 'tf', 'unit', 'none']))
-    .option('--probes-limit <K>', 'only the first K probes', integerOption('--probes-limit', 1))
-    .option('--batch <B>', 'probes run at once; memory holds one batch of activations', integerOption('--batch', 1, 65536), 16)
-    .option('--shards', 'write a shard set (as neurocorr prepare does, --conv units) instead of .npy files')
-    .option('--memory <size>', 'with --shards: bytes of shard data held at once, e.g. 512MiB (default 2GiB)', sizeOption('--memory'))
-    .option('--force', 'replace the output directory if neurocorr extract wrote it (and nothing else)')
-    .option('--no-progress', 'no progress lines on stderr')
-    .action(async (model: string, flags: ExtractFlags) =>
-      cleanOnSignals(async () => {
-        const { extract, listLayers } = await import('../coordinator/extract/extract.js');
-        if (flags.listLayers === true) {
-          io.stdout(layerTable(await listLayers({ model })));
-          return;
-        }
-        if (flags.probes === undefined || flags.out === undefined) {
-          throw new UsageError('extract needs --probes PROBES and --out DIR (or --list-layers)');
-        }
-        const { createProgress } = await import('../coordinator/progress.js');
-        const shown: { bar?: ReturnType<typeof createProgress> } = {};
-        const started = performance.now();
-        const result = await extract({
-          model,
-          probes: flags.probes,
-          out: flags.out,
-          ...(flags.layers !== undefined ? { layers: flags.layers } : {}),
-          ...(flags.size !== undefined ? { size: flags.size } : {}),
-          ...(flags.preprocess !== undefined ? { preprocess: flags.preprocess } : {}),
-          ...(flags.probesLimit !== undefined ? { probesLimit: flags.probesLimit } : {}),
-          batch: flags.batch,
-          shards: flags.shards === true,
-          ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
-          force: flags.force === true,
-          nativeStandardize: !env.jsStandardize,
-          ...(env.vars['NEUROCORR_NATIVE_ADDON'] ? { addon: env.vars['NEUROCORR_NATIVE_ADDON'] } : {}),
-          progress: (done, total) => {
-            shown.bar ??= createProgress({ total, pairsPerUnit: 1, label: 'probes', enabled: flags.progress, rate: (r) => `${r.toFixed(1)} probes/s` });
-            shown.bar.update(done);
-          },
-          log: (line) => io.stderr(`${line}\n`),
-        });
-        shown.bar?.finish();
-        const seconds = (performance.now() - started) / 1000;
-        const what = result.shards !== null ? `, ${result.shards} shards` : '';
-        io.stdout(
-          `${flags.out}: ${result.format}, ${result.layers.length} layers, ${result.neurons} neurons, ${result.probes} probes, ${(result.bytes / 2 ** 20).toFixed(1)} MiB${what} in ${seconds.toFixed(1)} s\n`,
-        );
-      }),
-    );
+  addOptions(
+    program
+      .command('extract')
+      .description("run a model (TensorFlow.js model.json, or .onnx) on probes and write its layers' activations as an activation set")
+      .argument('<MODEL>', 'a TensorFlow.js model.json (layers-model or graph-model; or its folder), or an .onnx file'),
+    'extract',
+    env,
+  ).action(async (model: string, flags: ExtractFlags) =>
+    cleanOnSignals(async () => {
+      const { extract, listLayers } = await import('../coordinator/extract/extract.js');
+      if (flags.listLayers === true) {
+        io.stdout(layerTable(await listLayers({ model })));
+        return;
+      }
+      if (flags.probes === undefined || flags.out === undefined) {
+        throw new UsageError('extract needs --probes PROBES and --out DIR (or --list-layers)');
+      }
+      const { createProgress } = await import('../coordinator/progress.js');
+      const shown: { bar?: ReturnType<typeof createProgress> } = {};
+      const started = performance.now();
+      const result = await extract({
+        model,
+        probes: flags.probes,
+        out: flags.out,
+        ...(flags.layers !== undefined ? { layers: flags.layers } : {}),
+        ...(flags.size !== undefined ? { size: flags.size } : {}),
+        ...(flags.preprocess !== undefined ? { preprocess: flags.preprocess } : {}),
+        ...(flags.probesLimit !== undefined ? { probesLimit: flags.probesLimit } : {}),
+        batch: flags.batch,
+        shards: flags.shards === true,
+        ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
+        force: flags.force === true,
+        nativeStandardize: !env.jsStandardize,
+        ...(env.nativeAddon !== undefined ? { addon: env.nativeAddon } : {}),
+        progress: (done, total) => {
+          shown.bar ??= createProgress({ total, pairsPerUnit: 1, label: 'probes', enabled: flags.progress, rate: (r) => `${r.toFixed(1)} probes/s` });
+          shown.bar.update(done);
+        },
+        log: (line) => io.stderr(`${line}\n`),
+      });
+      shown.bar?.finish();
+      const seconds = (performance.now() - started) / 1000;
+      const what = result.shards !== null ? `, ${result.shards} shards` : '';
+      io.stdout(
+        `${flags.out}: ${result.format}, ${result.layers.length} layers, ${result.neurons} neurons, ${result.probes} probes, ${(result.bytes / 2 ** 20).toFixed(1)} MiB${what} in ${seconds.toFixed(1)} s\n`,
+      );
+    }),
+  );
 }

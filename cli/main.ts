@@ -20,7 +20,7 @@ function buildProgram(io: Io, env: CliEnv): Command {
     .showHelpAfterError('(run neurocorr --help for usage)');
   addScoreCommands(program, io, env);
   addZooCommand(program, io, env);
-  addZooStoreCommand(program, io);
+  addZooStoreCommand(program, io, env);
   addWorkerCommands(program, io, env);
   addDataCommands(program, io, env);
   addExtractCommand(program, io, env);

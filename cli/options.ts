@@ -82,11 +82,13 @@ const UNITS: Record<string, number> = {
 };
 
 /** Bytes, or a size with a unit: 32MiB, 2GiB, 500MB, 1.5G. */
-export function sizeOption(flag: string): (value: string) => number {
+export function sizeOption(flag: string, min = 0): (value: string) => number {
   return (value: string) => {
     const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
     const unit = match ? UNITS[match[2]!.toLowerCase()] : undefined;
-    if (!match || unit === undefined) throw new UsageError(`${flag} ${value}: expected bytes or a size such as 32MiB, 2GiB, 500MB`);
-    return Math.floor(Number(match[1]) * unit);
+    const bytes = match && unit !== undefined ? Math.floor(Number(match[1]) * unit) : NaN;
+    if (!(bytes >= min) || !Number.isSafeInteger(bytes))
+      throw new UsageError(`${flag} ${value}: expected bytes (at least ${min}) or a size such as 32MiB, 2GiB, 500MB`);
+    return bytes;
   };
 }

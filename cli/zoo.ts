@@ -4,8 +4,8 @@ import type { ZooOptions } from '../coordinator/zoo/options.js';
 import { UsageError } from '../shared/errors.js';
 import type { CliEnv } from './env.js';
 import type { Io } from './io.js';
-import { integerOption } from './options.js';
-import { addRunOptions, runOptions, type RunFlags } from './score.js';
+import { runOptions, type RunFlags } from './score.js';
+import { addOptions } from './table.js';
 import { cleanOnSignals } from './signals.js';
 
 interface ZooFlags extends RunFlags {
@@ -23,7 +23,7 @@ async function runZoo(args: readonly string[], flags: ZooFlags, io: Io, env: Cli
     ...(fromFile ? { zoo: args[0]! } : { models: entriesFromArgs(args).map(({ name, path }) => ({ name, path })) }),
     out: flags.out,
     ...(flags.store !== undefined ? { store: flags.store } : {}),
-    storeWait: flags.storeWait * 1000,
+    storeWait: flags.storeWait,
   };
   const { zoo } = await import('../coordinator/zoo/zoo.js');
   const { result, summary } = await zoo(options);
@@ -31,28 +31,20 @@ async function runZoo(args: readonly string[], flags: ZooFlags, io: Io, env: Cli
 }
 
 export function addZooCommand(program: Command, io: Io, env: CliEnv): void {
-  addRunOptions(
+  addOptions(
     program
       .command('zoo')
       .description(
         'every ordered pair of a set of models as one job, incrementally: a zoo file ({"models": [{"name", "path", "tags"?}]}) or the sets themselves (name=path or path)',
       )
       .argument('<zoo-or-sets...>', 'a zoo file (.json), or two or more activation sets'),
-    false,
-    false,
-  )
-    .requiredOption(
-      '--out <dir>',
-      "the zoo's folder: matrix.csv/.json/.arrow, heatmap.svg/.png, report.html and the results store; created if missing, else it must be a zoo's (or empty)",
-    )
-    .option('--store <file>', 'results store, an SQLite file (default: OUT/zoo.sqlite); pairs already in it are reused')
-    .option('--store-wait <seconds>', 'wait this long for another run that holds the store (default 0: refuse)', integerOption('--store-wait', 0, 86_400), 0)
-    .option('--json', 'print the result as JSON on stdout: models, options, counts (the matrices are in OUT/matrix.json)')
-    .action(async (args: string[], flags: ZooFlags) => cleanOnSignals(() => runZoo(args, flags, io, env)));
+    'zoo',
+    env,
+  ).action(async (args: string[], flags: ZooFlags) => cleanOnSignals(() => runZoo(args, flags, io, env)));
 }
 
 /** `neurocorr zoo-store export|import`: a results store's pairs as a portable JSON Lines file, and back. */
-export function addZooStoreCommand(program: Command, io: Io): void {
+export function addZooStoreCommand(program: Command, io: Io, env: CliEnv): void {
   const store = program.command('zoo-store').description("a zoo's results store: export its pairs to a JSON Lines file, or import such a file");
   store
     .command('export')
@@ -68,15 +60,17 @@ export function addZooStoreCommand(program: Command, io: Io): void {
         opened.close();
       }
     });
-  store
-    .command('import')
-    .description('add the pairs of an export FILE to a store (created if missing); pairs it holds already keep their reports')
-    .argument('<store>', 'the results store')
-    .argument('<file>', 'an export file')
-    .option('--store-wait <seconds>', 'wait this long for another run that holds the store (default 0: refuse)', integerOption('--store-wait', 0, 86_400), 0)
-    .action(async (path: string, file: string, flags: { storeWait: number }) => {
-      const { importExport } = await import('../coordinator/zoo/store.js');
-      const { added, kept } = await importExport(path, file, flags.storeWait * 1000);
-      io.stdout(`${path}: ${added} pairs added, ${kept} already there\n`);
-    });
+  addOptions(
+    store
+      .command('import')
+      .description('add the pairs of an export FILE to a store (created if missing); pairs it holds already keep their reports')
+      .argument('<store>', 'the results store')
+      .argument('<file>', 'an export file'),
+    'zoo-store import',
+    env,
+  ).action(async (path: string, file: string, flags: { storeWait: number }) => {
+    const { importExport } = await import('../coordinator/zoo/store.js');
+    const { added, kept } = await importExport(path, file, flags.storeWait * 1000);
+    io.stdout(`${path}: ${added} pairs added, ${kept} already there\n`);
+  });
 }

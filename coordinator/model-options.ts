@@ -1,8 +1,9 @@
 /** How the activation sets are read (conv semantics, layout, pooling, partial selections): the option and its check. */
-import { LAYOUTS, MAX_SPATIAL, type ConvMode, type Layout } from '../shared/core/index.js';
+import type { ConvMode, Layout } from '../shared/core/index.js';
 import { UsageError } from '../shared/errors.js';
 import type { PairOptions, SpatialRequest } from '../shared/formats/index.js';
-import { integer, isObject, knownKeys, oneOf, optional, stringList } from '../shared/validate.js';
+import { isObject, knownKeys, oneOf, optional } from '../shared/validate.js';
+import { checkNumber, choice, maybeChoice, maybeList, maybeNum, num, OPTIONS } from '../shared/options/index.js';
 
 /** How the activation sets are read: conv semantics, and the partial selections. */
 export interface ModelOptions {
@@ -24,34 +25,34 @@ export interface ModelOptions {
 
 export const MODEL_KEYS = ['conv', 'layout', 'spatial', 'layers', 'layersF', 'layersG', 'sample', 'probes'] as const;
 
-const uint32 = 2 ** 32 - 1;
+const O = OPTIONS;
 
 export function modelOptions(o: Record<string, unknown>): PairOptions {
-  const list = (key: 'layers' | 'layersF' | 'layersG') => optional<readonly string[] | null>(o[key], (v) => stringList(key, v), null);
+  const list = (key: 'layers' | 'layersF' | 'layersG') => maybeList(O[key], o[key]);
   const sample =
     o['sample'] === undefined
       ? null
       : (() => {
           const s = isObject('sample', o['sample']);
           knownKeys('sample', s, ['n', 'seed']);
-          return { n: integer('sample.n', s['n'], 1), seed: optional(s['seed'], (v) => integer('sample.seed', v, 0, uint32), 0) };
+          return { n: checkNumber(O.sample, s['n']), seed: num(O.seed, s['seed']) };
         })();
-  const conv = optional(o['conv'], (v) => oneOf('conv', v, ['units', 'channels'] as const), 'units');
+  const conv = choice(O.conv, o['conv']);
   const spatial = optional<SpatialRequest | null>(
     o['spatial'],
-    (v) => (typeof v === 'string' ? oneOf('spatial', v, ['min'] as const) : integer('spatial', v, 1, MAX_SPATIAL)),
+    (v) => (typeof v === 'string' ? oneOf('spatial', v, ['min'] as const) : checkNumber(O.spatial, v)),
     null,
   );
   if (spatial !== null && conv !== 'channels')
     throw new UsageError((n) => `${n('spatial')} pools the maps of channels semantics: it needs ${n('conv')} channels`);
   return {
     conv,
-    layout: optional<Layout | null>(o['layout'], (v) => oneOf('layout', v, LAYOUTS), null),
+    layout: maybeChoice(O.layout, o['layout']),
     spatial,
     layers: list('layers'),
     layersF: list('layersF'),
     layersG: list('layersG'),
     sample,
-    probes: optional<number | null>(o['probes'], (v) => integer('probes', v, 2), null),
+    probes: maybeNum(O.probes, o['probes']),
   };
 }

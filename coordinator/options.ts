@@ -3,11 +3,9 @@
  * validated at the edge (coordinator/validate.ts). The CLI maps its flags and
  * environment variables onto these.
  */
-import { DEFAULT_NULL, type ConstantMode, type MatchMode, type NullRequest, type Report } from '../shared/core/index.js';
+import type { ConstantMode, MatchMode, NullRequest, Report } from '../shared/core/index.js';
 import {
   checkJobName,
-  DEFAULT_PREFIX,
-  DEFAULT_TILE_QUEUE,
   natsCredentials,
   parseServiceUrl,
   redisCredentials,
@@ -20,7 +18,8 @@ import { MODEL_KEYS, modelOptions, type ModelOptions } from './model-options.js'
 export { modelOptions, type ModelOptions } from './model-options.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../worker/kernel-options.js';
 import type { NativeLoopsOptions } from '../worker/native/assist.js';
-import { boolean, func, integer, isObject, knownKeys, number, oneOf, optional, string } from '../shared/validate.js';
+import { func, isObject, knownKeys, optional, string } from '../shared/validate.js';
+import { bool, choice, LOG_LEVELS, maybeNum, num, OPTIONS, secondsOrNever, str } from '../shared/options/index.js';
 
 /** The permutation null (the chance baseline). */
 export interface NullOptionsInput {
@@ -97,7 +96,7 @@ export interface RunOptions extends ModelOptions {
   readonly null?: NullOptionsInput;
   /** Progress on stderr: a bar on a terminal, plain lines otherwise (default false). */
   readonly progress?: boolean;
-  /** Milliseconds between plain progress lines off a terminal (default 5000). */
+  /** Seconds between plain progress lines off a terminal (default 5). */
   readonly progressInterval?: number;
   /** Where notes and warnings go (default: nowhere). */
   readonly log?: (line: string) => void;
@@ -132,9 +131,10 @@ export interface ScoreResult {
   readonly summary: string;
 }
 
-export const DEFAULT_MEMORY = 2 * 1024 ** 3;
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export const MAX_THREADS = 1024;
+export const DEFAULT_MEMORY = OPTIONS.memory.default;
+export { LOG_LEVELS };
+export const MAX_THREADS = OPTIONS.threads.max;
+const O = OPTIONS;
 
 export interface ClusterSettings {
   readonly nats: string;
@@ -173,6 +173,7 @@ export interface RunSettings {
   readonly memory: number;
   readonly null: NullRequest;
   readonly progress: boolean;
+  /** Milliseconds (the option is in seconds). */
   readonly progressInterval: number;
   readonly log: (line: string) => void;
   readonly trace: boolean;
@@ -230,17 +231,11 @@ const CLUSTER_KEYS = [
   'audit',
 ] as const;
 
-const uint32 = 2 ** 32 - 1;
-
 function nullRequest(value: unknown): NullRequest {
-  if (value === undefined) return { permutations: DEFAULT_NULL.permutations, sample: null, seed: DEFAULT_NULL.seed };
+  if (value === undefined) return { permutations: O.null.default, sample: null, seed: O.nullSeed.default };
   const o = isObject('null', value);
   knownKeys('null', o, NULL_KEYS);
-  return {
-    permutations: optional(o['permutations'], (v) => integer('null.permutations', v, 0, 1000), DEFAULT_NULL.permutations),
-    sample: optional<number | null>(o['sample'], (v) => integer('null.sample', v, 1), null),
-    seed: optional(o['seed'], (v) => integer('null.seed', v, 0, uint32), DEFAULT_NULL.seed),
-  };
+  return { permutations: num(O.null, o['permutations']), sample: maybeNum(O.nullSample, o['sample']), seed: num(O.nullSeed, o['seed']) };
 }
 
 /** A service URL, checked (a bad one is refused before any connection, redacted). */
@@ -249,14 +244,11 @@ function serviceUrl(kind: 'nats' | 'redis', url: string, option: string): string
   return url;
 }
 
-export const DEFAULT_STALL_TIMEOUT = 600;
-export const DEFAULT_VERIFY = 4;
-export const DEFAULT_AUDIT = 0.01;
+export const DEFAULT_STALL_TIMEOUT = O.stallTimeout.default;
+export const DEFAULT_VERIFY = O.verify.default;
+export const DEFAULT_AUDIT = O.audit.default;
 
-function stallTimeoutMs(value: unknown): number | null {
-  if (value === null) return null;
-  return optional(value, (v) => number('cluster.stallTimeout', v, 1, 30 * 86_400), DEFAULT_STALL_TIMEOUT) * 1000;
-}
+const ms = (seconds: number | null): number | null => (seconds === null ? null : seconds * 1000);
 
 function clusterSettings(value: unknown): ClusterSettings {
   const o = isObject('cluster', value);
@@ -265,27 +257,24 @@ function clusterSettings(value: unknown): ClusterSettings {
     nats: serviceUrl('nats', string('cluster.nats', o['nats']), 'cluster.nats'),
     redis: serviceUrl('redis', string('cluster.redis', o['redis']), 'cluster.redis'),
     job: optional<string | null>(o['job'], (v) => checkJobName(string('cluster.job', v)), null),
-    upload: optional(o['upload'], (v) => boolean('cluster.upload', v), false),
-    prefix: optional(o['prefix'], (v) => string('cluster.prefix', v), DEFAULT_PREFIX),
-    queue: {
-      ackWaitMs: optional(o['ackWait'], (v) => number('cluster.ackWait', v, 0.5, 86_400), DEFAULT_TILE_QUEUE.ackWaitMs / 1000) * 1000,
-      maxDeliver: optional(o['maxDeliver'], (v) => integer('cluster.maxDeliver', v, 1, 1000), DEFAULT_TILE_QUEUE.maxDeliver),
-    },
-    checkpointTiles: optional(o['checkpointTiles'], (v) => integer('cluster.checkpointTiles', v, 1), 256),
-    checkpointSeconds: optional(o['checkpointSeconds'], (v) => number('cluster.checkpointSeconds', v, 0.1, 3600), 5),
-    ttlSeconds: optional(o['ttl'], (v) => integer('cluster.ttl', v, 1), 7 * 24 * 3600),
-    leaseMs: optional(o['lease'], (v) => number('cluster.lease', v, 1, 3600), 15) * 1000,
-    metricsPort: optional<number | null>(o['metricsPort'], (v) => integer('cluster.metricsPort', v, 0, 65535), null),
-    metricsHost: optional(o['metricsHost'], (v) => string('cluster.metricsHost', v), '127.0.0.1'),
-    logLevel: optional(o['logLevel'], (v) => oneOf('cluster.logLevel', v, LOG_LEVELS), 'info'),
+    upload: bool(O.upload, o['upload']),
+    prefix: str(O.prefix, o['prefix']),
+    queue: { ackWaitMs: num(O.ackWait, o['ackWait']) * 1000, maxDeliver: num(O.maxDeliver, o['maxDeliver']) },
+    checkpointTiles: num(O.checkpointTiles, o['checkpointTiles']),
+    checkpointSeconds: num(O.checkpointSeconds, o['checkpointSeconds']),
+    ttlSeconds: num(O.ttl, o['ttl']),
+    leaseMs: num(O.lease, o['lease']) * 1000,
+    metricsPort: maybeNum(O.metricsPort, o['metricsPort']),
+    metricsHost: str(O.metricsHost, o['metricsHost']),
+    logLevel: choice(O.logLevel, o['logLevel']),
     natsCredentials: natsCredentials('cluster.natsCredentials', o['natsCredentials']),
     redisCredentials: redisCredentials('cluster.redisCredentials', o['redisCredentials']),
-    serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('cluster.serviceTimeout', v, 0.1, 86_400), 60) * 1000,
-    workers: optional(o['workers'], (v) => integer('cluster.workers', v, 1, 100_000), 16),
-    superTile: optional<number | undefined>(o['superTile'], (v) => integer('cluster.superTile', v, 1), undefined),
-    stallTimeoutMs: stallTimeoutMs(o['stallTimeout']),
-    verify: optional(o['verify'], (v) => integer('cluster.verify', v, 0, 1024), DEFAULT_VERIFY),
-    audit: optional(o['audit'], (v) => number('cluster.audit', v, 0, 1), DEFAULT_AUDIT),
+    serviceTimeoutMs: num(O.serviceTimeout, o['serviceTimeout']) * 1000,
+    workers: num(O.workers, o['workers']),
+    superTile: maybeNum(O.superTile, o['superTile']) ?? undefined,
+    stallTimeoutMs: ms(secondsOrNever(O.stallTimeout, o['stallTimeout'])),
+    verify: num(O.verify, o['verify']),
+    audit: num(O.audit, o['audit']),
   };
 }
 
@@ -308,21 +297,21 @@ export function runSettings(o: Record<string, unknown>): RunSettings {
   const kernel = kernelOptions(o['kernel']);
   return {
     pair: modelOptions(o),
-    match: optional(o['match'], (v) => oneOf('match', v, ['paper', 'penalized'] as const), 'paper'),
-    constant: optional(o['constant'], (v) => oneOf('constant', v, ['include', 'exclude'] as const), 'include'),
+    match: choice(O.match, o['match']),
+    constant: choice(O.constant, o['constant']),
     kernel,
     standardize: {
       ...(kernel.addon !== undefined ? { addon: kernel.addon } : {}),
-      disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+      disabled: !bool(O.nativeStandardize, o['nativeStandardize']),
     },
-    threads: optional<number | undefined>(o['threads'], (v) => integer('threads', v, 1, MAX_THREADS), undefined),
-    tile: optional<number | undefined>(o['tile'], (v) => integer('tile', v, 1), undefined),
-    memory: optional(o['memory'], (v) => integer('memory', v, 1), DEFAULT_MEMORY),
+    threads: maybeNum(O.threads, o['threads']) ?? undefined,
+    tile: maybeNum(O.tile, o['tile']) ?? undefined,
+    memory: num(O.memory, o['memory']),
     null: nullRequest(o['null']),
-    progress: optional(o['progress'], (v) => boolean('progress', v), false),
-    progressInterval: optional(o['progressInterval'], (v) => integer('progressInterval', v, 0), 5000),
+    progress: bool(O.progress, o['progress']),
+    progressInterval: num(O.progressInterval, o['progressInterval']) * 1000,
     log: optional(o['log'], (v) => func<(line: string) => void>('log', v), noLog),
-    trace: optional(o['trace'], (v) => boolean('trace', v), false),
+    trace: bool(O.trace, o['trace']),
     cluster: o['cluster'] === undefined ? null : clusterSettings(o['cluster']),
   };
 }
@@ -344,7 +333,7 @@ export function planSettings(options: PlanOptions): PlanSettings {
     g: string('g', o['g']),
     pair: modelOptions(o),
     kernel: kernelOptions(o['kernel']),
-    threads: optional<number | undefined>(o['threads'], (v) => integer('threads', v, 1, MAX_THREADS), undefined),
+    threads: maybeNum(O.threads, o['threads']) ?? undefined,
     null: nullRequest(o['null']),
   };
 }

@@ -10,7 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import { loadActivationSet } from '../shared/formats/index.js';
 import { UsageError } from '../shared/errors.js';
 import { collectGarbage } from '../shared/formats/index.js';
-import { LAYOUTS, MAX_SPATIAL, type ConvMode, type Layout } from '../shared/core/index.js';
+import type { ConvMode, Layout } from '../shared/core/index.js';
 import { encodeShard, preloadArrow } from '../shared/formats/index.js';
 import { MANIFEST, SHARD_FORMAT, SHARD_VERSION, sha256, type Manifest, type ShardEntry } from '../shared/formats/index.js';
 import { channelView, hasMaps, layerGeometry, planModel, standardizeRange } from '../shared/formats/index.js';
@@ -18,7 +18,8 @@ import { checkOutputSet, replaceDirectory, shardSetOwnership } from '../shared/f
 import { runSteps, runStepsAsync, type Steps } from '../shared/steps.js';
 import { dropTemp, tempPath } from '../shared/temp.js';
 import { nativeLoops } from '../worker/native/assist.js';
-import { boolean, func, integer, isObject, knownKeys, oneOf, optional, string } from '../shared/validate.js';
+import { func, isObject, knownKeys, optional, string } from '../shared/validate.js';
+import { bool, choice, maybeChoice, maybeNum, num, OPTIONS as O, str } from '../shared/options/index.js';
 
 export interface PrepareOptions {
   /** The activation set: a folder of .npy layers or a .safetensors file. */
@@ -84,22 +85,22 @@ function* prepareSteps(options: PrepareOptions): Steps<PrepareResult> {
   knownKeys('', o, PREPARE_KEYS);
   const input = string('input', o['input']);
   const out = string('out', o['out']);
-  const memory = optional(o['memory'], (v) => integer('memory', v, 1), 2 * 1024 ** 3);
-  const force = optional(o['force'], (v) => boolean('force', v), false);
-  const conv = optional(o['conv'], (v) => oneOf('conv', v, ['units', 'channels'] as const), 'units');
-  const layout = optional<Layout | null>(o['layout'], (v) => oneOf('layout', v, LAYOUTS), null);
-  const side = optional<number | null>(o['spatial'], (v) => integer('spatial', v, 1, MAX_SPATIAL), null);
+  const memory = num(O.memory, o['memory']);
+  const force = bool(O.prepareForce, o['force']);
+  const conv = choice(O.conv, o['conv']);
+  const layout: Layout | null = maybeChoice(O.layout, o['layout']);
+  const side = maybeNum(O.prepareSpatial, o['spatial']);
   if (side !== null && conv !== 'channels') throw new UsageError((n) => `${n('spatial')} pools channels' maps: it needs ${n('conv')} channels`);
   const grid = side === null ? null : { height: side, width: side };
-  const maxNeurons = optional(o['shardNeurons'], (v) => integer('shardNeurons', v, 1), Number.MAX_SAFE_INTEGER);
+  const maxNeurons = maybeNum(O.shardNeurons, o['shardNeurons']) ?? Number.MAX_SAFE_INTEGER;
   const log = optional(
     o['log'],
     (v) => func<(line: string) => void>('log', v),
     () => undefined,
   );
   const native = {
-    disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
-    ...(o['addon'] !== undefined ? { addon: string('addon', o['addon']) } : {}),
+    disabled: !bool(O.nativeStandardize, o['nativeStandardize']),
+    ...(o['addon'] !== undefined ? { addon: str(O.addon, o['addon']) } : {}),
   };
   if (memory < MIN_MEMORY) throw new UsageError((n) => `${n('memory')} ${memory} is below the minimum of ${MIN_MEMORY} bytes (16MiB)`);
   const target = { inputs: [input], force, what: SHARD_SET, owned: shardSetOwnership };

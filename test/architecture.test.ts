@@ -45,7 +45,7 @@ function unit(file: string): string {
   return parts.length > 1 ? parts[0]! : file;
 }
 
-const SHARED = ['shared', 'shared/tiles', 'shared/core', 'shared/formats', 'shared/job', 'shared/cluster', 'shared/nats'];
+const SHARED = ['shared', 'shared/tiles', 'shared/core', 'shared/formats', 'shared/job', 'shared/cluster', 'shared/nats', 'shared/options'];
 
 // Who may import whom: everything not listed here is refused.
 const ALLOWED: Record<string, readonly string[]> = {
@@ -53,6 +53,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   cli: ['coordinator', 'worker', ...SHARED],
   coordinator: ['worker', ...SHARED],
   worker: SHARED,
+  // The option table: read by cli/, coordinator/ and worker/ alike.
+  'shared/options': ['shared', 'shared/tiles', 'shared/core', 'shared/formats', 'shared/job', 'shared/cluster'],
   'shared/nats': ['shared', 'shared/tiles', 'shared/core', 'shared/formats', 'shared/job', 'shared/cluster'],
   'shared/cluster': ['shared', 'shared/tiles', 'shared/core', 'shared/formats', 'shared/job'],
   'shared/job': ['shared', 'shared/tiles', 'shared/core', 'shared/formats'],

@@ -83,7 +83,7 @@ describe('kernel environment variables', () => {
     expect(readEnv(env).jsStandardize).toBe(true);
     expect(readEnv({}).jsStandardize).toBe(false);
     expect(readEnv({ NEUROCORR_PROGRESS_MS: '250', NEUROCORR_TRACE: '1', NEUROCORR_LOG_LEVEL: 'debug' })).toMatchObject({
-      progressMs: 250,
+      progressInterval: 0.25,
       trace: true,
       logLevel: 'debug',
     });

@@ -1,11 +1,11 @@
 /** Which kernel to load and how: plain data, checked at the library's edge, carried to the pool threads in workerData. */
 import { isObject, knownKeys, oneOf, optional, string } from '../shared/validate.js';
 
-export const TFJS_BACKENDS = ['gpu', 'node', 'wasm', 'cpu'] as const;
+import { KERNEL_CHOICES, NATIVE_ISAS, TFJS_BACKENDS } from '../shared/options/index.js';
+
+export { KERNEL_CHOICES, NATIVE_ISAS, TFJS_BACKENDS };
 export type TfjsBackend = (typeof TFJS_BACKENDS)[number];
-export const KERNEL_CHOICES = ['auto', 'native', 'tfjs', 'reference'] as const;
 export type KernelChoice = (typeof KERNEL_CHOICES)[number];
-export const NATIVE_ISAS = ['auto', 'avx512', 'avx2', 'scalar'] as const;
 
 /** Which kernel to load and how; plain data, so it reaches the pool threads in workerData. */
 export interface KernelOptions {

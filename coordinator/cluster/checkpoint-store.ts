@@ -29,8 +29,10 @@
 import { randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { checkpointChunkKey, checkpointStagingKey, jobKeys, type JobKeys } from '../../shared/cluster/index.js';
-import { JobFailedError, ServiceError, UsageError } from '../../shared/errors.js';
+import type { UsageError } from '../../shared/errors.js';
+import { JobFailedError, ServiceError } from '../../shared/errors.js';
 import { checkpointShape, DEFAULT_CHUNK_LENGTH, restoreCheckpoint, type JobProgress } from '../../shared/job/index.js';
+import { checkEnv, readEnv, type NeurocorrEnv } from '../../shared/options/index.js';
 
 /** How long the chunks of a write that never committed stay before Redis drops them. */
 const STAGING_MS = 24 * 3600 * 1000;
@@ -61,15 +63,9 @@ redis.call('persist', m)
 return 1`;
 
 /** Neurons per chunk: NEUROCORR_CHECKPOINT_CHUNK when set (tests cut small models into many chunks with it), else the default. */
-export function checkpointChunkLength(env: NodeJS.ProcessEnv = process.env): number {
-  const text = env['NEUROCORR_CHECKPOINT_CHUNK'];
-  if (text === undefined || text === '') return DEFAULT_CHUNK_LENGTH;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UsageError(
-      `NEUROCORR_CHECKPOINT_CHUNK must be a positive integer, got ${JSON.stringify(text)}; unset it for the default (${DEFAULT_CHUNK_LENGTH})`,
-    );
-  return n;
+export function checkpointChunkLength(env: NeurocorrEnv = readEnv()): number {
+  checkEnv(env, ['NEUROCORR_CHECKPOINT_CHUNK']);
+  return env.checkpointChunk ?? DEFAULT_CHUNK_LENGTH;
 }
 
 export interface CheckpointWrite {

@@ -16,7 +16,8 @@ import {
   type NatsCredentials,
 } from '../../shared/cluster/index.js';
 import { connectNats, ensureStreams } from '../../shared/nats/index.js';
-import { isObject, knownKeys, number, optional, string } from '../../shared/validate.js';
+import { isObject, knownKeys, string } from '../../shared/validate.js';
+import { num, OPTIONS } from '../../shared/options/index.js';
 
 export interface QueueInitOptions {
   /** NATS server URL (nats:// or tls://). */
@@ -41,7 +42,7 @@ export async function initQueue(input: QueueInitOptions): Promise<QueueInitResul
   const url = string('nats', o['nats']);
   parseServiceUrl('nats', url, 'nats');
   const credentials = natsCredentials('natsCredentials', o['natsCredentials']);
-  const timeoutMs = optional(o['serviceTimeout'], (v) => number('serviceTimeout', v, 0.1, 86_400), 60) * 1000;
+  const timeoutMs = num(OPTIONS.serviceTimeout, o['serviceTimeout'], 'serviceTimeout') * 1000;
   const nc = await connectNats({ url, credentials, timeoutMs, option: 'nats' }, 'neurocorr queue-init');
   try {
     const jsm = await jetstreamManager(nc);

@@ -10,12 +10,13 @@ import { basename, dirname, join } from 'node:path';
 import { UsageError, InputError } from '../../shared/errors.js';
 import { checkOutputSet, collectGarbage, readJsonObject, replaceDirectory, MANIFEST } from '../../shared/formats/index.js';
 import { dropTemp, tempPath } from '../../shared/temp.js';
-import { boolean, func, integer, isObject, knownKeys, oneOf, optional, string, stringList } from '../../shared/validate.js';
+import { func, isObject, knownKeys, optional, string, stringList } from '../../shared/validate.js';
+import { bool, maybeChoice, maybeNum, maybeStr, num, OPTIONS as O } from '../../shared/options/index.js';
 import { prepareAsync } from '../prepare.js';
 import { checkFeedOptions, planFeed } from './feed.js';
 import { openModel } from './open.js';
 import { EXTRACT_FORMAT, EXTRACT_MARKER, EXTRACT_SET, extractOwnership, hashFiles, LayerFiles } from './output.js';
-import { PREPROCESS, type Preprocess } from './pixels.js';
+import type { Preprocess } from './pixels.js';
 import { openProbes, probeKind } from './probes.js';
 import type { ModelFormat, ModelInputInfo, ModelLayerInfo } from './runner.js';
 import { selectLayers } from './select.js';
@@ -100,15 +101,15 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
   const probesPath = string('probes', o['probes']);
   const out = string('out', o['out']);
   const entries = optional<string[] | null>(o['layers'], (v) => stringList('layers', v), null);
-  const size = optional<number | null>(o['size'], (v) => integer('size', v, 1, 16384), null);
-  const preprocess = optional<Preprocess | null>(o['preprocess'], (v) => oneOf('preprocess', v, PREPROCESS), null);
-  const limit = optional<number | null>(o['probesLimit'], (v) => integer('probesLimit', v, 1), null);
-  const batch = optional(o['batch'], (v) => integer('batch', v, 1, 65536), 16);
-  const shards = optional(o['shards'], (v) => boolean('shards', v), false);
-  const memory = optional<number | null>(o['memory'], (v) => integer('memory', v, 1), null);
-  const force = optional(o['force'], (v) => boolean('force', v), false);
-  const nativeStandardize = optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true);
-  const addon = optional<string | null>(o['addon'], (v) => string('addon', v), null);
+  const size = maybeNum(O.size, o['size']);
+  const preprocess: Preprocess | null = maybeChoice(O.preprocess, o['preprocess']);
+  const limit = maybeNum(O.probesLimit, o['probesLimit']);
+  const batch = num(O.batch, o['batch']);
+  const shards = bool(O.shards, o['shards']);
+  const memory = maybeNum(O.extractMemory, o['memory']);
+  const force = bool(O.extractForce, o['force']);
+  const nativeStandardize = bool(O.nativeStandardize, o['nativeStandardize']);
+  const addon = maybeStr(O.addon, o['addon']);
   const progress = optional(
     o['progress'],
     (v) => func<(done: number, total: number) => void>('progress', v),

@@ -9,7 +9,8 @@ import type { Sharp } from 'sharp';
 import { InputError, UsageError } from '../../shared/errors.js';
 import type { ModelInputInfo } from './runner.js';
 
-export const PREPROCESS = ['caffe', 'torch', 'tf', 'unit', 'none'] as const;
+export { PREPROCESS } from '../../shared/options/index.js';
+import type { PREPROCESS } from '../../shared/options/index.js';
 export type Preprocess = (typeof PREPROCESS)[number];
 
 /** Where an image's values go in one probe's input: [H, W, C], [C, H, W], [H, W] or H*W flat (the last two grey). */

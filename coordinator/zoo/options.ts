@@ -1,6 +1,7 @@
 /** `zoo`'s options object, checked at the edge like every entry point's (coordinator/options.ts). */
 import { UsageError } from '../../shared/errors.js';
-import { integer, isObject, knownKeys, optional, string, stringList } from '../../shared/validate.js';
+import { num, OPTIONS } from '../../shared/options/index.js';
+import { isObject, knownKeys, optional, string, stringList } from '../../shared/validate.js';
 import { RUN_KEYS, runSettings, type RunOptions, type RunSettings } from '../options.js';
 import { STORE_NAME } from './contents.js';
 import { checkEntries, readZooFile, type ZooEntry } from './zoo-file.js';
@@ -21,7 +22,7 @@ export interface ZooOptions extends Omit<RunOptions, 'layersF' | 'layersG' | 'sa
   readonly out: string;
   /** The results store, an SQLite file (default OUT/zoo.sqlite): pairs already in it are not computed again. */
   readonly store?: string;
-  /** Milliseconds to wait for another run holding the store (default 0: refuse at once). */
+  /** Seconds to wait for another run holding the store (default 0: refuse at once). */
   readonly storeWait?: number;
 }
 
@@ -30,7 +31,8 @@ export interface ZooSettings extends RunSettings {
   readonly source: string;
   readonly out: string;
   readonly store: string;
-  readonly storeWait: number;
+  /** Milliseconds (the option is in seconds). */
+  readonly storeWaitMs: number;
 }
 
 const ZOO_KEYS = [...RUN_KEYS.filter((k) => k !== 'layersF' && k !== 'layersG' && k !== 'sample'), 'zoo', 'models', 'out', 'store', 'storeWait'];
@@ -67,6 +69,6 @@ export function zooSettings(options: ZooOptions): ZooSettings {
     source,
     out,
     store: resolve(optional(o['store'], (v) => string('store', v), join(out, STORE_NAME))),
-    storeWait: optional(o['storeWait'], (v) => integer('storeWait', v, 0), 0),
+    storeWaitMs: num(OPTIONS.storeWait, o['storeWait']) * 1000,
   };
 }

@@ -101,7 +101,7 @@ export async function zoo(options: ZooOptions): Promise<ZooRunResult> {
 
 async function runClaimed(s: ZooSettings, planned: PlannedSet, started: number, onStored: () => void): Promise<ZooRunResult> {
   const paths = s.entries.map((e) => e.path);
-  const store = await ZooStore.open(s.store, { writer: true, wait: s.storeWait });
+  const store = await ZooStore.open(s.store, { writer: true, wait: s.storeWaitMs });
   try {
     const keys: string[] = [];
     for (const path of paths) keys.push(await contentKey(path, store.fileHashes));

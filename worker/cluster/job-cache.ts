@@ -52,7 +52,8 @@ export class JobCache {
   private serial = 0;
 
   constructor(
-    private readonly budget: number,
+    /** The `cache` option: bytes the open jobs may hold together. */
+    private readonly cache: number,
     private readonly deps: CacheDeps,
   ) {}
 
@@ -152,7 +153,7 @@ export class JobCache {
 
   private refuseTooLarge(spec: JobSpec, planned: PlannedJob): void {
     const need = least(planned);
-    if (need <= this.budget) return;
+    if (need <= this.cache) return;
     const sets = planned.shards.filter((s) => s !== null);
     const parts = [
       ...(planned.fixedBytes > 0 ? [`${describeBytes(planned.fixedBytes)} for the models held whole`] : []),
@@ -162,7 +163,7 @@ export class JobCache {
     ];
     throw new UsageError(
       (o) =>
-        `job ${spec.job} needs at least ${describeBytes(need)} of this worker's cache (${parts.join('; ')}), but its ${o('cache')} is ${describeBytes(this.budget)}: ` +
+        `job ${spec.job} needs at least ${describeBytes(need)} of this worker's cache (${parts.join('; ')}), but its ${o('cache')} is ${describeBytes(this.cache)}: ` +
         `start the worker with ${o('cache')} ${flagSize(need)} or more${sets.length > 0 ? `, fewer tiles in flight (${o('inflight')}), or prepare the shard sets with smaller shards (prepare --shard-neurons)` : ''}`,
     );
   }
@@ -175,17 +176,17 @@ export class JobCache {
       for (const e of this.entries.values()) if (e !== entry && e.planned !== null) used += least(e.planned);
       const idle = [...this.entries.values()].filter((e) => e !== entry && e.active === 0 && e.opened !== null).sort((a, b) => a.usedAt - b.usedAt);
       for (const e of idle) {
-        if (used + need <= this.budget) break;
+        if (used + need <= this.cache) break;
         this.entries.delete(e.key);
         used -= least(e.planned!);
         this.deps.log.info({ closed: e.job, for: entry.job }, 'closed an idle job to make room in the cache');
       }
-      if (used + need <= this.budget) {
+      if (used + need <= this.cache) {
         entry.planned = planned;
         entry.budgets = planned.shards.map((s) => (s === null ? null : s.least));
         return;
       }
-      if (!said) this.deps.log.info({ job: entry.job, need, used, cache: this.budget }, 'waiting for jobs in use to fall idle to make room in the cache');
+      if (!said) this.deps.log.info({ job: entry.job, need, used, cache: this.cache }, 'waiting for jobs in use to fall idle to make room in the cache');
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
@@ -193,7 +194,7 @@ export class JobCache {
   /** Shares the cache left after every open job's least between their shard sets, evenly, each up to its whole set. */
   private rebalance(): void {
     const sets: { entry: Entry; k: number; least: number; room: number }[] = [];
-    let spare = this.budget;
+    let spare = this.cache;
     for (const entry of this.entries.values()) {
       if (entry.planned === null) continue;
       spare -= least(entry.planned);

@@ -2,7 +2,8 @@
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkWorkerId, natsCredentials, parseServiceUrl, workerId, type NatsCredentials } from '../../shared/cluster/index.js';
-import { boolean, integer, isObject, knownKeys, number, oneOf, optional, string } from '../../shared/validate.js';
+import { isObject, knownKeys, optional, string } from '../../shared/validate.js';
+import { bool, choice, maybeNum, maybeStr, num, OPTIONS, str } from '../../shared/options/index.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
 import { UsageError } from '../../shared/errors.js';
@@ -91,7 +92,8 @@ export interface WorkerSettings {
   readonly dataRoots: readonly string[];
   readonly threads: number;
   readonly inflight: number;
-  readonly cacheBytes: number;
+  /** Bytes the open jobs may hold together (the `cache` option). */
+  readonly cache: number;
   readonly cacheDir: string;
   readonly kernel: KernelOptions;
   readonly standardize: NativeLoopsOptions;
@@ -103,7 +105,8 @@ export interface WorkerSettings {
   readonly fault: string | null;
 }
 
-export const DEFAULT_TILE_TIMEOUT = 300;
+export const DEFAULT_TILE_TIMEOUT = OPTIONS.tileTimeout.default;
+const O = OPTIONS;
 
 /**
  * The most tiles a worker holds per kernel thread. Tiles past its threads only
@@ -125,9 +128,9 @@ function checkedUrl(url: string): string {
 export function workerSettings(options: WorkerOptions): WorkerSettings {
   const o = isObject('', options);
   knownKeys('', o, WORKER_KEYS);
-  const requested = optional(o['threads'], (v) => integer('threads', v, 1, 1024), defaultThreads());
+  const requested = maybeNum(O.threads, o['threads']) ?? defaultThreads();
   const threads = Math.min(requested, maxThreads());
-  const inflight = optional(o['inflight'], (v) => integer('inflight', v, 1, 4096), 2 * threads);
+  const inflight = maybeNum(O.inflight, o['inflight']) ?? 2 * threads;
   if (inflight > INFLIGHT_PER_THREAD * threads) {
     const capped = threads < requested ? ` (${requested} asked for, capped at 4 per core)` : '';
     throw new UsageError(
@@ -145,18 +148,18 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     dataRoots: roots.map((r, k) => resolve(string(`dataRoots[${k}]`, r))),
     threads,
     inflight,
-    cacheBytes: optional(o['cache'], (v) => integer('cache', v, 1), 2 * 1024 ** 3),
-    cacheDir: resolve(optional(o['cacheDir'], (v) => string('cacheDir', v), defaultCacheDir())),
+    cache: num(O.cache, o['cache']),
+    cacheDir: resolve(maybeStr(O.cacheDir, o['cacheDir']) ?? defaultCacheDir()),
     kernel,
     standardize: {
       ...(kernel.addon !== undefined ? { addon: kernel.addon } : {}),
-      disabled: !optional(o['nativeStandardize'], (v) => boolean('nativeStandardize', v), true),
+      disabled: !bool(O.nativeStandardize, o['nativeStandardize']),
     },
-    metricsPort: optional<number | null>(o['metricsPort'], (v) => integer('metricsPort', v, 0, 65535), null),
-    metricsHost: optional(o['metricsHost'], (v) => string('metricsHost', v), '127.0.0.1'),
-    logLevel: optional(o['logLevel'], (v) => oneOf('logLevel', v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
-    serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('serviceTimeout', v, 0.1, 86_400), 60) * 1000,
-    tileTimeoutMs: optional(o['tileTimeout'], (v) => number('tileTimeout', v, 0.1, 30 * 86_400), DEFAULT_TILE_TIMEOUT) * 1000,
+    metricsPort: maybeNum(O.metricsPort, o['metricsPort'], 'metricsPort'),
+    metricsHost: str(O.metricsHost, o['metricsHost'], 'metricsHost'),
+    logLevel: choice(O.logLevel, o['logLevel'], 'logLevel'),
+    serviceTimeoutMs: num(O.serviceTimeout, o['serviceTimeout'], 'serviceTimeout') * 1000,
+    tileTimeoutMs: num(O.tileTimeout, o['tileTimeout']) * 1000,
     fault: optional<string | null>(o['fault'], (v) => string('fault', v), null),
   };
 }

@@ -80,7 +80,7 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
     standardize: options.standardize,
     kernelTiles: (span) => options.inflight * (span > 1 ? 2 * options.threads : 1),
   };
-  const cache = new JobCache(options.cacheBytes, {
+  const cache = new JobCache(options.cache, {
     plan: async (job, spec) => {
       kv ??= await kvm.open(JOB_BUCKET);
       return planFromKv(nc, kv, job, spec, planOptions);
@@ -98,7 +98,7 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
       notes: kernel.notes,
       threads: options.threads,
       inflight: options.inflight,
-      cache: options.cacheBytes,
+      cache: options.cache,
       dataRoots: options.dataRoots,
       cacheDir,
       metrics: metrics.url,
