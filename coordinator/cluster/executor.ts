@@ -207,8 +207,7 @@ export class JetStreamExecutor implements TileExecutor {
     });
     const unwatch = this.stall.watch(o.nc, o.job, () => this.stalled());
     let lastRemaining = this.remaining.size;
-    // The idle check under way, if any: it may publish tiles, which must be in the stream before the job's queue is cleaned up.
-    let checking: Promise<void> | null = null;
+    let checking: Promise<void> | null = null; // an idle check may publish tiles: awaited before the queue is cleaned up
     const timers = [
       setInterval(() => {
         if (this.held.length > 0 && Date.now() - this.lastSave >= o.checkpointSeconds * 1000) void this.checkpoint();
