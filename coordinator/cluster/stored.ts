@@ -70,6 +70,9 @@ export const isStoredReport = (value: unknown): value is Report => report(value)
 
 export const isStoredReports = (value: unknown): value is Report[] => Array.isArray(value) && value.every(report);
 
+/** A job's stored reports: one per pair (a `score` job before the one job driver stored its report alone). */
+export const isStoredResult = (value: unknown): value is Report | Report[] => report(value) || isStoredReports(value);
+
 const inputRef: Check = (v) => isRecord(v) && (v['kind'] === 'path' ? str(v['path']) : v['kind'] === 'object' && str(v['root']) && str(v['set']));
 
 /** What comparing a stored spec with a rerun's reads (specDifferences). */

@@ -13,6 +13,7 @@ import { lexists, planModels, type PlannedSet } from '../../shared/formats/index
 import { nativeLoops } from '../../worker/native/assist.js';
 import { zooMarker } from './contents.js';
 import { contentKey } from './content-key.js';
+import { refuseOnCluster } from '../job.js';
 import { runZooJob } from './job.js';
 import { zooSettings, type ZooOptions, type ZooSettings } from './options.js';
 import { checkZooOutputs, writeZooOutputs, ZOO_MARKER, zooOwnership } from './outputs.js';
@@ -82,6 +83,8 @@ function claimZooDir(dir: string, inputs: readonly string[]): void {
 
 export async function zoo(options: ZooOptions): Promise<ZooRunResult> {
   const s = zooSettings(options);
+  // Before the folder is claimed, and also when every pair is in the store and no job runs.
+  refuseOnCluster(s);
   const started = performance.now();
   const paths = s.entries.map((e) => e.path);
   const loops = nativeLoops(s.standardize);
