@@ -6,7 +6,7 @@
  */
 import type { IoInfo, NullRequest } from '../shared/core/index.js';
 import { defaultBlockSize } from '../shared/tiles/index.js';
-import { isShardPlan, type ModelPlan } from '../shared/formats/index.js';
+import { isShardPlan, type ModelPlan, type PlannedSet } from '../shared/formats/index.js';
 import {
   JobProgress,
   openSource,
@@ -108,6 +108,20 @@ export function openSources(
   checkShardBudget(inputs, pairs, memory);
   const budget = memory / Math.max(1, inputs.filter((i) => isShardPlan(i.plan)).length);
   return inputs.map((input) => openSource(input.path, input.plan, { budget, allocate: (bytes) => hugePageAllocate(bytes, addon) }));
+}
+
+/** Opens a job's models (job-runtime.ts) as openSources does: the local pool's, and the cluster coordinator's to check results. */
+export function openJobSources(
+  job: { readonly paths: readonly string[]; readonly planned: PlannedSet; readonly pairs: readonly JobPairInput[] },
+  memory: number,
+  addon: AddonOptions = {},
+): ModelSource[] {
+  return openSources(
+    job.paths.map((path, k) => ({ path, plan: job.planned.models[k]! })),
+    job.pairs,
+    memory,
+    addon,
+  );
 }
 
 /** Runs a whole job over opened models on a local pool (started here unless given, destroyed at the end). */

@@ -54,6 +54,15 @@ export class JobClock {
     return true;
   }
 
+  /** These tiles, done, are to be computed again (a worker found false): their pairs are not done until they are in again. */
+  reopen(plan: JobPlan, ids: readonly number[]): void {
+    for (const id of ids) {
+      const pair = this.pairs[plan.tiles[id]!.pair]!;
+      pair.left++;
+      pair.done = null;
+    }
+  }
+
   /** Pair `index`'s timings: as its last tile was merged, or now when it had none left to run. */
   pair(index: number): PairTiming {
     const pair = this.pairs[index]!;

@@ -8,7 +8,7 @@
 import type { ClusterInfo, IoInfo, Report, Scored } from '../shared/core/index.js';
 import { UsageError } from '../shared/errors.js';
 import { pairReport, type JobProgress } from '../shared/job/index.js';
-import { openSources, runEmbedded } from './embedded.js';
+import { openJobSources, runEmbedded } from './embedded.js';
 import { jobPlanner, planCuts } from './job-plan.js';
 import { JobClock } from './job-timing.js';
 import type { Job, JobRuntime } from './job-runtime.js';
@@ -97,12 +97,7 @@ export async function runJob(s: RunSettings, job: Job, hooks: JobHooks = {}): Pr
   };
   if (s.cluster !== null) return runCluster(s, s.cluster, job, runtime, { report, done, scored, hooks });
 
-  const sources = openSources(
-    job.paths.map((path, k) => ({ path, plan: job.planned.models[k]! })),
-    job.pairs,
-    s.memory,
-    s.kernel,
-  );
+  const sources = openJobSources(job, s.memory, s.kernel);
   let info: ExecutorInfo | null = null;
   const run = await runEmbedded(sources, job.pairs, {
     kernel: s.kernel,

@@ -59,6 +59,16 @@ describe('the job clock', () => {
     expect(clock.pair(0)).toEqual({ seconds, nullSeconds });
   });
 
+  it('a done tile reopened by an audit holds its pair open until it is merged again', () => {
+    const clock = new JobClock();
+    clock.start(plan);
+    const [first, ...rest] = plan.tiles;
+    clock.merged(first!, outcome(1), 'done');
+    clock.reopen(plan, [first!.id]);
+    for (const t of rest) expect(clock.merged(t, outcome(1), 'done')).toBe(false);
+    expect(clock.merged(first!, outcome(1), 'done')).toBe(true);
+  });
+
   it('a pair without null tiles, or one resumed with every tile done, states 0 null seconds', () => {
     const clock = new JobClock();
     clock.start(plan, new Uint8Array(plan.tiles.length).fill(1));

@@ -228,7 +228,22 @@ export class ClusterCoordinator<R> {
       checkpointSeconds: c.checkpointSeconds,
       stallTimeoutMs: c.stallTimeoutMs,
       verify: sampler === null ? null : (tile, outcome) => sampler.check(tile, outcome),
-      audit: sampler === null || c.audit === 0 ? null : { tiles: new TileAudit(c.audit, sampler), undo: (ids) => progress.undo(ids) },
+      audit:
+        sampler === null || c.audit === 0
+          ? null
+          : {
+              tiles: new TileAudit(c.audit, sampler),
+              undo: (ids) => {
+                // Rare (a worker found false): the tiles that were done count again for the clock.
+                const wasDone = Uint8Array.from(progress.done);
+                const undone = progress.undo(ids);
+                s.runtime.clock.reopen(
+                  plan,
+                  undone.filter((id) => wasDone[id] === 1),
+                );
+                return undone;
+              },
+            },
       persist: () =>
         store
           .save(spec, progress, {
