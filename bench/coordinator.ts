@@ -183,7 +183,6 @@ async function coordinatorRole(o: { nats: string; redis: string; m: number; job:
       runtime: {
         planner: jobPlanner([f.skeleton(), g.skeleton()], [planCuts(f), planCuts(g)], [{ f: 0, g: 1 }], null),
         clock: new JobClock(),
-        trace: () => undefined,
         onStart: () => undefined,
         onTile: () => undefined,
       },

@@ -17,7 +17,6 @@ export interface Job {
 export interface JobRuntime {
   readonly planner: Planner;
   readonly clock: JobClock;
-  readonly trace: (phase: string) => void;
   /** The plan is known; `done` tiles were done before this run. */
   readonly onStart: (plan: JobPlan, done: number) => void;
   readonly onTile: (done: number) => void;

@@ -69,7 +69,6 @@ export async function runJob(s: RunSettings, job: Job, hooks: JobHooks = {}): Pr
   const runtime: JobRuntime = {
     planner,
     clock,
-    trace,
     onStart: (plan, done) => {
       trace('planned');
       const pairs = plan.pairs.reduce((sum, p) => sum + plan.models[p.f]!.n * plan.models[p.g]!.n, 0);
@@ -95,31 +94,8 @@ export async function runJob(s: RunSettings, job: Job, hooks: JobHooks = {}): Pr
     (bar as Progress | null)?.finish();
     trace('tiles done');
   };
-  if (s.cluster !== null) return runCluster(s, s.cluster, job, runtime, { report, done, scored, hooks });
-
-  const sources = openJobSources(job, s.memory, s.kernel);
-  let info: ExecutorInfo | null = null;
-  const run = await runEmbedded(sources, job.pairs, {
-    kernel: s.kernel,
-    ...(s.threads !== undefined ? { threads: s.threads } : {}),
-    ...(s.tile !== undefined ? { block: s.tile } : {}),
-    memory: s.memory,
-    planner,
-    clock,
-    onPoolStart: () => trace('pool starting'),
-    onStart: ({ kernel, plan, threads }) => {
-      trace('pool ready');
-      for (const note of kernel.notes) s.log(`kernel: ${note}`);
-      info = { kernel: kernel.name, threads, block: plan.block, io: null, cluster: null };
-      runtime.onStart(plan, 0);
-    },
-    onTile: (count) => runtime.onTile(count),
-    // Shard-set reads are the first pair's models': a report states them for a one-pair job only.
-    onPairDone: (index, progress, io) => report(progress, index, { ...info!, io: job.pairs.length === 1 ? io() : null }),
-  });
-  done();
-  await hooks.finish?.(scored, run.progress);
-  return scored.map((x) => x.report);
+  const reporting: Reporting = { report, done, scored, hooks, trace };
+  return s.cluster !== null ? runCluster(s, s.cluster, job, runtime, reporting) : runLocal(s, job, runtime, reporting);
 }
 
 /** Pair `index`'s report: the one place every path builds it. */
@@ -142,11 +118,41 @@ function reportOf(s: RunSettings, job: Job, progress: JobProgress, index: number
   });
 }
 
+/** The driver's side of a run, handed to the executor's glue below. */
 interface Reporting {
   readonly report: (progress: JobProgress, index: number, info: ExecutorInfo) => void;
+  /** Every tile is in. */
   readonly done: () => void;
   readonly scored: readonly Scored[];
   readonly hooks: JobHooks;
+  readonly trace: (phase: string) => void;
+}
+
+/** The job on this machine's pool, its models opened here (coordinator/embedded.ts). */
+async function runLocal(s: RunSettings, job: Job, runtime: JobRuntime, r: Reporting): Promise<readonly Report[]> {
+  const sources = openJobSources(job, s.memory, s.kernel);
+  let info: ExecutorInfo | null = null;
+  const run = await runEmbedded(sources, job.pairs, {
+    kernel: s.kernel,
+    ...(s.threads !== undefined ? { threads: s.threads } : {}),
+    ...(s.tile !== undefined ? { block: s.tile } : {}),
+    memory: s.memory,
+    planner: runtime.planner,
+    clock: runtime.clock,
+    onPoolStart: () => r.trace('pool starting'),
+    onStart: ({ kernel, plan, threads }) => {
+      r.trace('pool ready');
+      for (const note of kernel.notes) s.log(`kernel: ${note}`);
+      info = { kernel: kernel.name, threads, block: plan.block, io: null, cluster: null };
+      runtime.onStart(plan, 0);
+    },
+    onTile: (count) => runtime.onTile(count),
+    // Shard-set reads are the first pair's models': a report states them for a one-pair job only.
+    onPairDone: (index, progress, io) => r.report(progress, index, { ...info!, io: job.pairs.length === 1 ? io() : null }),
+  });
+  r.done();
+  await r.hooks.finish?.(r.scored, run.progress);
+  return r.scored.map((x) => x.report);
 }
 
 /** The same job with JetStream as the executor and Redis holding its state (coordinator/cluster/coordinator.ts). */
