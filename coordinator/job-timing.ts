@@ -2,8 +2,8 @@
  * The timings of a report, measured by the job driver from the outcomes it
  * merges, so they mean the same on every executor (docs/REPORT-FIELDS.md):
  *
- * - `seconds`: wall time from the start of the run (before any model is
- *   read) to the merge of the pair's last tile;
+ * - `seconds`: wall time from the start of the job (its models' headers
+ *   read, none of their values yet) to the merge of the pair's last tile;
  * - `null.seconds`: the pair's null's share of that wall time, that is
  *   `seconds` times the compute seconds of the pair's null tiles over the
  *   compute seconds of every tile merged by then (a tile's compute seconds

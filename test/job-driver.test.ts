@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { score, zoo, UsageError, type Report, type ScoreOptions } from 'neurocorr';
+import { isStoredResult } from '../dist/coordinator/cluster/stored.js';
 import { JobClock } from '../dist/coordinator/job-timing.js';
 import { planJob, type JobTile, type TileOutcome } from '../dist/shared/job/index.js';
 import { coordinatorArgs, jobNames, ready, spawnCli, startWorker, useClusterServers } from './helpers/cluster.js';
@@ -85,6 +86,14 @@ describe('report timings on the local pool', () => {
     const base: ScoreOptions = { f: fDir, g: gDir, threads: 2, tile: 16 };
     expectTimings((await score({ ...base, null: { permutations: 3 } })).report, true);
     expectTimings((await score({ ...base, null: { permutations: 0 } })).report, false);
+  });
+
+  it("a finished cluster job's stored result reads back as its pairs' reports, or as the one report a score job stored before", async () => {
+    const { report } = await score({ f: fDir, g: gDir, threads: 1, null: { permutations: 0 } });
+    const json = JSON.parse(JSON.stringify(report)) as unknown;
+    expect(isStoredResult(json)).toBe(true);
+    expect(isStoredResult([json, json])).toBe(true);
+    expect(isStoredResult([json, { scores: 1 }])).toBe(false);
   });
 
   it("zoo: every computed pair states its null's seconds (no longer a hard-coded 0)", async () => {

@@ -68,9 +68,9 @@ export interface Report {
   readonly tiles: number;
   readonly pairs: number;
   /**
-   * Wall seconds from the start of the run (before any model is read) to the
-   * merge of this pair's last tile, on every executor (the job driver's clock,
-   * coordinator/job-timing.ts; docs/REPORT-FIELDS.md).
+   * Wall seconds from the start of the job (its models' headers read, none of
+   * their values yet) to the merge of this pair's last tile, on every executor
+   * (the job driver's clock, coordinator/job-timing.ts; docs/REPORT-FIELDS.md).
    */
   readonly seconds: number;
   /** `pairs` over `seconds`. */
