@@ -30,6 +30,8 @@ import { Redis } from 'ioredis';
 import { architectureLayers } from '#dist/coordinator/synth/architectures.js';
 import { ClusterCoordinator } from '#dist/coordinator/cluster/coordinator.js';
 import { JobStore } from '#dist/coordinator/cluster/job-store.js';
+import { jobPlanner, planCuts } from '#dist/coordinator/job-plan.js';
+import { JobClock } from '#dist/coordinator/job-timing.js';
 import type { ClusterSettings } from '#dist/coordinator/options.js';
 import { decodeTile, encodeParts, encodeResult, partEntriesFor, resultSubject, TILE_STREAM, tileConsumer } from '#dist/shared/cluster/index.js';
 import { DirectionState, type LayerInfo, type Model } from '#dist/shared/core/index.js';
@@ -175,11 +177,15 @@ async function coordinatorRole(o: { nats: string; redis: string; m: number; job:
       planned: { models: [f, g], partial: null, spatial: null },
       pairs: [{ f: 0, g: 1 }],
       options: { conv: 'units', layers: null, layersF: null, layersG: null, sample: null, probes: null },
-      null: null,
       tile: undefined,
       memory: 0,
-      progress: { enabled: false, intervalMs: 1000 },
       log: (line) => process.stderr.write(`${line}\n`),
+      runtime: {
+        planner: jobPlanner([f.skeleton(), g.skeleton()], [planCuts(f), planCuts(g)], [{ f: 0, g: 1 }], null),
+        clock: new JobClock(),
+        onStart: () => undefined,
+        onTile: () => undefined,
+      },
       finish: never,
       restore: never,
     },

@@ -6,13 +6,11 @@
  */
 import type { IoInfo, NullRequest } from '../shared/core/index.js';
 import { defaultBlockSize } from '../shared/tiles/index.js';
-import { isShardPlan, type ModelPlan } from '../shared/formats/index.js';
+import { isShardPlan, type ModelPlan, type PlannedSet } from '../shared/formats/index.js';
 import {
   JobProgress,
   openSource,
   operands,
-  pairNulls,
-  planJob,
   type Accept,
   type JobPairInput,
   type JobPlan,
@@ -28,6 +26,8 @@ import { startPool, type EmbeddedPool, type LoadedKernelInfo } from '../worker/p
 import { TileRunner } from '../worker/tile-runner.js';
 import { runTiles } from '../worker/run-tiles.js';
 import { checkShardBudget } from './budget.js';
+import { jobPlanner, type Planner } from './job-plan.js';
+import { JobClock } from './job-timing.js';
 import { ShardGate } from './shard-gate.js';
 import { streamSchedule } from './stream-schedule.js';
 import { jobThreads } from './threads.js';
@@ -64,8 +64,12 @@ export interface EmbeddedOptions {
   readonly block?: number;
   /** The shard cache budget, reported in `io`. */
   readonly memory?: number;
-  /** The permutation null; none when absent. */
+  /** The permutation null; none when absent. Unused when `planner` is given. */
   readonly null?: NullRequest;
+  /** The job's planner (coordinator/job-plan.ts); default: one for these pairs and `null`. */
+  readonly planner?: Planner;
+  /** The clock the reports' timings come from (coordinator/job-timing.ts); default: a new one. */
+  readonly clock?: JobClock;
   /** Bytes of one side's null sample kept as its shards pass (default KEEP_BUDGET; tests lower it to run the null in the schedule's tail). */
   readonly keepBudget?: number;
   /** Reorders the plan's tiles before they run (tests use it to shuffle arrival order). */
@@ -76,6 +80,8 @@ export interface EmbeddedOptions {
   readonly onPoolStart?: () => void;
   readonly onStart?: (info: { readonly kernel: LoadedKernelInfo; readonly plan: JobPlan; readonly threads: number; readonly progress: JobProgress }) => void;
   readonly onTile?: (done: number, tile: JobTile) => void;
+  /** Pair `index`'s last tile is merged; `io` tells the shard-set reads of the first pair's models so far. */
+  readonly onPairDone?: (index: number, progress: JobProgress, io: () => IoInfo | null) => void;
 }
 
 export interface EmbeddedRun {
@@ -84,8 +90,8 @@ export interface EmbeddedRun {
   readonly threads: number;
   /** Shard-set reads of the first pair's models; null when neither streams. */
   readonly io: IoInfo | null;
-  /** Seconds the run took after its last main tile: the null's tiles come after every main tile in the plan. */
-  readonly nullSeconds: number;
+  /** Each pair's timings (coordinator/job-timing.ts). */
+  readonly clock: JobClock;
 }
 
 /**
@@ -102,6 +108,20 @@ export function openSources(
   checkShardBudget(inputs, pairs, memory);
   const budget = memory / Math.max(1, inputs.filter((i) => isShardPlan(i.plan)).length);
   return inputs.map((input) => openSource(input.path, input.plan, { budget, allocate: (bytes) => hugePageAllocate(bytes, addon) }));
+}
+
+/** Opens a job's models (job-runtime.ts) as openSources does: the local pool's, and the cluster coordinator's to check results. */
+export function openJobSources(
+  job: { readonly paths: readonly string[]; readonly planned: PlannedSet; readonly pairs: readonly JobPairInput[] },
+  memory: number,
+  addon: AddonOptions = {},
+): ModelSource[] {
+  return openSources(
+    job.paths.map((path, k) => ({ path, plan: job.planned.models[k]! })),
+    job.pairs,
+    memory,
+    addon,
+  );
 }
 
 /** Runs a whole job over opened models on a local pool (started here unless given, destroyed at the end). */
@@ -123,19 +143,17 @@ export async function runEmbedded(
     const first = pairs[0]!;
     const [f, g] = [sources[first.f]!.model, sources[first.g]!.model];
     const block = options.block ?? defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
-    const plan = planJob(
-      sources.map((s) => s.model),
-      pairs,
-      {
-        block,
-        nulls: pairNulls(
-          options.null,
-          sources.map((s) => s.model),
-          pairs,
-        ),
-        cuts: sources.map((s) => s.cuts),
-      },
-    );
+    const planner =
+      options.planner ??
+      jobPlanner(
+        sources.map((s) => s.model),
+        sources.map((s) => s.cuts),
+        pairs,
+        options.null,
+      );
+    const { plan } = planner({ block });
+    const clock = options.clock ?? new JobClock();
+    clock.start(plan);
     const progress = new JobProgress(plan);
     options.onStart?.({ kernel, plan, threads, progress });
     const schedule = options.order ? null : streamSchedule(plan, sources, options.keepBudget);
@@ -155,35 +173,29 @@ export async function runEmbedded(
         pins?.abort(error);
       },
     });
-    // The null's tiles come after the main job's in the plan, so its time is what the run took after the last main
-    // tile was done (a tile's own seconds include its wait in the pool's queue, which differs between the two).
-    // Under an out-of-core schedule they ride along with the passes, so this is only what ran after the last main tile.
-    let mainDone = performance.now();
-    let nullTiles = 0;
+    const stats = [sources[first.f]!.stats, sources[first.g]!.stats];
+    const io = (): IoInfo | null =>
+      stats.some((s) => s !== null)
+        ? {
+            F: stats[0] ?? null,
+            G: stats[1] ?? null,
+            memory: options.memory ?? 0,
+            bytesRead: (stats[0]?.bytesRead ?? 0) + (stats[1]?.bytesRead ?? 0),
+            schedule: schedule?.info ?? null,
+          }
+        : null;
     const tiles = options.order ? options.order([...plan.tiles]) : (schedule?.tiles ?? plan.tiles);
     await Promise.all([
       loaded.all,
       executor.execute(tiles, (tile, outcome) => {
-        if (tile.kind === 'main') mainDone = performance.now();
-        else nullTiles++;
         const merged = progress.accept(tile, outcome);
         schedule?.done(tile);
         pins?.leave(tile);
+        if (clock.merged(tile, outcome, merged)) options.onPairDone?.(tile.pair, progress, io);
         return merged;
       }),
     ]);
-    const nullSeconds = nullTiles > 0 ? Math.max(0, performance.now() - mainDone) / 1000 : 0;
-    const stats = [sources[first.f]!.stats, sources[first.g]!.stats];
-    const io: IoInfo | null = stats.some((s) => s !== null)
-      ? {
-          F: stats[0] ?? null,
-          G: stats[1] ?? null,
-          memory: options.memory ?? 0,
-          bytesRead: (stats[0]?.bytesRead ?? 0) + (stats[1]?.bytesRead ?? 0),
-          schedule: schedule?.info ?? null,
-        }
-      : null;
-    return { progress, kernel, threads, io, nullSeconds };
+    return { progress, kernel, threads, io: io(), clock };
   } finally {
     await pool.destroy();
   }

@@ -11,12 +11,12 @@
  * and where it goes, and the analytic chance level with the probes needed
  * to bring it under 0.1.
  */
-import { chanceLevel, nullOptions, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
+import { chanceLevel, samplesForChance, type ChanceLevel } from '../shared/core/index.js';
 import { isShardPlan, planPair } from '../shared/formats/index.js';
-import { planJob } from '../shared/job/index.js';
 import { defaultBlockSize } from '../shared/tiles/index.js';
 import { hugePageAllocate, nativeLoops } from '../worker/native/assist.js';
 import { defaultThreads, startPool } from '../worker/pool.js';
+import { jobPlanner, planCuts } from './job-plan.js';
 import { planSettings, type PlanOptions } from './options.js';
 import { sampleGather, timeGather, timeLoading, timeMerges, timeShardReading, timeStartUp } from './plan-calibrate.js';
 import { timeTiles } from './plan-tiles.js';
@@ -79,8 +79,9 @@ export async function plan(options: PlanOptions): Promise<Plan> {
   const plans = planPair(fPath, gPath, { ...settings.pair, ...(loops ? { loops } : {}) });
   const f = plans.f.skeleton();
   const g = plans.g.skeleton();
-  const nul = nullOptions(settings.null, f.n, g.n);
-  const cuts = [plans.f, plans.g].map((p) => (isShardPlan(p) ? p.manifest.shards.map((s) => s.first) : []));
+  const cuts = [plans.f, plans.g].map(planCuts);
+  // The plan `score` runs: the same planner, once the block size is known.
+  const planner = jobPlanner([f, g], cuts, [{ f: 0, g: 1 }], settings.null);
   const threads = jobThreads(settings.threads, settings.kernel.choice, { models: [f, g], pairs: [{ f: 0, g: 1 }], cuts });
 
   const startUp = timeStartUp(threads, settings.kernel, [isShardPlan(plans.f), isShardPlan(plans.g)]);
@@ -101,7 +102,8 @@ export async function plan(options: PlanOptions): Promise<Plan> {
     await pool.warm();
     poolSeconds = (performance.now() - t) / 1000;
     const block = defaultBlockSize({ kernel: kernel.name, m: f.m, nF: f.n, nG: g.n, threads });
-    const job = planJob([f, g], [{ f: 0, g: 1 }], { block, nulls: [nul], cuts });
+    const { plan: job, nulls } = planner({ block });
+    const nul = nulls[0]!;
     const shapes = shapeClasses(job);
     const timed = await timeTiles(pool, shapes.classes, f.m);
     t = performance.now();

@@ -12,13 +12,11 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { checkJobName, JOB_BUCKET, specId, urlHasCredentials, partEntriesFor } from '../../shared/cluster/index.js';
 import type { ClusterInfo } from '../../shared/core/index.js';
 import { JobFailedError, NeurocorrError, ServiceError, UsageError } from '../../shared/errors.js';
-import { isShardPlan } from '../../shared/formats/index.js';
-import { JobProgress, pairNulls, planJob, type JobPlan } from '../../shared/job/index.js';
+import { JobProgress, type JobPlan } from '../../shared/job/index.js';
 import { connectNats, watchConnection, type NatsService } from '../../shared/nats/index.js';
 import { createLogger, startMetrics, type Logger, type MetricsEndpoint } from '../../shared/observe.js';
 import { retry } from '../../shared/retry.js';
 import type { ClusterSettings } from '../options.js';
-import { createProgress } from '../progress.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
 import { clusterBlock, inputRef, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
@@ -56,7 +54,6 @@ export type { ClusterJob, ClusterRunInfo } from './cluster-job.js';
 export class ClusterCoordinator<R> {
   private readonly job: string;
   private readonly log: Logger;
-  private readonly started = performance.now();
   private readonly nats: NatsService;
   private leaseTimer: NodeJS.Timeout | undefined;
   private executor: JetStreamExecutor | null = null;
@@ -163,9 +160,7 @@ export class ClusterCoordinator<R> {
     const sizes = (model: typeof f) => model.layers.map((l) => l.count);
     const superTiles = { m: f.m, f: sizes(f), g: sizes(g), block, workers: c.workers, superTile: c.superTile };
     const span = superTileSpan(superTiles, log);
-    const cuts = planned.models.map((p) => (isShardPlan(p) ? p.manifest.shards.map((sh) => sh.first) : []));
-    const nulls = pairNulls(s.null, models, pairs);
-    const plan = planJob(models, pairs, { block, span, nulls, cuts });
+    const { plan, nulls } = s.runtime.planner({ block, span });
     const inputs = await Promise.all(s.paths.map((p) => inputRef(p, c.upload, nc, log)));
     const partEntries = partEntriesFor(maxPayload);
     const spec = jobSpec({ job, inputs, pairs, options: s.options, plan, nulls, partEntries });
@@ -185,7 +180,9 @@ export class ClusterCoordinator<R> {
     warnIfCoordinatorBound(superTiles, measureMergeRate({ layers: [f.layers.length, g.layers.length], partEntries }), log);
 
     const progress = new JobProgress(plan, checkpointChunkLength());
-    if (await store.checkpoints.load(progress)) {
+    const resumed = await store.checkpoints.load(progress);
+    s.runtime.clock.start(plan, progress.done);
+    if (resumed) {
       log.info({ done: progress.doneTiles, tiles: plan.tiles.length, generation: store.checkpoints.generation }, 'resuming from checkpoint');
     }
     const prior = await store.state();
@@ -211,18 +208,11 @@ export class ClusterCoordinator<R> {
   }
 
   /** Publishes the tiles not done and folds in the results until every tile is done. */
-  private async execute({ nc, store, metrics, redis }: Connected, prepared: Prepared): Promise<{ executor: JetStreamExecutor; nullSeconds: number }> {
+  private async execute({ nc, store, metrics, redis }: Connected, prepared: Prepared): Promise<JetStreamExecutor> {
     const { plan, progress, spec, jsm } = prepared;
     const { c, s, job, log } = this;
     const prior = await store.state();
-    const bar = createProgress({
-      total: plan.tiles.length,
-      pairsPerUnit: plan.pairs.reduce((sum, p) => sum + plan.models[p.f]!.n * plan.models[p.g]!.n, 0) / plan.tiles.length,
-      label: 'tiles',
-      enabled: s.progress.enabled,
-      intervalMs: s.progress.intervalMs,
-    });
-    bar.update(progress.doneTiles);
+    s.runtime.onStart(plan, progress.doneTiles);
     // Results are checked against the models themselves: the coordinator reads them as an embedded run would.
     const sampler = c.verify > 0 ? await openSampler(s, plan, c.verify) : null;
     const executor: JetStreamExecutor = new JetStreamExecutor({
@@ -238,7 +228,22 @@ export class ClusterCoordinator<R> {
       checkpointSeconds: c.checkpointSeconds,
       stallTimeoutMs: c.stallTimeoutMs,
       verify: sampler === null ? null : (tile, outcome) => sampler.check(tile, outcome),
-      audit: sampler === null || c.audit === 0 ? null : { tiles: new TileAudit(c.audit, sampler), undo: (ids) => progress.undo(ids) },
+      audit:
+        sampler === null || c.audit === 0
+          ? null
+          : {
+              tiles: new TileAudit(c.audit, sampler),
+              undo: (ids) => {
+                // Rare (a worker found false): the tiles that were done count again for the clock.
+                const wasDone = Uint8Array.from(progress.done);
+                const undone = progress.undo(ids);
+                s.runtime.clock.reopen(
+                  plan,
+                  undone.filter((id) => wasDone[id] === 1),
+                );
+                return undone;
+              },
+            },
       persist: () =>
         store
           .save(spec, progress, {
@@ -258,29 +263,22 @@ export class ClusterCoordinator<R> {
       recover: () => this.ensureTransport(prepared),
       log,
       registry: metrics.registry,
-      onTile: (done) => bar.update(done),
+      onTile: (done) => s.runtime.onTile(done),
     });
     this.executor = executor;
     if (this.stopped !== null) executor.abort(this.stopped);
-    let nullSeconds = 0;
     await executor.execute(
       plan.tiles.filter((t) => progress.done[t.id] === 0),
       (tile, outcome) => {
         const merged = progress.accept(tile, outcome);
-        // In a cluster the null's time is the workers' compute time on its tiles, summed.
-        if (merged === 'done' && tile.kind === 'null') nullSeconds += outcome.seconds;
+        s.runtime.clock.merged(tile, outcome, merged);
         return merged;
       },
     );
-    bar.finish();
-    return { executor, nullSeconds };
+    return executor;
   }
 
-  private async finish(
-    { store }: Connected,
-    { plan, progress, jsm, kv }: Prepared,
-    { executor, nullSeconds }: { executor: JetStreamExecutor; nullSeconds: number },
-  ): Promise<R> {
+  private async finish({ store }: Connected, { plan, progress, jsm, kv }: Prepared, executor: JetStreamExecutor): Promise<R> {
     const { c, s, job, log } = this;
     const prior = await store.state();
     const workers = [...executor.stats.workers].sort();
@@ -291,13 +289,7 @@ export class ClusterCoordinator<R> {
       redelivered: prior?.redelivered ?? executor.stats.redelivered,
       republished: prior?.republished ?? executor.stats.republished,
     };
-    const { result, stored } = s.finish(progress, {
-      cluster,
-      kernel: [...executor.stats.kernels].sort().join('+'),
-      block: plan.block,
-      seconds: (performance.now() - this.started) / 1000,
-      nullSeconds,
-    });
+    const { result, stored } = await s.finish(progress, { cluster, kernel: [...executor.stats.kernels].sort().join('+'), block: plan.block });
     await store.finish('done', c.ttlSeconds, { report: stored });
     await cleanUp(jsm, kv, job, log, c.serviceTimeoutMs);
     log.info({ duplicates: cluster.duplicates, redelivered: cluster.redelivered, republished: cluster.republished, workers }, 'job done');

@@ -11,7 +11,7 @@
 import { randomInt } from 'node:crypto';
 import type { PlannedSet } from '../../shared/formats/index.js';
 import type { JobPairInput } from '../../shared/job/index.js';
-import { openSources } from '../embedded.js';
+import { openJobSources } from '../embedded.js';
 import { bestRhoBound, gatherSample } from '../../shared/core/index.js';
 import { operands, type JobPlan, type JobTile, type ModelSource, type NullTile, type SuperTile, type TileOutcome } from '../../shared/job/index.js';
 import type { SuperPart, TileResult } from '../../shared/tiles/index.js';
@@ -149,11 +149,7 @@ export async function openSampler(
   plan: JobPlan,
   perResult: number,
 ): Promise<ResultSampler> {
-  const sources = openSources(
-    job.paths.map((path, k) => ({ path, plan: job.planned.models[k]! })),
-    job.pairs,
-    job.memory,
-  );
+  const sources = openJobSources(job, job.memory);
   for (const source of sources) await source.load();
   return new ResultSampler(plan, sources, perResult);
 }

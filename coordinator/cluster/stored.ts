@@ -66,9 +66,8 @@ const report = fields({
   cluster: nullOr(fields({ job: str, workers: arrayOf(str), duplicates: num, redelivered: num, republished: num })),
 });
 
-export const isStoredReport = (value: unknown): value is Report => report(value);
-
-export const isStoredReports = (value: unknown): value is Report[] => Array.isArray(value) && value.every(report);
+/** A finished job's stored result: its pairs' reports (a `score` job stored before the one job driver: its report alone). */
+export const isStoredResult = (value: unknown): value is Report | Report[] => report(value) || (Array.isArray(value) && value.every(report));
 
 const inputRef: Check = (v) => isRecord(v) && (v['kind'] === 'path' ? str(v['path']) : v['kind'] === 'object' && str(v['root']) && str(v['set']));
 

@@ -2,8 +2,8 @@
  * `zoo`: every ordered pair of a set of models, as one job, incrementally.
  * Pairs already in the results store (keyed by both models' contents, the
  * options that change a score, and the engine's score version) are reused;
- * the rest run as one job (coordinator/zoo/job.ts), each stored as soon as
- * it is done. The outputs are drawn from all K x K reports.
+ * the rest run as one job (the job driver, coordinator/job.ts, on one pool
+ * or in one JetStream job), each stored as soon as its report is known. The outputs are drawn from all K x K reports.
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { lexists, planModels, type PlannedSet } from '../../shared/formats/index
 import { nativeLoops } from '../../worker/native/assist.js';
 import { zooMarker } from './contents.js';
 import { contentKey } from './content-key.js';
-import { runZooJob } from './job.js';
+import { refuseOnCluster, runJob } from '../job.js';
 import { zooSettings, type ZooOptions, type ZooSettings } from './options.js';
 import { checkZooOutputs, writeZooOutputs, ZOO_MARKER, zooOwnership } from './outputs.js';
 import { fitsModels } from './report-check.js';
@@ -82,6 +82,8 @@ function claimZooDir(dir: string, inputs: readonly string[]): void {
 
 export async function zoo(options: ZooOptions): Promise<ZooRunResult> {
   const s = zooSettings(options);
+  // Before the folder is claimed, and also when every pair is in the store and no job runs.
+  refuseOnCluster(s);
   const started = performance.now();
   const paths = s.entries.map((e) => e.path);
   const loops = nativeLoops(s.standardize);
@@ -133,7 +135,13 @@ async function runClaimed(s: ZooSettings, planned: PlannedSet, started: number, 
       // Only the models the missing pairs need are read.
       const needed = [...new Set(missing.flatMap(({ i, j }) => [i, j]))].sort((a, b) => a - b);
       const local = new Map(needed.map((k, at) => [k, at]));
-      await runZooJob(
+      const stored = (index: number, report: Report) => {
+        const { i, j } = missing[index]!;
+        store.put(keyOf(i, j), report);
+        onStored();
+        reports[i * K + j] = report;
+      };
+      await runJob(
         s,
         {
           paths: needed.map((k) => paths[k]!),
@@ -141,11 +149,12 @@ async function runClaimed(s: ZooSettings, planned: PlannedSet, started: number, 
           planned: { models: needed.map((k) => planned.models[k]!), partial: planned.partial, spatial: planned.spatial },
           pairs: missing.map(({ i, j }) => ({ f: local.get(i)!, g: local.get(j)! })),
         },
-        (index, report) => {
-          const { i, j } = missing[index]!;
-          store.put(keyOf(i, j), report);
-          onStored();
-          reports[i * K + j] = report;
+        {
+          onPair: (index, scored) => stored(index, scored.report),
+          restored: (done, name) => {
+            s.log(`job ${name} is already done; its stored results are used`);
+            done.forEach((report, index) => stored(index, report));
+          },
         },
       );
     }

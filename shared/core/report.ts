@@ -67,7 +67,13 @@ export interface Report {
   /** Main tiles the job ran: kernel tiles embedded, the super-tiles workers computed on a cluster (each many kernel tiles). */
   readonly tiles: number;
   readonly pairs: number;
+  /**
+   * Wall seconds from the start of the job (its models' headers read, none of
+   * their values yet) to the merge of this pair's last tile, on every executor
+   * (the job driver's clock, coordinator/job-timing.ts; docs/REPORT-FIELDS.md).
+   */
   readonly seconds: number;
+  /** `pairs` over `seconds`. */
   readonly pairsPerSecond: number;
   /** Shard-set streaming, per side: shard loads, cache hits, bytes read, read seconds, peak cached bytes; null when nothing was streamed. */
   readonly io: IoInfo | null;
@@ -98,7 +104,11 @@ export interface NullReport {
   /** Neurons sampled from F and from G, each matched against the whole other model. */
   readonly sample: readonly [number, number];
   readonly tiles: number;
-  /** Embedded: what the run took after the main job's last tile; cluster: the workers' compute time on the null's tiles, summed. */
+  /**
+   * The null's share of the wall time, on every executor: the report's
+   * `seconds` times the compute seconds of this pair's null tiles over the
+   * compute seconds of every tile merged by then (docs/REPORT-FIELDS.md).
+   */
   readonly seconds: number;
   /** The null's arithmetic over the main job's. */
   readonly flopsShare: number;

@@ -5,7 +5,7 @@ import { runSteps, runStepsAsync, type Steps } from '../steps.js';
 import type { JobProgress } from './progress.js';
 
 export type PairRunInfo = Omit<RunInfo, 'null'> & {
-  /** Compute seconds of the null's tiles, summed over threads and workers. */
+  /** The null's share of the wall time, as NullReport.seconds states it. */
   readonly nullSeconds: number;
 };
 

@@ -50,7 +50,7 @@ export async function runPair(fPath: string, gPath: string, o: RunOptions) {
     block: plan.block,
     tiles: plan.tiles.filter((t) => t.kind === 'main').length,
     seconds: 0,
-    nullSeconds: run.nullSeconds,
+    nullSeconds: run.clock.pair(0).nullSeconds,
   });
   return { ...scored, reduction: run.progress.pairs[0]!.reduction, kernelName: run.kernel.name, progress: run.progress, io: run.io };
 }
