@@ -1,6 +1,6 @@
 /**
  * The timings of a report, measured by the job driver from the outcomes it
- * merges, so they mean the same on every executor (docs/REPORT-FIELDS.md):
+ * merges, so they mean the same on every executor (docs/CLI.md, Report timings):
  *
  * - `seconds`: wall time from the start of the job (its models' headers
  *   read, none of their values yet) to the merge of the pair's last tile;

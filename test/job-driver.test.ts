@@ -1,6 +1,6 @@
 /**
  * The one job driver: its timings mean the same on the local pool and on a
- * cluster (docs/REPORT-FIELDS.md), and an option a cluster run cannot honour
+ * cluster (docs/CLI.md, Report timings), and an option a cluster run cannot honour
  * is refused (exit 2, naming it) rather than dropped.
  */
 import { spawnSync } from 'node:child_process';

@@ -70,7 +70,7 @@ export interface Report {
   /**
    * Wall seconds from the start of the job (its models' headers read, none of
    * their values yet) to the merge of this pair's last tile, on every executor
-   * (the job driver's clock, coordinator/job-timing.ts; docs/REPORT-FIELDS.md).
+   * (the job driver's clock, coordinator/job-timing.ts; docs/CLI.md, Report timings).
    */
   readonly seconds: number;
   /** `pairs` over `seconds`. */
@@ -107,7 +107,7 @@ export interface NullReport {
   /**
    * The null's share of the wall time, on every executor: the report's
    * `seconds` times the compute seconds of this pair's null tiles over the
-   * compute seconds of every tile merged by then (docs/REPORT-FIELDS.md).
+   * compute seconds of every tile merged by then (docs/CLI.md, Report timings).
    */
   readonly seconds: number;
   /** The null's arithmetic over the main job's. */
