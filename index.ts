@@ -7,12 +7,12 @@
  */
 export { score, type ScoreResult } from './coordinator/score.js';
 export { plan, planSummary, type Plan } from './coordinator/plan.js';
-export { prepare, type PrepareOptions, type PrepareResult } from './coordinator/prepare.js';
-export { extract, listLayers, type ExtractOptions, type ExtractResult, type LayerListing } from './coordinator/extract/extract.js';
-export type { ImageLayout, ModelFormat, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner } from './coordinator/extract/runner.js';
-export { zoo, type ZooRunResult } from './coordinator/zoo/zoo.js';
-export type { ZooModelInput, ZooOptions } from './coordinator/zoo/options.js';
-export type { ZooModel, ZooPair, ZooResult } from './coordinator/zoo/types.js';
+export { prepare, type PrepareOptions, type PrepareResult } from './prepare/prepare.js';
+export { extract, listLayers, type ExtractOptions, type ExtractResult, type LayerListing } from './extract/extract.js';
+export type { ImageLayout, ModelFormat, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner } from './extract/runner.js';
+export { zoo, type ZooRunResult } from './zoo/zoo.js';
+export type { ZooModelInput, ZooOptions } from './zoo/options.js';
+export type { ZooModel, ZooPair, ZooResult } from './zoo/types.js';
 export { startWorker, type RunningWorker, type WorkerOptions } from './worker/cluster/worker.js';
 export { initQueue, type QueueInitOptions, type QueueInitResult } from './coordinator/cluster/queue-init.js';
 export type { ClusterOptions, ModelOptions, NullOptionsInput, PlanOptions, RunOptions, ScoreOptions } from './coordinator/options.js';

@@ -11,7 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { CheckpointStore } from '#dist/coordinator/cluster/checkpoint-store.js';
-import { architectureLayers } from '#dist/coordinator/synth/architectures.js';
+import { architectureLayers } from '#dist/synth/architectures.js';
 import { jobKeys } from '#dist/shared/cluster/index.js';
 import type { LayerInfo, Model } from '#dist/shared/core/index.js';
 import { UsageError } from '#dist/shared/errors.js';

@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { architectureLayers, neuronCount } from '#dist/coordinator/synth/architectures.js';
+import { architectureLayers, neuronCount } from '#dist/synth/architectures.js';
 import { decodeResult, encodeResult, encodeTile } from '#dist/shared/cluster/index.js';
 import { Reduction } from '#dist/shared/core/index.js';
 import { allocTileResult, type Tile } from '#dist/shared/tiles/index.js';

@@ -27,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { architectureLayers } from '#dist/coordinator/synth/architectures.js';
+import { architectureLayers } from '#dist/synth/architectures.js';
 import { ClusterCoordinator } from '#dist/coordinator/cluster/coordinator.js';
 import { JobStore } from '#dist/coordinator/cluster/job-store.js';
 import { jobPlanner, planCuts } from '#dist/coordinator/job-plan.js';

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { architectureLayers, neuronCount } from '#dist/coordinator/synth/architectures.js';
+import { architectureLayers, neuronCount } from '#dist/synth/architectures.js';
 import { replaceSection } from './results.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;

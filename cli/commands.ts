@@ -130,7 +130,7 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
     env,
   ).action(async (input: string, out: string, flags: PrepareFlags) =>
     cleanOnSignals(async () => {
-      const { prepareAsync } = await import('../coordinator/prepare.js');
+      const { prepareAsync } = await import('../prepare/prepare.js');
       const started = performance.now();
       const result = await prepareAsync({
         input,
@@ -158,7 +158,7 @@ export function addDataCommands(program: Command, io: Io, env: CliEnv): void {
     env,
   ).action(async (out: string, flags: SynthFlags) =>
     cleanOnSignals(async () => {
-      const { synthesizeAsync } = await import('../coordinator/synth/synth.js');
+      const { synthesizeAsync } = await import('../synth/synth.js');
       const started = performance.now();
       const result = await synthesizeAsync(
         out,

@@ -65,7 +65,7 @@ export function addExtractCommand(program: Command, io: Io, env: CliEnv): void {
     env,
   ).action(async (model: string, flags: ExtractFlags) =>
     cleanOnSignals(async () => {
-      const { extract, listLayers } = await import('../coordinator/extract/extract.js');
+      const { extract, listLayers } = await import('../extract/extract.js');
       if (flags.listLayers === true) {
         io.stdout(layerTable(await listLayers({ model })));
         return;

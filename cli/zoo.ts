@@ -1,6 +1,6 @@
 /** `neurocorr zoo`: flags mapped onto the library's ZooOptions. */
 import type { Command } from 'commander';
-import type { ZooOptions } from '../coordinator/zoo/options.js';
+import type { ZooOptions } from '../zoo/options.js';
 import { UsageError } from '../shared/errors.js';
 import type { CliEnv } from './env.js';
 import type { Io } from './io.js';
@@ -15,7 +15,7 @@ interface ZooFlags extends RunFlags {
 }
 
 async function runZoo(args: readonly string[], flags: ZooFlags, io: Io, env: CliEnv): Promise<void> {
-  const { isZooFile, entriesFromArgs } = await import('../coordinator/zoo/zoo-file.js');
+  const { isZooFile, entriesFromArgs } = await import('../zoo/zoo-file.js');
   const fromFile = args.length === 1 && isZooFile(args[0]!);
   if (args.length === 1 && !fromFile) throw new UsageError(`give a zoo file (.json) or at least two activation sets; got only ${args[0]!}`);
   const options: ZooOptions = {
@@ -25,7 +25,7 @@ async function runZoo(args: readonly string[], flags: ZooFlags, io: Io, env: Cli
     ...(flags.store !== undefined ? { store: flags.store } : {}),
     storeWait: flags.storeWait,
   };
-  const { zoo } = await import('../coordinator/zoo/zoo.js');
+  const { zoo } = await import('../zoo/zoo.js');
   const { result, summary } = await zoo(options);
   io.stdout(flags.json ? `${JSON.stringify({ ...result, pairs: result.pairs.map(({ f, g, reused }) => ({ f, g, reused })) }, null, 2)}\n` : `${summary}\n`);
 }
@@ -52,7 +52,7 @@ export function addZooStoreCommand(program: Command, io: Io, env: CliEnv): void 
     .argument('<store>', 'the results store (DIR/zoo.sqlite by default)')
     .argument('<file>', 'the export file to write')
     .action(async (path: string, file: string) => {
-      const { ZooStore } = await import('../coordinator/zoo/store.js');
+      const { ZooStore } = await import('../zoo/store.js');
       const opened = await ZooStore.open(path, { writer: false });
       try {
         io.stdout(`${file}: ${opened.export(file)} pairs from ${path}\n`);
@@ -69,7 +69,7 @@ export function addZooStoreCommand(program: Command, io: Io, env: CliEnv): void 
     'zoo-store import',
     env,
   ).action(async (path: string, file: string, flags: { storeWait: number }) => {
-    const { importExport } = await import('../coordinator/zoo/store.js');
+    const { importExport } = await import('../zoo/store.js');
     const { added, kept } = await importExport(path, file, flags.storeWait * 1000);
     io.stdout(`${path}: ${added} pairs added, ${kept} already there\n`);
   });

@@ -8,7 +8,7 @@ import { describeBytes as bytes, flagSize as sizeUp } from '../shared/bytes.js';
 import { UsageError, type OptionNamer } from '../shared/errors.js';
 import { isShardPlan, type ModelPlan } from '../shared/formats/index.js';
 import { shardBudget, type BudgetModel, type JobPairInput, type ShardBudget } from '../shared/job/index.js';
-import { MIN_MEMORY, prepareMemoryFor } from './prepare.js';
+import { MIN_MEMORY, prepareMemoryFor } from '../prepare/prepare.js';
 
 const MIB = 2 ** 20;
 

@@ -33,7 +33,7 @@ import {
 import type { KernelOptions } from '../worker/kernel-options.js';
 import type { ShapeClasses } from './plan-cost.js';
 import { fill } from './plan-tiles.js';
-import { prepare } from './prepare.js';
+import { prepare } from '../prepare/prepare.js';
 
 /** Values in a model's loading replica. */
 const REPLICA_VALUES = 1 << 21;

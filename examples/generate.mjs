@@ -4,7 +4,7 @@
 // so real matches exist; a few dead units are included.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { synthesize } from '../dist/coordinator/synth/synth.js';
+import { synthesize } from '../dist/synth/synth.js';
 import { encodeNpy } from '../dist/shared/formats/index.js';
 
 const M = 64;

@@ -9,7 +9,8 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
-const PRODUCT = ['index.ts', 'cli', 'coordinator', 'worker', 'shared'];
+const FOLDERS = ['cli', 'zoo', 'extract', 'synth', 'coordinator', 'prepare', 'worker', 'shared'];
+const PRODUCT = ['index.ts', ...FOLDERS];
 
 function sources(): string[] {
   const out: string[] = [];
@@ -49,9 +50,13 @@ const SHARED = ['shared', 'shared/tiles', 'shared/core', 'shared/formats', 'shar
 
 // Who may import whom: everything not listed here is refused.
 const ALLOWED: Record<string, readonly string[]> = {
-  'index.ts': ['coordinator', 'worker', ...SHARED],
-  cli: ['coordinator', 'worker', ...SHARED],
-  coordinator: ['worker', ...SHARED],
+  'index.ts': ['zoo', 'extract', 'synth', 'coordinator', 'prepare', 'worker', ...SHARED],
+  cli: ['zoo', 'extract', 'synth', 'coordinator', 'prepare', 'worker', ...SHARED],
+  zoo: ['extract', 'coordinator', 'prepare', 'worker', ...SHARED],
+  extract: ['coordinator', 'prepare', 'worker', ...SHARED],
+  synth: ['worker', ...SHARED],
+  coordinator: ['prepare', 'worker', ...SHARED],
+  prepare: ['worker', ...SHARED],
   worker: SHARED,
   // The option table: read by cli/, coordinator/ and worker/ alike.
   'shared/options': ['shared', 'shared/tiles', 'shared/core', 'shared/formats', 'shared/job', 'shared/cluster'],
@@ -70,7 +75,7 @@ describe('architecture', () => {
     for (const f of FILES) for (const target of GRAPH.get(f)!) expect(existsSync(join(ROOT, target)), `${f} imports ${target}`).toBe(true);
   });
 
-  it('imports go one way: cli -> coordinator -> worker -> shared, and tiles <- core <- formats <- job <- cluster <- nats inside shared', () => {
+  it('imports go one way: cli -> zoo -> extract -> coordinator -> prepare -> worker -> shared (synth beside), and tiles <- core <- formats <- job <- cluster <- nats inside shared', () => {
     const bad: string[] = [];
     for (const [file, targets] of GRAPH) {
       for (const target of targets) {
@@ -121,7 +126,7 @@ describe('architecture', () => {
     const tsconfig = readFileSync(join(ROOT, 'tsconfig.json'), 'utf8');
     expect(tsconfig).not.toMatch(/"(test|bench)\//);
     const top = readdirSync(join(ROOT, 'dist')).filter((e) => !e.startsWith('.'));
-    expect(top.filter((e) => !['cli', 'coordinator', 'worker', 'shared'].includes(e) && !e.startsWith('index.'))).toEqual([]);
+    expect(top.filter((e) => !FOLDERS.includes(e) && !e.startsWith('index.'))).toEqual([]);
     for (const f of FILES) expect(relative(ROOT, join(ROOT, f))).not.toMatch(/^(test|bench)\//);
   });
 });

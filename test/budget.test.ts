@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openSources, runEmbedded } from '../dist/coordinator/embedded.js';
-import { prepare } from '../dist/coordinator/prepare.js';
+import { prepare } from '../dist/prepare/prepare.js';
 import { UsageError } from '../dist/shared/errors.js';
 import { planPair, planShardSet } from '../dist/shared/formats/index.js';
 import { shardBudget, type BudgetModel } from '../dist/shared/job/index.js';

@@ -160,7 +160,7 @@ describe('deploy/Dockerfile', () => {
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     // package.json's install script is what `npm run install` runs: the addon, then better-sqlite3.
     expect((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['install']).toBe(
-      'node worker/native/build.mjs && node coordinator/zoo/build-sqlite.mjs',
+      'node worker/native/build.mjs && node zoo/build-sqlite.mjs',
     );
   });
 
@@ -295,14 +295,7 @@ describe('deploy/Dockerfile', () => {
       'coverage/index.html',
     ])
       expect(ignore.excludes(path), path).toBe(true);
-    for (const path of [
-      'package.json',
-      'package-lock.json',
-      'worker/native/src/addon.cc',
-      'coordinator/zoo/build-sqlite.mjs',
-      'bin/neurocorr.js',
-      'tsconfig.json',
-    ])
+    for (const path of ['package.json', 'package-lock.json', 'worker/native/src/addon.cc', 'zoo/build-sqlite.mjs', 'bin/neurocorr.js', 'tsconfig.json'])
       expect(ignore.excludes(path), path).toBe(false);
     // The matcher itself, on Docker's rules: root-only unless **, folders exclude what is in them, ! re-includes.
     const m = new DockerIgnore('*.md\n!README.md\n**/tmp\na/b/\n');

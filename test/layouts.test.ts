@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prepare } from '../dist/coordinator/prepare.js';
+import { prepare } from '../dist/prepare/prepare.js';
 import { InputError } from '../dist/shared/errors.js';
 import { encodeSafetensors, loadActivationSet, planPair } from '../dist/shared/formats/index.js';
 import { bruteForce } from './helpers/brute.js';

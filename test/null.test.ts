@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prepare } from '../dist/coordinator/prepare.js';
+import { prepare } from '../dist/prepare/prepare.js';
 import { chanceLevel, expectedMaxAbsR, samplesForChance } from '../dist/shared/core/index.js';
 import { nullSample, probePermutation } from '../dist/shared/core/index.js';
 import { genModel, latents, rng, writeNpyDir, type GenModel } from './helpers/models.js';

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { describe, expect, it } from 'vitest';
 import { main } from '../dist/cli/main.js';
-import { extract } from '../dist/coordinator/extract/extract.js';
+import { extract } from '../dist/extract/extract.js';
 import { initQueue } from '../dist/coordinator/cluster/queue-init.js';
 import { planSettings, scoreSettings } from '../dist/coordinator/options.js';
-import { prepareAsync } from '../dist/coordinator/prepare.js';
-import { zooSettings } from '../dist/coordinator/zoo/options.js';
+import { prepareAsync } from '../dist/prepare/prepare.js';
+import { zooSettings } from '../dist/zoo/options.js';
 import { workerSettings } from '../dist/worker/cluster/options.js';
 import {
   COMMANDS,
@@ -306,7 +306,7 @@ describe('the environment', () => {
         }
       }
     };
-    for (const dir of ['cli', 'coordinator', 'worker', 'shared']) walk(dir);
+    for (const dir of ['cli', 'zoo', 'extract', 'synth', 'coordinator', 'prepare', 'worker', 'shared']) walk(dir);
     expect(readers).toEqual(['shared/options/env.ts']);
     expect(readFileSync(join(ROOT, 'index.ts'), 'utf8')).not.toMatch(/process\.env/);
   });

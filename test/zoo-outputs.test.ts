@@ -1,5 +1,5 @@
 /**
- * The zoo's output folder (coordinator/zoo/): matrix.csv, matrix.json and
+ * The zoo's output folder (zoo/): matrix.csv, matrix.json and
  * matrix.arrow agree with the pairs' reports exactly; the clustering order;
  * the heatmaps (SVG, PNG with the bundled fonts); report.html in a real
  * headless chromium, offline; atomic writes and the --force rules.
@@ -11,13 +11,13 @@ import { pathToFileURL } from 'node:url';
 import { tableFromIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../dist/index.js';
-import { zooFiles, zooOrder } from '../dist/coordinator/zoo/contents.js';
-import { heatmapSvg } from '../dist/coordinator/zoo/heatmap.js';
-import { CSV_HEADER, DIRECTIONS, VALUE_COLUMNS, pairValues } from '../dist/coordinator/zoo/matrix.js';
-import { averageLinkage, symmetricDistance } from '../dist/coordinator/zoo/order.js';
-import { checkZooOutputs, writeZooFiles, writeZooOutputs, ZOO_FILES } from '../dist/coordinator/zoo/outputs.js';
-import { PNG_SCALE, rasterize } from '../dist/coordinator/zoo/png.js';
-import type { ZooResult } from '../dist/coordinator/zoo/types.js';
+import { zooFiles, zooOrder } from '../dist/zoo/contents.js';
+import { heatmapSvg } from '../dist/zoo/heatmap.js';
+import { CSV_HEADER, DIRECTIONS, VALUE_COLUMNS, pairValues } from '../dist/zoo/matrix.js';
+import { averageLinkage, symmetricDistance } from '../dist/zoo/order.js';
+import { checkZooOutputs, writeZooFiles, writeZooOutputs, ZOO_FILES } from '../dist/zoo/outputs.js';
+import { PNG_SCALE, rasterize } from '../dist/zoo/png.js';
+import type { ZooResult } from '../dist/zoo/types.js';
 import { buildZooResult, withoutNull, zooFixtureModels } from './helpers/zoo.js';
 import { BROWSER_TIMEOUT_MS, decodePng, launchChromium, pixelDiff, pixelStats, pngSize } from './helpers/browser.js';
 

@@ -29,12 +29,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { score } from '../dist/index.js';
 import type { Report } from '../dist/shared/core/index.js';
 import { InputError, JobFailedError, UsageError, type NeurocorrError } from '../dist/shared/errors.js';
-import { prepare } from '../dist/coordinator/prepare.js';
-import { contentKey, type FileHashCache, type FileStamp } from '../dist/coordinator/zoo/content-key.js';
-import { optionsKey, pairKey, SCHEMA_VERSION, SCORE_VERSION, StoreBusyError, ZooStore, type PairKey } from '../dist/coordinator/zoo/store.js';
+import { prepare } from '../dist/prepare/prepare.js';
+import { contentKey, type FileHashCache, type FileStamp } from '../dist/zoo/content-key.js';
+import { optionsKey, pairKey, SCHEMA_VERSION, SCORE_VERSION, StoreBusyError, ZooStore, type PairKey } from '../dist/zoo/store.js';
 
 const ROOT = join(import.meta.dirname, '..');
-const STORE_MODULE = pathToFileURL(join(ROOT, 'dist', 'coordinator', 'zoo', 'store.js')).href;
+const STORE_MODULE = pathToFileURL(join(ROOT, 'dist', 'zoo', 'store.js')).href;
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
 const dirs: string[] = [];
@@ -623,7 +623,7 @@ describe('imports that are impossible, relabelled or huge (issue 23)', () => {
   });
 
   it('refuses a line longer than the bound (16 MiB) naming file:line', async () => {
-    const { MAX_LINE_BYTES } = (await import('../dist/coordinator/zoo/store-file.js')) as { MAX_LINE_BYTES: number };
+    const { MAX_LINE_BYTES } = (await import('../dist/zoo/store-file.js')) as { MAX_LINE_BYTES: number };
     expect(MAX_LINE_BYTES).toBe(16 * 1024 * 1024);
     const dir = tempDir();
     const store = await openWriter(join(dir, 'zoo.sqlite'));

@@ -1,6 +1,6 @@
 /** Figure 1 of the report: test images before and after Algorithm 1's attack, with Net1's predictions, as SVG rasterized to PNG by the zoo's renderer. */
 import { writeFileSync } from 'node:fs';
-import { rasterize } from '#dist/coordinator/zoo/png.js';
+import { rasterize } from '#dist/zoo/png.js';
 import { CLASS_NAMES, SIDE, type DatasetName } from './data.js';
 import type { RunResult } from './run.js';
 

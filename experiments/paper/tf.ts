@@ -1,6 +1,6 @@
 /** TensorFlow.js for training: extract's backend set-up (wasm, else cpu) plus every op's gradient, which training needs and extract does not. */
 import type * as TfCore from '@tensorflow/tfjs-core';
-import { loadTf } from '#dist/coordinator/extract/tfjs.js';
+import { loadTf } from '#dist/extract/tfjs.js';
 
 export type Tf = typeof TfCore;
 

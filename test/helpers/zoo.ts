@@ -1,8 +1,8 @@
 /** A small real model zoo for the output tests: every ordered pair scored by the library, as the zoo command will. */
 import { join } from 'node:path';
 import { score } from '../../dist/index.js';
-import { synthesize } from '../../dist/coordinator/synth/synth.js';
-import type { ZooModel, ZooPair, ZooResult } from '../../dist/coordinator/zoo/types.js';
+import { synthesize } from '../../dist/synth/synth.js';
+import type { ZooModel, ZooPair, ZooResult } from '../../dist/zoo/types.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
