@@ -23,7 +23,7 @@ function load(): typeof BetterSqlite3 {
     return createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
   } catch (err) {
     throw new InternalError(
-      `the zoo's results store needs better-sqlite3, which is not installed or not built for Node ${process.version} (${err instanceof Error ? err.message.split('\n')[0] : String(err)}). Fix: run \`npm rebuild\` in neurocorr's folder, which builds it from source (see README, "Set up and test")`,
+      `the zoo's results store needs better-sqlite3, which is not installed or not built for Node ${process.version} (${err instanceof Error ? err.message.split('\n')[0] : String(err)}). Fix: run \`npm rebuild\` in neurocorr's folder, which builds it from source (see docs/DEVELOPMENT.md, "Set up and test")`,
       { cause: err },
     );
   }

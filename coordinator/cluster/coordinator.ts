@@ -75,7 +75,7 @@ export class ClusterCoordinator<R> {
       [this.c.redis, 'cluster.redis'],
     ] as const) {
       if (urlHasCredentials(url))
-        this.log.warn({ option: flag }, 'credentials in a URL show in ps; pass them in a file or the environment instead (README, Cluster)');
+        this.log.warn({ option: flag }, 'credentials in a URL show in ps; pass them in a file or the environment instead (docs/CLUSTER.md, Security)');
     }
     const connected = await this.setUp();
     // Only a run that got as far as executing the job records its failure: a refusal while preparing (another

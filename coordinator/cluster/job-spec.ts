@@ -164,7 +164,7 @@ export interface SuperTileSize {
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
 /**
- * The side of a super-tile, in blocks (README, "Super-tiles"). A super-tile
+ * The side of a super-tile, in blocks (docs/CLUSTER.md, "Super-tiles"). A super-tile
  * is `span` consecutive blocks of each model, across layers, so with B
  * blocks a model is cut into ceil(B / span) ranges, and the job's results
  * carry nF · (G's ranges) + nG · (F's ranges) entries in all. W workers at

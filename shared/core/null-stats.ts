@@ -3,7 +3,7 @@
  * permutation, the null score of each direction and layer, its standard
  * error, z-scores and chance-corrected scores.
  *
- * The estimator (README, "Chance level"):
+ * The estimator (docs/METHOD.md, "Chance level"):
  * - Constant neurons have S = 0 in the run and under every permutation, and
  *   which neurons are constant is known exactly once the run is done: they
  *   add their exact share (0) and none of the sampling error. The sample is
