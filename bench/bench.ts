@@ -62,6 +62,7 @@ async function kernelSeconds(kernel: 'native' | 'tfjs' | 'reference', n: number,
     await runEmbedded([memorySource(f), memorySource(g)], [{ f: 0, g: 1 }], {
       kernel: kernelFromEnv(kernel),
       threads,
+      memory: 2 ** 31,
       warm: true,
       onStart: () => (started = performance.now()),
       onTile: () => (ended = performance.now()),

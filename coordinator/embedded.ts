@@ -62,8 +62,12 @@ export interface EmbeddedOptions {
   readonly threads?: number;
   /** Neurons per block; default chosen from the kernel and m. */
   readonly block?: number;
-  /** The shard cache budget, reported in `io`. */
-  readonly memory?: number;
+  /**
+   * The job's memory budget (`--memory`), the one the sources were opened
+   * with: the out-of-core schedule splits it between its arena and its
+   * window; reported in `io`.
+   */
+  readonly memory: number;
   /** The permutation null; none when absent. Unused when `planner` is given. */
   readonly null?: NullRequest;
   /** The job's planner (coordinator/job-plan.ts); default: one for these pairs and `null`. */
@@ -156,7 +160,7 @@ export async function runEmbedded(
     clock.start(plan);
     const progress = new JobProgress(plan);
     options.onStart?.({ kernel, plan, threads, progress });
-    const schedule = options.order ? null : streamSchedule(plan, sources, options.keepBudget);
+    const schedule = options.order ? null : streamSchedule(plan, sources, options.memory, options.keepBudget);
     // Without the schedule, shard sets serve tiles from their LRU windows: tiles wait until their shards fit.
     const pins = schedule === null && ShardGate.needed(sources) ? new ShardGate(plan, sources) : null;
     const inputs = (tile: JobTile): Promise<unknown> => {
@@ -179,7 +183,7 @@ export async function runEmbedded(
         ? {
             F: stats[0] ?? null,
             G: stats[1] ?? null,
-            memory: options.memory ?? 0,
+            memory: options.memory,
             bytesRead: (stats[0]?.bytesRead ?? 0) + (stats[1]?.bytesRead ?? 0),
             schedule: schedule?.info ?? null,
           }

@@ -31,12 +31,11 @@ const sideOf = (stream: ShardStream | null, m: number): StreamedSide | null =>
   stream === null ? null : { shards: stream.shards, m, bufferBytes: stream.bufferBytes };
 
 /** The schedule of a one-pair job with a shard set on either side; null when it runs in plan order (nothing streams, several pairs, one model on both sides). */
-export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[], keepBudget = KEEP_BUDGET): StreamScheduleRun | null {
+export function streamSchedule(plan: JobPlan, sources: readonly ModelSource[], memory: number, keepBudget = KEEP_BUDGET): StreamScheduleRun | null {
   if (!scheduledPairs(plan.pairs)) return null;
   const pair = plan.pairs[0]!;
   const [f, g] = [sources[pair.f]!, sources[pair.g]!];
   if (f.stream === null && g.stream === null) return null;
-  const memory = (f.stream ? f.bytes : 0) + (g.stream ? g.bytes : 0);
   const m = f.model.m;
   const samples = pair.null?.samples ?? null;
   const keepSamples = samples === null || samples.every((s) => s.indices.length * m * 4 <= keepBudget);

@@ -34,6 +34,7 @@ export async function runPair(fPath: string, gPath: string, o: RunOptions) {
   const run = await runEmbedded(sources, [{ f: 0, g: 1 }], {
     kernel: typeof o.kernel === 'string' ? { choice: o.kernel } : o.kernel,
     threads: o.threads ?? 1,
+    memory: o.memory ?? 2 ** 31,
     ...(o.tile !== undefined ? { block: o.tile } : {}),
     ...(o.order ? { order: o.order } : {}),
     ...(o.null ? { null: o.null } : {}),
