@@ -11,7 +11,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jobKeys } from '../dist/shared/cluster/index.js';
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { sweepLeftovers } from '../dist/coordinator/cluster/job-transport.js';
+import { jobKeys, TILE_STREAM, tileConsumer, tileSubject } from '../dist/shared/cluster/index.js';
+import { ensureStreams } from '../dist/shared/nats/index.js';
+import { createLogger } from '../dist/shared/observe.js';
 import { jobNames, ready, spawnCli, startWorker, useClusterServers, waitFor, type CliProcess } from './helpers/cluster.js';
 import { genModel, latents, writeNpyDir } from './helpers/models.js';
 import { freePort } from './helpers/servers.js';
@@ -112,6 +117,35 @@ describe('many jobs on one cluster', () => {
     const references = kinds.map(embedded);
     const running = kinds.map((k) => start(k));
     for (const [i, { proc }] of running.entries()) expect(await result(kinds[i]!, proc)).toBe(references[i]);
+  });
+
+  it("tiles left in the queue by a job that has ended (no consumer) are purged when a job starts; a live job's tiles are not", async () => {
+    const nc = await connect({ servers: cluster.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const js = jetstream(nc);
+      await ensureStreams(jsm);
+      const { job: ended } = names();
+      const { job: live } = names();
+      await jsm.consumers.add(TILE_STREAM, { durable_name: tileConsumer(live), filter_subject: tileSubject(live), ack_policy: AckPolicy.Explicit });
+      for (const job of [ended, ended, live]) await js.publish(tileSubject(job), new Uint8Array(8));
+      const count = async (job: string) => (await jsm.streams.info(TILE_STREAM, { subjects_filter: tileSubject(job) })).state.subjects?.[tileSubject(job)] ?? 0;
+      expect([await count(ended), await count(live)]).toEqual([2, 1]);
+      // No worker runs: only the sweep touches the queue.
+      await sweepLeftovers(jsm, createLogger('test', 'silent'));
+      expect([await count(ended), await count(live)]).toEqual([0, 1]);
+      await jsm.consumers.delete(TILE_STREAM, tileConsumer(live));
+
+      // A job's start sweeps: the live job's consumer is gone, so its tile is a leftover now.
+      await workers(1);
+      const kind = score('next', F, G, ['--null', '0']);
+      const { proc } = start(kind);
+      expect(await result(kind, proc)).toBe(embedded(kind));
+      expect(await count(live)).toBe(0);
+      expect(proc.stderr()).toContain('purged tiles left in the queue by a job that has ended');
+    } finally {
+      await nc.close();
+    }
   });
 
   it('six jobs at once (scores and a zoo, .npy and shard sets, six coordinators) on two workers: every one finishes exact', async () => {

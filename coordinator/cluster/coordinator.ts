@@ -20,7 +20,7 @@ import type { ClusterSettings } from '../options.js';
 import type { ClusterJob } from './cluster-job.js';
 import { JetStreamExecutor } from './executor.js';
 import { clusterBlock, inputRef, jobName, jobSpec, specDifferences, superTileSpan, warnIfCoordinatorBound } from './job-spec.js';
-import { cleanUp, ensureJobTransport, withdrawTiles } from './job-transport.js';
+import { cleanUp, ensureJobTransport, sweepLeftovers, withdrawTiles } from './job-transport.js';
 import { measureMergeRate } from './merge-rate.js';
 import { openSampler } from './result-sampler.js';
 import { TileAudit } from './tile-audit.js';
@@ -197,6 +197,7 @@ export class ClusterCoordinator<R> {
     const kv = await new Kvm(nc).create(JOB_BUCKET, { history: 1 });
     const prepared = { nc, plan, progress, spec: specJson, partEntries: spec.partEntries, jsm, kv };
     await this.ensureTransport(prepared);
+    await sweepLeftovers(jsm, log).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sweeping tiles left by ended jobs failed'));
     return prepared;
   }
 

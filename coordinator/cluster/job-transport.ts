@@ -15,6 +15,7 @@ import {
   jobResults,
   TILE_STREAM,
   encodeTile,
+  jobOfTileConsumer,
   tileConsumer,
   tilesNotice,
   tileSubject,
@@ -91,6 +92,27 @@ export async function withdrawTiles(jsm: JetStreamManager, job: string, log?: Lo
       return;
     }
     await jsm.streams.deleteMessage(TILE_STREAM, msg.seq, false);
+  }
+}
+
+/**
+ * Tiles of jobs that have no tile consumer (finished or withdrawn jobs': the
+ * purge above may miss one) are purged when a job starts, so the queue that
+ * a scaler reads drains to zero. A job's coordinator makes its consumer
+ * before it publishes, so a running job's tiles are never taken for these.
+ */
+export async function sweepLeftovers(jsm: JetStreamManager, log: Logger): Promise<void> {
+  const all = tileSubject('>');
+  const info = await jsm.streams.info(TILE_STREAM, { subjects_filter: all });
+  const subjects = Object.entries(info.state.subjects ?? {}).filter(([, n]) => n > 0);
+  if (subjects.length === 0) return;
+  const jobs = new Set<string>();
+  for await (const c of jsm.consumers.list(TILE_STREAM)) jobs.add(jobOfTileConsumer(c.name) ?? '');
+  for (const [subject, tiles] of subjects) {
+    const job = subject.slice(all.length - 1);
+    if (jobs.has(job)) continue;
+    await jsm.streams.purge(TILE_STREAM, { filter: subject });
+    log.info({ job, tiles }, 'purged tiles left in the queue by a job that has ended');
   }
 }
 
