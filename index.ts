@@ -36,14 +36,19 @@ export {
   type SpatialPooling,
 } from './shared/core/index.js';
 export {
+  CorruptStateError,
   InputError,
   InternalError,
   JobFailedError,
+  JobLeasedError,
   JobStalledError,
   KernelUnavailableError,
   NeurocorrError,
+  OptionRangeError,
+  OptionTypeError,
   ServiceError,
   UsageError,
   type ErrorCode,
   type ExitCode,
+  type OptionErrorCode,
 } from './shared/errors.js';

@@ -57,6 +57,7 @@ const FLAGS: Readonly<Record<string, string>> = {
   cacheDir: '--cache-dir',
   inflight: '--inflight',
   dataRoots: '--data-root',
+  delete: '--delete',
   serviceTimeout: '--service-timeout',
   'cluster.serviceTimeout': '--service-timeout',
   'cluster.natsCredentials': '--nats-user/--nats-creds',

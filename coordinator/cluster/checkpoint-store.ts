@@ -29,7 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { checkpointChunkKey, checkpointStagingKey, jobKeys, type JobKeys } from '../../shared/cluster/index.js';
-import { JobFailedError, ServiceError, UsageError } from '../../shared/errors.js';
+import { JobFailedError, ServiceError, UsageError, type CorruptStateError } from '../../shared/errors.js';
 import { checkpointShape, DEFAULT_CHUNK_LENGTH, restoreCheckpoint, type JobProgress } from '../../shared/job/index.js';
 
 /** How long the chunks of a write that never committed stay before Redis drops them. */
@@ -89,7 +89,7 @@ export interface StagedCheckpoint {
   readonly bytes: number;
 }
 
-export type CorruptKey = (key: string, why: string, cause?: unknown) => UsageError;
+export type CorruptKey = (key: string, why: string, cause?: unknown) => CorruptStateError;
 
 const isId = (field: string) => /^\d+$/.test(field);
 

@@ -5,7 +5,7 @@ import { checkWorkerId, natsCredentials, parseServiceUrl, workerId, type NatsCre
 import { boolean, integer, isObject, knownKeys, number, oneOf, optional, string } from '../../shared/validate.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
-import { UsageError } from '../../shared/errors.js';
+import { OptionTypeError, UsageError } from '../../shared/errors.js';
 import { defaultThreads, maxThreads } from '../pool.js';
 
 export interface WorkerOptions {
@@ -137,7 +137,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   }
   const kernel = kernelOptions(o['kernel']);
   const roots = o['dataRoots'] === undefined ? [] : o['dataRoots'];
-  if (!Array.isArray(roots)) throw new TypeError(`options.dataRoots must be an array of folder paths, got ${typeof roots}`);
+  if (!Array.isArray(roots)) throw new OptionTypeError('dataRoots', `must be an array of folder paths, got ${typeof roots}`);
   return {
     nats: checkedUrl(string('nats', o['nats'])),
     id: optional(o['id'], (v) => checkWorkerId(string('id', v)), workerId(`${hostname()}-${process.pid}`)),
