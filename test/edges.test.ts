@@ -51,6 +51,12 @@ describe('an empty flag value is exit 2 naming the flag', () => {
     expect(await refused(['worker', '--nats', cluster.nats.url, '--cache-dir', ''], '--cache-dir')).toContain('--cache-dir must be a non-empty string');
   });
 
+  it('a worker fault that is not one (NEUROCORR_WORKER_FAULT, the test seam) is exit 2 naming it', async () => {
+    const c = spawnCli(['worker', '--nats', cluster.nats.url], { NEUROCORR_WORKER_FAULT: 'slo:5' });
+    expect(await c.exited, c.stderr()).toBe(2);
+    expect(c.stderr()).toContain('worker fault "slo:5" (NEUROCORR_WORKER_FAULT): use duplicate, slow:MS, wedge:N or lie');
+  });
+
   it('option errors are told apart from other TypeErrors and RangeErrors (those stay internal, exit 1)', () => {
     const typed = new OptionTypeError('cluster.job', 'must be a non-empty string, got ""');
     expect(typed).toBeInstanceOf(TypeError);

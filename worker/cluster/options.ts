@@ -56,13 +56,6 @@ export interface WorkerOptions {
    * step's expected time at this worker's measured rate, never less.
    */
   readonly tileTimeout?: number;
-  /**
-   * Fault injection, for tests and chaos runs: `duplicate` publishes every
-   * result twice; `slow:MS` holds each tile MS milliseconds before computing;
-   * `wedge:N` hangs the first N tiles for ever; `lie` reports real but worse
-   * matches (worker/cluster/faults.ts).
-   */
-  readonly fault?: string;
 }
 
 const WORKER_KEYS = [
@@ -81,7 +74,6 @@ const WORKER_KEYS = [
   'logLevel',
   'serviceTimeout',
   'tileTimeout',
-  'fault',
 ] as const;
 
 export interface WorkerSettings {
@@ -100,7 +92,6 @@ export interface WorkerSettings {
   readonly logLevel: string;
   readonly serviceTimeoutMs: number;
   readonly tileTimeoutMs: number;
-  readonly fault: string | null;
 }
 
 export const DEFAULT_TILE_TIMEOUT = 300;
@@ -157,6 +148,5 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     logLevel: optional(o['logLevel'], (v) => oneOf('logLevel', v, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info'),
     serviceTimeoutMs: optional(o['serviceTimeout'], (v) => number('serviceTimeout', v, 0.1, 86_400), 60) * 1000,
     tileTimeoutMs: optional(o['tileTimeout'], (v) => number('tileTimeout', v, 0.1, 30 * 86_400), DEFAULT_TILE_TIMEOUT) * 1000,
-    fault: optional<string | null>(o['fault'], (v) => string('fault', v), null),
   };
 }
