@@ -17,9 +17,13 @@ export { startWorker, type RunningWorker, type WorkerOptions } from './worker/cl
 export { initQueue, type QueueInitOptions, type QueueInitResult } from './coordinator/cluster/queue-init.js';
 export type { ClusterOptions, ModelOptions, NullOptionsInput, PlanOptions, RunOptions, ScoreOptions } from './coordinator/options.js';
 export type { KernelChoice } from './worker/loader.js';
+export type { KernelOptions, TfjsBackend } from './worker/kernel-options.js';
+export type { NatsCredentials, RedisCredentials, TlsFiles } from './shared/cluster/index.js';
+export type { Preprocess } from './extract/pixels.js';
 export {
   humanSummary,
   type ChanceInfo,
+  type ChanceLevel,
   type ClusterInfo,
   type ConstantMode,
   type ConvMode,
@@ -33,17 +37,24 @@ export {
   type NullStat,
   type PartialInfo,
   type Report,
+  type Scope,
   type SpatialPooling,
+  type StreamStatsInfo,
 } from './shared/core/index.js';
 export {
+  CorruptStateError,
   InputError,
   InternalError,
   JobFailedError,
+  JobLeasedError,
   JobStalledError,
   KernelUnavailableError,
   NeurocorrError,
+  OptionRangeError,
+  OptionTypeError,
   ServiceError,
   UsageError,
   type ErrorCode,
   type ExitCode,
+  type OptionErrorCode,
 } from './shared/errors.js';

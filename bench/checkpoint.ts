@@ -14,7 +14,7 @@ import { CheckpointStore } from '#dist/coordinator/cluster/checkpoint-store.js';
 import { architectureLayers } from '#dist/synth/architectures.js';
 import { jobKeys } from '#dist/shared/cluster/index.js';
 import type { LayerInfo, Model } from '#dist/shared/core/index.js';
-import { UsageError } from '#dist/shared/errors.js';
+import { CorruptStateError } from '#dist/shared/errors.js';
 import { encodeCheckpoint, JobProgress, operands, planJob, restoreCheckpoint, type JobPlan, type JobTile } from '#dist/shared/job/index.js';
 import { allocTileResult, type TileResult } from '#dist/shared/tiles/index.js';
 import { startRedis, stopAllServers } from '../test/helpers/servers.js';
@@ -163,7 +163,7 @@ async function main(): Promise<void> {
     await redis.del(wholeKey);
 
     // After: the first checkpoint of a job whose every chunk changed, then the tiles of one interval, then a restore.
-    const store = new CheckpointStore(redis, 'chunks', prefix, (key, why) => new UsageError(`${key} ${why}`));
+    const store = new CheckpointStore(redis, 'chunks', prefix, (key, why) => new CorruptStateError('chunks', key, `${key} ${why}`));
     const fullRun = await timed(
       () => store.write(p),
       () => p.chunks.markAll(),
@@ -224,7 +224,7 @@ async function main(): Promise<void> {
     let restored = new JobProgress(plan);
     const restoreSeconds = (
       await timed(
-        () => new CheckpointStore(redis, 'chunks', prefix, (key, why) => new UsageError(`${key} ${why}`)).load(restored),
+        () => new CheckpointStore(redis, 'chunks', prefix, (key, why) => new CorruptStateError('chunks', key, `${key} ${why}`)).load(restored),
         () => (restored = new JobProgress(plan)),
       )
     ).seconds;

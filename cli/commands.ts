@@ -43,14 +43,14 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
     'worker',
     env,
   ).action(async (flags: WorkerFlags) => {
-    const [{ startWorker }, { flagName }] = await Promise.all([import('../worker/cluster/worker.js'), import('./flags.js')]);
+    const [{ runWorker }, { flagName }] = await Promise.all([import('../worker/cluster/worker.js'), import('./flags.js')]);
     // Listen before the worker starts: a SIGTERM during start-up drains it as soon as it is up, instead of killing it.
     let stopping = false;
     let stop = () => void (stopping = true);
     const onSignal = () => stop();
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
-    const worker = await startWorker(
+    const worker = await runWorker(
       {
         nats: flags.nats,
         ...(flags.id !== undefined ? { id: flags.id } : {}),
@@ -67,9 +67,8 @@ export function addWorkerCommands(program: Command, io: Io, env: CliEnv): void {
         metricsHost: flags.metricsHost,
         ...(env.logLevel !== undefined ? { logLevel: env.logLevel } : {}),
         tileTimeout: flags.tileTimeout,
-        ...(env.workerFault !== null ? { fault: env.workerFault } : {}),
       },
-      { optionName: flagName },
+      { optionName: flagName, ...(env.workerFault !== null ? { fault: env.workerFault } : {}) },
     );
     stop = () => void worker.drain();
     if (stopping) stop();

@@ -2,7 +2,7 @@ export type { Io } from './io.js';
 
 /** The `neurocorr` command line: flags and environment variables mapped onto the library API, errors onto exit codes (shared/errors.ts). */
 import { Command, CommanderError } from 'commander';
-import { NeurocorrError } from '../shared/errors.js';
+import { isOptionError, NeurocorrError } from '../shared/errors.js';
 import { addDataCommands, addWorkerCommands } from './commands.js';
 import { addExtractCommand } from './extract.js';
 import { readEnv, type CliEnv } from './env.js';
@@ -43,6 +43,12 @@ export async function main(argv: readonly string[], io: Io = defaultIo, env: Cli
       io.stderr(`neurocorr: error: ${err.describe(flagName)}\n`);
       if (env.debug) io.stderr(`${err.stack ?? ''}\n`);
       return err.exitCode;
+    }
+    // A flag value the library's option checks refused (an empty --job): usage, named by its flag. Any other TypeError is a bug.
+    if (isOptionError(err)) {
+      io.stderr(`neurocorr: error: ${err.describe(flagName)} (run neurocorr --help for usage)\n`);
+      if (env.debug) io.stderr(`${err.stack ?? ''}\n`);
+      return 2;
     }
     io.stderr(`neurocorr: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;

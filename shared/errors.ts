@@ -11,10 +11,18 @@
  * |      | another coordinator took the job's lease                    |                                      |
  * | 5    | a cluster job stalled: no tile finished for the stall       | JobStalledError                      |
  * |      | timeout (its state is kept; a rerun resumes it)             |                                      |
+ * | 6    | the job is leased: another coordinator is running it        | JobLeasedError                       |
+ * | 7    | a job's stored state in Redis cannot be used (corrupt, or   | CorruptStateError                    |
+ * |      | written by another version): the message names the key     |                                      |
  *
  * Messages name library options as they are spelled in the options objects
  * (`probes`, `null.sample`); the CLI re-renders them with its flag names
  * (`--probes`, `--null-sample`) through `describe`.
+ *
+ * An options object the library cannot use is refused in piscina's manner, with
+ * a TypeError (wrong type) or RangeError (out of range): OptionTypeError and
+ * OptionRangeError, which also carry the option's path, so the CLI maps them
+ * onto exit 2 naming the flag.
  */
 
 export type ErrorCode =
@@ -33,9 +41,11 @@ export type ErrorCode =
   | 'E_TILE_FAILED'
   | 'E_LEASE_LOST'
   | 'E_STALLED'
+  | 'E_JOB_LEASED'
+  | 'E_STATE_CORRUPT'
   | 'E_INTERNAL';
 
-export type ExitCode = 1 | 2 | 3 | 4 | 5;
+export type ExitCode = 1 | 2 | 3 | 4 | 5 | 6 | 7;
 
 /** How an option is called where the message is shown: `probes` in the library, `--probes` in the CLI. */
 export type OptionNamer = (option: string) => string;
@@ -113,9 +123,71 @@ export class JobStalledError extends NeurocorrError {
   }
 }
 
+/** Another coordinator holds the job's lease: it is running the job now. Exit 6: wait for it, or use another job name. */
+export class JobLeasedError extends NeurocorrError {
+  constructor(
+    readonly job: string,
+    message: Message,
+    options?: { cause?: unknown },
+  ) {
+    super('E_JOB_LEASED', message, 6, options);
+  }
+}
+
+/** A job's stored state (a Redis key) cannot be used: not what this version wrote there. Exit 7: clear the job, or use another name. */
+export class CorruptStateError extends NeurocorrError {
+  constructor(
+    readonly job: string,
+    readonly key: string,
+    message: Message,
+    options?: { cause?: unknown },
+  ) {
+    super('E_STATE_CORRUPT', message, 7, options);
+  }
+}
+
 /** A bug or environment failure. Exit 1. */
 export class InternalError extends NeurocorrError {
   constructor(message: Message, options?: { cause?: unknown }) {
     super('E_INTERNAL', message, 1, options);
   }
 }
+
+/** How option errors are told apart from other TypeErrors and RangeErrors (a bug in the library). */
+export type OptionErrorCode = 'E_OPTION_TYPE' | 'E_OPTION_RANGE';
+
+const optionLabel = (option: string): string => (option === '' ? 'options' : `options.${option}`);
+
+/** An option of the wrong type: `options.<option> <problem>` in the library, the flag's name in the CLI. */
+export class OptionTypeError extends TypeError {
+  readonly code: OptionErrorCode = 'E_OPTION_TYPE';
+
+  constructor(
+    readonly option: string,
+    readonly problem: string,
+  ) {
+    super(`${optionLabel(option)} ${problem}`);
+  }
+
+  describe(name: OptionNamer): string {
+    return `${this.option === '' ? 'options' : name(this.option)} ${this.problem}`;
+  }
+}
+
+/** An option out of its range (or not one of its choices). */
+export class OptionRangeError extends RangeError {
+  readonly code: OptionErrorCode = 'E_OPTION_RANGE';
+
+  constructor(
+    readonly option: string,
+    readonly problem: string,
+  ) {
+    super(`${optionLabel(option)} ${problem}`);
+  }
+
+  describe(name: OptionNamer): string {
+    return `${this.option === '' ? 'options' : name(this.option)} ${this.problem}`;
+  }
+}
+
+export const isOptionError = (err: unknown): err is OptionTypeError | OptionRangeError => err instanceof OptionTypeError || err instanceof OptionRangeError;

@@ -65,14 +65,21 @@ describe('public API', () => {
   });
 
   it('plan, prepare and startWorker validate their options the same way', async () => {
-    await expect(plan(loose<PlanOptions>({ f: F, g: G, kernel: 'gpu' }))).rejects.toThrow(
-      new RangeError('options.kernel must be one of auto, native, tfjs, reference, got "gpu"'),
+    // A TypeError or RangeError that also names the option's path: the CLI names its flag from it (exit 2).
+    const planned = await plan(loose<PlanOptions>({ f: F, g: G, kernel: 'gpu' })).catch((e: unknown) => e);
+    expect(planned).toBeInstanceOf(RangeError);
+    expect(planned).toMatchObject({
+      code: 'E_OPTION_RANGE',
+      option: 'kernel',
+      message: 'options.kernel must be one of auto, native, tfjs, reference, got "gpu"',
+    });
+    expect(() => prepare(loose({ input: F, out: '/tmp/x', memory: '1GiB' }))).toThrow(
+      expect.objectContaining({ code: 'E_OPTION_TYPE', option: 'memory', message: 'options.memory must be an integer, got "1GiB"' }) as Error,
     );
-    expect(() => prepare(loose({ input: F, out: '/tmp/x', memory: '1GiB' }))).toThrow(new TypeError('options.memory must be an integer, got "1GiB"'));
     expect(() => prepare(loose({ input: F }))).toThrow(TypeError);
-    await expect(startWorker(loose({ nats: 'nats://127.0.0.1:1', inflight: 0 }))).rejects.toThrow(
-      new RangeError('options.inflight must be from 1 to 4096, got 0'),
-    );
+    const worker = await startWorker(loose({ nats: 'nats://127.0.0.1:1', inflight: 0 })).catch((e: unknown) => e);
+    expect(worker).toBeInstanceOf(RangeError);
+    expect(worker).toMatchObject({ code: 'E_OPTION_RANGE', option: 'inflight', message: 'options.inflight must be from 1 to 4096, got 0' });
   });
 
   it('a worker runs at most 4 threads per core and refuses more than 8 tiles in flight per thread (exit 2), before it connects', async () => {

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../dist/coordinator/cluster/checkpoint-store.js';
 import { checkpointChunkKey, jobKeys } from '../dist/shared/cluster/index.js';
 import type { LayerInfo, Model } from '../dist/shared/core/index.js';
-import { UsageError } from '../dist/shared/errors.js';
+import { CorruptStateError } from '../dist/shared/errors.js';
 import { encodeCheckpoint, JobProgress, operands, planJob, type JobPlan, type JobTile } from '../dist/shared/job/index.js';
 import { allocTileResult } from '../dist/shared/tiles/index.js';
 import { coordinatorArgs, jobNames, killAll, ready, spawnCli, startWorker, waitFor, type CliProcess } from './helpers/cluster.js';
@@ -36,7 +36,7 @@ afterAll(async () => {
 
 const names = jobNames('ckpt');
 
-const corrupt = (key: string, why: string) => new UsageError(`Redis key ${key} ${why}`);
+const corrupt = (key: string, why: string) => new CorruptStateError('test', key, `Redis key ${key} ${why}`);
 const store = (job: string, prefix: string) => new CheckpointStore(redis, job, prefix, corrupt);
 
 function model(path: string, counts: readonly number[]): Model {

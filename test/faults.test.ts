@@ -146,7 +146,7 @@ describe('Redis (finding 6)', () => {
     ['spec', '{"version": 4}'],
     ['report', '{"version": 99}'],
     ['report', '{"version": 1}'],
-  ] as const)('a corrupted %s key: exit 2 naming the key and the command that clears it', async (key, value) => {
+  ] as const)('a corrupted %s key: exit 7 naming the key and the command that clears it', async (key, value) => {
     const { job, prefix } = names();
     await slowWorkers(2, 0);
     await exact(coordinator(job, prefix, key === 'report' ? [] : ['--checkpoint-tiles', '1']));
@@ -155,7 +155,7 @@ describe('Redis (finding 6)', () => {
     if (key !== 'report') await cluster.redis.del(keys.report);
     await cluster.redis.set(keys[key], value);
     const again = coordinator(job, prefix);
-    expect(await again.exited).toBe(2);
+    expect(await again.exited).toBe(7);
     expect(again.stderr()).toContain(`Redis key ${keys[key]}`);
     expect(again.stderr()).toContain(`neurocorr jobs --delete ${job}`);
     const del = spawnCli(['jobs', '--redis', cluster.redisServer.url, '--prefix', prefix, '--delete', job]);
@@ -269,7 +269,7 @@ describe('servers that answer wrongly (issue 23)', () => {
     }
   });
 
-  it('a job whose state key has the wrong type is listed as damaged, naming the key and how to clear it; its coordinator exits 2', async () => {
+  it('a job whose state key has the wrong type is listed as damaged, naming the key and how to clear it; its coordinator exits 7', async () => {
     const { job, prefix } = names();
     const keys = jobKeys(job, prefix);
     await cluster.redis.zadd(jobsIndexKey(prefix), Date.now(), job);
@@ -289,7 +289,7 @@ describe('servers that answer wrongly (issue 23)', () => {
     expect(await table.exited).toBe(0);
     expect(table.stdout()).toMatch(new RegExp(`${job}\\s+damaged`));
     const again = coordinator(job, prefix);
-    expect(await again.exited).toBe(2);
+    expect(await again.exited).toBe(7);
     expect(again.stderr()).toContain(`Redis key ${keys.state}`);
     expect(again.stderr()).toContain(`neurocorr jobs --delete ${job}`);
     const del = jobs('--delete', job);

@@ -259,3 +259,125 @@ describe('native standardization loops', () => {
     }
   });
 });
+
+describe('native standardization entry points check their one options object', () => {
+  // Two probes of one sample, rows of 4 values; neurons at columns 0, 1 and 3.
+  const accumulate = () => ({
+    data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]),
+    pn: 2,
+    spatial: 1,
+    probeStride: 4,
+    spatialStride: 0,
+    cols: Float64Array.from([0, 1, 3]),
+    shift: Float64Array.from([1, 2, 4]),
+    s1: new Float64Array(3),
+    s2: new Float64Array(3),
+    maxAbs: new Float64Array(3),
+  });
+  const write = () => ({
+    ...accumulate(),
+    p0: 1,
+    mean: Float64Array.from([3, 4, 6]),
+    scale: Float64Array.from([0.5, 0.25, 2]),
+    constant: Uint8Array.from([0, 1, 0]),
+    out: new Float32Array(3 * 3),
+    m: 3,
+  });
+
+  it('compute what the TypeScript loops do', async () => {
+    const { jsLoops } = await import('../dist/shared/formats/index.js');
+    const [a, b] = [accumulate(), accumulate()];
+    addon.standardizeAccumulate(a);
+    jsLoops.accumulate(b);
+    expect([a.s1, a.s2, a.maxAbs].map((x) => Array.from(x))).toEqual([b.s1, b.s2, b.maxAbs].map((x) => Array.from(x)));
+    expect(Array.from(a.s1)).toEqual([4, 4, 4]);
+    const [c, d] = [write(), write()];
+    addon.standardizeWrite(c);
+    jsLoops.write(d);
+    expect(Array.from(c.out)).toEqual(Array.from(d.out));
+    expect(Array.from(c.out)).toEqual([0, -1, 1, 0, 0, 0, 0, -4, 4]);
+  });
+
+  const call = (fn: (o: never) => void, options: unknown) => () => fn(options as never);
+  const raw =
+    (fn: unknown, ...args: unknown[]) =>
+    () =>
+      (fn as (...a: unknown[]) => void)(...args);
+
+  it.each([
+    ['no argument', raw(addon.standardizeAccumulate), TypeError, /^standardizeAccumulate takes one options object$/],
+    ['the old positional arguments', raw(addon.standardizeAccumulate, new Float32Array(8), 2, 1, 4, 0), TypeError, /takes one options object/],
+    ['a typed array for the options', call(addon.standardizeAccumulate, new Float64Array(3)), TypeError, /takes one options object/],
+    [
+      'data of integers',
+      call(addon.standardizeAccumulate, { ...accumulate(), data: new Int32Array(8) }),
+      TypeError,
+      /options\.data must be a Float32Array or a Float64Array/,
+    ],
+    ['pn as a string', call(addon.standardizeAccumulate, { ...accumulate(), pn: '2' }), TypeError, /options\.pn must be a number/],
+    ['pn 0', call(addon.standardizeAccumulate, { ...accumulate(), pn: 0 }), RangeError, /options\.pn must be an integer from 1 to 2147483647, got 0/],
+    ['a fractional stride', call(addon.standardizeAccumulate, { ...accumulate(), probeStride: 4.5 }), RangeError, /options\.probeStride must be an integer/],
+    [
+      'cols of float32',
+      call(addon.standardizeAccumulate, { ...accumulate(), cols: Float32Array.from([0, 1, 3]) }),
+      TypeError,
+      /options\.cols must be a Float64Array/,
+    ],
+    [
+      's1 shorter than cols',
+      call(addon.standardizeAccumulate, { ...accumulate(), s1: new Float64Array(2) }),
+      RangeError,
+      /options\.s1 holds 2 elements, one per neuron of cols \(3\)/,
+    ],
+    ['no maxAbs', call(addon.standardizeAccumulate, { ...accumulate(), maxAbs: undefined }), TypeError, /options\.maxAbs must be a Float64Array/],
+    [
+      'a column past the row',
+      call(addon.standardizeAccumulate, { ...accumulate(), cols: Float64Array.from([0, 1, 4]) }),
+      RangeError,
+      /options\.cols\[2\] = 4 reads past data \(8 elements/,
+    ],
+    ['more probes than data holds', call(addon.standardizeAccumulate, { ...accumulate(), pn: 3 }), RangeError, /options\.cols\[0\] = 0 reads past data/],
+    ['a negative column', call(addon.standardizeAccumulate, { ...accumulate(), cols: Float64Array.from([-1, 1, 3]) }), RangeError, /options\.cols\[0\] = -1/],
+    [
+      'a fractional column',
+      call(addon.standardizeAccumulate, { ...accumulate(), cols: Float64Array.from([0, 0.5, 3]) }),
+      RangeError,
+      /options\.cols\[1\] = 0\.5/,
+    ],
+    [
+      'constant of int8',
+      call(addon.standardizeWrite, { ...write(), constant: new Int8Array(3) }),
+      TypeError,
+      /^standardizeWrite: options\.constant must be a Uint8Array$/,
+    ],
+    ['mean shorter than cols', call(addon.standardizeWrite, { ...write(), mean: new Float64Array(1) }), RangeError, /options\.mean holds 1 elements/],
+    ['out of float64', call(addon.standardizeWrite, { ...write(), out: new Float64Array(9) }), TypeError, /options\.out must be a Float32Array/],
+    [
+      'out shorter than cols x m',
+      call(addon.standardizeWrite, { ...write(), out: new Float32Array(8) }),
+      RangeError,
+      /options\.out holds 8 elements, fewer than cols x m = 3 x 3/,
+    ],
+    ['probes past m', call(addon.standardizeWrite, { ...write(), p0: 2 }), RangeError, /options\.p0 \+ pn = 4 probes of 1 samples each reach past m = 3/],
+    ['m 0', call(addon.standardizeWrite, { ...write(), m: 0 }), RangeError, /options\.m must be an integer from 1/],
+  ] as const)('%s: %s', (_what, run, type, message) => {
+    expect(run).toThrow(type);
+    expect(run).toThrow(message);
+  });
+
+  it('an options getter that throws: its error, and nothing computed', () => {
+    const options = { ...accumulate() } as Record<string, unknown>;
+    Object.defineProperty(options, 'cols', {
+      get() {
+        throw new Error('boom');
+      },
+    });
+    expect(() => addon.standardizeAccumulate(options as never)).toThrow('boom');
+  });
+
+  it('nothing is written when a check fails', () => {
+    const options = { ...write(), out: new Float32Array(9).fill(7), m: 2 };
+    expect(() => addon.standardizeWrite(options)).toThrow(RangeError);
+    expect(Array.from(options.out)).toEqual(new Array<number>(9).fill(7));
+  });
+});

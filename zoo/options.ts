@@ -1,5 +1,5 @@
 /** `zoo`'s options object, checked at the edge like every entry point's (coordinator/options.ts). */
-import { UsageError } from '../shared/errors.js';
+import { OptionRangeError, OptionTypeError, UsageError } from '../shared/errors.js';
 import { num, OPTIONS } from '../shared/options/index.js';
 import { isObject, knownKeys, optional, string, stringList } from '../shared/validate.js';
 import { RUN_KEYS, runSettings, type RunOptions, type RunSettings } from '../coordinator/options.js';
@@ -38,7 +38,7 @@ export interface ZooSettings extends RunSettings {
 const ZOO_KEYS = [...RUN_KEYS.filter((k) => k !== 'layersF' && k !== 'layersG' && k !== 'sample'), 'zoo', 'models', 'out', 'store', 'storeWait'];
 
 function modelInputs(value: unknown): ZooEntry[] {
-  if (!Array.isArray(value)) throw new TypeError('options.models must be an array of {name, path, tags?}');
+  if (!Array.isArray(value)) throw new OptionTypeError('models', 'must be an array of {name, path, tags?}');
   const entries = value.map((v: unknown, i) => {
     const o = isObject(`models[${i}]`, v);
     knownKeys(`models[${i}]`, o, ['name', 'path', 'tags']);
@@ -48,7 +48,7 @@ function modelInputs(value: unknown): ZooEntry[] {
       tags: optional<readonly string[]>(o['tags'], (t) => stringList(`models[${i}].tags`, t), []),
     };
   });
-  checkEntries(entries, (problem) => new RangeError(`options.models: ${problem}`));
+  checkEntries(entries, (problem) => new OptionRangeError('models', `are refused: ${problem}`));
   return entries;
 }
 
@@ -59,7 +59,7 @@ export function zooSettings(options: ZooOptions): ZooSettings {
       throw new UsageError((n) => `${n(key)} does not apply to a zoo: it compares whole models (${n('layers')} and ${n('probes')} select for every model)`);
   }
   knownKeys('', o, ZOO_KEYS);
-  if ((o['zoo'] === undefined) === (o['models'] === undefined)) throw new TypeError('options: give exactly one of zoo (a zoo file) and models');
+  if ((o['zoo'] === undefined) === (o['models'] === undefined)) throw new OptionTypeError('', 'must give exactly one of zoo (a zoo file) and models');
   const source = o['zoo'] === undefined ? 'the command line' : string('zoo', o['zoo']);
   const entries = o['zoo'] === undefined ? modelInputs(o['models']) : readZooFile(source);
   const out = resolve(string('out', o['out']));

@@ -29,8 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { checkpointChunkKey, checkpointStagingKey, jobKeys, type JobKeys } from '../../shared/cluster/index.js';
-import type { UsageError } from '../../shared/errors.js';
-import { JobFailedError, ServiceError } from '../../shared/errors.js';
+import { JobFailedError, ServiceError, type CorruptStateError } from '../../shared/errors.js';
 import { checkpointShape, DEFAULT_CHUNK_LENGTH, restoreCheckpoint, type JobProgress } from '../../shared/job/index.js';
 import { checkEnv, readEnv, type NeurocorrEnv } from '../../shared/options/index.js';
 
@@ -85,7 +84,7 @@ export interface StagedCheckpoint {
   readonly bytes: number;
 }
 
-export type CorruptKey = (key: string, why: string, cause?: unknown) => UsageError;
+export type CorruptKey = (key: string, why: string, cause?: unknown) => CorruptStateError;
 
 const isId = (field: string) => /^\d+$/.test(field);
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { UsageError } from '../../shared/errors.js';
+import { CorruptStateError, JobLeasedError } from '../../shared/errors.js';
 import { DEFAULT_PREFIX, jobKeys, jobsIndexKey, type JobKeys } from '../../shared/cluster/index.js';
 import type { JobProgress } from '../../shared/job/index.js';
 import { CheckpointStore, checkpointKeys, type CheckpointWrite } from './checkpoint-store.js';
@@ -64,8 +64,10 @@ export class JobStore {
       if ((await this.redis.set(this.keys.lease, this.token, 'PX', ttlMs, 'NX')) === 'OK') return;
       const holder = await this.redis.get(this.keys.lease);
       if (Date.now() > deadline) {
-        throw new UsageError(
-          (o) => `job ${this.job} is being run by another coordinator (${holder ?? 'unknown'}); wait for it, or pick another ${o('cluster.job')}`,
+        throw new JobLeasedError(
+          this.job,
+          (o) =>
+            `job ${this.job} is being run by another coordinator (${holder ?? 'unknown'}), which renews its lease ${this.keys.lease}. Fix: wait for that run to end (\`neurocorr jobs\` shows its progress), or pick another ${o('cluster.job')}`,
         );
       }
       if (!said) log(`job ${this.job}: waiting for the lease held by ${holder ?? 'a previous coordinator'} to expire (at most ${Math.ceil(ttlMs / 1000)} s)`);
@@ -112,12 +114,14 @@ export class JobStore {
   }
 
   /** The error for a key whose value cannot be used: it names the key and how to clear the job. */
-  corrupt(key: keyof JobKeys, why: string, cause?: unknown): UsageError {
+  corrupt(key: keyof JobKeys, why: string, cause?: unknown): CorruptStateError {
     return this.corruptKey(this.keys[key], why, cause);
   }
 
-  private corruptKey(key: string, why: string, cause?: unknown): UsageError {
-    return new UsageError(
+  private corruptKey(key: string, why: string, cause?: unknown): CorruptStateError {
+    return new CorruptStateError(
+      this.job,
+      key,
       (o) =>
         `job ${this.job}: Redis key ${key} ${why}, so the job cannot be resumed. Clear it with \`neurocorr jobs --delete ${this.job} --redis URL\` (with the same ${o('cluster.prefix')}) and run it again, or use another ${o('cluster.job')}`,
       cause === undefined ? undefined : { cause },

@@ -15,11 +15,12 @@ export interface JobsOptions {
 
 export async function jobsTable(options: JobsOptions): Promise<string> {
   const { prefix, json } = options;
+  if (prefix === '') throw new UsageError((o) => `${o('cluster.prefix')} must be a non-empty string, got ""`);
+  const job = options.delete === undefined ? undefined : checkJobName(options.delete, 'delete');
   const connection = await connectRedis(options.redis, createLogger('neurocorr-jobs', 'warn'));
   const { redis } = connection;
   try {
-    if (options.delete !== undefined) {
-      const job = checkJobName(options.delete);
+    if (job !== undefined) {
       if (!(await deleteJob(redis, prefix, job)))
         throw new UsageError((o) => `no job ${job} under the prefix ${prefix}; list them with \`neurocorr jobs\` (and the same ${o('cluster.prefix')})`);
       return `deleted job ${job}\n`;

@@ -76,9 +76,8 @@ export const maxDeliveriesAdvisory = (job: string): string => `$JS.EVENT.ADVISOR
 const JOB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Job names become NATS subject tokens and Redis key parts: letters, digits, _ and - only. */
-export function checkJobName(job: string): string {
-  if (!JOB_NAME.test(job))
-    throw new UsageError((o) => `${o('cluster.job')} ${JSON.stringify(job)} is not a valid job name: use 1-64 letters, digits, '_' or '-'`);
+export function checkJobName(job: string, option = 'cluster.job'): string {
+  if (!JOB_NAME.test(job)) throw new UsageError((o) => `${o(option)} ${JSON.stringify(job)} is not a valid job name: use 1-64 letters, digits, '_' or '-'`);
   return job;
 }
 

@@ -199,7 +199,7 @@ function standardizeLayer(
   const s2 = new Float64Array(count);
   const maxAbs = new Float64Array(count);
   const { probeStride, spatialStride, spatial } = geo;
-  forEachChunk(layer, geo, probes, (data, _p0, pn) => loops.accumulate(data, pn, spatial, probeStride, spatialStride, cols, shift, s1, s2, maxAbs));
+  forEachChunk(layer, geo, probes, (data, _p0, pn) => loops.accumulate({ data, pn, spatial, probeStride, spatialStride, cols, shift, s1, s2, maxAbs }));
   const mean = new Float64Array(count);
   const sq = new Float64Array(count);
   for (let j = 0; j < count; j++) {
@@ -223,7 +223,7 @@ function standardizeLayer(
       scale[j] = 1 / norm;
     }
   }
-  forEachChunk(layer, geo, probes, (data, p0, pn) => loops.write(data, p0, pn, spatial, probeStride, spatialStride, cols, mean, scale, constant, out, m));
+  forEachChunk(layer, geo, probes, (data, p0, pn) => loops.write({ data, p0, pn, spatial, probeStride, spatialStride, cols, mean, scale, constant, out, m }));
   return constants;
 }
 

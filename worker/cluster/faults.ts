@@ -1,15 +1,25 @@
 /**
- * Fault injection, for tests and chaos runs (the worker's `fault` option,
- * NEUROCORR_WORKER_FAULT on the CLI): `duplicate` publishes every result
+ * Fault injection, for tests and chaos runs: not an option of the library's
+ * workers, only of the CLI's (NEUROCORR_WORKER_FAULT, passed to runWorker): `duplicate` publishes every result
  * twice; `slow:MS` holds each tile MS ms; `wedge:N` hangs the first N tiles
  * for ever; `lie` reports for each main tile's neuron a real but worse match,
  * the first neuron of the tile's other side (what only an audit catches).
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import { UsageError } from '../../shared/errors.js';
 import type { MainTile, TileOutcome } from '../../shared/job/index.js';
 import type { WorkerJob } from './job.js';
 
 let wedged = 0;
+
+const FAULT = /^(duplicate|lie|slow:\d+|wedge:\d+)$/;
+
+/** A fault as the host gives it, checked (a misspelt one would silently inject nothing). */
+export function checkFault(fault: string | undefined): string | null {
+  if (fault === undefined) return null;
+  if (!FAULT.test(fault)) throw new UsageError(`worker fault ${JSON.stringify(fault)} (NEUROCORR_WORKER_FAULT): use duplicate, slow:MS, wedge:N or lie`);
+  return fault;
+}
 
 /** What the fault holds a tile for before it is computed (null: nothing). */
 export function hold(fault: string | null): Promise<void> | null {

@@ -6,7 +6,7 @@ import { isObject, knownKeys, optional, string } from '../../shared/validate.js'
 import { bool, choice, maybeNum, maybeStr, num, OPTIONS, str } from '../../shared/options/index.js';
 import { kernelOptions, type KernelChoice, type KernelOptions } from '../kernel-options.js';
 import type { NativeLoopsOptions } from '../native/assist.js';
-import { UsageError } from '../../shared/errors.js';
+import { OptionTypeError, UsageError } from '../../shared/errors.js';
 import { defaultThreads, maxThreads } from '../pool.js';
 
 export interface WorkerOptions {
@@ -57,13 +57,6 @@ export interface WorkerOptions {
    * step's expected time at this worker's measured rate, never less.
    */
   readonly tileTimeout?: number;
-  /**
-   * Fault injection, for tests and chaos runs: `duplicate` publishes every
-   * result twice; `slow:MS` holds each tile MS milliseconds before computing;
-   * `wedge:N` hangs the first N tiles for ever; `lie` reports real but worse
-   * matches (worker/cluster/faults.ts).
-   */
-  readonly fault?: string;
 }
 
 const WORKER_KEYS = [
@@ -82,7 +75,6 @@ const WORKER_KEYS = [
   'logLevel',
   'serviceTimeout',
   'tileTimeout',
-  'fault',
 ] as const;
 
 export interface WorkerSettings {
@@ -102,7 +94,6 @@ export interface WorkerSettings {
   readonly logLevel: string;
   readonly serviceTimeoutMs: number;
   readonly tileTimeoutMs: number;
-  readonly fault: string | null;
 }
 
 export const DEFAULT_TILE_TIMEOUT = OPTIONS.tileTimeout.default;
@@ -140,7 +131,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   }
   const kernel = kernelOptions(o['kernel']);
   const roots = o['dataRoots'] === undefined ? [] : o['dataRoots'];
-  if (!Array.isArray(roots)) throw new TypeError(`options.dataRoots must be an array of folder paths, got ${typeof roots}`);
+  if (!Array.isArray(roots)) throw new OptionTypeError('dataRoots', `must be an array of folder paths, got ${typeof roots}`);
   return {
     nats: checkedUrl(string('nats', o['nats'])),
     id: optional(o['id'], (v) => checkWorkerId(string('id', v)), workerId(`${hostname()}-${process.pid}`)),
@@ -160,6 +151,5 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     logLevel: choice(O.logLevel, o['logLevel'], 'logLevel'),
     serviceTimeoutMs: num(O.serviceTimeout, o['serviceTimeout'], 'serviceTimeout') * 1000,
     tileTimeoutMs: num(O.tileTimeout, o['tileTimeout']) * 1000,
-    fault: optional<string | null>(o['fault'], (v) => string('fault', v), null),
   };
 }

@@ -24,6 +24,7 @@ import { TileRate } from './lane-watch.js';
 import { workerMetrics } from './metrics.js';
 import { workerSettings, type WorkerOptions } from './options.js';
 import { TileQueues } from './queues.js';
+import { checkFault } from './faults.js';
 import { handleTile, type TileContext } from './tile.js';
 
 export { defaultCacheDir, type WorkerOptions } from './options.js';
@@ -36,14 +37,22 @@ export interface RunningWorker {
   readonly closed: Promise<void>;
 }
 
-/** How the process that runs the worker names options in messages (the CLI passes its flag names). */
+/** What the process that runs the worker adds (not library options): the CLI's flag names for messages, and a test fault. */
 export interface WorkerHost {
   readonly optionName?: OptionNamer;
+  /** Fault injection for tests and chaos runs (worker/cluster/faults.ts). */
+  readonly fault?: string;
 }
 
 /** Starts a worker: it pulls tiles from NATS until `drain()` (SIGTERM in the CLI), computing them on a local pool. */
-export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): Promise<RunningWorker> {
+export function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  return runWorker(options);
+}
+
+/** startWorker, with what its host adds (the CLI's worker command). */
+export async function runWorker(input: WorkerOptions, host: WorkerHost = {}): Promise<RunningWorker> {
   const options = workerSettings(input);
+  const fault = checkFault(host.fault);
   const id = options.id;
   const log = createLogger('neurocorr-worker', options.logLevel).child({ worker: id });
   const cacheDir = privateCacheDir(options.cacheDir);
@@ -126,7 +135,7 @@ export async function startWorker(input: WorkerOptions, host: WorkerHost = {}): 
     kernel: kernel.name,
     id,
     optionName: host.optionName ?? ((o) => o),
-    fault: options.fault,
+    fault,
     onWedged: (wedged) => (state.wedged += wedged ? 1 : -1),
     onDone: (pairs) => {
       rate.tiles++;
