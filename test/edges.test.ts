@@ -54,7 +54,7 @@ describe('an empty flag value is exit 2 naming the flag', () => {
   it('a worker fault that is not one (NEUROCORR_WORKER_FAULT, the test seam) is exit 2 naming it', async () => {
     const c = spawnCli(['worker', '--nats', cluster.nats.url], { NEUROCORR_WORKER_FAULT: 'slo:5' });
     expect(await c.exited, c.stderr()).toBe(2);
-    expect(c.stderr()).toContain('worker fault "slo:5" (NEUROCORR_WORKER_FAULT): use duplicate, slow:MS, wedge:N or lie');
+    expect(c.stderr()).toContain('NEUROCORR_WORKER_FAULT=slo:5 is not duplicate, slow:MS, wedge:N or lie');
   });
 
   it('option errors are told apart from other TypeErrors and RangeErrors (those stay internal, exit 1)', () => {

@@ -162,7 +162,7 @@ export const WORKER_OPTIONS = {
   jobsDelete: {
     flag: '--delete',
     arg: '<name>',
-    name: null,
+    name: 'delete',
     kind: 'string',
     help: "remove this job's state (its spec, checkpoint, report and lease) from Redis",
     commands: ['jobs'],
