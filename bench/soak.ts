@@ -194,7 +194,7 @@ async function main(): Promise<void> {
     });
     const record: JobRun = { kind, job, startedAt: performance.now(), firstTileAt: null, endedAt: null, code: null, exact: null, tiles: 0, cost: null };
     proc.child.stderr!.on('data', () => {
-      if (record.firstTileAt === null && /progress: [1-9]\d*\//.test(proc.err)) record.firstTileAt = performance.now();
+      if (record.firstTileAt === null && /progress: (?:model pairs \d+\/\d+\s+)?[1-9]\d*\//.test(proc.err)) record.firstTileAt = performance.now();
     });
     const done = proc.exited.then((code) => {
       record.endedAt = performance.now();
