@@ -20,7 +20,7 @@ export function replaceSection(file: string, heading: string, section: string): 
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const start = text.indexOf(heading);
   const end = start < 0 ? -1 : text.indexOf('\n## ', start + heading.length);
-  const updated = start < 0 ? `${text.trimEnd()}\n\n${section}` : `${text.slice(0, start)}${section}${end < 0 ? '' : text.slice(end + 1)}`;
+  const updated = start < 0 ? `${text.trimEnd()}\n\n${section}` : `${text.slice(0, start)}${section.trimEnd()}\n${end < 0 ? '' : `\n${text.slice(end + 1)}`}`;
   writeFileSync(file, updated);
 }
 
