@@ -32,6 +32,14 @@ export function featuresOption(value: string): { from: number; to: number } | 'n
   return { from: Number(match[1]), to: Number(match[2]) };
 }
 
+/** A name or a path: an empty one is refused here, for commands with no library options object to check it (jobs). */
+export function nonEmpty(flag: string): (value: string) => string {
+  return (value: string) => {
+    if (value === '') throw new UsageError(`${flag} must be a non-empty string, got ""`);
+    return value;
+  };
+}
+
 export function listOption(flag: string): (value: string) => string[] {
   return (value: string) => {
     const names = value

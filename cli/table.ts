@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { checkEnv, optionsOf, type CommandName, type OptionSpec } from '../shared/options/index.js';
 import type { CliEnv } from './env.js';
-import { durationOrNone, featuresOption, integerOption, listOption, numberOption, sizeOption, spatialOption } from './options.js';
+import { durationOrNone, featuresOption, integerOption, listOption, nonEmpty, numberOption, sizeOption, spatialOption } from './options.js';
 
 function parser(spec: OptionSpec & { readonly flag: string }): ((value: string, previous: unknown) => unknown) | undefined {
   const { flag } = spec;
@@ -22,7 +22,10 @@ function parser(spec: OptionSpec & { readonly flag: string }): ((value: string, 
     case 'range':
       return featuresOption;
     case 'repeat':
-      return (value: string, previous: unknown) => [...(previous as string[]), value];
+      return (value: string, previous: unknown) => [...(previous as string[]), nonEmpty(flag)(value)];
+    case 'string':
+    case 'path':
+      return nonEmpty(flag);
     default:
       return undefined;
   }

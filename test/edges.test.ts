@@ -43,10 +43,12 @@ describe('an empty flag value is exit 2 naming the flag', () => {
     }
   });
 
-  it('jobs --prefix "" and --delete "", worker --id "" and --cache-dir ""', async () => {
+  it('jobs --prefix "", --delete "" (and a name that is not one) and --redis-user "", worker --id "" and --cache-dir ""', async () => {
     const redis = ['--redis', cluster.redisServer.url];
     expect(await refused(['jobs', ...redis, '--prefix', ''], '--prefix')).toContain('--prefix must be a non-empty string');
-    expect(await refused(['jobs', ...redis, '--delete', ''], '--delete')).toContain('--delete "" is not a valid job name');
+    expect(await refused(['jobs', ...redis, '--delete', ''], '--delete')).toContain('--delete must be a non-empty string');
+    expect(await refused(['jobs', ...redis, '--delete', 'a b'], '--delete')).toContain('--delete "a b" is not a valid job name');
+    expect(await refused(['jobs', ...redis, '--redis-user', ''], '--redis-user')).toContain('--redis-user must be a non-empty string');
     expect(await refused(['worker', '--nats', cluster.nats.url, '--id', ''], '--id')).toContain('--id must be a non-empty string');
     expect(await refused(['worker', '--nats', cluster.nats.url, '--cache-dir', ''], '--cache-dir')).toContain('--cache-dir must be a non-empty string');
   });
