@@ -198,35 +198,41 @@ describe('audits: a second opinion on whole tiles', () => {
       expect(r.status, r.stderr).toBe(0);
       return (JSON.parse(r.stdout) as Report).scores;
     })();
-    const liar = startWorker(nats.url, { NEUROCORR_WORKER_FAULT: 'lie' }, ['--id', 'liar']);
-    const honest = startWorker(nats.url, { NEUROCORR_WORKER_FAULT: 'slow:20' }, ['--id', 'honest']);
-    await Promise.all([ready(liar), ready(honest)]);
+    // Audits start once two workers have computed tiles: the honest (slow) worker merges one first, then the liar
+    // joins and races through the rest, so that every tile it computes is audited whatever the machine's load.
+    const honest = startWorker(nats.url, { NEUROCORR_WORKER_FAULT: 'slow:100' }, ['--id', 'honest']);
+    await ready(honest);
     const { job, prefix } = names();
-    const c = spawnCli([
-      'score',
-      F,
-      G,
-      '--nats',
-      nats.url,
-      '--redis',
-      redis.url,
-      '--job',
-      job,
-      '--prefix',
-      prefix,
-      '--json',
-      '--no-progress',
-      '--tile',
-      '16',
-      '--super-tile',
-      '16',
-      '--null',
-      '0',
-      '--ack-wait',
-      '2',
-      '--audit',
-      '1',
-    ]);
+    const c = spawnCli(
+      [
+        'score',
+        F,
+        G,
+        '--nats',
+        nats.url,
+        '--redis',
+        redis.url,
+        '--job',
+        job,
+        '--prefix',
+        prefix,
+        '--json',
+        '--tile',
+        '8',
+        '--super-tile',
+        '8',
+        '--null',
+        '0',
+        '--ack-wait',
+        '2',
+        '--audit',
+        '1',
+      ],
+      { NEUROCORR_PROGRESS_MS: '50' },
+    );
+    await waitFor('the honest worker to merge a tile', () => /progress: [1-9]\d*\//.test(c.stderr()), 30_000);
+    const liar = startWorker(nats.url, { NEUROCORR_WORKER_FAULT: 'lie' }, ['--id', 'liar']);
+    await ready(liar);
     expect(await c.exited, c.stderr()).toBe(0);
     expect((JSON.parse(c.stdout()) as Report).scores).toEqual(reference);
     const quarantined = c
