@@ -156,7 +156,9 @@ export class InternalError extends NeurocorrError {
 /** How option errors are told apart from other TypeErrors and RangeErrors (a bug in the library). */
 export type OptionErrorCode = 'E_OPTION_TYPE' | 'E_OPTION_RANGE';
 
-const optionLabel = (option: string): string => (option === '' ? 'options' : `options.${option}`);
+/** `options.<option> <problem>` in the library; with the CLI's namer, the flag's name. */
+const optionText = (option: string, problem: string, name: OptionNamer = (o) => `options.${o}`): string =>
+  `${option === '' ? 'options' : name(option)} ${problem}`;
 
 /** An option of the wrong type: `options.<option> <problem>` in the library, the flag's name in the CLI. */
 export class OptionTypeError extends TypeError {
@@ -166,11 +168,11 @@ export class OptionTypeError extends TypeError {
     readonly option: string,
     readonly problem: string,
   ) {
-    super(`${optionLabel(option)} ${problem}`);
+    super(optionText(option, problem));
   }
 
   describe(name: OptionNamer): string {
-    return `${this.option === '' ? 'options' : name(this.option)} ${this.problem}`;
+    return optionText(this.option, this.problem, name);
   }
 }
 
@@ -182,11 +184,11 @@ export class OptionRangeError extends RangeError {
     readonly option: string,
     readonly problem: string,
   ) {
-    super(`${optionLabel(option)} ${problem}`);
+    super(optionText(option, problem));
   }
 
   describe(name: OptionNamer): string {
-    return `${this.option === '' ? 'options' : name(this.option)} ${this.problem}`;
+    return optionText(this.option, this.problem, name);
   }
 }
 
