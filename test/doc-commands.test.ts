@@ -91,8 +91,8 @@ const NOT_RUN: Record<string, readonly [file: string, title: string]> = {
     "it('NOTES.txt says how to follow the job, list jobs with neurocorr jobs in a coordinator pod, and run the zoo now'",
   ],
   'neurocorr score resnet18.safetensors resnet50.safetensors': [
-    'test/extract-onnx.test.ts',
-    "describe('PyTorch recipe (examples/pytorch/extract_activations.py)'",
+    'test/pytorch.test.ts',
+    "describe('PyTorch (Debian torch 1.13, torchvision 0.14) against neurocorr extract on the ONNX export'",
   ],
 };
 

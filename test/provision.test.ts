@@ -40,11 +40,21 @@ describe('provisioning', () => {
       'nats-server': 'nats-server: v2.10.3',
       'redis-server': 'Redis server v=7.2.1 sha=0',
       chromium: 'Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)',
+      python3: 'torch 1.13.0a0',
     });
     const paths = provision({ dirs: [dir], install: false });
     expect(paths.get('nats-server')).toBe(join(dir, 'nats-server'));
     expect(paths.get('redis-server')).toBe(join(dir, 'redis-server'));
     expect(paths.get('chromium')).toBe(join(dir, 'chromium'));
+    expect(paths.get('python3')).toBe(join(dir, 'python3'));
+  });
+
+  it('passes over a python3 that cannot import PyTorch for one that can', () => {
+    const bare = fakeBin('pyenv', { python3: 'Traceback (most recent call last): ModuleNotFoundError: No module named torch' });
+    const debian = fakeBin('debian', { python3: 'torch 1.13.0a0' });
+    const python = TOOLS.find((t) => t.name === 'python3')!;
+    expect(findTool(python, { dirs: [bare, debian] })).toEqual({ path: join(debian, 'python3'), version: '1.13.0' });
+    expect(findTool(python, { dirs: [bare] })).toBeUndefined();
   });
 
   it('stops with one message listing exactly what is missing, and how to install it, when installing is not allowed', () => {
@@ -57,12 +67,13 @@ describe('provisioning', () => {
     }
     expect(error).toBeInstanceOf(ProvisionError);
     const { message, tools } = error as ProvisionError;
-    expect(tools).toEqual(['nats-server', 'redis-server', 'chromium']);
+    expect(tools).toEqual(['nats-server', 'redis-server', 'chromium', 'python3']);
     expect(message).toContain(`nats-server >= 2.9.0 (NATS with JetStream, for the cluster tests): ${join(dir, 'nats-server')} is 2.1.0`);
     expect(message).toContain('redis-server >= 6.0.0 (Redis, for the cluster job state): not found');
     expect(message).toContain(`chromium >= 120.0.0 (a headless browser, for the zoo report.html tests): ${join(dir, 'chromium')} is 90.0.4430`);
-    expect(message).toContain('apt-get install -y nats-server redis-server chromium');
-    expect(message).toContain('brew install nats-server redis chromium');
+    expect(message).toContain('python3 >= 1.13.0 (PyTorch, torchvision, ONNX and Pillow, for the PyTorch tests (examples/pytorch)): not found');
+    expect(message).toContain('apt-get install -y nats-server redis-server chromium python3-torch python3-torchvision python3-onnx python3-pil');
+    expect(message).toContain('brew install nats-server redis chromium pytorch torchvision onnx pillow');
     expect(message).toContain('NEUROCORR_INSTALL=0');
   });
 
@@ -84,7 +95,8 @@ describe('provisioning', () => {
     expect(output).toContain('nats-server >= 2.9.0');
     expect(output).toContain('redis-server >= 6.0.0');
     expect(output).toContain('chromium >= 120.0.0');
-    expect(output).toContain('sudo apt-get update && sudo apt-get install -y nats-server redis-server chromium');
+    expect(output).toContain('python3 >= 1.13.0');
+    expect(output).toContain('sudo apt-get update && sudo apt-get install -y nats-server redis-server chromium python3-torch');
     // No test ran: neither vitest's summary nor the project's closing line.
     expect(output).not.toMatch(/Tests: \d+ passed/);
     expect(output).not.toMatch(/Test Files/);

@@ -3,13 +3,14 @@
 named modules as one .safetensors file that `neurocorr score` reads.
 
     python extract_activations.py IMAGES OUT.safetensors [--model resnet18] [--layers a,b,...]
+                                  [--weights none --seed 0] [--export-onnx MODEL.onnx]
 
 The file holds one float32 tensor per layer, [M, ...] with M the number of
 images, and these `__metadata__` entries (every value a string, as safetensors
 requires):
 
     layers             JSON list of the layer names, in the order the forward pass finishes them
-    depths             JSON list, per layer: how many leaf modules had run when it ended
+    depths             JSON list, per layer: its position, 0, 1, 2, ... (as `neurocorr extract` writes)
     layouts            JSON list, per layer: "nchw" for a rank-4 tensor, else null
     probe_fingerprint  "sha256:" + hex sha256 of the preprocessed probes (float32,
                        little-endian, [3, H, W] each, in probe order) followed by
@@ -22,6 +23,8 @@ See docs/PYTORCH.md.
 import argparse
 import hashlib
 import json
+import os
+import struct
 import sys
 from pathlib import Path
 
@@ -54,6 +57,34 @@ def safetensors_metadata(names, depths, ranks, fingerprint, preprocessing):
     }
 
 
+def write_safetensors(path, tensors, metadata):
+    """Writes `tensors` (name -> contiguous float32 CPU tensor) as a .safetensors file, whole or not at all.
+
+    The format is a little-endian u64 header length, a JSON header (padded with
+    spaces to 8 bytes) and the raw tensors; written here so that the recipe needs
+    no `safetensors` package (Debian has none).
+    """
+    header = {"__metadata__": metadata}
+    offset = 0
+    for name, tensor in tensors.items():
+        size = tensor.numel() * 4
+        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as out:
+            out.write(struct.pack("<Q", len(encoded)))
+            out.write(encoded)
+            for tensor in tensors.values():
+                out.write(tensor.numpy().astype("<f4", copy=False).tobytes())
+        os.replace(temp, path)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
 def resnet_blocks(model):
     """The stem, every residual block, the global pool and the classifier of a torchvision ResNet."""
     stages = [getattr(model, f"layer{i}", None) for i in range(1, 5)]
@@ -76,22 +107,30 @@ def main():
     parser.add_argument("out", type=Path, help="the .safetensors file to write")
     parser.add_argument("--model", default="resnet18", help="a torchvision classification model (default: resnet18)")
     parser.add_argument("--weights", default="DEFAULT", help="its weights (DEFAULT, IMAGENET1K_V1, ...), or 'none' for an untrained model")
+    parser.add_argument("--seed", type=int, help="seed torch before the model is built (random weights that repeat)")
     parser.add_argument("--layers", help="comma-separated module names (see --list-layers); default: a ResNet's block outputs")
     parser.add_argument("--list-layers", action="store_true", help="print the model's module names and exit")
     parser.add_argument("--resize", type=int, default=256, help="shorter side after resizing (default: 256)")
     parser.add_argument("--crop", type=int, default=224, help="center crop side (default: 224)")
     parser.add_argument("--batch", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--fingerprint", help="a probe fingerprint to store instead of the computed one")
+    parser.add_argument("--export-onnx", type=Path, help="also export the model, with the same weights, to this .onnx file (opset 13, open batch axis)")
     args = parser.parse_args()
 
     # torch is imported here, not at the top, so that the helpers above load without it (test/extract-onnx.test.ts).
     import torch
     import torchvision
     from PIL import Image
-    from safetensors.torch import save_file
     from torchvision import transforms
 
+    if args.out.resolve() == args.images.resolve() or (args.export_onnx and args.export_onnx.resolve() == args.out.resolve()):
+        sys.exit(f"{args.out}: the output must not be the probe folder or the ONNX file: pick another path")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
     weights = None if args.weights.lower() == "none" else args.weights
     model = torchvision.models.get_model(args.model, weights=weights).eval()
     modules = dict(model.named_modules())
@@ -104,6 +143,18 @@ def main():
     unknown = [name for name in names if name not in modules]
     if unknown:
         sys.exit(f"{args.model} has no module {', '.join(unknown)} (see --list-layers)")
+
+    if args.export_onnx:
+        # Before any hook is registered, so the exported graph is the plain model.
+        torch.onnx.export(
+            model,
+            torch.zeros(1, 3, args.crop, args.crop),
+            str(args.export_onnx),
+            input_names=["input"],
+            dynamic_axes={"input": {0: "N"}},
+            opset_version=13,
+        )
+        print(f"{args.export_onnx}: the model as ONNX", file=sys.stderr)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
@@ -121,12 +172,9 @@ def main():
         with Image.open(path) as image:
             return preprocess(image.convert("RGB"))
 
-    # Forward hooks: every leaf module counts toward depth; the selected ones keep their outputs.
+    # Forward hooks on the selected modules; their order is the order the forward pass finishes them.
     outputs = {name: [] for name in names}
-    state = {"calls": 0, "depth": {}, "order": [], "seen": set()}
-
-    def count_leaf(_module, _inputs, _output):
-        state["calls"] += 1
+    state = {"order": [], "seen": set()}
 
     def keep(name):
         def hook(_module, _inputs, output):
@@ -135,16 +183,12 @@ def main():
             if name in state["seen"]:
                 sys.exit(f"module {name} runs more than once per forward pass: pick another")
             state["seen"].add(name)
-            if name not in state["depth"]:
-                state["depth"][name] = state["calls"]
+            if name not in state["order"]:
                 state["order"].append(name)
             outputs[name].append(output.detach().float().cpu())
 
         return hook
 
-    for module in modules.values():
-        if not any(module.children()):
-            module.register_forward_hook(count_leaf)
     for name in names:
         modules[name].register_forward_hook(keep(name))
 
@@ -154,7 +198,7 @@ def main():
         for start in range(0, len(files), args.batch):
             batch = torch.stack([load(f) for f in files[start : start + args.batch]])
             probes_digest.update(batch.contiguous().numpy().astype("<f4").tobytes())
-            state["calls"], state["seen"] = 0, set()
+            state["seen"] = set()
             model(batch.to(device))
             print(f"{min(start + args.batch, len(files))}/{len(files)} images", file=sys.stderr)
 
@@ -163,9 +207,10 @@ def main():
         sys.exit(f"module {', '.join(n for n in names if n not in ordered)} never runs in a forward pass: pick another")
     tensors = {name: torch.cat(outputs[name]).contiguous() for name in ordered}
     fingerprint = args.fingerprint or probe_fingerprint(probes_digest, preprocessing)
-    depths = [state["depth"][name] for name in ordered]
+    # A layer's depth is its position, as neurocorr extract gives it (docs/PYTORCH.md).
+    depths = list(range(len(ordered)))
     metadata = safetensors_metadata(ordered, depths, [tensors[name].dim() for name in ordered], fingerprint, preprocessing)
-    save_file(tensors, str(args.out), metadata=metadata)
+    write_safetensors(args.out, tensors, metadata)
     print(f"{args.out}: {len(files)} probes, layers {', '.join(ordered)}; probe fingerprint {fingerprint}", file=sys.stderr)
 
 

@@ -24,8 +24,9 @@ export interface Tool {
   readonly versionArgs: readonly string[];
   readonly parseVersion: (output: string) => string | undefined;
   readonly minVersion: string;
-  readonly apt: string;
-  readonly brew: string;
+  /** Debian packages that provide it (several for a Python stack). */
+  readonly apt: readonly string[];
+  readonly brew: readonly string[];
   /** A service the Debian package starts on install that the tests do not want. */
   readonly aptService?: string;
 }
@@ -37,8 +38,8 @@ export const TOOLS: readonly Tool[] = [
     versionArgs: ['--version'],
     parseVersion: (out) => /v(\d+\.\d+\.\d+)/.exec(out)?.[1],
     minVersion: '2.9.0',
-    apt: 'nats-server',
-    brew: 'nats-server',
+    apt: ['nats-server'],
+    brew: ['nats-server'],
   },
   {
     name: 'redis-server',
@@ -46,8 +47,8 @@ export const TOOLS: readonly Tool[] = [
     versionArgs: ['--version'],
     parseVersion: (out) => /v=(\d+\.\d+\.\d+)/.exec(out)?.[1],
     minVersion: '6.0.0',
-    apt: 'redis-server',
-    brew: 'redis',
+    apt: ['redis-server'],
+    brew: ['redis'],
     aptService: 'redis-server',
   },
   {
@@ -56,8 +57,19 @@ export const TOOLS: readonly Tool[] = [
     versionArgs: ['--version'],
     parseVersion: (out) => /Chromium (\d+\.\d+\.\d+)/.exec(out)?.[1],
     minVersion: '120.0.0',
-    apt: 'chromium',
-    brew: 'chromium',
+    apt: ['chromium'],
+    brew: ['chromium'],
+  },
+  {
+    // Debian's PyTorch is a set of Python modules, found by the interpreter that imports them all:
+    // a python3 first on PATH without them (pyenv, a virtualenv) is passed over for /usr/bin/python3.
+    name: 'python3',
+    purpose: 'PyTorch, torchvision, ONNX and Pillow, for the PyTorch tests (examples/pytorch)',
+    versionArgs: ['-c', 'import torch, torchvision, onnx, PIL; print("torch", torch.__version__)'],
+    parseVersion: (out) => /^torch (\d+\.\d+\.\d+)/m.exec(out)?.[1],
+    minVersion: '1.13.0',
+    apt: ['python3-torch', 'python3-torchvision', 'python3-onnx', 'python3-pil'],
+    brew: ['pytorch', 'torchvision', 'onnx', 'pillow'],
   },
 ];
 
@@ -96,7 +108,7 @@ function candidates(tool: Tool, dirs: readonly string[]): Found[] {
   for (const dir of dirs) {
     const path = join(dir, tool.name);
     if (!isExecutableFile(path)) continue;
-    const run = spawnSync(path, [...tool.versionArgs], { encoding: 'utf8', timeout: 10_000 });
+    const run = spawnSync(path, [...tool.versionArgs], { encoding: 'utf8', timeout: 60_000 });
     found.push({ path, version: tool.parseVersion(`${run.stdout ?? ''}${run.stderr ?? ''}`) });
   }
   return found;
@@ -151,8 +163,8 @@ function provisionMessage(missing: readonly Missing[], why: string): string {
     const seen = found.length === 0 ? 'not found' : found.map((f) => `${f.path} is ${f.version ?? 'of unknown version'}`).join('; ');
     return `  - ${tool.name} >= ${tool.minVersion} (${tool.purpose}): ${seen}`;
   });
-  const apt = missing.map((m) => m.tool.apt).join(' ');
-  const brew = missing.map((m) => m.tool.brew).join(' ');
+  const apt = missing.flatMap((m) => m.tool.apt).join(' ');
+  const brew = missing.flatMap((m) => m.tool.brew).join(' ');
   return [
     `the tests need programs that npm cannot install, and they could not be installed here (${why}):`,
     ...lines,
@@ -208,7 +220,7 @@ export function provision(options: ProvisionOptions = {}): Map<string, string> {
 
   const why = cannotInstall(options.install ?? process.env['NEUROCORR_INSTALL'] !== '0');
   if (why !== undefined) throw new ProvisionError(missing, why);
-  const packages = missing.map((m) => m.tool.apt);
+  const packages = missing.flatMap((m) => m.tool.apt);
   log(`neurocorr tests: installing ${packages.join(', ')} with apt-get (Debian packages; the tests need them)`);
   try {
     apt(['update', '-qq']);
