@@ -10,6 +10,7 @@ export const APPENDIX_HEADINGS = [
   '## Null accuracy at scale',
   '## Plan accuracy',
   '## Zoo',
+  '## ResNet-152 from a real model',
   '## Real networks',
   '## Chaos',
   '## Soak',
