@@ -8,7 +8,7 @@
  * each timed, and the full units job extrapolated from the measured rate to
  * N GPU workers. Writes the "ResNet-152 from a real model" section of
  * bench/RESULTS.md. `--quick`: ResNet-18 against ResNet-34 at 64 px on 8
- * probes, writes nothing (test/bench-resnet.test.ts runs it).
+ * probes, writes nothing.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
