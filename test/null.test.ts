@@ -115,6 +115,30 @@ describe('permutation null', () => {
     }
   });
 
+  it('a model against itself, with constant neurons: every null mean stays a mean S, in [0, 1], whatever the rounding of the observed S', () => {
+    // Every observed S is 1 to within float rounding: a control-variate slope fitted to that noise once gave a chance level of 15.
+    for (const seed of [1, 2, 3, 4]) {
+      const base = genModel(500 + seed, { m: 64, layers: [[40, 4, 4], [24, 3, 3], [10]], constants: 0.03, latent: latents(seed, 64, 3) });
+      // Large offsets against small spreads: standardizing in float32 leaves |rho(u, u)| a few ulps off 1.
+      const r = rng(seed);
+      const offsets = base.layers.map((l) => Float64Array.from({ length: l.data.length / 64 }, () => 300 * r()));
+      const model = writeNpyDir({
+        dtype: 'f4',
+        layers: base.layers.map((l, li) => ({ ...l, data: l.data.map((v, i) => Math.fround(v + offsets[li]![i % offsets[li]!.length]!)) })),
+      });
+      const report = score(model, model, ['--null-sample', '500', '--null-seed', String(seed)]);
+      expect(report.null!.sample[0]).toBeLessThan(856);
+      for (const mode of modes) {
+        for (const dir of directions) {
+          const stat = report.null!.scores[mode][dir];
+          expect(stat.mean, `seed ${seed} ${mode} ${dir}`).toBeGreaterThanOrEqual(0);
+          expect(stat.mean, `seed ${seed} ${mode} ${dir}`).toBeLessThan(1);
+          expect(stat.corrected, `seed ${seed} ${mode} ${dir}`).toBeLessThanOrEqual(1);
+        }
+      }
+    }
+  });
+
   it.each(['units', 'channels'] as const)('the sampled estimate agrees with the exact full-permutation null (%s)', (conv) => {
     const latent = latents(11, 16, 3);
     // --conv channels needs one spatial size across layers; units takes any mix.

@@ -66,6 +66,9 @@ const variance = (xs: readonly number[]): number => {
   return xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1);
 };
 
+/** The smallest within-layer sd of the observed S that the control variate's slope is fitted to. */
+const MIN_SPREAD = 1e-6;
+
 /** Below this many sampled neurons, a layer's residual variance is not trusted alone. */
 const SMALL_STRATUM = 10;
 
@@ -117,7 +120,10 @@ function sideEstimate(real: Float64Array, self: ModelShape, sample: Uint32Array,
       sxx += (x - mx) ** 2;
     });
   }
-  const b = sxx > 0 ? sxy / sxx : 0;
+  // Observed S that differs within layers by float rounding alone (a model against itself: every S is 1
+  // to within 1e-7) carries no information, and a slope fitted to that noise can be anything.
+  const fitted = strata.reduce((a, s) => a + s.x.length, 0);
+  const b = sxx > fitted * MIN_SPREAD ** 2 ? sxy / sxx : 0;
   const residuals = strata.flatMap((s) => averaged(s).map((y, j) => y - b * s.x[j]!));
   const pooledIntercept = mean(residuals);
   const pooledVariance = variance(residuals);
