@@ -12,7 +12,7 @@ export { extract, listLayers, type ExtractOptions, type ExtractResult, type Laye
 export type { ImageLayout, ModelFormat, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner } from './extract/runner.js';
 export { zoo, type ZooRunResult } from './zoo/zoo.js';
 export type { ZooModelInput, ZooOptions } from './zoo/options.js';
-export type { ZooModel, ZooPair, ZooResult } from './zoo/types.js';
+export type { ZooExtractionCounts, ZooModel, ZooPair, ZooResult } from './zoo/types.js';
 export { startWorker, type RunningWorker, type WorkerOptions } from './worker/cluster/worker.js';
 export { initQueue, type QueueInitOptions, type QueueInitResult } from './coordinator/cluster/queue-init.js';
 export type { ClusterOptions, ModelOptions, NullOptionsInput, PlanOptions, RunOptions, ScoreOptions } from './coordinator/options.js';

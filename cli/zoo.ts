@@ -35,7 +35,7 @@ export function addZooCommand(program: Command, io: Io, env: CliEnv): void {
     program
       .command('zoo')
       .description(
-        'every ordered pair of a set of models as one job, incrementally: a zoo file ({"models": [{"name", "path", "tags"?}]}) or the sets themselves (name=path or path)',
+        'every ordered pair of a set of models as one job, incrementally: a zoo file ({"models": [{"name", "path" or "model", "tags"?}], "extract"?: {...}}: models are extracted by the zoo) or the activation sets themselves (name=path or path)',
       )
       .argument('<zoo-or-sets...>', 'a zoo file (.json), or two or more activation sets'),
     'zoo',

@@ -566,7 +566,19 @@ describe('what the rendered objects say', () => {
     const pod = podSpec(cron);
     const c = pod.containers[0]!;
     expect(c.command).toEqual(['neurocorr']);
-    expect(c.args!.slice(0, 8)).toEqual(['zoo', '/data/zoo/zoo.json', '--out', '/results/zoo', '--store', '/store/zoo.sqlite', '--store-wait', '900']);
+    // The example's zoo file names models: their extracted sets go to the workers through the object store.
+    expect(c.args!.slice(0, 9)).toEqual([
+      'zoo',
+      '/data/zoo/zoo.json',
+      '--out',
+      '/results/zoo',
+      '--store',
+      '/store/zoo.sqlite',
+      '--store-wait',
+      '900',
+      '--upload',
+    ]);
+    expect(podSpec(one(template([ci('default-values.yaml')], ['zoo.enabled=true']), 'CronJob', 'zoo')).containers[0]!.args).not.toContain('--upload');
     expect(flag(c, '--nats')).toMatch(/^nats:\/\//);
     expect(flag(c, '--redis')).toMatch(/^redis:\/\//);
     // One stuck night ends, so the next is not skipped (Forbid).
@@ -949,7 +961,10 @@ describe('the rendered commands run natively, as a kubelet would start them', ()
     ]);
     // Small and quick: no null baseline, small tiles so both workers get some.
     const quick = join(scratch, 'quick-values.yaml');
-    writeFileSync(quick, 'job:\n  extraArgs: ["--null", "0", "--tile", "16", "--no-progress"]\nzoo:\n  extraArgs: ["--null", "0", "--no-progress"]\n');
+    writeFileSync(
+      quick,
+      'job:\n  extraArgs: ["--null", "0", "--tile", "16", "--no-progress"]\nzoo:\n  upload: true\n  extraArgs: ["--null", "0", "--no-progress"]\n',
+    );
     objs = template([ci('external-values.yaml'), quick]);
     const values = { nats: 'nats://nats.messaging.svc.cluster.local:4222', redis: 'redis://redis-master.state.svc.cluster.local:6379/0' };
     urls = new Map([
@@ -958,14 +973,27 @@ describe('the rendered commands run natively, as a kubelet would start them', ()
     ]);
     expect(flag(podSpec(one(objs, 'Deployment', 'worker')).containers[0]!, '--nats')).toBe(values.nats);
 
-    // The data volume: the job's two models and a three-model zoo from examples/zoo.
+    // The data volume: the job's two models, and a models folder (two TensorFlow.js and two ONNX models
+    // from examples/) with its probe images, which the zoo extracts.
     const data = join(root, 'claims', 'neurocorr-activations');
     const latent = latents(7, 24, 3);
     writeNpyDir(genModel(71, { m: 24, layers: [[40], [30]], latent }), join(data, 'models', 'a'));
     writeNpyDir(genModel(72, { m: 24, layers: [[36]], latent }), join(data, 'models', 'b'));
-    const models = ['a1', 'a2', 'b1'];
-    for (const name of models) cpSync(join(ROOT, 'examples', 'zoo', name), join(data, name), { recursive: true });
-    writeFileSync(join(data, 'zoo.json'), JSON.stringify({ models: models.map((name) => ({ name, path: name })) }));
+    for (const name of ['a', 'b']) cpSync(join(ROOT, 'examples', 'tfjs', name), join(data, 'zoo-models', `tfjs-${name}`), { recursive: true });
+    for (const name of ['x', 'y']) cpSync(join(ROOT, 'examples', 'zoo-models', 'models', `${name}.onnx`), join(data, 'zoo-models', `onnx-${name}.onnx`));
+    cpSync(join(ROOT, 'examples', 'tfjs', 'probes'), join(data, 'probes'), { recursive: true });
+    writeFileSync(
+      join(data, 'zoo.json'),
+      JSON.stringify({
+        extract: { probes: 'probes', preprocess: 'tf' },
+        models: [
+          { name: 'tfjs-a', model: 'zoo-models/tfjs-a' },
+          { name: 'tfjs-b', model: 'zoo-models/tfjs-b' },
+          { name: 'onnx-x', model: 'zoo-models/onnx-x.onnx', layers: ['conv2', 'conv3', 'fc'] },
+          { name: 'onnx-y', model: 'zoo-models/onnx-y.onnx', layers: ['conv2', 'conv3', 'fc'] },
+        ],
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -1027,14 +1055,19 @@ describe('the rendered commands run natively, as a kubelet would start them', ()
     for (const text of [p.stdout(), p.stderr(), ...workers.map((w) => w.proc.stderr())]) expect(text).not.toContain('S3CRET');
   });
 
-  it('the zoo CronJob completes a three-model zoo and writes matrix.csv, with its store on the store volume', async () => {
+  it('the zoo CronJob extracts the models of its models folder, completes the zoo and writes matrix.csv, with its store on the store volume', async () => {
     const cron = one(objs, 'CronJob', 'zoo');
     const p = run(cron);
     expect(await p.exited, p.stderr()).toBe(0);
+    expect(p.stdout()).toMatch(/4 models, 16 ordered pairs: extracted 4 models, reused 0; computed 16 pairs, reused 0/);
     const results = join(root, 'claims', `${RELEASE}-neurocorr-results`, 'zoo');
     const csv = readFileSync(join(results, 'matrix.csv'), 'utf8');
-    for (const name of ['a1', 'a2', 'b1']) expect(csv).toContain(name);
-    expect(csv).not.toContain('random');
+    for (const name of ['tfjs-a', 'tfjs-b', 'onnx-x', 'onnx-y']) expect(csv).toContain(name);
+    expect(readdirSync(join(results, 'extracted'))).toHaveLength(4);
+    // The next night: nothing new, nothing extracted or computed.
+    const again = run(cron);
+    expect(await again.exited, again.stderr()).toBe(0);
+    expect(again.stdout()).toMatch(/extracted 0 models, reused 4; computed 0 pairs, reused 16/);
     expect(existsSync(join(root, 'claims', `${RELEASE}-neurocorr-zoo-store`, 'zoo.sqlite'))).toBe(true);
   });
 

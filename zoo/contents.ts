@@ -21,6 +21,8 @@ export const ZOO_FILES = ['matrix.csv', 'matrix.json', 'matrix.arrow', 'heatmap.
 /** The results store's files when it is in the output folder (its default place): kept there, never written by the outputs. */
 export const STORE_NAME = 'zoo.sqlite';
 export const STORE_FILES = [STORE_NAME, `${STORE_NAME}-wal`, `${STORE_NAME}-shm`, `${STORE_NAME}-journal`] as const;
+/** The folder of extracted sets (a zoo whose file names models): the zoo's own, listed in its marker. */
+export const EXTRACTED_DIR = 'extracted';
 export type ZooFileName = (typeof ZOO_FILES)[number];
 
 export interface ZooFile {
@@ -68,6 +70,7 @@ export function matrixJson(result: ZooResult, order: ZooOrder): string {
     options: result.options,
     computed: result.computed,
     reused: result.reused,
+    ...(result.extraction !== undefined ? { extraction: result.extraction } : {}),
     seconds: result.seconds,
     matrices: zooMatrices(result),
   };
@@ -82,7 +85,7 @@ export function zooMarker(result: ZooResult | null): string {
     version: 1,
     models: result?.models.map((m) => m.name) ?? [],
     pairs: result?.pairs.length ?? 0,
-    files: ZOO_FILES.filter((f) => f !== ZOO_MARKER),
+    files: [...ZOO_FILES.filter((f) => f !== ZOO_MARKER), ...(result?.models.some((m) => m.model !== undefined) ? [EXTRACTED_DIR] : [])],
   };
   return `${JSON.stringify(marker, null, 1)}\n`;
 }

@@ -4,7 +4,8 @@ import { num, OPTIONS } from '../shared/options/index.js';
 import { isObject, knownKeys, optional, string, stringList } from '../shared/validate.js';
 import { RUN_KEYS, runSettings, type RunOptions, type RunSettings } from '../coordinator/options.js';
 import { STORE_NAME } from './contents.js';
-import { checkEntries, readZooFile, type ZooEntry } from './zoo-file.js';
+import { checkEntries, readZooFile, type ZooEntry, type ZooExtract } from './zoo-file.js';
+import { checkModelFeeds } from './zoo-feed.js';
 import { join, resolve } from 'node:path';
 
 export interface ZooModelInput {
@@ -15,7 +16,7 @@ export interface ZooModelInput {
 }
 
 export interface ZooOptions extends Omit<RunOptions, 'layersF' | 'layersG' | 'sample'> {
-  /** A zoo file (JSON: `{"models": [{"name", "path", "tags"?}]}`, paths relative to it); or give `models`. */
+  /** A zoo file (JSON: `{"models": [{"name", "path" | "model", "tags"?}], "extract"?: {...}}`, paths relative to it; see docs/ZOO.md); or give `models` (activation sets only). */
   readonly zoo?: string;
   readonly models?: readonly ZooModelInput[];
   /** The zoo's folder: matrices, heatmaps, report.html, and (by default) the results store. Created if missing; an existing one must be a zoo's (its zoo.json) or empty. */
@@ -28,6 +29,8 @@ export interface ZooOptions extends Omit<RunOptions, 'layersF' | 'layersG' | 'sa
 
 export interface ZooSettings extends RunSettings {
   readonly entries: readonly ZooEntry[];
+  /** The zoo file's `extract` section (null: none, or the models came as `models`). */
+  readonly extract: ZooExtract | null;
   readonly source: string;
   readonly out: string;
   readonly store: string;
@@ -61,11 +64,13 @@ export function zooSettings(options: ZooOptions): ZooSettings {
   knownKeys('', o, ZOO_KEYS);
   if ((o['zoo'] === undefined) === (o['models'] === undefined)) throw new OptionTypeError('', 'must give exactly one of zoo (a zoo file) and models');
   const source = o['zoo'] === undefined ? 'the command line' : string('zoo', o['zoo']);
-  const entries = o['zoo'] === undefined ? modelInputs(o['models']) : readZooFile(source);
+  const { entries, extract } = o['zoo'] === undefined ? { entries: modelInputs(o['models']), extract: null } : readZooFile(source);
+  if (extract !== null) checkModelFeeds(source, entries, extract);
   const out = resolve(string('out', o['out']));
   return {
     ...runSettings(o),
     entries,
+    extract,
     source,
     out,
     store: resolve(optional(o['store'], (v) => string('store', v), join(out, STORE_NAME))),

@@ -15,16 +15,16 @@
  * - Nothing else is ever deleted: only neurocorr's own files are replaced,
  *   and stale temps of dead runs (`FILE.tmp-PID`, PID gone) are removed.
  */
-import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '../shared/errors.js';
-import { checkOutputSet, lexists, readJsonObject, strayEntry, writeFilesSteps } from '../shared/formats/index.js';
+import { checkOutputSet, lexists, readJsonObject, writeFilesSteps } from '../shared/formats/index.js';
 import { runStepsAsync } from '../shared/steps.js';
 import { dropTemp, removeStaleTemps, tempPath } from '../shared/temp.js';
-import { STORE_FILES, ZOO_FILES, ZOO_FORMAT, ZOO_MARKER, zooFiles, type ZooFile } from './contents.js';
+import { EXTRACTED_DIR, STORE_FILES, ZOO_FILES, ZOO_FORMAT, ZOO_MARKER, zooFiles, type ZooFile } from './contents.js';
 import type { ZooResult } from './types.js';
 
-export { STORE_FILES, STORE_NAME, ZOO_FILES, ZOO_FORMAT, ZOO_MARKER } from './contents.js';
+export { EXTRACTED_DIR, STORE_FILES, STORE_NAME, ZOO_FILES, ZOO_FORMAT, ZOO_MARKER } from './contents.js';
 
 const ZOO_SET = 'a folder written by neurocorr zoo';
 
@@ -39,7 +39,12 @@ export function zooOwnership(dir: string): string | null {
     ...files.filter((f): f is string => typeof f === 'string' && !f.includes('/') && !f.includes('\\')),
   ]);
   for (const name of own) removeStaleTemps(join(dir, name));
-  return strayEntry(dir, own);
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    // The folder of extracted sets is the zoo's own, whether or not a run has listed it yet.
+    if (e.name === EXTRACTED_DIR && e.isDirectory()) continue;
+    if (!own.has(e.name) || !e.isFile()) return `it holds ${e.name}, which neurocorr did not write`;
+  }
+  return null;
 }
 
 /**
@@ -62,6 +67,8 @@ export function checkZooOutputs(dir: string, inputs: readonly string[], force: b
 export interface ZooOutputOptions {
   /** Write into an existing DIR if (and only if) neurocorr zoo wrote it. */
   readonly force: boolean;
+  /** The zoo's inputs (default: the models' paths, or their model files). */
+  readonly inputs?: readonly string[];
 }
 
 /** Writes `files` into `dir` (checked already): a new folder through a temp folder renamed into place, an existing one file by file, all renamed at the end. Returns the paths written. */
@@ -92,10 +99,7 @@ export async function writeZooFiles(dir: string, files: readonly ZooFile[]): Pro
  */
 export async function writeZooOutputs(result: ZooResult, dir: string, options: ZooOutputOptions): Promise<string[]> {
   const files = await zooFiles(result);
-  checkZooOutputs(
-    dir,
-    result.models.map((m) => m.path),
-    options.force,
-  );
+  // A model entry's extracted set is in DIR: its input is the model file.
+  checkZooOutputs(dir, options.inputs ?? result.models.map((m) => m.model ?? m.path), options.force);
   return writeZooFiles(dir, files);
 }

@@ -9,8 +9,10 @@ import type { MatchMode, Report } from '../shared/core/index.js';
 export interface ZooModel {
   /** Unique within the zoo: letters, digits, `.`, `_`, `-` (it names files and rows). */
   readonly name: string;
-  /** The activation set: an npy folder, a .safetensors file or a shard set. */
+  /** The activation set: an npy folder, a .safetensors file or a shard set (for a model entry, its extracted set in the zoo's folder). */
   readonly path: string;
+  /** A model entry's model file, which the zoo extracted to `path`; absent for an activation set entry. */
+  readonly model?: string;
   readonly tags: readonly string[];
   /** The content key of the activation set (content-key.ts): equal keys mean equal activations. */
   readonly key: string;
@@ -42,4 +44,12 @@ export interface ZooResult {
   readonly computed: number;
   readonly reused: number;
   readonly seconds: number;
+  /** With model entries: models extracted in this run, extracted sets reused, and the models left out (their entries' names). */
+  readonly extraction?: ZooExtractionCounts;
+}
+
+export interface ZooExtractionCounts {
+  readonly extracted: number;
+  readonly reused: number;
+  readonly failed: readonly string[];
 }
