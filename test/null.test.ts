@@ -115,26 +115,29 @@ describe('permutation null', () => {
     }
   });
 
-  it('a model against itself, with constant neurons: every null mean stays a mean S, in [0, 1], whatever the rounding of the observed S', () => {
-    // Every observed S is 1 to within float rounding: a control-variate slope fitted to that noise once gave a chance level of 15.
-    for (const seed of [1, 2, 3, 4]) {
-      const base = genModel(500 + seed, { m: 64, layers: [[40, 4, 4], [24, 3, 3], [10]], constants: 0.03, latent: latents(seed, 64, 3) });
-      // Large offsets against small spreads: standardizing in float32 leaves |rho(u, u)| a few ulps off 1.
-      const r = rng(seed);
-      const offsets = base.layers.map((l) => Float64Array.from({ length: l.data.length / 64 }, () => 300 * r()));
-      const model = writeNpyDir({
-        dtype: 'f4',
-        layers: base.layers.map((l, li) => ({ ...l, data: l.data.map((v, i) => Math.fround(v + offsets[li]![i % offsets[li]!.length]!)) })),
-      });
-      const report = score(model, model, ['--null-sample', '500', '--null-seed', String(seed)]);
-      expect(report.null!.sample[0]).toBeLessThan(856);
-      for (const mode of modes) {
-        for (const dir of directions) {
-          const stat = report.null!.scores[mode][dir];
-          expect(stat.mean, `seed ${seed} ${mode} ${dir}`).toBeGreaterThanOrEqual(0);
-          expect(stat.mean, `seed ${seed} ${mode} ${dir}`).toBeLessThan(1);
-          expect(stat.corrected, `seed ${seed} ${mode} ${dir}`).toBeLessThanOrEqual(1);
-        }
+  it('a model against itself, with constant neurons: every null mean stays a mean S, in [0, 1], though the observed S differ by rounding alone', () => {
+    // An example ONNX model's ReLU layers (62 dead units): every observed S is 1 within a few ulps, and a
+    // control-variate slope fitted to that noise once gave a chance level of 15 (the zoo's store then refused the report).
+    const set = join(mkdtempSync(join(tmpdir(), 'nc-null-self-')), 'x');
+    const model = join(import.meta.dirname, '..', 'examples', 'zoo-models', 'models', 'x.onnx');
+    const probes = join(import.meta.dirname, '..', 'examples', 'tfjs', 'probes');
+    const extract = spawnSync(
+      process.execPath,
+      [BIN, 'extract', model, '--probes', probes, '--preprocess', 'tf', '--layers', 'relu2,relu3,fc', '--out', set, '--no-progress'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(extract.status, extract.stderr).toBe(0);
+    const report = score(set, set);
+    expect(report.null!.sample[0]).toBeLessThan(2058);
+    for (const mode of modes) {
+      for (const dir of directions) {
+        const stat = report.null!.scores[mode][dir];
+        expect(stat.mean, `${mode} ${dir}`).toBeGreaterThanOrEqual(0);
+        expect(stat.mean, `${mode} ${dir}`).toBeLessThan(1);
+        expect(stat.corrected, `${mode} ${dir}`).toBeGreaterThan(0.9);
+        expect(stat.corrected, `${mode} ${dir}`).toBeLessThanOrEqual(1);
       }
     }
   });
