@@ -72,6 +72,16 @@ describe('results store', () => {
     expect(JSON.stringify(store.get(KEY))).toBe(JSON.stringify(report));
     expect(store.keys()).toEqual([KEY]);
     expect(store.size).toBe(1);
+    // What get() would refuse is never written.
+    const impossible = {
+      ...report,
+      null: {
+        ...report.null!,
+        scores: { ...report.null!.scores, paper: { ...report.null!.scores.paper, backward: { ...report.null!.scores.paper.backward, mean: 15 } } },
+      },
+    };
+    expect(() => store.put(KEY, impossible)).toThrow(/ZooStore\.put: .* fails the checks of a stored report/);
+    expect(store.get(KEY)).toEqual(report);
     store.close();
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');

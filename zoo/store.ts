@@ -124,6 +124,9 @@ export class ZooStore {
     const lease = this.requireWriter('put');
     const problem = pairKeyProblem(key);
     if (problem !== null) throw new InternalError(`ZooStore.put: ${problem}`);
+    // What get() would refuse is never written: an impossible report is this run's failure, not the next one's.
+    if (!isReport(report))
+      throw new InternalError(`ZooStore.put: the report of pair ${key.f.slice(0, 12)}.. x ${key.g.slice(0, 12)}.. fails the checks of a stored report`);
     const text = JSON.stringify(report);
     const insert = this.db.prepare('INSERT OR REPLACE INTO pairs (f, g, options, score_version, report, created_ms) VALUES (?, ?, ?, ?, ?, ?)');
     this.db
