@@ -1,0 +1,47 @@
+/**
+ * The batch loop of extract: probes are read and run `step` at a time, up
+ * to `slots` batches at once (one per thread), and each batch's activations
+ * are handed on in probe order. The partition into batches depends only on
+ * `step`, never on the threads.
+ */
+
+export interface BatchRun {
+  /** Batches run at once: 1 in the main thread, one per thread of a pool. */
+  readonly slots: number;
+  run(inputs: Float32Array, count: number): Promise<Float32Array[]>;
+}
+
+export interface Batch {
+  readonly start: number;
+  readonly count: number;
+  readonly outs: Float32Array[];
+  /** Bytes of the batch's input and activations. */
+  readonly bytes: number;
+}
+
+export async function runBatches(
+  m: number,
+  step: number,
+  read: (start: number, count: number) => Promise<Float32Array>,
+  runner: BatchRun,
+  write: (batch: Batch) => void,
+): Promise<void> {
+  const pending: Promise<Batch>[] = [];
+  try {
+    for (let start = 0; start < m; start += step) {
+      if (pending.length >= runner.slots) write(await pending.shift()!);
+      const count = Math.min(step, m - start);
+      const inputs = await read(start, count);
+      // Measured now: the run may move the input's buffer to a thread.
+      const size = inputs.byteLength;
+      const batch = runner.run(inputs, count).then((outs) => ({ start, count, outs, bytes: size + outs.reduce((n, a) => n + a.byteLength, 0) }));
+      // Awaited in turn below; until then a failure must not count as unhandled.
+      batch.catch(() => undefined);
+      pending.push(batch);
+    }
+    while (pending.length > 0) write(await pending.shift()!);
+  } finally {
+    // A failed batch stops the loop: let the others settle before the threads are stopped.
+    await Promise.allSettled(pending);
+  }
+}
