@@ -1,8 +1,9 @@
 /**
  * The batch loop of extract: probes are read and run `step` at a time, up
  * to `slots` batches at once (one per thread), and each batch's activations
- * are handed on in probe order. The partition into batches depends only on
- * `step`, never on the threads.
+ * are handed on in probe order; a batch is written while the next ones run
+ * (so memory holds `slots` batches running and one being written). The
+ * partition into batches depends only on `step`, never on the threads.
  */
 
 export interface BatchRun {
@@ -24,12 +25,20 @@ export async function runBatches(
   step: number,
   read: (start: number, count: number) => Promise<Float32Array>,
   runner: BatchRun,
-  write: (batch: Batch) => void,
+  write: (batch: Batch) => Promise<void>,
 ): Promise<void> {
   const pending: Promise<Batch>[] = [];
+  let writing: Promise<void> = Promise.resolve();
+  const hand = async (next: Promise<Batch>): Promise<void> => {
+    const batch = await next;
+    // In probe order: the batch before has been written first.
+    await writing;
+    writing = write(batch);
+    writing.catch(() => undefined);
+  };
   try {
     for (let start = 0; start < m; start += step) {
-      if (pending.length >= runner.slots) write(await pending.shift()!);
+      if (pending.length >= runner.slots) await hand(pending.shift()!);
       const count = Math.min(step, m - start);
       const inputs = await read(start, count);
       // Measured now: the run may move the input's buffer to a thread.
@@ -39,9 +48,10 @@ export async function runBatches(
       batch.catch(() => undefined);
       pending.push(batch);
     }
-    while (pending.length > 0) write(await pending.shift()!);
+    while (pending.length > 0) await hand(pending.shift()!);
+    await writing;
   } finally {
-    // A failed batch stops the loop: let the others settle before the threads are stopped.
-    await Promise.allSettled(pending);
+    // A failed batch stops the loop: let the others (and the last write) settle before the threads and files are closed.
+    await Promise.allSettled([...pending, writing]);
   }
 }

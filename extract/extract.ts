@@ -22,7 +22,7 @@ import type { ModelFormat, ModelInputInfo, ModelLayerInfo } from './runner.js';
 import { selectLayers } from './select.js';
 import { batchSize, checkModelShapes } from './shapes.js';
 import { defaultThreads } from '../worker/pool.js';
-import { runBatches, type BatchRun } from './batches.js';
+import { runBatches } from './batches.js';
 
 export interface ExtractOptions {
   /** A tfjs model.json (or its folder), or an .onnx file. */
@@ -140,8 +140,6 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
   checkFeedOptions(probeKind(probesPath), size, preprocess);
   const opened = await openModel(model, log, { threads });
   const { runner } = opened;
-  let disposed: Promise<void> | null = null;
-  const dispose = (): Promise<void> => (disposed ??= runner.dispose());
   let resolvedWith: readonly number[] | null = null;
   const tmp = tempPath(out);
   try {
@@ -176,7 +174,11 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
     let garbage = 0;
     const batches = Math.ceil(m / step);
     const pooled = runner.format !== 'onnx' && threads > 1 && batches > 1;
-    const pool = pooled ? await startPool(dispose, opened.path, resolvedWith, selected, Math.min(threads, batches), log) : null;
+    const pool = pooled
+      ? await (
+          await import('./tfjs-pool.js')
+        ).startBackends(runner, { model: opened.path, resolve: resolvedWith, names, threads: Math.min(threads, batches), log })
+      : null;
     const ran = runner.format === 'onnx' ? threads : (pool?.slots ?? 1);
     try {
       const run = pool ?? { slots: 1, run: (inputs: Float32Array, count: number) => runner.run(inputs, count, names) };
@@ -185,8 +187,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
         step,
         (start, count) => probes.read(start, count, planned.feed),
         run,
-        ({ outs, count, start, bytes }) => {
-          files.append(outs, count, start, probes.names);
+        async ({ outs, count, start, bytes }) => {
+          await files.append(outs, count, start, probes.names);
           progress(start + count, m);
           // Each batch's arrays die young, and V8 collects such buffers lazily: without a full collection
           // now and then, RSS climbs with M by tens of MiB.
@@ -239,29 +241,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
     return { format: runner.format, probes: m, fingerprint: probes.fingerprint, layers, neurons, bytes: neurons * m * 4, shards: shardCount, threads: ran };
   } finally {
     dropTemp(tmp);
-    await dispose();
+    await runner.dispose();
   }
-}
-
-/**
- * The pool of TensorFlow.js threads for `runner`'s model. The main thread's
- * copy of the model is let go first (memory holds one copy per thread), but
- * for the backend it ended on, which every thread takes.
- */
-async function startPool(
-  release: () => Promise<void>,
-  model: string,
-  resolve: readonly number[] | null,
-  layers: readonly ModelLayerInfo[],
-  threads: number,
-  log: (line: string) => void,
-): Promise<BatchRun & { destroy(): Promise<void> }> {
-  const { loadTf } = await import('./tfjs.js');
-  const backend = (await loadTf()).getBackend();
-  await release();
-  const { startModelPool } = await import('./tfjs-pool.js');
-  const pool = await startModelPool({ model, resolve, names: layers.map((l) => l.name), backend, threads, log });
-  return { slots: pool.threads, run: (inputs, count) => pool.run(inputs, count), destroy: () => pool.destroy() };
 }
 
 /** `layer` as `resolve` gave it; a layer `resolve` left out gives no float32 row per probe. */

@@ -1,6 +1,7 @@
 /**
  * A pool of TensorFlow.js backends for extract: one thread per backend, each
- * with its own copy of the model, running one batch at a time. Batches go to
+ * with its own copy of the model, running one batch at a time (the main
+ * thread's model is one more, startBackends). Batches go to
  * the threads and their activations come back as moved buffers (never
  * copied across). A batch's result does not depend on the thread that ran
  * it: every thread runs the same single-threaded backend on the same batch.
@@ -10,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { InternalError, NeurocorrError } from '../shared/errors.js';
 import { collectGarbage } from '../shared/formats/index.js';
+import type { BatchRun } from './batches.js';
+import type { ModelRunner } from './runner.js';
+import { loadTf } from './tfjs.js';
 import { OPENED, type LogMessage, type ModelPoolData, type ModelPoolTask, type ThreadError } from './tfjs-pool-protocol.js';
 
 const WORKER = fileURLToPath(new URL('./tfjs-pool-worker.js', import.meta.url));
@@ -86,5 +90,39 @@ export async function startModelPool(options: ModelPoolOptions): Promise<ModelPo
       hide();
       await pool.destroy();
     },
+  };
+}
+
+/**
+ * `threads` TensorFlow.js backends over batches: the main thread's (its
+ * runner, already loaded) and `threads - 1` pool threads. A batch goes to a
+ * free pool thread, else to the main thread; the caller keeps at most
+ * `threads` batches in flight. Every backend is the one the main thread's
+ * model is on (wasm, or cpu after a fallback).
+ */
+export async function startBackends(runner: ModelRunner, options: Omit<ModelPoolOptions, 'backend'>): Promise<BatchRun & { destroy(): Promise<void> }> {
+  const backend = (await loadTf()).getBackend();
+  const pool = await startModelPool({ ...options, threads: options.threads - 1, backend });
+  let poolBusy = 0;
+  let mainBusy = false;
+  return {
+    slots: options.threads,
+    async run(inputs, count) {
+      if (mainBusy || poolBusy < pool.threads) {
+        poolBusy++;
+        try {
+          return await pool.run(inputs, count);
+        } finally {
+          poolBusy--;
+        }
+      }
+      mainBusy = true;
+      try {
+        return await runner.run(inputs, count, options.names);
+      } finally {
+        mainBusy = false;
+      }
+    },
+    destroy: () => pool.destroy(),
   };
 }
