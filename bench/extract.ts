@@ -121,12 +121,10 @@ const quiet = Math.max(...load) < 1.5 * T ? 'quiet' : 'busy';
 const table = [
   '| path | threads | layers | probes/s (median of 3) | runs (s) |',
   '| ---- | ------: | -----: | ---------------------: | -------- |',
-  ...rows.map(
-    ([path, threads, r, layers], i) =>
-      `| ${path} | ${threads} | ${layers} | ${r.toFixed(2)} | ${Object.values(times)
-        [i]!.map((s) => s.toFixed(1))
-        .join(', ')} |`,
-  ),
+  ...rows.map(([path, threads, r, layers], i) => {
+    const runs = Object.values(times)[i]!.map((s) => s.toFixed(1));
+    return `| ${path} | ${threads} | ${layers} | ${r.toFixed(2)} | ${runs.join(', ')} |`;
+  }),
   '',
   `- ONNX / PyTorch: **${ratio(rate('onnx'), rate('torch'))}** (goal >= 1)`,
   `- tfjs ${T} threads / 1 thread: **${ratio(rate('tfjsT'), rate('tfjs1'))}** (goal >= 1.6)`,
