@@ -9,13 +9,19 @@
 export interface BatchRun {
   /** Batches run at once: 1 in the main thread, one per thread of a pool. */
   readonly slots: number;
-  run(inputs: Float32Array, count: number): Promise<Float32Array[]>;
+  run(inputs: Float32Array, count: number): Promise<BatchOutput>;
 }
 
-export interface Batch {
+export interface BatchOutput {
+  /** One array per layer. */
+  readonly outs: Float32Array[];
+  /** Each layer's first NaN or infinity (-1: none) where the thread that ran the batch looked already, else null. */
+  readonly nonFinite: readonly number[] | null;
+}
+
+export interface Batch extends BatchOutput {
   readonly start: number;
   readonly count: number;
-  readonly outs: Float32Array[];
   /** Bytes of the batch's input and activations. */
   readonly bytes: number;
 }
@@ -43,7 +49,9 @@ export async function runBatches(
       const inputs = await read(start, count);
       // Measured now: the run may move the input's buffer to a thread.
       const size = inputs.byteLength;
-      const batch = runner.run(inputs, count).then((outs) => ({ start, count, outs, bytes: size + outs.reduce((n, a) => n + a.byteLength, 0) }));
+      const batch = runner
+        .run(inputs, count)
+        .then(({ outs, nonFinite }) => ({ start, count, outs, nonFinite, bytes: size + outs.reduce((n, a) => n + a.byteLength, 0) }));
       // Awaited in turn below; until then a failure must not count as unhandled.
       batch.catch(() => undefined);
       pending.push(batch);

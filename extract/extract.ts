@@ -181,14 +181,14 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
       : null;
     const ran = runner.format === 'onnx' ? threads : (pool?.slots ?? 1);
     try {
-      const run = pool ?? { slots: 1, run: (inputs: Float32Array, count: number) => runner.run(inputs, count, names) };
+      const run = pool ?? { slots: 1, run: async (inputs: Float32Array, count: number) => ({ outs: await runner.run(inputs, count, names), nonFinite: null }) };
       await runBatches(
         m,
         step,
         (start, count) => probes.read(start, count, planned.feed),
         run,
-        async ({ outs, count, start, bytes }) => {
-          await files.append(outs, count, start, probes.names);
+        async ({ outs, nonFinite, count, start, bytes }) => {
+          await files.append(outs, count, start, probes.names, nonFinite);
           progress(start + count, m);
           // Each batch's arrays die young, and V8 collects such buffers lazily: without a full collection
           // now and then, RSS climbs with M by tens of MiB.

@@ -18,6 +18,12 @@ export interface ModelPoolTask {
   readonly count: number;
 }
 
+/** A batch's activations, one array per layer (each moved, never copied), and each one's first NaN or infinity (-1: none). */
+export interface ModelPoolReply {
+  readonly outs: Float32Array[];
+  readonly nonFinite: number[];
+}
+
 /** An error thrown in a thread, as its type is lost crossing the boundary. */
 export interface ThreadError {
   readonly error: { readonly message: string; readonly code: ErrorCode | null; readonly exitCode: ExitCode | null };

@@ -5,12 +5,13 @@
  */
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
-import { move, workerData } from 'piscina';
+import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { NeurocorrError } from '../shared/errors.js';
 import { openModel } from './open.js';
+import { firstNonFinite } from './output.js';
 import type { ModelRunner } from './runner.js';
 import { loadTf } from './tfjs.js';
-import { OPENED, type ModelPoolData, type ModelPoolTask, type ThreadError } from './tfjs-pool-protocol.js';
+import { OPENED, type ModelPoolData, type ModelPoolReply, type ModelPoolTask, type ThreadError } from './tfjs-pool-protocol.js';
 
 const data = workerData as ModelPoolData;
 // V8's gc, from a context made while the pool holds --expose-gc on (it does until every thread has opened its model).
@@ -50,26 +51,23 @@ const thrown = (err: unknown): ThreadError => ({
   },
 });
 
-export default async function run(task: ModelPoolTask): Promise<ArrayBuffer | ThreadError> {
+export default async function run(task: ModelPoolTask): Promise<ModelPoolReply | ThreadError> {
   if (opened instanceof Error) return thrown(opened);
   try {
-    const outs = await opened.run(task.inputs, task.count, data.names);
-    // One buffer: the layers' lengths (uint32), then their values, layer after layer.
-    const head = outs.length + 1;
-    const buffer = new ArrayBuffer(4 * (head + outs.reduce((n, a) => n + a.length, 0)));
-    new Uint32Array(buffer, 0, head).set([outs.length, ...outs.map((a) => a.length)]);
-    let at = head;
-    for (const a of outs) {
-      new Float32Array(buffer, 4 * at, a.length).set(a);
-      at += a.length;
-    }
+    // Arrays that own their whole buffer move as they are; a view is copied first (moving it would move all its buffer).
+    const outs = (await opened.run(task.inputs, task.count, data.names)).map((a) =>
+      a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice(),
+    );
+    // Checked here, in parallel, rather than by the main thread that writes them.
+    const reply: ModelPoolReply = { outs, nonFinite: outs.map(firstNonFinite) };
     // The batch's arrays die young and V8 collects them lazily: without this, each thread's RSS climbs with M.
-    garbage += task.inputs.byteLength + 2 * buffer.byteLength;
+    garbage += task.inputs.byteLength + outs.reduce((n, a) => n + a.byteLength, 0);
     if (garbage > GC_BYTES && gc !== null) {
       gc();
       garbage = 0;
     }
-    return move(buffer) as unknown as ArrayBuffer;
+    const movable = { [transferableSymbol]: outs.map((a) => a.buffer), [valueSymbol]: reply };
+    return move(movable as unknown as ArrayBuffer) as unknown as ModelPoolReply;
   } catch (err) {
     return thrown(err);
   }

@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { InternalError, NeurocorrError } from '../shared/errors.js';
 import { collectGarbage } from '../shared/formats/index.js';
-import type { BatchRun } from './batches.js';
+import type { BatchOutput, BatchRun } from './batches.js';
 import type { ModelRunner } from './runner.js';
 import { loadTf } from './tfjs.js';
-import { OPENED, type LogMessage, type ModelPoolData, type ModelPoolTask, type ThreadError } from './tfjs-pool-protocol.js';
+import { OPENED, type LogMessage, type ModelPoolData, type ModelPoolReply, type ModelPoolTask, type ThreadError } from './tfjs-pool-protocol.js';
 
 const WORKER = fileURLToPath(new URL('./tfjs-pool-worker.js', import.meta.url));
 
@@ -26,7 +26,7 @@ export interface ModelPoolOptions extends ModelPoolData {
 export interface ModelPool {
   readonly threads: number;
   /** Runs `count` probes on a free thread; `inputs` is moved there (it is empty afterwards). One array per layer of `names`. */
-  run(inputs: Float32Array, count: number): Promise<Float32Array[]>;
+  run(inputs: Float32Array, count: number): Promise<BatchOutput>;
   /** Waits for threads still loading, then stops them. */
   destroy(): Promise<void>;
 }
@@ -45,7 +45,7 @@ export async function startModelPool(options: ModelPoolOptions): Promise<ModelPo
     if (exposed) setFlagsFromString('--no-expose-gc');
     exposed = false;
   };
-  const pool = new Piscina<ModelPoolTask, ArrayBuffer | ThreadError>({
+  const pool = new Piscina<ModelPoolTask, ModelPoolReply | ThreadError>({
     filename: WORKER,
     workerData,
     minThreads: threads,
@@ -71,19 +71,11 @@ export async function startModelPool(options: ModelPoolOptions): Promise<ModelPo
       // A view into a larger buffer would move (and empty) all of it.
       const own = inputs.byteOffset === 0 && inputs.byteLength === inputs.buffer.byteLength ? inputs : inputs.slice();
       const reply = await pool.run({ inputs: own, count }, { transferList: [own.buffer as ArrayBuffer] });
-      if (!(reply instanceof ArrayBuffer)) {
+      if ('error' in reply) {
         const { message, code, exitCode } = reply.error;
         throw code !== null && exitCode !== null ? new NeurocorrError(code, message, exitCode) : new InternalError(`extract thread: ${message}`);
       }
-      const layers = new Uint32Array(reply, 0, 1)[0]!;
-      const lengths = new Uint32Array(reply, 4, layers);
-      const outs: Float32Array[] = [];
-      let at = 4 * (layers + 1);
-      for (const n of lengths) {
-        outs.push(new Float32Array(reply, at, n));
-        at += 4 * n;
-      }
-      return outs;
+      return reply;
     },
     async destroy() {
       for (let waited = 0; opened < threads && waited < 60_000; waited += 10) await delay(10);
@@ -118,7 +110,7 @@ export async function startBackends(runner: ModelRunner, options: Omit<ModelPool
       }
       mainBusy = true;
       try {
-        return await runner.run(inputs, count, options.names);
+        return { outs: await runner.run(inputs, count, options.names), nonFinite: null };
       } finally {
         mainBusy = false;
       }

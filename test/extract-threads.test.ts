@@ -169,6 +169,22 @@ describe('extract --threads: the same bytes whatever the threads', () => {
 });
 
 describe('extract --threads: refusals', () => {
+  it('a NaN a pool thread computes is refused as in the main thread, naming the layer and the probe', async () => {
+    await ready;
+    // Probe 1 is in the first batch, which goes to a pool thread.
+    const bad = join(dir, 'nan.npy');
+    const values = new Float32Array(M * SIDE * SIDE * 3).fill(0.5);
+    values[SIDE * SIDE * 3 + 5] = Number.NaN;
+    writeFileSync(bad, encodeNpy(values, [M, SIDE, SIDE, 3]));
+    const errors = [1, 2].map((threads) => {
+      const r = cli(['extract', models.layers, '--probes', bad, '--out', join(dir, `nan-${threads}`), '--batch', String(BATCH), '--threads', String(threads)]);
+      expect(r.status, r.stderr).toBe(2);
+      return r.stderr;
+    });
+    expect(errors[0]).toMatch(/layer "relu2" gives NaN on probe nan\.npy\[1\]/);
+    expect(errors[1]).toBe(errors[0]);
+  });
+
   it('a bad --threads is exit 2 naming the flag', async () => {
     await ready;
     for (const bad of ['0', '-1', 'two', '1.5', '1025']) {
