@@ -1,6 +1,6 @@
 /**
- * `npm run bench:extract [-- --threads T] [--quick]`: ResNet-50 at 224 px on
- * the same 128 seeded probes and T threads (default 2), batches of 16, three
+ * `npm run bench:extract [-- --threads T] [--batch B] [--quick]`: ResNet-50 at 224 px on
+ * the same 128 seeded probes and T threads (default 2), batches of B (default 8), three
  * ways: (a) PyTorch itself (Debian's /usr/bin/python3, torch.set_num_threads(T),
  * the forward passes alone, with hooks keeping the block outputs, as
  * examples/pytorch/extract_activations.py does), (b) `neurocorr extract` on its
@@ -28,7 +28,11 @@ const T = at >= 0 ? Number(process.argv[at + 1]) : 2;
 if (!Number.isInteger(T) || T < 2) throw new Error('--threads takes an integer from 2 (the tfjs path runs at 1 and at T threads)');
 const M = 128;
 const SIZE = 224;
-const BATCH = 16;
+// Batches of 8: each layer's array of a batch stays under 32 MB, which the allocator serves from memory it reuses
+// (larger ones are fresh pages every batch: at 16 the tfjs path at 2 threads spent a third more in the kernel).
+const atBatch = process.argv.indexOf('--batch');
+const BATCH = atBatch >= 0 ? Number(process.argv[atBatch + 1]) : 8;
+if (!Number.isInteger(BATCH) || BATCH < 1) throw new Error('--batch takes a positive integer');
 const rounds = quick ? 1 : 3;
 const log = (line: string) => process.stderr.write(`bench:extract: ${line}\n`);
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

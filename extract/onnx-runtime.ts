@@ -36,6 +36,8 @@ export interface OrtSessionOptions {
   readonly intraOpNumThreads?: number;
   /** Threads running independent operators at once: 1, the operators run in turn on the intra-op threads. */
   readonly interOpNumThreads?: number;
+  /** Session config entries (onnxruntime_session_options_config_keys.h), nested by their dotted names. */
+  readonly extra?: { readonly session: Readonly<Record<string, string>> };
 }
 
 export interface Ort {
