@@ -146,9 +146,13 @@ timed in the process) and exported with \`torch.onnx.export\` (opset 13, dynamic
 (the whole process: start, model load, probes, writing the .npy files, to ${scratch.startsWith('/dev/shm') ? 'a RAM disk, /dev/shm' : 'the temp folder'}); a Keras ResNet-50 built with tfjs-layers (seeded random
 weights) through the TensorFlow.js path, \`--threads 1\` and \`--threads ${T}\` (a pool of wasm backends, one per thread). Each way
 extracts the block outputs (PyTorch's hooks: the max pool, 16 blocks, the pool and the logits). Rounds interleave the ways.
-Load average (1 min) over the run: ${load.map((l) => l.toFixed(2)).join(', ')}${quiet === 'busy' ? ': **not quiet** (the machine was shared), so the absolute rates are low; the ratios compare runs that met the same load' : ''}.
+Load average (1 min) over the run (the benchmark's own ${T} threads count ${T} of it): ${load.map((l) => l.toFixed(2)).join(', ')}${quiet === 'busy' ? ': **not quiet** (the machine was shared), so the absolute rates are low; the ratios compare runs that met the same load' : ''}.
 
 ${table}
+
+The PyTorch time leaves out what the neurocorr rows pay on top of the forward passes: starting the process, reading and
+preparing the model (two ONNX Runtime sessions, the model's sha256 for extract.json), reading the probes and writing the
+activations (${M} x 22 MB); on the ONNX row that is about half a second of the run.
 `;
   replaceSection(join(ROOT, 'bench', 'RESULTS.md'), '## Extraction', section);
   log('bench/RESULTS.md: "Extraction" section written');
