@@ -11,6 +11,7 @@ export const APPENDIX_HEADINGS = [
   '## Plan accuracy',
   '## Zoo',
   '## ResNet-152 from a real model',
+  '## Extraction',
   '## Real networks',
   '## Chaos',
   '## Soak',

@@ -15,6 +15,7 @@ interface ExtractFlags {
   preprocess?: 'caffe' | 'torch' | 'tf' | 'unit' | 'none';
   probesLimit?: number;
   batch: number;
+  threads?: number;
   shards?: boolean;
   memory?: number;
   force?: boolean;
@@ -85,6 +86,7 @@ export function addExtractCommand(program: Command, io: Io, env: CliEnv): void {
         ...(flags.preprocess !== undefined ? { preprocess: flags.preprocess } : {}),
         ...(flags.probesLimit !== undefined ? { probesLimit: flags.probesLimit } : {}),
         batch: flags.batch,
+        ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
         shards: flags.shards === true,
         ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
         force: flags.force === true,

@@ -21,6 +21,8 @@ import { openProbes, probeKind } from './probes.js';
 import type { ModelFormat, ModelInputInfo, ModelLayerInfo } from './runner.js';
 import { selectLayers } from './select.js';
 import { batchSize, checkModelShapes } from './shapes.js';
+import { defaultThreads } from '../worker/pool.js';
+import { runBatches } from './batches.js';
 
 export interface ExtractOptions {
   /** A tfjs model.json (or its folder), or an .onnx file. */
@@ -37,8 +39,15 @@ export interface ExtractOptions {
   readonly preprocess?: Preprocess;
   /** Only the first K probes. */
   readonly probesLimit?: number;
-  /** Probes run at once (default 16); memory holds one batch's activations. */
+  /** Probes run at once (default 16); memory holds one batch's activations per thread. */
   readonly batch?: number;
+  /**
+   * Threads running the model (default: one per core): ONNX Runtime's
+   * intra-op threads; for a TensorFlow.js model, one backend and one copy of
+   * the model per thread, each running whole batches. The output is the same,
+   * bit for bit, whatever the threads.
+   */
+  readonly threads?: number;
   /** Write a shard set (prepare's, `--conv units`) instead of a .npy folder. */
   readonly shards?: boolean;
   /** With `shards`: prepare's memory budget in bytes (default 2 GiB). */
@@ -64,6 +73,7 @@ const KEYS = [
   'preprocess',
   'probesLimit',
   'batch',
+  'threads',
   'shards',
   'memory',
   'force',
@@ -83,6 +93,8 @@ export interface ExtractResult {
   readonly bytes: number;
   /** Shards written, with `shards`; else null. */
   readonly shards: number | null;
+  /** Threads the model ran on: ONNX Runtime's; for TensorFlow.js, the backends in the pool (1: the main thread's). */
+  readonly threads: number;
 }
 
 /** Bytes of batch arrays after which extract runs a full garbage collection. */
@@ -105,6 +117,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
   const preprocess: Preprocess | null = maybeChoice(O.preprocess, o['preprocess']);
   const limit = maybeNum(O.probesLimit, o['probesLimit']);
   const batch = num(O.batch, o['batch']);
+  const threads = maybeNum(O.extractThreads, o['threads']) ?? defaultThreads();
   const shards = bool(O.shards, o['shards']);
   const memory = maybeNum(O.extractMemory, o['memory']);
   const force = bool(O.extractForce, o['force']);
@@ -125,8 +138,9 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
   const target = { inputs: [model, probesPath], force, what: EXTRACT_SET, owned: extractOwnership };
   checkOutputSet(out, target);
   checkFeedOptions(probeKind(probesPath), size, preprocess);
-  const opened = await openModel(model, log);
+  const opened = await openModel(model, log, { threads });
   const { runner } = opened;
+  let resolvedWith: readonly number[] | null = null;
   const tmp = tempPath(out);
   try {
     const probes = await openProbes(probesPath, limit);
@@ -136,6 +150,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
     const open = (shape: readonly (number | null)[]) => shape.some((d) => d === null);
     if (runner.resolve !== undefined && (open(runner.input.shape) || selected.some((l) => open(l.shape)))) {
       all = await runner.resolve(planned.shape);
+      resolvedWith = planned.shape;
       // Known shapes can make more block outputs (a pool to 1 x 1): choose the default again.
       selected = entries === null ? selectLayers(all, null, opened.path) : selected.map((l) => resolved(all, l, opened.path));
     }
@@ -157,23 +172,36 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
       log,
     );
     let garbage = 0;
+    const batches = Math.ceil(m / step);
+    const pooled = runner.format !== 'onnx' && threads > 1 && batches > 1;
+    const pool = pooled
+      ? await (
+          await import('./tfjs-pool.js')
+        ).startBackends(runner, { model: opened.path, resolve: resolvedWith, names, threads: Math.min(threads, batches), log })
+      : null;
+    const ran = runner.format === 'onnx' ? threads : (pool?.slots ?? 1);
     try {
-      for (let start = 0; start < m; start += step) {
-        const count = Math.min(step, m - start);
-        const inputs = await probes.read(start, count, planned.feed);
-        const outs = await runner.run(inputs, count, names);
-        files.append(outs, count, start, probes.names);
-        progress(start + count, m);
-        // Each batch's arrays die young, and V8 collects such buffers lazily: without a full collection
-        // now and then, RSS climbs with M by tens of MiB.
-        garbage += inputs.byteLength + outs.reduce((sum, a) => sum + a.byteLength, 0);
-        if (garbage > GC_BYTES) {
-          collectGarbage();
-          garbage = 0;
-        }
-      }
+      const run = pool ?? { slots: 1, run: async (inputs: Float32Array, count: number) => ({ outs: await runner.run(inputs, count, names), nonFinite: null }) };
+      await runBatches(
+        m,
+        step,
+        (start, count) => probes.read(start, count, planned.feed),
+        run,
+        async ({ outs, nonFinite, count, start, bytes }) => {
+          await files.append(outs, count, start, probes.names, nonFinite);
+          progress(start + count, m);
+          // Each batch's arrays die young, and V8 collects such buffers lazily: without a full collection
+          // now and then, RSS climbs with M by tens of MiB.
+          garbage += bytes;
+          if (garbage > GC_BYTES) {
+            collectGarbage();
+            garbage = 0;
+          }
+        },
+      );
     } finally {
       files.close();
+      await pool?.destroy();
     }
     writeFileSync(join(npyDir, 'layers.json'), files.layersJson(probes.fingerprint));
     const layers = files.files.map((l) => ({ name: l.name, shape: l.shape, neurons: l.shape.reduce((a, b) => a * b, 1) }));
@@ -210,7 +238,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractResult> {
     // What is at `out` may have changed during the run.
     checkOutputSet(out, target);
     replaceDirectory(setDir, out);
-    return { format: runner.format, probes: m, fingerprint: probes.fingerprint, layers, neurons, bytes: neurons * m * 4, shards: shardCount };
+    return { format: runner.format, probes: m, fingerprint: probes.fingerprint, layers, neurons, bytes: neurons * m * 4, shards: shardCount, threads: ran };
   } finally {
     dropTemp(tmp);
     await runner.dispose();

@@ -8,17 +8,17 @@
 import { InputError, InternalError } from '../shared/errors.js';
 import { analyzeGraph, type OnnxInput, type OnnxModel, readOnnxModel, withOutputs } from './onnx-graph.js';
 import { loadOnnxRuntime, type Ort, type OrtSession, type OrtSessionOptions, type OrtTensor } from './onnx-runtime.js';
-import type { ImageLayout, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner } from './runner.js';
+import type { ImageLayout, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner, RunnerOptions } from './runner.js';
 
 const FLOAT_TYPES = new Set(['float32', 'float64']);
 const CHECK_FIX = 'check the model with onnx.checker.check_model, or re-export it';
 
-export const openOnnxRunner: OpenRunner = async (path) => {
+export const openOnnxRunner: OpenRunner = async (path, options = {}) => {
   const model = readOnnxModel(path);
   const graph = analyzeGraph(model, path);
   const ort = loadOnnxRuntime(path);
   // Types and shapes come from the runtime's shape inference, in a session that outputs every candidate.
-  const probe = await createSession(ort, withOutputs(model, [...new Set(graph.values.map((v) => v.name))]), 'disabled', path);
+  const probe = await createSession(ort, withOutputs(model, [...new Set(graph.values.map((v) => v.name))]), 'disabled', path, {});
   const metadata = new Map(probe.outputMetadata.map((m) => [m.name, m]));
   await probe.release();
   const layers = graph.values.flatMap(({ name, kind, block }): MutableLayer[] => {
@@ -27,7 +27,7 @@ export const openOnnxRunner: OpenRunner = async (path) => {
     const shape = m.shape.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : null));
     return [{ name, shape, layout: shape.length === 3 ? 'nchw' : null, kind, block }];
   });
-  return new OnnxRunner(path, ort, model, graph.input, layers);
+  return new OnnxRunner(path, ort, model, graph.input, layers, options);
 };
 
 type MutableLayer = { -readonly [K in keyof ModelLayerInfo]: ModelLayerInfo[K] };
@@ -45,6 +45,7 @@ class OnnxRunner implements ModelRunner {
     private readonly model: OnnxModel,
     private readonly feed: OnnxInput,
     layers: MutableLayer[],
+    private readonly options: RunnerOptions,
   ) {
     const shape = feed.dims.slice(1);
     this.input = { name: feed.name, shape, layout: shape.length === 3 ? imageLayout(shape) : null };
@@ -107,7 +108,7 @@ class OnnxRunner implements ModelRunner {
     const key = JSON.stringify([...names].sort());
     let session = this.sessions.get(key);
     if (!session) {
-      session = createSession(this.ort, withOutputs(this.model, names), 'all', this.file);
+      session = createSession(this.ort, withOutputs(this.model, names), 'all', this.file, this.options);
       session.catch(() => this.sessions.delete(key));
       this.sessions.set(key, session);
     }
@@ -156,9 +157,21 @@ function imageLayout(shape: readonly (number | null)[]): ImageLayout {
   return !isChannels(shape[0]) && isChannels(shape[2]) ? 'nhwc' : 'nchw';
 }
 
-async function createSession(ort: Ort, model: Uint8Array, optimization: OrtSessionOptions['graphOptimizationLevel'], file: string): Promise<OrtSession> {
+async function createSession(
+  ort: Ort,
+  model: Uint8Array,
+  optimization: OrtSessionOptions['graphOptimizationLevel'],
+  file: string,
+  { threads }: RunnerOptions,
+): Promise<OrtSession> {
+  // One operator at a time, each on `threads` threads: the cores go to the convolutions, as in PyTorch. Idle threads
+  // sleep rather than spin: meanwhile the main thread writes the batch before (ResNet-50 on 2 cores: 7% faster).
+  const threading =
+    threads !== undefined
+      ? { intraOpNumThreads: threads, interOpNumThreads: 1, extra: { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } } }
+      : {};
   try {
-    return await ort.InferenceSession.create(model, { graphOptimizationLevel: optimization, logSeverityLevel: 3 });
+    return await ort.InferenceSession.create(model, { graphOptimizationLevel: optimization, logSeverityLevel: 3, ...threading });
   } catch (err) {
     throw new InputError('E_INPUT_FORMAT', file, `ONNX Runtime cannot load it (${errorLine(err)})`, CHECK_FIX, { cause: err });
   }

@@ -32,6 +32,12 @@ export interface OrtSessionOptions {
   readonly graphOptimizationLevel: 'disabled' | 'all';
   /** 3: errors only (the runtime warns on stderr about unused initializers and the like). */
   readonly logSeverityLevel: 3;
+  /** Threads one run uses inside an operator (absent: the runtime's default, one per physical core). */
+  readonly intraOpNumThreads?: number;
+  /** Threads running independent operators at once: 1, the operators run in turn on the intra-op threads. */
+  readonly interOpNumThreads?: number;
+  /** Session config entries (onnxruntime_session_options_config_keys.h), nested by their dotted names. */
+  readonly extra?: { readonly session: Readonly<Record<string, string>> };
 }
 
 export interface Ort {

@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../shared/errors.js';
-import type { ModelRunner, OpenRunner } from './runner.js';
+import type { ModelRunner, OpenRunner, RunnerOptions } from './runner.js';
 import { checkModelShapes } from './shapes.js';
 
 export interface OpenedModel {
@@ -25,7 +25,7 @@ const ONNX_RUNNER = './onnx-runner.js';
 
 const missingModule = (err: unknown): boolean => (err as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND';
 
-async function openOnnx(path: string): Promise<ModelRunner> {
+async function openOnnx(path: string, options: RunnerOptions): Promise<ModelRunner> {
   let module: unknown;
   try {
     module = await import(ONNX_RUNNER);
@@ -38,11 +38,11 @@ async function openOnnx(path: string): Promise<ModelRunner> {
   }
   const open = (module as { openOnnxRunner?: OpenRunner }).openOnnxRunner;
   if (typeof open !== 'function') throw new InputError('E_INPUT_FORMAT', path, 'the ONNX runner module exports no openOnnxRunner', 'reinstall neurocorr');
-  return open(path);
+  return open(path, options);
 }
 
 /** Opens `path` as a runner; a missing, unreadable or unsupported model is an InputError naming the file. */
-export async function openModel(path: string, log?: (line: string) => void): Promise<OpenedModel> {
+export async function openModel(path: string, log?: (line: string) => void, options: RunnerOptions = {}): Promise<OpenedModel> {
   let file = path;
   try {
     if (statSync(path).isDirectory()) {
@@ -53,7 +53,7 @@ export async function openModel(path: string, log?: (line: string) => void): Pro
     if (err instanceof InputError) throw err;
     throw new InputError('E_INPUT_MISSING', path, 'no such file or directory', MODEL_FIX, { cause: err });
   }
-  if (file.toLowerCase().endsWith('.onnx')) return { runner: await checked(file, await openOnnx(file)), path: file, files: [file] };
+  if (file.toLowerCase().endsWith('.onnx')) return { runner: await checked(file, await openOnnx(file, options)), path: file, files: [file] };
   const { readModelJson } = await import('./tfjs.js');
   const model = readModelJson(file);
   const runner =

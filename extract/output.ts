@@ -4,7 +4,8 @@
  * header, then appended to), so memory holds one batch of activations; and
  * the marker `extract.json`, by which `force` knows a set extract wrote.
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, write, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { InputError, InternalError } from '../shared/errors.js';
@@ -54,8 +55,18 @@ export class LayerFiles {
     return this.written;
   }
 
-  /** Appends one batch's activations of `count` probes (`first` the index of its first probe, for messages). */
-  append(outs: readonly Float32Array[], count: number, first: number, names: readonly string[]): void {
+  /**
+   * Appends one batch's activations of `count` probes (`first` the index of its first probe, for messages). The
+   * files are written off the main thread (the next batch may run meanwhile); the next append waits for this one.
+   * `nonFinite`: each layer's first NaN or infinity (-1: none), where a pool thread has looked already.
+   */
+  async append(
+    outs: readonly Float32Array[],
+    count: number,
+    first: number,
+    names: readonly string[],
+    nonFinite: readonly number[] | null = null,
+  ): Promise<void> {
     if (outs.length !== this.layers.length) throw new InternalError(`the runner returned ${outs.length} outputs for ${this.layers.length} layers`);
     if (this.fds.length === 0) this.open(outs, count);
     for (const [i, values] of outs.entries()) {
@@ -64,14 +75,14 @@ export class LayerFiles {
       if (values.length !== expected) {
         throw new InternalError(`layer ${layer.name} gave ${values.length} values for ${count} probes, expected ${expected}`);
       }
-      const bad = values.findIndex((v) => !Number.isFinite(v));
+      const bad = nonFinite?.[i] ?? firstNonFinite(values);
       if (bad >= 0) {
         const probe = first + Math.floor(bad / (expected / count));
         const problem = `layer "${layer.name}" gives ${values[bad]} on probe ${names[probe] ?? probe}`;
         throw new InputError('E_INPUT_VALUES', this.model, problem, 'check the probes and their preprocessing; activations must be finite');
       }
-      writeSync(this.fds[i]!, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
     }
+    await Promise.all(outs.map((values, i) => writeAll(this.fds[i]!, new Uint8Array(values.buffer, values.byteOffset, values.byteLength))));
   }
 
   private open(outs: readonly Float32Array[], count: number): void {
@@ -106,6 +117,31 @@ export class LayerFiles {
     const layers = this.written.map((l) => ({ file: l.file, name: l.name, depth: l.depth, ...(l.layout !== null ? { layout: l.layout } : {}) }));
     return `${JSON.stringify({ probes: fingerprint, layers }, null, 1)}\n`;
   }
+}
+
+const writeAsync = promisify(write);
+
+/** Writes all of `bytes` at the file's position, in the libuv thread pool. */
+async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += (await writeAsync(fd, bytes, at, bytes.length - at, null)).bytesWritten;
+}
+
+/** The index of the first NaN or infinity in `values`, or -1: a sum of v * 0 turns NaN at the first one (a fast path for ~1e8 values a batch). */
+export function firstNonFinite(values: Float32Array): number {
+  // Four sums: one would wait on each addition's latency.
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  const n = values.length - (values.length % 4);
+  for (let i = 0; i < n; i += 4) {
+    a += values[i]! * 0;
+    b += values[i + 1]! * 0;
+    c += values[i + 2]! * 0;
+    d += values[i + 3]! * 0;
+  }
+  for (let i = n; i < values.length; i++) a += values[i]! * 0;
+  return a + b + c + d === 0 ? -1 : values.findIndex((v) => !Number.isFinite(v));
 }
 
 /** sha256 over the files in order (a model.json and its weights, or an .onnx file). */

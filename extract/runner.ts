@@ -57,5 +57,10 @@ export interface ModelRunner {
   dispose(): Promise<void>;
 }
 
+export interface RunnerOptions {
+  /** Threads one run may use (ONNX Runtime's intra-op threads); default: the runtime's own choice. */
+  readonly threads?: number;
+}
+
 /** Opens a model file (a tfjs `model.json`, an `.onnx` file) as a runner; a bad or unsupported model is an InputError naming the file. */
-export type OpenRunner = (path: string) => Promise<ModelRunner>;
+export type OpenRunner = (path: string, options?: RunnerOptions) => Promise<ModelRunner>;

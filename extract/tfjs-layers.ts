@@ -105,7 +105,8 @@ export async function openLayersRunner(file: TfjsModelFile, log?: (line: string)
   };
   return {
     format: 'tfjs-layers',
-    input: { name: input.name, shape: inputShape, layout: inputShape.length === 3 ? 'nhwc' : null },
+    // The input layer's name: the tensor's (pixels_1) takes a suffix each time a process loads the model again.
+    input: { name: input.sourceLayer.name, shape: inputShape, layout: inputShape.length === 3 ? 'nhwc' : null },
     layers,
     async run(batch, count, selected) {
       const outs = await withFallback(tf, async () => predict(batch, count, runShape(), selected), log);
@@ -116,7 +117,7 @@ export async function openLayersRunner(file: TfjsModelFile, log?: (line: string)
       }
     },
     async resolve(shape) {
-      checkShape(file.path, `its input "${input.name}"`, shape);
+      checkShape(file.path, `its input "${input.sourceLayer.name}"`, shape);
       fixed = [...shape];
       const outs = await withFallback(tf, async () => predict(new Float32Array(shape.reduce((a, b) => a * b, 1)), 1, shape, [...names]), log);
       const shapes = outs.map((t) => t.shape.slice(1));

@@ -240,6 +240,17 @@ export const DATA_OPTIONS = {
     help: 'probes run at once; memory holds one batch of activations',
     commands: ['extract'],
   },
+  extractThreads: {
+    flag: '--threads',
+    arg: '<n>',
+    name: 'threads',
+    kind: 'integer',
+    min: 1,
+    max: 1024,
+    defaultText: 'one per core',
+    help: "threads running the model: ONNX Runtime's intra-op threads; TensorFlow.js, one backend and model copy per thread",
+    commands: ['extract'],
+  },
   shards: {
     flag: '--shards',
     name: 'shards',
