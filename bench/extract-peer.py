@@ -8,7 +8,9 @@
   extract-peer.py time DIR --probes M --threads T --batch B
       the same model on the same probes with torch.set_num_threads(T): forward passes at batch B with
       forward hooks keeping the block outputs (as examples/pytorch/extract_activations.py does); prints
-      {"seconds": forward-pass time, "probes": M} as JSON.
+      {"seconds": forward-pass time, "probes": M} as JSON; with --write FILE, then writes the kept
+      activations as the recipe does (its write_safetensors), so that the whole process is a PyTorch
+      user's run of examples/pytorch/extract_activations.py on these probes.
 """
 import argparse
 import json
@@ -50,7 +52,7 @@ def prepare(out, m, size):
     print(json.dumps({"onnx": str(out / "resnet50.onnx"), "probes": m, "torch": torch.__version__, "torchvision": torchvision.__version__}))
 
 
-def time_forward(out, m, threads, batch):
+def time_forward(out, m, threads, batch, write):
     torch.set_num_threads(threads)
     net = model()
     modules = dict(net.named_modules())
@@ -63,6 +65,11 @@ def time_forward(out, m, threads, batch):
         for start in range(0, len(probes), batch):
             net(probes[start : start + batch])
         seconds = time.perf_counter() - started
+    if write is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "pytorch"))
+        from extract_activations import write_safetensors
+
+        write_safetensors(write, {name: torch.cat(kept[name]).contiguous() for name in kept}, {"layers": json.dumps(list(kept))})
     print(json.dumps({"seconds": seconds, "probes": len(probes), "layers": len(kept), "threads": torch.get_num_threads()}))
 
 
@@ -74,11 +81,12 @@ def main():
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--write", type=Path, help="time mode: also write the activations to this .safetensors file")
     args = parser.parse_args()
     if args.mode == "prepare":
         prepare(args.dir, args.probes, args.size)
     else:
-        time_forward(args.dir, args.probes, args.threads, args.batch)
+        time_forward(args.dir, args.probes, args.threads, args.batch, args.write)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ export async function extractModels(s: ZooSettings, cache: FileHashCache): Promi
         ...(settings.size !== null ? { size: settings.size } : {}),
         ...(settings.preprocess !== null ? { preprocess: settings.preprocess } : {}),
         ...(settings.batch !== null ? { batch: settings.batch } : {}),
+        // The zoo's --threads (one per core by default) runs the model too: outputs are the same bytes whatever it is.
+        ...(s.threads !== undefined ? { threads: s.threads } : {}),
         progress: (done, total) => {
           bar ??= createProgress({
             total,

@@ -78,7 +78,8 @@ def write_safetensors(path, tensors, metadata):
             out.write(struct.pack("<Q", len(encoded)))
             out.write(encoded)
             for tensor in tensors.values():
-                out.write(tensor.numpy().astype("<f4", copy=False).tobytes())
+                # A view of the tensor's memory: no copy of what may be gigabytes (float32 is little-endian here).
+                out.write(memoryview(tensor.numpy().astype("<f4", copy=False)).cast("B"))
         os.replace(temp, path)
     finally:
         if temp.exists():
