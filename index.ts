@@ -9,7 +9,7 @@ export { score, type ScoreResult } from './coordinator/score.js';
 export { plan, planSummary, type Plan } from './coordinator/plan.js';
 export { prepare, type PrepareOptions, type PrepareResult } from './prepare/prepare.js';
 export { extract, listLayers, type ExtractOptions, type ExtractResult, type LayerListing } from './extract/extract.js';
-export type { ImageLayout, ModelFormat, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner } from './extract/runner.js';
+export type { ImageLayout, ModelFormat, ModelInputInfo, ModelLayerInfo, ModelRunner, OpenRunner, RunnerOptions } from './extract/runner.js';
 export { zoo, type ZooRunResult } from './zoo/zoo.js';
 export type { ZooModelInput, ZooOptions } from './zoo/options.js';
 export type { ZooExtractionCounts, ZooModel, ZooPair, ZooResult } from './zoo/types.js';
