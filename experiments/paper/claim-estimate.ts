@@ -47,15 +47,18 @@ function line(xs: readonly number[], ys: readonly number[]): (x: number) => numb
 export function estimateFull(measured: readonly SeedZoos[], mc: ClaimConfig, full: ClaimConfig, other: number, fullTest: number, fullTrain: number): Estimate {
   const mlps = mc.nets.filter((n) => n.spec.kind === 'mlp');
   const cnns = mc.nets.filter((n) => n.spec.kind === 'cnn');
-  const perUnit = (name: string) => mean(measured.map((s) => s.run.trainTimes[name]!.seconds / s.run.trainTimes[name]!.units));
+  // A net or attack cached by `npm run paper` has no recorded time (NaN): it is left out of the fits.
+  const finite = (xs: readonly number[]) => xs.filter(Number.isFinite);
+  const perUnit = (name: string) => mean(finite(measured.map((s) => s.run.trainTimes[name]!.seconds / s.run.trainTimes[name]!.units)));
+  const timed = mlps.filter((n) => Number.isFinite(perUnit(n.spec.name)));
   const mlpCost = line(
-    mlps.map((n) => paramsOf(n.spec)),
-    mlps.map((n) => perUnit(n.spec.name)),
+    timed.map((n) => paramsOf(n.spec)),
+    timed.map((n) => perUnit(n.spec.name)),
   );
-  const cnnCost = mean(cnns.map((n) => perUnit(n.spec.name)));
+  const cnnCost = mean(finite(cnns.map((n) => perUnit(n.spec.name))));
   const runs = full.datasets.length * full.seeds.length;
   const train = runs * full.nets.reduce((s, n) => s + fullTrain * n.epochs * (n.spec.kind === 'cnn' ? cnnCost : mlpCost(paramsOf(n.spec))), 0);
-  const attackPerUnit = mean(measured.flatMap((s) => s.run.attackTimes.map((t) => t.seconds / t.units)));
+  const attackPerUnit = mean(finite(measured.flatMap((s) => s.run.attackTimes.map((t) => t.seconds / t.units))));
   const attack = runs * full.epsilons.length * fullTest * full.attackIterations * attackPerUnit;
   let zoo = 0;
   for (const setting of ['published', 'corrected'] as const) {

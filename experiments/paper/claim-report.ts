@@ -83,7 +83,7 @@ export function claimSection(runs: readonly SeedRun[], sweeps: readonly Sweep[],
     `- Command: \`${meta.command}\`; ${minutes(meta.firstWallSeconds)} of wall time from an empty cache (${minutes(meta.wallSeconds)} for the run that wrote this section) on ${meta.machine}.`,
   );
   L.push(
-    `- Estimated time of \`npm run paper -- --claim\` from an empty cache, from ${meta.quick ? 'the quick run' : 'this run'}'s measured step times: ${minutes(meta.estimate.total)} (training ${minutes(meta.estimate.train)}, attacks ${minutes(meta.estimate.attack)}, zoos ${minutes(meta.estimate.zoo)}, the rest ${minutes(meta.estimate.other)}). Nets and the printed attack that \`npm run paper\` cached are reused.`,
+    `- Estimated time of \`npm run paper -- --claim\` from an empty cache, from ${meta.quick ? 'the quick run' : 'this run'}'s measured step times: ${minutes(meta.estimate.total)} (training ${minutes(meta.estimate.train)}, attacks ${minutes(meta.estimate.attack)}, zoos ${minutes(meta.estimate.zoo)}, the rest ${minutes(meta.estimate.other)}). The run reuses the paper's nets and the printed attack where \`npm run paper\` cached them; the estimate does not count on that, and it assumes the machine to itself (under load, \`npm run paper\`'s attacks took up to twice as long).`,
   );
   L.push(
     `- Data sets: ${c.datasets.map((d) => DNAME[d]).join(', ')}; seeds ${c.seeds.join(', ')}; ${runs[0]?.nTrain ?? 0} training and ${runs[0]?.nTest ?? 0} test images per seed.`,

@@ -52,6 +52,8 @@ export interface SeedRun {
   readonly activations: Record<string, string>;
   readonly trainTimes: Record<string, StepTime>;
   readonly attackTimes: readonly StepTime[];
+  /** Seconds this run spent training and attacking (0 when every one came from the cache). */
+  readonly computedSeconds: number;
 }
 
 export function cacheFile(dir: string, name: string): string {
@@ -79,6 +81,7 @@ export async function runSeed(tf: Tf, dataset: DatasetName, seed: number, c: Cla
   const attacked: Float32Array[] = [];
   const attackKeys: string[] = [];
   const attackTimes: StepTime[] = [];
+  let computedSeconds = 0;
   for (const epsilon of c.epsilons) {
     const key = keyOf({ ...dataKey, epsilon, iterations: c.attackIterations, batch: c.batch });
     const file = cacheFile('attacks', `${dataset}-${seed}-${key}.f32`);
@@ -86,6 +89,7 @@ export async function runSeed(tf: Tf, dataset: DatasetName, seed: number, c: Cla
       const t = performance.now();
       const p = substituteAttack(tf, test, { epsilon, iterations: c.attackIterations, seed, batch: c.batch });
       const s = (performance.now() - t) / 1000;
+      computedSeconds += s;
       writeAtomic(file, (tmp) => writeFileSync(tmp, p), s);
       log(`claim ${dataset} seed ${seed}: attacked at ε = ${(epsilon * 255).toFixed(3)}/255 in ${s.toFixed(1)} s`);
     }
@@ -112,6 +116,7 @@ export async function runSeed(tf: Tf, dataset: DatasetName, seed: number, c: Cla
       const loss = train(tf, net, trainSet, { epochs, batch: c.batch, seed, optimizer });
       optimizer.dispose();
       const s = (performance.now() - t) / 1000;
+      computedSeconds += s;
       writeAtomic(file, (tmp) => saveNet(net, tmp), s);
       log(`claim ${dataset} seed ${seed}: trained ${spec.name} in ${s.toFixed(1)} s (last epoch's loss ${loss.toFixed(3)})`);
     }
@@ -148,5 +153,5 @@ export async function runSeed(tf: Tf, dataset: DatasetName, seed: number, c: Cla
     acts[spec.name] = actFile;
     net.dispose();
   }
-  return { dataset, seed, nTrain: trainSet.labels.length, nTest, nets, activations: acts, trainTimes, attackTimes };
+  return { dataset, seed, nTrain: trainSet.labels.length, nTest, nets, activations: acts, trainTimes, attackTimes, computedSeconds };
 }

@@ -48,7 +48,7 @@ export async function runClaim(tf: Tf, quick: boolean): Promise<void> {
     for (const dataset of c.datasets) {
       const r = await runSeed(tf, dataset, seed, c);
       runs.push(r);
-      stepSeconds += Object.values(r.trainTimes).reduce((a, t) => a + t.seconds, 0) + r.attackTimes.reduce((a, t) => a + t.seconds, 0);
+      stepSeconds += r.computedSeconds;
     }
   const sweeps = c.datasets.map((d) => sweepOf(d, runs, c));
   log(`claim: rule "${SELECTION_RULE}"`);
