@@ -20,7 +20,11 @@ export interface MlpSpec {
   readonly name: string;
   readonly kind: 'mlp';
   readonly hidden: readonly number[];
+  /** The hidden layers' nonlinearity; absent is ReLU (Table 1's nets leave it out, which keeps their cache keys). */
+  readonly activation?: Activation;
 }
+export const ACTIVATIONS = ['relu', 'tanh', 'sigmoid', 'elu'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
 export interface CnnSpec {
   readonly name: string;
   readonly kind: 'cnn';
@@ -95,8 +99,9 @@ function build(tf: Tf, spec: NetSpec, values: readonly Float32Array[]): Net {
       return { logits: tf.add(tf.matMul(hidden[1]!, weights[4] as TfCore.Tensor2D), weights[5]!) as TfCore.Tensor2D, hidden };
     }
     let a: TfCore.Tensor2D = x;
+    const act = tf[spec.activation ?? 'relu'];
     for (let l = 0; l < spec.hidden.length; l++) {
-      a = tf.relu(tf.add(tf.matMul(a, weights[2 * l] as TfCore.Tensor2D), weights[2 * l + 1]!)) as TfCore.Tensor2D;
+      a = act(tf.add(tf.matMul(a, weights[2 * l] as TfCore.Tensor2D), weights[2 * l + 1]!)) as TfCore.Tensor2D;
       hidden.push(a);
     }
     const l = spec.hidden.length;

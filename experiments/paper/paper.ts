@@ -7,14 +7,17 @@
  * Trained nets, attacks, activations and scores are cached by their inputs
  * in node_modules/.cache/neurocorr-paper (`NEUROCORR_PAPER_CACHE`), so a
  * re-run recomputes nothing that is done. `-- --seeds 1,2`: only those seeds.
+ * `-- --claim` (and `--claim --quick`): the claim tested with power (claim.ts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CACHE, log, ROOT } from './common.js';
 import { DATASETS } from './data.js';
 import { writeFigure } from './figure.js';
 import { writeReport } from './report.js';
+import { runClaim } from './claim.js';
+import { CLAIM_HEADING, withClaimSection } from './claim-report.js';
 import { runOne, type Config, type RunResult } from './run.js';
 import { loadTrainingTf, type Tf } from './tf.js';
 
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const tf = await loadTrainingTf();
   log(`TensorFlow.js backend: ${tf.getBackend()}; cache ${CACHE}`);
+  if (process.argv.includes('--claim')) return runClaim(tf, quick);
   const outDir = quick ? join(CACHE, 'quick') : join(ROOT, 'experiments', 'paper');
   mkdirSync(outDir, { recursive: true });
   const runs: RunResult[] = [];
@@ -70,9 +74,17 @@ async function writeAll(tf: Tf, outDir: string, runs: readonly RunResult[], wall
     plannedSeeds: SEEDS,
     convSpeed: CONV_SPEED,
   };
-  writeFileSync(join(outDir, 'REPORT.md'), writeReport(runs, meta, figure));
+  writeFileSync(join(outDir, 'REPORT.md'), withClaim(outDir, writeReport(runs, meta, figure)));
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ config: CONFIG, seeds, runs: runs.map((r) => ({ ...r, examples: undefined })) }, null, 1));
   log(`wrote ${join(outDir, 'REPORT.md')} (seeds ${seeds.join(', ')}) after ${(wallSeconds / 60).toFixed(1)} min`);
+}
+
+/** The claim run's section (claim.ts), kept when the tables are rewritten. */
+function withClaim(outDir: string, report: string): string {
+  const file = join(outDir, 'claim-section.md');
+  if (!existsSync(file)) return report;
+  const section = readFileSync(file, 'utf8');
+  return section.startsWith(CLAIM_HEADING) ? withClaimSection(report, section) : report;
 }
 
 main().catch((err: unknown) => {
