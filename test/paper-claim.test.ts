@@ -216,6 +216,10 @@ describe('the claim pieces', () => {
     const section = `${CLAIM_HEADING}\n\nnew\n`;
     expect(withClaimSection('# R\n\n## A\n\na\n', section)).toBe(`# R\n\n## A\n\na\n\n${section}`);
     expect(withClaimSection(`# R\n\n${CLAIM_HEADING}\n\nold\n\n## B\n\nb\n`, section)).toBe(`# R\n\n${section}\n## B\n\nb\n`);
+    const { withAnswer, ANSWER_HEADING } = await import('../experiments/paper/claim-report.js');
+    const previous = `# R\n\nintro\n\n${ANSWER_HEADING}\n\nthe answer\n\n## A\n\nold a\n`;
+    expect(withAnswer(previous, '# R\n\nintro\n\n## A\n\nnew a\n')).toBe(`# R\n\nintro\n\n${ANSWER_HEADING}\n\nthe answer\n\n## A\n\nnew a\n`);
+    expect(withAnswer('# R\n\n## A\n', '# R\n\n## A\n\nnew a\n')).toBe('# R\n\n## A\n\nnew a\n');
     expect(withClaimSection(`# R\n\n${CLAIM_HEADING}\n\nold\n`, section)).toBe(`# R\n\n${section}`);
   });
 

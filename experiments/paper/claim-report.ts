@@ -160,6 +160,19 @@ export function claimSection(runs: readonly SeedRun[], sweeps: readonly Sweep[],
 }
 
 /** `report` with the claim's section put in place of an earlier one (up to the next `## `), or appended. */
+/** The answer that heads REPORT.md (written by hand from the claim section's numbers), kept when the tables are rewritten. */
+export const ANSWER_HEADING = '## The answer: does the score predict robustness? (the claim, tested with power)';
+
+/** `report` with `previous`'s answer section, if it has one, put before its first section. */
+export function withAnswer(previous: string, report: string): string {
+  const start = previous.indexOf(`\n${ANSWER_HEADING}\n`);
+  if (start < 0) return report;
+  const end = previous.indexOf('\n## ', start + ANSWER_HEADING.length + 1);
+  const answer = previous.slice(start + 1, end < 0 ? undefined : end + 1);
+  const at = report.indexOf('\n## ');
+  return at < 0 ? `${report.trimEnd()}\n\n${answer}` : `${report.slice(0, at + 1)}${answer}${report.slice(at + 1)}`;
+}
+
 export function withClaimSection(report: string, section: string): string {
   const start = report.indexOf(`\n${CLAIM_HEADING}\n`);
   if (start < 0) return `${report.trimEnd()}\n\n${section}`;

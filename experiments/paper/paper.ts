@@ -17,7 +17,7 @@ import { DATASETS } from './data.js';
 import { writeFigure } from './figure.js';
 import { writeReport } from './report.js';
 import { runClaim } from './claim.js';
-import { CLAIM_HEADING, withClaimSection } from './claim-report.js';
+import { CLAIM_HEADING, withAnswer, withClaimSection } from './claim-report.js';
 import { runOne, type Config, type RunResult } from './run.js';
 import { loadTrainingTf, type Tf } from './tf.js';
 
@@ -79,8 +79,10 @@ async function writeAll(tf: Tf, outDir: string, runs: readonly RunResult[], wall
   log(`wrote ${join(outDir, 'REPORT.md')} (seeds ${seeds.join(', ')}) after ${(wallSeconds / 60).toFixed(1)} min`);
 }
 
-/** The claim run's section (claim.ts), kept when the tables are rewritten. */
-function withClaim(outDir: string, report: string): string {
+/** The claim run's section (claim.ts) and the answer at the top, kept when the tables are rewritten. */
+function withClaim(outDir: string, rewritten: string): string {
+  const previous = join(outDir, 'REPORT.md');
+  const report = existsSync(previous) ? withAnswer(readFileSync(previous, 'utf8'), rewritten) : rewritten;
   const file = join(outDir, 'claim-section.md');
   if (!existsSync(file)) return report;
   const section = readFileSync(file, 'utf8');
