@@ -1,5 +1,5 @@
-/** The CLI as a child process for the cluster benchmarks: its output collected, its exit awaited. */
-import { spawn, type ChildProcess } from 'node:child_process';
+/** The CLI (or a peer program) as a child process for the benchmarks: its output collected, its exit awaited or waited for. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'neurocorr.js');
@@ -24,3 +24,21 @@ export function runCli(argv: readonly string[], env: Record<string, string> = {}
   child.stderr!.on('data', (d: Buffer) => (proc.err += d.toString()));
   return proc;
 }
+
+export interface Ran {
+  readonly seconds: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `command` to its end and times it (wall seconds of the whole process); a failure throws with its output. */
+export function runTimed(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Ran {
+  const t = performance.now();
+  const r = spawnSync(command, args, { encoding: 'utf8', env, maxBuffer: 256 << 20 });
+  const seconds = (performance.now() - t) / 1000;
+  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+  return { seconds, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `neurocorr ARGS` run to its end, timed. */
+export const neurocorrTimed = (args: readonly string[]): Ran => runTimed(process.execPath, [BIN, ...args]);

@@ -16,10 +16,10 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveKerasResnet50 } from './keras-resnet50.js';
+import { neurocorrTimed, runTimed } from './cli-proc.js';
 import { replaceSection } from './results.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'neurocorr.js');
 const PEER = join(ROOT, 'bench', 'extract-peer.py');
 const PYTHON = '/usr/bin/python3';
 const quick = process.argv.includes('--quick');
@@ -43,18 +43,11 @@ delete peerEnv['OPENBLAS_CORETYPE'];
 delete peerEnv['OPENBLAS_L2_SIZE'];
 
 function python(args: readonly string[]): Record<string, unknown> {
-  const t = performance.now();
-  const r = spawnSync(PYTHON, [PEER, ...args], { encoding: 'utf8', env: peerEnv, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${PYTHON} ${PEER} ${args.join(' ')} failed: ${r.stderr}`);
-  return { ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>), wall: (performance.now() - t) / 1000 };
+  const r = runTimed(PYTHON, [PEER, ...args], peerEnv);
+  return { ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>), wall: r.seconds };
 }
 
-function neurocorr(args: readonly string[]): { seconds: number; stdout: string } {
-  const t = performance.now();
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`neurocorr ${args.join(' ')} failed: ${r.stderr}`);
-  return { seconds: (performance.now() - t) / 1000, stdout: r.stdout };
-}
+const neurocorr = neurocorrTimed;
 
 const dir = join(tmpdir(), 'neurocorr-bench', 'extract');
 const onnx = join(dir, 'resnet50.onnx');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { mulberry32 } from '../shared/core/index.js';
 
 type T = tfl.SymbolicTensor;
 
@@ -57,21 +58,9 @@ export function kerasResnet50(size: number): tfl.LayersModel {
   return tfl.model({ inputs: input, outputs: x, name: 'resnet50' });
 }
 
-/** mulberry32: uniform floats in [0, 1) from a 32-bit seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Seeded weights: kernels He-uniform over their fan-in, biases and BN betas and means 0, BN gammas and variances 1. */
 function seedWeights(model: tfl.LayersModel, seed: number): void {
-  const next = rng(seed);
+  const next = mulberry32(seed);
   for (const layer of model.layers) {
     const weights = layer.weights;
     if (weights.length === 0) continue;

@@ -10,15 +10,14 @@
  * multi-layer case is off by more than 20% (`--quick`: two small cases, one
  * round, writes nothing).
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { neurocorrTimed } from './cli-proc.js';
 import { replaceSection } from './results.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'neurocorr.js');
 const DATA = join(tmpdir(), 'neurocorr-bench', 'plan');
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 1 : 3;
@@ -56,13 +55,7 @@ async function settle(): Promise<void> {
   settled += waited();
 }
 
-function neurocorr(argv: readonly string[]): { stdout: string; seconds: number } {
-  const t = performance.now();
-  const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: 'utf8', maxBuffer: 256 << 20 });
-  const seconds = (performance.now() - t) / 1000;
-  if (r.status !== 0) throw new Error(`neurocorr ${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return { stdout: r.stdout, seconds };
-}
+const neurocorr = neurocorrTimed;
 
 /** F and G of one architecture (seeds 1 and 2, one probe set), written once. */
 function synth(name: string, arch: string, extra: readonly string[]): readonly [string, string] {

@@ -10,16 +10,15 @@
  * bench/RESULTS.md. `--quick`: ResNet-18 against ResNet-34 at 64 px on 8
  * probes, writes nothing.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeNpy } from '../shared/formats/index.js';
 import { findTool, TOOLS } from '../test/setup/tools.js';
+import { neurocorrTimed, runTimed } from './cli-proc.js';
 import { replaceSection } from './results.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'neurocorr.js');
 const quick = process.argv.includes('--quick');
 const cacheArg = process.argv.indexOf('--cache');
 const log = (line: string) => process.stderr.write(`bench:resnet: ${line}\n`);
@@ -39,13 +38,7 @@ const MODELS = quick
 const dir = cacheArg > 0 ? process.argv[cacheArg + 1]! : join(tmpdir(), 'neurocorr-bench', quick ? 'resnet-quick' : 'resnet');
 mkdirSync(dir, { recursive: true });
 
-function timed(command: string, args: readonly string[]): { seconds: number; output: string } {
-  const t = performance.now();
-  const r = spawnSync(command, args, { encoding: 'utf8', cwd: ROOT, maxBuffer: 256 << 20 });
-  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
-  return { seconds: (performance.now() - t) / 1000, output: `${r.stdout}${r.stderr}` };
-}
-const neurocorr = (args: readonly string[]) => timed(process.execPath, [BIN, ...args]);
+const neurocorr = neurocorrTimed;
 
 const python = findTool(TOOLS.find((t) => t.name === 'python3')!)?.path;
 if (python === undefined)
@@ -88,7 +81,7 @@ const extracted: Extracted[] = MODELS.map(({ arch, seed, blockRelu }) => {
   const onnx = join(dir, `${arch}.onnx`);
   let exportSeconds: number | null = null;
   if (!existsSync(onnx)) {
-    exportSeconds = timed(python, ['-c', EXPORT, arch, String(seed), String(SIDE), onnx]).seconds;
+    exportSeconds = runTimed(python, ['-c', EXPORT, arch, String(seed), String(SIDE), onnx]).seconds;
     log(`${arch}: exported in ${exportSeconds.toFixed(1)} s`);
   }
   const out = join(dir, arch);

@@ -9,24 +9,18 @@
  * "Zoo" section of bench/RESULTS.md (`--quick`: one round, 4 models, writes
  * nothing).
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { neurocorrTimed } from './cli-proc.js';
 import { replaceSection } from './results.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'neurocorr.js');
 const quick = process.argv.includes('--quick');
 const log = (line: string) => process.stderr.write(`bench:zoo: ${line}\n`);
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function neurocorr(args: readonly string[]): { wall: number; stdout: string } {
-  const t = performance.now();
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', maxBuffer: 256 << 20 });
-  if (r.status !== 0) throw new Error(`neurocorr ${args.join(' ')} failed: ${r.stderr}`);
-  return { wall: (performance.now() - t) / 1000, stdout: r.stdout };
-}
+const neurocorr = neurocorrTimed;
 
 const K = quick ? 4 : 8;
 const rounds = quick ? 1 : 3;
@@ -55,19 +49,19 @@ const fresh: number[] = [];
 for (let round = 0; round < rounds; round++) {
   const out = join(dir, `out-${round}`);
   rmSync(out, { recursive: true, force: true });
-  oneJob.push(neurocorr(['zoo', zooFile(K), '--out', out, '--no-progress']).wall);
+  oneJob.push(neurocorr(['zoo', zooFile(K), '--out', out, '--no-progress']).seconds);
   log(`round ${round + 1}: ${K}-model zoo as one job: ${oneJob.at(-1)!.toFixed(1)} s`);
   let total = 0;
-  for (const f of models.slice(0, K)) for (const g of models.slice(0, K)) total += neurocorr(['score', f.path, g.path, '--json', '--no-progress']).wall;
+  for (const f of models.slice(0, K)) for (const g of models.slice(0, K)) total += neurocorr(['score', f.path, g.path, '--json', '--no-progress']).seconds;
   separate.push(total);
   log(`round ${round + 1}: ${K * K} separate score runs: ${total.toFixed(1)} s`);
   const added = neurocorr(['zoo', zooFile(K + 1), '--out', out, '--no-progress']);
   if (!added.stdout.includes(`computed ${2 * K + 1} pairs, reused ${K * K}`))
     throw new Error(`the incremental run did not compute exactly ${2 * K + 1} pairs:\n${added.stdout}`);
-  incremental.push(added.wall);
+  incremental.push(added.seconds);
   const whole = join(dir, `whole-${round}`);
   rmSync(whole, { recursive: true, force: true });
-  fresh.push(neurocorr(['zoo', zooFile(K + 1), '--out', whole, '--no-progress']).wall);
+  fresh.push(neurocorr(['zoo', zooFile(K + 1), '--out', whole, '--no-progress']).seconds);
   log(`round ${round + 1}: adding model ${K + 1}: ${incremental.at(-1)!.toFixed(1)} s incremental, ${fresh.at(-1)!.toFixed(1)} s from scratch`);
 }
 

@@ -7,19 +7,17 @@
  * Each computed step's time is kept beside it (`.seconds.json`), so the time
  * estimate still has it when the step comes from the cache.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { substituteAttack } from './attack.js';
 import { gaussianBlur, gaussianNoise } from './claim-corrupt.js';
 import type { ClaimConfig } from './claim-family.js';
-import { CACHE, keyOf, log } from './common.js';
+import { atomicWrite, cacheFile, keyOf, log } from './common.js';
 import { loadDataset, split, type DatasetName } from './data.js';
 import { accuracy, activations, initNet, loadNet, predict, saveNet, train, type Net } from './nets.js';
 import { writeActivationSet } from './scores.js';
+import { CODE_VERSION } from './run.js';
 import type { Tf } from './tf.js';
 
-/** run.ts's CODE_VERSION: the shared cache keys must match its own. */
-const RUN_CODE = 1;
 /** Bump when a change here changes a net's targets. */
 const TARGET_CODE = 1;
 
@@ -56,18 +54,12 @@ export interface SeedRun {
   readonly computedSeconds: number;
 }
 
-export function cacheFile(dir: string, name: string): string {
-  mkdirSync(join(CACHE, dir), { recursive: true });
-  return join(CACHE, dir, name);
-}
-
 const timeFile = (file: string): string => `${file}.seconds.json`;
 function readTime(file: string): number {
   return existsSync(timeFile(file)) ? (JSON.parse(readFileSync(timeFile(file), 'utf8')) as { seconds: number }).seconds : NaN;
 }
 function writeAtomic(file: string, write: (tmp: string) => void, seconds: number): void {
-  write(`${file}.tmp-${process.pid}`);
-  renameSync(`${file}.tmp-${process.pid}`, file);
+  atomicWrite(file, write);
   writeFileSync(timeFile(file), JSON.stringify({ seconds }));
 }
 
@@ -76,7 +68,7 @@ const paramsOf = (net: Net): number => net.weights.reduce((a, w) => a + w.size, 
 export async function runSeed(tf: Tf, dataset: DatasetName, seed: number, c: ClaimConfig): Promise<SeedRun> {
   const { train: trainSet, test } = split(loadDataset(dataset), seed, c.limit);
   const nTest = test.labels.length;
-  const dataKey = { dataset, seed, limit: c.limit, code: RUN_CODE };
+  const dataKey = { dataset, seed, limit: c.limit, code: CODE_VERSION };
 
   const attacked: Float32Array[] = [];
   const attackKeys: string[] = [];
@@ -147,8 +139,7 @@ export async function runSeed(tf: Tf, dataset: DatasetName, seed: number, c: Cla
 
     const actFile = cacheFile('activations', `${dataset}-${seed}-${spec.name}-${key}.safetensors`);
     if (!existsSync(actFile)) {
-      writeActivationSet(`${actFile}.tmp`, activations(tf, net, test.images));
-      renameSync(`${actFile}.tmp`, actFile);
+      atomicWrite(actFile, (tmp) => writeActivationSet(tmp, activations(tf, net, test.images)));
     }
     acts[spec.name] = actFile;
     net.dispose();

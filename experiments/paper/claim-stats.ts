@@ -4,18 +4,11 @@
  * correlation controlling for a third variable, Holm's correction and the
  * design's detectable effect. Pure and deterministic given the seeds.
  */
+import { mulberry32 } from '#dist/shared/core/index.js';
 import { pearson, ranks, spearman, spearmanP } from './stats.js';
 
 /** Seeded uniform on [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export interface Interval {
   readonly low: number;

@@ -8,9 +8,9 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { zoo, type ZooPair } from '#dist/index.js';
-import { keyOf, log } from './common.js';
+import { cacheFile, keyOf, log } from './common.js';
 import type { ClaimConfig } from './claim-family.js';
-import { cacheFile, type SeedRun } from './claim-run.js';
+import type { SeedRun } from './claim-run.js';
 import { CNN } from './nets.js';
 import { SETTINGS, type Setting } from './scores.js';
 import { mean } from './stats.js';

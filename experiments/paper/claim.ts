@@ -14,9 +14,9 @@ import { SELECTION_RULE, statRows, sweepOf, type SeedZoos } from './claim-analys
 import { estimateFull } from './claim-estimate.js';
 import { FULL, QUICK, type ClaimConfig } from './claim-family.js';
 import { claimSection, withClaimSection } from './claim-report.js';
-import { cacheFile, runSeed, type SeedRun } from './claim-run.js';
+import { runSeed, type SeedRun } from './claim-run.js';
 import { runZoos } from './claim-zoo.js';
-import { CACHE, keyOf, log, ROOT } from './common.js';
+import { CACHE, cacheFile, keyOf, log, ROOT } from './common.js';
 import type { Tf } from './tf.js';
 
 /** Where the full run's test split sizes come from: 10,000 images split 75/25. */

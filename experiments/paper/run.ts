@@ -4,17 +4,16 @@
  * measures accuracy before and after, writes each net's test activations
  * and scores every pair in both settings (cached per pair).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { substituteAttack } from './attack.js';
-import { CACHE, keyOf, log } from './common.js';
+import { atomicWrite, cacheFile, keyOf, log } from './common.js';
 import { loadDataset, split, type DatasetName } from './data.js';
 import { accuracy, activations, CNN, initNet, loadNet, MLPS, predict, saveNet, train, type Net, type NetSpec } from './nets.js';
 import { scorePair, SETTINGS, writeActivationSet, type PairScore } from './scores.js';
 import type { Tf } from './tf.js';
 
-/** Bump when a change to the code changes what a cached step would compute. */
-const CODE_VERSION = 1;
+/** Bump when a change to the code changes what a cached step would compute (claim-run.ts shares its cache keys). */
+export const CODE_VERSION = 1;
 /** The same for the cached scores alone. */
 const SCORE_VERSION = 2;
 
@@ -58,16 +57,6 @@ export interface RunResult {
 
 export const ALL_NETS: readonly NetSpec[] = [...MLPS, CNN];
 
-function cachedFile(dir: string, name: string): string {
-  mkdirSync(join(CACHE, dir), { recursive: true });
-  return join(CACHE, dir, name);
-}
-
-const atomicWrite = (file: string, data: Uint8Array | Float32Array): void => {
-  writeFileSync(`${file}.tmp-${process.pid}`, data);
-  renameSync(`${file}.tmp-${process.pid}`, file);
-};
-
 export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Config): Promise<RunResult> {
   const seconds: Record<string, number> = {};
   const timed = async <T>(what: string, f: () => T | Promise<T>): Promise<T> => {
@@ -82,7 +71,7 @@ export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Conf
   for (const spec of ALL_NETS) {
     const epochs = spec.kind === 'cnn' ? c.cnnEpochs : c.mlpEpochs;
     const key = keyOf({ ...dataKey, spec, epochs, batch: c.batch, lr: c.lr });
-    const file = cachedFile('nets', `${dataset}-${seed}-${spec.name}-${key}.safetensors`);
+    const file = cacheFile('nets', `${dataset}-${seed}-${spec.name}-${key}.safetensors`);
     let trainSeconds = 0;
     let net: Net;
     if (existsSync(file)) net = loadNet(tf, spec, file);
@@ -93,22 +82,21 @@ export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Conf
       const loss = await timed(`train ${spec.kind}`, () => train(tf, net, trainSet, { epochs, batch: c.batch, seed, optimizer }));
       optimizer.dispose();
       trainSeconds = (performance.now() - started) / 1000;
-      saveNet(net, `${file}.tmp-${process.pid}`);
-      renameSync(`${file}.tmp-${process.pid}`, file);
+      atomicWrite(file, (tmp) => saveNet(net, tmp));
       log(`${dataset} seed ${seed}: trained ${spec.name} in ${trainSeconds.toFixed(1)} s (last epoch's loss ${loss.toFixed(3)})`);
     }
     nets.set(spec.name, { net, key, trainSeconds });
   }
 
   const attackKey = keyOf({ ...dataKey, epsilon: c.epsilon, iterations: c.attackIterations, batch: c.batch });
-  const attackFile = cachedFile('attacks', `${dataset}-${seed}-${attackKey}.f32`);
+  const attackFile = cacheFile('attacks', `${dataset}-${seed}-${attackKey}.f32`);
   let attacked: Float32Array;
   if (existsSync(attackFile)) {
     const b = readFileSync(attackFile);
     attacked = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice();
   } else {
     attacked = await timed('attack', () => substituteAttack(tf, test, { epsilon: c.epsilon, iterations: c.attackIterations, seed, batch: c.batch }));
-    atomicWrite(attackFile, attacked);
+    atomicWrite(attackFile, (tmp) => writeFileSync(tmp, attacked));
     log(`${dataset} seed ${seed}: Algorithm 1 done in ${seconds['attack']!.toFixed(1)} s`);
   }
 
@@ -120,10 +108,9 @@ export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Conf
     const before = accuracy(predBefore, test.labels);
     const after = accuracy(predAfter, test.labels);
     results[name] = { before, after, degradation: (before - after) / before, trainSeconds };
-    const file = cachedFile('activations', `${dataset}-${seed}-${name}-${key}.safetensors`);
+    const file = cacheFile('activations', `${dataset}-${seed}-${name}-${key}.safetensors`);
     if (!existsSync(file)) {
-      await timed('activations', () => writeActivationSet(`${file}.tmp`, activations(tf, net, test.images)));
-      renameSync(`${file}.tmp`, file);
+      await timed('activations', () => atomicWrite(file, (tmp) => writeActivationSet(tmp, activations(tf, net, test.images))));
     }
     actFiles.set(name, file);
   }
@@ -142,7 +129,7 @@ export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Conf
   const pairs: Record<string, Record<string, PairScore>> = {};
   const self: Record<string, PairScore> = {};
   const scoreFile = (f: string, g: string, setting: string) =>
-    cachedFile('scores', `${dataset}-${seed}-${f}-${g}-${setting}-${keyOf({ f: nets.get(f)!.key, g: nets.get(g)!.key, setting, code: SCORE_VERSION })}.json`);
+    cacheFile('scores', `${dataset}-${seed}-${f}-${g}-${setting}-${keyOf({ f: nets.get(f)!.key, g: nets.get(g)!.key, setting, code: SCORE_VERSION })}.json`);
   for (const setting of SETTINGS) {
     const cell: Record<string, PairScore> = {};
     const list: [string, string][] = [];
@@ -176,7 +163,7 @@ export async function runOne(tf: Tf, dataset: DatasetName, seed: number, c: Conf
  * results (keyed by the run's configuration) and read back.
  */
 function recordSeconds(dataset: DatasetName, seed: number, c: Config, now: Record<string, number>): Record<string, number> {
-  const file = cachedFile('seconds', `${dataset}-${seed}-${keyOf({ c, code: CODE_VERSION, score: SCORE_VERSION })}.json`);
+  const file = cacheFile('seconds', `${dataset}-${seed}-${keyOf({ c, code: CODE_VERSION, score: SCORE_VERSION })}.json`);
   const before = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>) : {};
   const merged = { ...now, ...before };
   for (const [k, v] of Object.entries(now)) if (!(k in before) || before[k] === 0) merged[k] = v;

@@ -10,6 +10,17 @@ export function createRng(seed: number): () => number {
   };
 }
 
+/** mulberry32: another small seeded PRNG, whose streams the paper's statistics and the benchmarks' seeded weights were drawn from. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** FNV-1a over a string, to derive per-layer seeds from names. */
 export function hashString(text: string, seed = 0x811c9dc5): number {
   let h = seed >>> 0;
